@@ -1,0 +1,46 @@
+"""``nas-llv``: the command line. Each subcommand lives in ``nas_llv/commands/``.
+
+User errors (ConfigError) print one line and exit with status 2, without a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from typing import Sequence
+
+from .config import ConfigError
+from .registry import RegistryError
+
+COMMANDS = ("list", "space", "derive")
+
+
+def _parser() -> argparse.ArgumentParser:
+    from importlib import import_module
+
+    from . import __version__
+
+    parser = argparse.ArgumentParser(prog="nas-llv", description="Neural architecture search for low-light vision.")
+    parser.add_argument("--version", action="version", version=f"nas-llv {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name in COMMANDS:
+        import_module(f".commands.{name.replace('-', '_')}", __package__).add_parser(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    try:
+        return int(args.run(args) or 0)
+    except (ConfigError, RegistryError) as exc:
+        print(f"nas-llv {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"nas-llv {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

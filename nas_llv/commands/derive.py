@@ -1,0 +1,78 @@
+"""``nas-llv derive GENOTYPE_OR_RUN``: build the fixed network, print ops, params, FLOPs."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from ..config import ConfigError
+from ..genotype import Genotype, load_genotype
+
+
+def find_genotype(target: str | Path) -> Path:
+    """A genotype file, or a run folder holding ``genotype.yaml``."""
+    path = Path(target)
+    if path.is_dir():
+        path = path / "genotype.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{target}: no genotype.yaml in this folder (has the search finished?)")
+    elif not path.is_file():
+        raise ConfigError(f"{target}: no such genotype file or run folder")
+    return path
+
+
+def summary(geno: Genotype, net, size: tuple[int, int] | None) -> list[str]:
+    lines = [f"network: {geno.network.get('type', 'single')} "
+             + " ".join(f"{k}={v}" for k, v in geno.network.items() if k != "type")]
+    for label, op in geno.choices.items():
+        lines.append(f"  {label:18s} {op}")
+    lines.append(f"params: {sum(p.numel() for p in net.parameters()):,}")
+    if size is not None:
+        lines.append(flops_line(net, size))
+    return lines
+
+
+def flops_line(net, size: tuple[int, int]) -> str:
+    import torch
+
+    try:
+        from ..metrics import count_flops
+    except ImportError:
+        return "FLOPs: unavailable (nas_llv.metrics missing)"
+    flops = count_flops(net, torch.rand(1, 3, size[1], size[0]))
+    return f"FLOPs at {size[0]}x{size[1]}: {flops / 1e9:.3f} G ({flops / 2e9:.3f} GMAC)"
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 600x400, got '{text}'") from None
+    return w, h
+
+
+def run(args: argparse.Namespace) -> int:
+    path = find_genotype(args.target)
+    geno = load_genotype(path)
+    net = geno.build(channels=args.channels, repeat=args.repeat)
+    print("\n".join(summary(geno, net, None if args.no_flops else args.size)))
+    if args.draw:
+        from ..draw import draw_cell
+
+        for name, spec in geno.spaces.items():
+            prefix = "" if len(geno.spaces) == 1 else f"{name}."
+            choices = {k[len(prefix):]: v for k, v in geno.choices.items() if k.startswith(prefix)}
+            out = draw_cell(spec.cell, path.parent / f"cell_{name}.png", title=f"derived {name}", choices=choices)
+            print(f"wrote {out}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("derive", help="build the fixed network of a genotype and summarise it",
+                       description="Build the derived network from a genotype file (or a run folder) alone.")
+    p.add_argument("target", help="genotype.yaml, or a run folder containing one")
+    p.add_argument("--channels", type=int, help="rebuild every module at this width (full-size retraining)")
+    p.add_argument("--repeat", type=int, help="rebuild with this many stages/blocks per module")
+    p.add_argument("--size", type=_size, default=(600, 400), help="input WIDTHxHEIGHT for FLOPs (default 600x400)")
+    p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
+    p.add_argument("--draw", action="store_true", help="draw each derived cell to PNG beside the genotype")
+    p.set_defaults(run=run)

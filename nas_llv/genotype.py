@@ -1,0 +1,72 @@
+"""Genotype files: ``{label: op}`` plus everything needed to rebuild the network.
+
+``genotype.yaml`` holds the network builder and its options, the resolved space of each
+module (so no other file is needed), and the choices::
+
+    nas_llv: 0.1.0
+    network: {type: ruas, variant: ruas}
+    spaces: {scene: {...}, denoise: {...}}
+    genotype: {scene.c1_d: skip, scene.c1_r: resconv_1x1, ...}
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from torch import nn
+
+from . import __version__
+from .config import ConfigError, load_yaml
+from .io_utils import write_yaml
+from .models import build_fixed_network, resize_space
+from .ops import canonical_op
+from .space import SpaceSpec, parse_space, space_to_dict
+
+
+@dataclass(frozen=True)
+class Genotype:
+    network: dict[str, Any]
+    spaces: dict[str, SpaceSpec]
+    choices: dict[str, str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, channels: Mapping[str, int] | int | None = None,
+              repeat: Mapping[str, int] | int | None = None) -> nn.Module:
+        """The derived network; ``channels``/``repeat`` resize every module (int) or named ones."""
+        spaces = {k: resize_space(s, _pick(channels, k), _pick(repeat, k)) for k, s in self.spaces.items()}
+        return build_fixed_network(self.network, spaces, self.choices)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nas_llv": __version__,
+            "network": dict(self.network),
+            "spaces": {k: space_to_dict(s) for k, s in self.spaces.items()},
+            "genotype": dict(self.choices),
+            **({"meta": self.meta} if self.meta else {}),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        return write_yaml(path, self.to_dict())
+
+
+def _pick(value: Mapping[str, int] | int | None, key: str) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    return value.get(key)
+
+
+def load_genotype(path: str | Path) -> Genotype:
+    """Read a genotype file written by ``Genotype.save`` (errors name the file and key)."""
+    data = load_yaml(path)
+    for key in ("spaces", "genotype"):
+        if not isinstance(data.get(key), dict):
+            raise ConfigError(f"{path}: missing or malformed '{key}' (expected a mapping); is this a genotype file?")
+    spaces = {k: parse_space(v, f"{path}: spaces.{k}") for k, v in data["spaces"].items()}
+    choices = {}
+    for label, op in data["genotype"].items():
+        try:
+            choices[str(label)] = canonical_op(str(op))
+        except ConfigError as exc:
+            raise ConfigError(f"{path}: genotype.{label}: {exc}") from None
+    return Genotype(dict(data.get("network") or {"type": "single"}), spaces, choices, data.get("meta") or {})

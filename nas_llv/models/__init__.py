@@ -1,0 +1,11 @@
+"""Models built from search spaces (importing registers them)."""
+from __future__ import annotations
+
+from . import ruas  # noqa: F401  (registers ruas_scene, ruas_denoise)
+from .base import CellStack, build_derived, build_module, build_searchable, build_supernet, resize_space
+from .networks import RUAS, build_fixed_network, build_search_network
+
+__all__ = [
+    "CellStack", "RUAS", "build_derived", "build_module", "build_searchable", "build_supernet",
+    "resize_space", "build_fixed_network", "build_search_network",
+]

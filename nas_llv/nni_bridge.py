@@ -1,0 +1,62 @@
+"""All of nas-llv's use of NNI, in one place.
+
+NNI 3.0 (archived) supplies the search-space bookkeeping: ``LayerChoice`` holds an edge's
+candidates under a label (equal labels are one shared choice), ``ModelSpace.simplify()``
+lists the choices, and ``freeze()`` turns a supernet into the chosen network. Choices must
+be created inside a ModelSpace's ``__init__``, so supernets are built through ``Space``,
+which calls a factory in that context. Nothing else in nas-llv imports nni.
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Any, Callable, Iterator, Mapping
+
+from torch import nn
+
+with warnings.catch_warnings():
+    # NNI 3.0 predates some torch module types and warns about each at import
+    warnings.simplefilter("ignore")
+    import logging as _logging
+
+    from nni.nas.nn.pytorch import LayerChoice, ModelSpace
+
+_logging.getLogger("nni").setLevel(_logging.ERROR)
+
+
+def choice(candidates: Mapping[str, nn.Module], label: str) -> nn.Module:
+    """A labelled choice among named candidate modules (NNI ``LayerChoice``)."""
+    return LayerChoice(dict(candidates), label=label)
+
+
+def is_choice(module: nn.Module) -> bool:
+    return isinstance(module, LayerChoice)
+
+
+def candidates(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
+    """(name, module) pairs of a choice, in declaration order."""
+    for name in module.names:
+        yield name, module[name]
+
+
+class Space(ModelSpace):
+    """Root of a supernet: calls ``factory()`` where NNI can register its choices.
+
+    ``space.net`` is the network itself; the wrapper exists for ``labels`` and ``freeze``.
+    """
+
+    def __init__(self, factory: Callable[[], nn.Module]) -> None:
+        super().__init__()
+        self.net = factory()
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.net(*args, **kwargs)
+
+
+def labels(space: Space) -> dict[str, list[Any]]:
+    """Label -> candidate names, as NNI sees the space."""
+    return {label: list(c.values) for label, c in space.simplify().items()}
+
+
+def freeze(space: Space, genotype: Mapping[str, str]) -> nn.Module:
+    """The fixed network with each label's chosen op (shares weights with the supernet)."""
+    return space.freeze(dict(genotype)).net
