@@ -6,7 +6,7 @@ the ops a genotype names). Both build from the one op table.
 """
 from __future__ import annotations
 
-from typing import Iterator, Mapping, Protocol
+from typing import Callable, Iterator, Mapping, Protocol
 
 import networkx as nx
 import torch
@@ -81,8 +81,32 @@ class MixedEdge(nn.Module):
         return sum(wi * op(x) for wi, op in zip(w, ops))
 
 
+class MixedPart(nn.Module):
+    """Σ_i softmax(α)_i part_i(*inputs) over whole candidate sub-networks of one label.
+
+    Parts take the same inputs and return tensors of one shape (e.g. up-scalers, fusions).
+    """
+
+    def __init__(self, label: str, candidates: Mapping[str, nn.Module], arch: ArchParams) -> None:
+        super().__init__()
+        self.label = label
+        self.choice = nni_bridge.choice(candidates, label)
+        object.__setattr__(self, "_arch", arch)
+        arch.add(label, tuple(candidates))
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if not nni_bridge.is_choice(self.choice):
+            return self.choice(*inputs)
+        w = F.softmax(self._arch[self.label], dim=0)
+        return sum(wi * part(*inputs) for wi, (_, part) in zip(w, nni_bridge.candidates(self.choice)))
+
+
 class EdgeFactory(Protocol):
-    def __call__(self, edge: EdgeSpec, label: str, channels: int) -> nn.Module: ...
+    """Makes a cell edge from the op table, and (``part``) a choice among named sub-networks."""
+
+    def __call__(self, edge: EdgeSpec, label: str, channels: int, names: tuple[str, ...] = ()) -> nn.Module: ...
+
+    def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module: ...
 
 
 class MixedEdges:
@@ -93,6 +117,9 @@ class MixedEdges:
 
     def __call__(self, edge: EdgeSpec, label: str, channels: int, names: tuple[str, ...] = ()) -> nn.Module:
         return MixedEdge(label, tuple(canonical_op(n) for n in names), channels, self.arch, self.fuse)
+
+    def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module:
+        return MixedPart(label, {name: make() for name, make in candidates.items()}, self.arch)
 
 
 class FixedEdges:
@@ -108,6 +135,14 @@ class FixedEdges:
         if op not in names:
             raise ConfigError(f"genotype chooses '{op}' for '{label}', which is not among its candidates {list(names)}")
         return build_op(op, channels)
+
+    def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module:
+        if label not in self.genotype:
+            raise ConfigError(f"genotype has no choice for part '{label}'; it has: {', '.join(self.genotype)}")
+        name = self.genotype[label]
+        if name not in candidates:
+            raise ConfigError(f"genotype chooses '{name}' for part '{label}'; candidates: {', '.join(candidates)}")
+        return candidates[name]()
 
 
 class Cell(nn.Module):
@@ -193,8 +228,8 @@ def derived_state_dict(supernet: nn.Module, genotype: Mapping[str, str]) -> dict
     rename: dict[str, str] = {}
     drop: list[str] = []
     for path, m in supernet.named_modules():
-        if isinstance(m, MixedEdge):
-            chosen = canonical_op(genotype[m.label])
+        if isinstance(m, (MixedEdge, MixedPart)):
+            chosen = canonical_op(genotype[m.label]) if isinstance(m, MixedEdge) else genotype[m.label]
             rename[f"{path}.choice.{chosen}."] = f"{path}."
             drop.append(f"{path}.choice.")
     out = {}
@@ -213,4 +248,5 @@ def set_one_hot(model: nn.Module, genotype: Mapping[str, str], scale: float = 1e
     for m in arch_modules(model):
         for label, alpha in m.items():
             alpha.zero_()
-            alpha[m.candidates[label].index(canonical_op(genotype[label]))] = scale
+            name = genotype[label] if genotype[label] in m.candidates[label] else canonical_op(genotype[label])
+            alpha[m.candidates[label].index(name)] = scale
