@@ -1,0 +1,95 @@
+"""Model cost: parameter count, FLOPs (torch's FlopCounterMode) and wall-clock latency."""
+from __future__ import annotations
+
+import contextlib
+import platform
+import statistics
+import time
+from typing import Iterator
+
+import torch
+from torch import nn
+from torch.utils.flop_counter import FlopCounterMode
+
+
+def count_params(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of parameter elements (shared parameters counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+@contextlib.contextmanager
+def _eval_mode(model: nn.Module) -> Iterator[None]:
+    # Measuring must not update BatchNorm statistics, and must leave the caller's mode as it was.
+    was_training = model.training
+    model.eval()
+    try:
+        yield
+    finally:
+        model.train(was_training)
+
+
+def count_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
+    """FLOPs of one forward pass on ``inputs``, as ``torch.utils.flop_counter`` counts them.
+
+    That counter counts 2 FLOPs per multiply-add of convolutions and matrix products and nothing
+    for biases, activations, pooling or element-wise ops; so GMACs = FLOPs / 2 / 1e9 (papers that
+    write "FLOPs" often mean MACs). Runs in eval mode without gradients; the model's mode is restored.
+    """
+    counter = FlopCounterMode(display=False)
+    with _eval_mode(model), torch.no_grad(), counter:
+        model(*inputs)
+    return int(counter.get_total_flops())
+
+
+def _resolve_device(device: str | torch.device | None, x: torch.Tensor) -> torch.device:
+    if device is None:
+        return x.device
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+def _device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return platform.processor() or platform.machine() or device.type
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def latency(
+    model: nn.Module,
+    x: torch.Tensor,
+    repeats: int = 20,
+    warmup: int = 3,
+    device: str | torch.device | None = None,
+) -> dict[str, float | int | str]:
+    """Wall-clock time of ``model(x)`` in eval mode under ``torch.inference_mode``.
+
+    device: None follows ``x``; ``"auto"`` picks CUDA when present; else a torch device. The model
+    is moved there (in place) and x copied there. On CUDA each run is bracketed by
+    ``torch.cuda.synchronize``. Returns ``{"median_s", "min_s", "repeats", "device_name"}``.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"latency: need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
+    dev = _resolve_device(device, x)
+    model.to(dev)
+    x = x.to(dev)
+    times = []
+    with _eval_mode(model), torch.inference_mode():
+        for i in range(warmup + repeats):
+            _sync(dev)
+            start = time.perf_counter()
+            model(x)
+            _sync(dev)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return {
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "repeats": repeats,
+        "device_name": _device_name(dev),
+    }
