@@ -1,0 +1,67 @@
+"""Dataset builders registered in ``nas_llv.registry.DATASETS``.
+
+Each builder's keyword names are ``DataConfig`` field names, so ``build_dataset(cfg)`` can pass
+exactly the fields a builder asks for, and ``DATASETS.build({"type": "lol", "root": ...})`` works
+directly too.
+"""
+from __future__ import annotations
+
+import inspect
+from typing import Any
+
+from torch.utils.data import Dataset
+
+from nas_llv.config import ConfigError
+from nas_llv.data.demo import demo_pairs, demo_sr_pairs
+from nas_llv.data.folders import PairedFolder, UnpairedFolder, lol
+from nas_llv.data.rellisur import LowLightSRFolder
+from nas_llv.registry import DATASETS
+
+
+def _need_root(kind: str, root: str | None) -> str:
+    if root is None:
+        raise ConfigError(f"dataset type '{kind}' needs data.root (a folder)")
+    return root
+
+
+@DATASETS.register("demo")
+def build_demo(demo_count: int = 8, demo_size: int = 128, seed: int = 0) -> Dataset:
+    """Embedded low-light pairs darkened from scikit-image photographs (``nas_llv.data.demo``)."""
+    return demo_pairs(count=demo_count, size=demo_size, seed=seed)
+
+
+@DATASETS.register("demo_sr")
+def build_demo_sr(scale: int = 2, demo_count: int = 8, demo_size: int = 128, seed: int = 0) -> Dataset:
+    """Embedded low-light SR pairs: ``demo_size`` HR ground truth, ``demo_size/scale`` input."""
+    return demo_sr_pairs(scale=scale, count=demo_count, size=demo_size, seed=seed)
+
+
+@DATASETS.register("folder")
+def build_folder(root: str | None = None) -> Dataset:
+    """Every image in ``root``, no ground truth (e.g. DARK FACE night photographs)."""
+    return UnpairedFolder(_need_root("folder", root))
+
+
+@DATASETS.register("paired")
+def build_paired(root: str | None = None) -> Dataset:
+    """``root/low`` + ``root/high`` with matching file names."""
+    return PairedFolder(_need_root("paired", root))
+
+
+@DATASETS.register("lol")
+def build_lol(root: str | None = None, split: str = "train") -> Dataset:
+    """LOL: ``root/our485`` (``train``) or ``root/eval15`` (``eval``)."""
+    return lol(_need_root("lol", root), split)
+
+
+@DATASETS.register("rellisur")
+def build_rellisur(root: str | None = None, split: str = "train", scale: int = 2) -> Dataset:
+    """RELLISUR-style low-light SR pairs (layouts in ``nas_llv.data.rellisur``)."""
+    return LowLightSRFolder(_need_root("rellisur", root), split, scale)
+
+
+def build_dataset(cfg: Any) -> Dataset:
+    """Build ``DATASETS[cfg.type]`` with the config fields that builder takes."""
+    fn = DATASETS.get(cfg.type)
+    kwargs = {name: getattr(cfg, name) for name in inspect.signature(fn).parameters if hasattr(cfg, name)}
+    return fn(**kwargs)

@@ -1,0 +1,99 @@
+"""Image files <-> tensors: ``(3, H, W)`` float32 in [0, 1], RGB only.
+
+Reading goes through Pillow (PNG, JPEG, BMP, TIFF, WEBP). Every failure is a
+``ConfigError`` whose message starts with the offending file, so a bad image in a
+thousand-image folder is found at once.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from nas_llv.config import ConfigError
+from nas_llv.io_utils import atomic_write
+
+IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+_PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
+                ".tif": "TIFF", ".tiff": "TIFF", ".webp": "WEBP"}
+# Modes that carry one intensity channel (with or without alpha): refused, never guessed into RGB.
+_GRAY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+WRITE_MODES = ("round", "truncate")
+
+
+def _open_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            img.load()  # decoding is lazy; force it here so a truncated file fails now
+            img = img.copy()
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise ConfigError(f"{path}: cannot read image ({type(exc).__name__}: {exc})") from None
+    if img.mode in _GRAY_MODES:
+        raise ConfigError(f"{path}: grayscale image (mode {img.mode}); nas-llv needs RGB")
+    # RGBA/P/CMYK/YCbCr -> RGB; alpha is dropped, not composited.
+    return img if img.mode == "RGB" else img.convert("RGB")
+
+
+def read_image(path: str | Path) -> torch.Tensor:
+    """Read an RGB image file; returns ``(3, H, W)`` float32 in [0, 1].
+
+    Raises ``ConfigError`` naming the file when it is missing, unreadable, corrupt or grayscale.
+    RGBA and palette images are converted to RGB (alpha dropped).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such image file")
+    img = _open_rgb(path)
+    arr = np.asarray(img, dtype=np.uint8)
+    return torch.from_numpy(arr.copy()).permute(2, 0, 1).to(torch.float32).div_(255.0)
+
+
+def to_uint8(x: torch.Tensor, mode: str = "round") -> np.ndarray:
+    """``x: (3, H, W)`` in [0, 1] -> ``(H, W, 3)`` uint8; values outside [0, 1] are clipped.
+
+    ``round`` rounds to the nearest level; ``truncate`` is ``uint8(clip(x * 255))``, the way the
+    RUAS authors save their outputs.
+    """
+    if mode not in WRITE_MODES:
+        raise ValueError(f"mode={mode!r} is not allowed; allowed: {', '.join(WRITE_MODES)}")
+    if x.ndim != 3 or x.shape[0] != 3:
+        raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(x.shape)}")
+    y = x.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(255.0)
+    y = y.round() if mode == "round" else y.floor()
+    return y.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+
+
+def write_image(path: str | Path, x: torch.Tensor, mode: str = "round") -> Path:
+    """Write ``x: (3, H, W)`` in [0, 1] to ``path`` (format from the extension), atomically.
+
+    Parent folders are created; the file appears complete or not at all (temp file + rename).
+    """
+    path = Path(path)
+    fmt = _PIL_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(f"{path}: unsupported image extension; allowed: {', '.join(IMAGE_EXTS)}")
+    img = Image.fromarray(to_uint8(x, mode), mode="RGB")
+    options = {"quality": 95} if fmt in ("JPEG", "WEBP") else {}
+    atomic_write(path, lambda tmp: img.save(tmp, format=fmt, **options))
+    return path
+
+
+def is_image(path: Path) -> bool:
+    """True for a visible file whose extension is one of ``IMAGE_EXTS`` (any case)."""
+    return path.is_file() and not path.name.startswith(".") and path.suffix.lower() in IMAGE_EXTS
+
+
+def list_images(folder: str | Path) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name.
+
+    Raises ``ConfigError`` when the folder is missing or holds no image.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise ConfigError(f"{folder}: no such folder")
+    files = sorted((p for p in folder.iterdir() if is_image(p)), key=lambda p: p.name)
+    if not files:
+        raise ConfigError(f"{folder}: no images (looked for {', '.join(IMAGE_EXTS)})")
+    return files
