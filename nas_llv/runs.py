@@ -1,0 +1,246 @@
+"""Run folders: ``results/<name>-<YYYYmmdd-HHMMSS>/`` with the resolved config, a log, a
+per-step trajectory and checkpoints; every write is atomic, so a killed run resumes cleanly.
+
+Layout (see ``docs/runs.md``)::
+
+    config.yaml          resolved recipe
+    log.txt              the 'nas_llv' logger, with times
+    trajectory.csv       one row per step (TrajectoryWriter)
+    checkpoints/last.pt  torch.save of the state dict given to save_checkpoint
+    genotype.yaml, genotype_best.yaml   written by the strategies
+"""
+from __future__ import annotations
+
+import csv
+import logging
+import random
+from datetime import datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+
+from .config import ConfigError, load_yaml
+from .io_utils import atomic_write, write_yaml
+
+log = logging.getLogger(__name__)
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+class Run:
+    """One run folder. Build with ``Run.create`` (new run) or ``Run.open`` (resume)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.dir = Path(path)
+        self.trajectory = TrajectoryWriter(self.dir / "trajectory.csv")
+        self._handler: logging.Handler | None = None
+        self._old_level = logging.NOTSET
+
+    @classmethod
+    def create(cls, config: Mapping[str, Any], name: str, root: str | Path = "results") -> Run:
+        """A new folder ``root/<name>-<timestamp>`` (``-2``, ``-3``... when taken) holding config.yaml."""
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise ConfigError(f"run name {name!r}: expected a plain folder name (no '/', not starting with '.')")
+        base = Path(root) / f"{name}-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+        base.parent.mkdir(parents=True, exist_ok=True)
+        path, n = base, 1
+        while True:
+            try:
+                path.mkdir()  # exist_ok=False: two processes cannot claim the same folder
+                break
+            except FileExistsError:
+                n += 1
+                path = base.with_name(f"{base.name}-{n}")
+        write_yaml(path / "config.yaml", _plain(config))
+        run = cls(path)
+        run._attach_log("w")
+        log.info("run folder %s", path)
+        return run
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        """An existing run (``--resume``); log.txt is appended to."""
+        path = Path(path)
+        if not path.is_dir():
+            raise ConfigError(f"{path}: no such run folder")
+        if not (path / "config.yaml").is_file():
+            raise ConfigError(f"{path}: not a run folder (config.yaml is missing)")
+        run = cls(path)
+        run._attach_log("a")
+        log.info("resuming run %s", path)
+        return run
+
+    def config(self) -> dict[str, Any]:
+        return load_yaml(self.dir / "config.yaml")
+
+    def save_checkpoint(self, state: Mapping[str, Any], name: str = "last.pt") -> Path:
+        """``torch.save(state)`` into ``checkpoints/<name>`` via a temp file and rename."""
+        return atomic_write(self.dir / "checkpoints" / name, lambda p: torch.save(dict(state), p))
+
+    def load_checkpoint(self, name: str = "last.pt", map_location: Any = "cpu",
+                        weights_only: bool = False) -> dict[str, Any]:
+        """Read ``checkpoints/<name>``. The run's own files are trusted, hence ``weights_only=False``
+        by default; pass True for files from elsewhere (``rng_state()`` is safe under it)."""
+        path = self.dir / "checkpoints" / name
+        if not path.is_file():
+            raise ConfigError(f"{self.dir}: no checkpoints/{name}; nothing to resume")
+        return torch.load(path, map_location=map_location, weights_only=weights_only)
+
+    def _attach_log(self, mode: str) -> None:
+        self._handler = logging.FileHandler(self.dir / "log.txt", mode=mode, encoding="utf-8")
+        self._handler.setFormatter(logging.Formatter(LOG_FORMAT))
+        pkg = logging.getLogger("nas_llv")
+        self._old_level = pkg.level
+        if pkg.getEffectiveLevel() > logging.INFO:  # the log file wants INFO even when the console does not
+            pkg.setLevel(logging.INFO)
+        pkg.addHandler(self._handler)
+
+    def close(self) -> None:
+        """Detach and close log.txt (idempotent)."""
+        if self._handler is None:
+            return
+        pkg = logging.getLogger("nas_llv")
+        pkg.removeHandler(self._handler)
+        pkg.setLevel(self._old_level)
+        self._handler.close()
+        self._handler = None
+
+    def __enter__(self) -> Run:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Run({str(self.dir)!r})"
+
+
+def _plain(data: Any) -> Any:
+    """A YAML-safe copy: tuples -> lists, Paths -> str (the config may come from dataclasses)."""
+    if isinstance(data, Mapping):
+        return {str(k): _plain(v) for k, v in data.items()}
+    if isinstance(data, (list, tuple)):
+        return [_plain(v) for v in data]
+    return str(data) if isinstance(data, Path) else data
+
+
+class TrajectoryWriter:
+    """``trajectory.csv``: one row per step; the header grows when a row brings new keys."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.fields: list[str] | None = None
+        if self.path.is_file() and self.path.stat().st_size:
+            self._drop_torn_line()
+            header, _ = self._read()
+            self.fields = header or None
+
+    def append(self, row: Mapping[str, Any]) -> None:
+        """Append one row and flush. Values: numbers (floats as repr), strings, 0-d tensors, None."""
+        cells = {str(k): _cell(k, v) for k, v in row.items()}
+        if self.fields is None:
+            self.fields = list(cells)
+            atomic_write(self.path, lambda p: self._write(p, self.fields or [], [cells]))
+            return
+        new = [k for k in cells if k not in self.fields]
+        if new:
+            _, rows = self._read()
+            self.fields = self.fields + new
+            atomic_write(self.path, lambda p: self._write(p, self.fields or [], [*rows, cells]))
+            return
+        with self.path.open("a", newline="", encoding="utf-8") as f:
+            csv.DictWriter(f, self.fields, restval="").writerow(cells)
+            f.flush()
+
+    def truncate_after(self, step: int) -> None:
+        """Drop rows with ``step`` greater than the given one (resuming from that step's checkpoint)."""
+        if self.fields is None:
+            return
+        _, rows = self._read()
+        kept = [r for r in rows if not r.get("step") or int(float(r["step"])) <= step]
+        if len(kept) != len(rows):
+            log.info("trajectory: dropped %d rows after step %d", len(rows) - len(kept), step)
+            atomic_write(self.path, lambda p: self._write(p, self.fields or [], kept))
+
+    def _read(self) -> tuple[list[str], list[dict[str, str]]]:
+        with self.path.open(newline="", encoding="utf-8") as f:
+            reader = csv.DictReader(f)
+            rows = list(reader)
+            return list(reader.fieldnames or []), rows
+
+    @staticmethod
+    def _write(path: Path, fields: list[str], rows: list[dict[str, str]]) -> None:
+        with path.open("w", newline="", encoding="utf-8") as f:
+            writer = csv.DictWriter(f, fields, restval="")
+            writer.writeheader()
+            writer.writerows(rows)
+
+    def _drop_torn_line(self) -> None:
+        """A run killed mid-append can leave a partial last line; it is not data."""
+        text = self.path.read_text(encoding="utf-8")
+        if text.endswith("\n"):
+            return
+        keep = text[: text.rfind("\n") + 1]
+        log.warning("%s: dropping a partial last line %r", self.path, text[len(keep):][:80])
+        atomic_write(self.path, lambda p: p.write_text(keep, encoding="utf-8"))
+
+
+def _cell(key: Any, value: Any) -> str:
+    if isinstance(value, torch.Tensor):
+        if value.numel() != 1:
+            raise TypeError(f"trajectory column {key!r}: expected a scalar, got a tensor of shape {tuple(value.shape)}")
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None:
+        return ""
+    if isinstance(value, (bool, int, str)):
+        return str(value)
+    if isinstance(value, float):
+        return repr(value)  # shortest round-trip form: a resumed run compares equal
+    raise TypeError(f"trajectory column {key!r}: expected a number, string or None, got {type(value).__name__}")
+
+
+def rng_state() -> dict[str, Any]:
+    """Python, NumPy, torch CPU and (when present) all CUDA generators; loadable with weights_only."""
+    np_state = np.random.get_state(legacy=False)
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": {**np_state, "state": {"key": torch.from_numpy(np_state["state"]["key"].astype(np.int64)),
+                                        "pos": int(np_state["state"]["pos"])}},
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def set_rng_state(state: Mapping[str, Any]) -> None:
+    """Restore what ``rng_state()`` returned."""
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    np_state = dict(state["numpy"])
+    key = np.asarray(np_state["state"]["key"].cpu().numpy() if isinstance(np_state["state"]["key"], torch.Tensor)
+                     else np_state["state"]["key"]).astype(np.uint32)
+    np_state["state"] = {"key": key, "pos": int(np_state["state"]["pos"])}
+    np.random.set_state(np_state)
+    torch.set_rng_state(state["torch"].cpu())
+    _set_cuda_state(state.get("cuda"))
+
+
+def _set_cuda_state(states: list[torch.Tensor] | None) -> None:
+    if not states:
+        return
+    if not torch.cuda.is_available():
+        log.warning("checkpoint has CUDA RNG states but CUDA is not available; they are not restored")
+        return
+    count = torch.cuda.device_count()
+    if len(states) != count:
+        log.warning("checkpoint has %d CUDA RNG states, this machine %d devices; restoring the first %d",
+                    len(states), count, min(count, len(states)))
+    for i, s in enumerate(states[:count]):
+        torch.cuda.set_rng_state(s.cpu(), i)

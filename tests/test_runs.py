@@ -1,0 +1,184 @@
+from __future__ import annotations
+
+import csv
+import logging
+import random
+import re
+from datetime import datetime
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from torch import nn
+
+import nas_llv.runs as runs
+from nas_llv.config import ConfigError
+from nas_llv.runs import Run, TrajectoryWriter, rng_state, set_rng_state
+
+CONFIG = {"search": {"epochs": 2, "lr": 3e-4, "modules": ["scene", "denoise"]}, "name": "ruas", "seed": 0}
+
+
+def _rows(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    with path.open(newline="") as f:
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    return list(reader.fieldnames or []), rows
+
+
+def _draws() -> tuple:
+    return (random.random(), random.gauss(0, 1), np.random.rand(3).tolist(), np.random.normal(size=2).tolist(),
+            torch.rand(3).tolist(), torch.randn(2).tolist())
+
+
+def test_create_layout_config_and_log(tmp_path):
+    level = logging.getLogger("nas_llv").level
+    with Run.create(CONFIG, "ruas", root=tmp_path) as run:
+        assert re.fullmatch(r"ruas-\d{8}-\d{6}", run.dir.name) and run.dir.parent == tmp_path
+        assert yaml.safe_load((run.dir / "config.yaml").read_text()) == CONFIG
+        assert run.config() == CONFIG
+        logging.getLogger("nas_llv.something").info("marker-%d", 42)
+    logging.getLogger("nas_llv.something").info("after-close")
+    text = (run.dir / "log.txt").read_text()
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d.*nas_llv\.something: marker-42", text)
+    assert "after-close" not in text
+    assert logging.getLogger("nas_llv").level == level  # restored by close()
+
+
+def test_runs_in_the_same_second_get_distinct_folders(tmp_path, monkeypatch):
+    class Frozen(datetime):
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2024, 5, 1, 12, 0, 0)
+
+    monkeypatch.setattr(runs, "datetime", Frozen)
+    made = [Run.create(CONFIG, "x", root=tmp_path) for _ in range(3)]
+    for r in made:
+        r.close()
+    assert [r.dir.name for r in made] == ["x-20240501-120000", "x-20240501-120000-2", "x-20240501-120000-3"]
+
+
+def test_bad_run_name(tmp_path):
+    with pytest.raises(ConfigError, match="plain folder name"):
+        Run.create(CONFIG, "a/b", root=tmp_path)
+
+
+def test_open_appends_log_and_errors_name_the_folder(tmp_path):
+    with Run.create(CONFIG, "r", root=tmp_path) as run:
+        logging.getLogger("nas_llv.a").info("first")
+    with Run.open(run.dir) as again:
+        assert again.config() == CONFIG
+        logging.getLogger("nas_llv.a").info("second")
+        with pytest.raises(ConfigError, match=r"r-.*: no checkpoints/last.pt; nothing to resume"):
+            again.load_checkpoint()
+    text = (run.dir / "log.txt").read_text()
+    assert text.index("first") < text.index("second")
+    with pytest.raises(ConfigError, match=re.escape(f"{tmp_path / 'missing'}: no such run folder")):
+        Run.open(tmp_path / "missing")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match=r"empty: not a run folder \(config.yaml is missing\)"):
+        Run.open(tmp_path / "empty")
+
+
+def test_checkpoint_round_trip_with_rng(tmp_path):
+    model = nn.Linear(3, 2)
+    state = {"model": model.state_dict(), "step": 7,
+             "opt": {"nested": {"t": torch.arange(4.0), "lr": [1e-3, 2e-3]}}, "config": CONFIG, "rng": rng_state()}
+    expected = _draws()
+    with Run.create(CONFIG, "c", root=tmp_path) as run:
+        path = run.save_checkpoint(state)
+        assert path == run.dir / "checkpoints" / "last.pt"
+        back = run.load_checkpoint()
+        safe = run.load_checkpoint(weights_only=True)  # rng_state() holds no pickled numpy objects
+    assert back["step"] == 7 and back["config"] == CONFIG and back["opt"]["nested"]["lr"] == [1e-3, 2e-3]
+    assert torch.equal(back["opt"]["nested"]["t"], torch.arange(4.0))
+    for k, v in model.state_dict().items():
+        assert torch.equal(back["model"][k], v)
+    set_rng_state(safe["rng"])
+    assert _draws() == expected
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    with Run.create(CONFIG, "a", root=tmp_path) as run:
+        run.save_checkpoint({"step": 1, "w": torch.ones(3)})
+
+        def torn_save(obj, f, *args, **kwargs):
+            Path(f).write_bytes(b"PK\x03\x04 partial")
+            raise OSError("disk full")
+
+        monkeypatch.setattr(torch, "save", torn_save)
+        with pytest.raises(OSError, match="disk full"):
+            run.save_checkpoint({"step": 2, "w": torch.zeros(3)})
+        monkeypatch.undo()
+        back = run.load_checkpoint()
+    assert back["step"] == 1 and torch.equal(back["w"], torch.ones(3))
+    assert sorted(p.name for p in (run.dir / "checkpoints").iterdir()) == ["last.pt"]
+
+
+def test_rng_state_reproduces_draws():
+    state = rng_state()
+    first = _draws()
+    _draws()
+    set_rng_state(state)
+    assert _draws() == first
+
+
+def test_trajectory_widens_header_and_keeps_full_precision(tmp_path):
+    path = tmp_path / "trajectory.csv"
+    w = TrajectoryWriter(path)
+    w.append({"step": 1, "train_loss": 1 / 3, "module": "scene"})
+    w.append({"step": 2, "train_loss": np.float64(0.1), "module": "scene", "prob/scene.c1_d/skip": torch.tensor(0.7)})
+    w.append({"step": 3, "train_loss": None})
+    header, rows = _rows(path)
+    assert header == ["step", "train_loss", "module", "prob/scene.c1_d/skip"]
+    assert [r["step"] for r in rows] == ["1", "2", "3"]
+    assert float(rows[0]["train_loss"]) == 1 / 3 and rows[1]["train_loss"] == "0.1"
+    assert float(rows[1]["prob/scene.c1_d/skip"]) == torch.tensor(0.7).item()
+    assert rows[0]["prob/scene.c1_d/skip"] == "" and rows[2]["module"] == "" and rows[2]["train_loss"] == ""
+    assert TrajectoryWriter(path).fields == header  # a reopened writer keeps the header
+    assert [p.name for p in tmp_path.iterdir()] == ["trajectory.csv"]  # no temp files left
+    with pytest.raises(TypeError, match="prob/x/y.*shape"):
+        w.append({"step": 4, "prob/x/y": torch.ones(2)})
+
+
+def test_truncate_after_and_torn_last_line(tmp_path):
+    path = tmp_path / "trajectory.csv"
+    w = TrajectoryWriter(path)
+    for step in range(1, 6):
+        w.append({"step": step, "lr": step * 0.1})
+    w.truncate_after(3)
+    w.append({"step": 4, "lr": 9.0})
+    assert [(r["step"], r["lr"]) for r in _rows(path)[1]] == [("1", "0.1"), ("2", "0.2"), ("3", "0.30000000000000004"),
+                                                            ("4", "9.0")]
+    with path.open("a") as f:
+        f.write("5,0.")  # killed mid-append
+    w2 = TrajectoryWriter(path)
+    w2.append({"step": 5, "lr": 1.5})
+    assert [r["step"] for r in _rows(path)[1]] == ["1", "2", "3", "4", "5"]
+
+
+def _train(run: Run, steps: range, crash_after: int | None = None) -> None:
+    """A toy loop: a random number per step, a checkpoint every 3 steps."""
+    for step in steps:
+        run.trajectory.append({"step": step, "epoch": 0, "train_loss": torch.rand(()).item(), "r": random.random()})
+        if step % 3 == 0:
+            run.save_checkpoint({"step": step, "rng": rng_state()})
+        if step == crash_after:
+            return
+
+
+def test_resumed_trajectory_equals_uninterrupted(tmp_path):
+    torch.manual_seed(1), random.seed(1)
+    with Run.create(CONFIG, "full", root=tmp_path) as full:
+        _train(full, range(1, 8))
+    torch.manual_seed(1), random.seed(1)
+    with Run.create(CONFIG, "cut", root=tmp_path) as cut:
+        _train(cut, range(1, 8), crash_after=5)
+    torch.manual_seed(123)
+    with Run.open(cut.dir) as resumed:
+        ckpt = resumed.load_checkpoint()
+        resumed.trajectory.truncate_after(ckpt["step"])
+        set_rng_state(ckpt["rng"])
+        _train(resumed, range(ckpt["step"] + 1, 8))
+    assert (cut.dir / "trajectory.csv").read_bytes() == (full.dir / "trajectory.csv").read_bytes()
