@@ -1,0 +1,21 @@
+"""Losses, registered in ``nas_llv.registry.LOSSES``, and loss-weight hyper-variables.
+
+Every loss is called as ``loss(out, batch)`` and returns an unweighted scalar (see ``base``).
+Importing this package registers: ruas_scene, ruas_denoise, l1, mse, ssim, tv, luminance,
+illum_prior, perceptual.
+"""
+from __future__ import annotations
+
+from .base import Loss, fetch
+from .image import (IllumPriorLoss, L1Loss, LuminanceLoss, MSELoss, SSIMLoss, TVLoss,
+                    illumination_prior, total_variation)
+from .perceptual import VGG19_LAYERS, PerceptualLoss, vgg19_weights_path
+from .ruas import RUASDenoiseLoss, RUASSceneLoss, relative_total_variation, ruas_code_smoothness
+from .weighting import CompositeLoss, LossWeights, available_terms, build_composite
+
+__all__ = [
+    "CompositeLoss", "IllumPriorLoss", "L1Loss", "Loss", "LossWeights", "LuminanceLoss", "MSELoss",
+    "PerceptualLoss", "RUASDenoiseLoss", "RUASSceneLoss", "SSIMLoss", "TVLoss", "VGG19_LAYERS",
+    "available_terms", "build_composite", "fetch", "illumination_prior", "relative_total_variation",
+    "ruas_code_smoothness", "total_variation", "vgg19_weights_path",
+]
