@@ -58,15 +58,20 @@ def _pick(value: Mapping[str, int] | int | None, key: str) -> int | None:
 
 def load_genotype(path: str | Path) -> Genotype:
     """Read a genotype file written by ``Genotype.save`` (errors name the file and key)."""
-    data = load_yaml(path)
+    return genotype_from_dict(load_yaml(path), str(path))
+
+
+def genotype_from_dict(data: Mapping[str, Any], source: str = "<genotype>") -> Genotype:
+    """A Genotype from the mapping ``Genotype.to_dict`` gives (errors name ``source`` and the key)."""
     for key in ("spaces", "genotype"):
         if not isinstance(data.get(key), dict):
-            raise ConfigError(f"{path}: missing or malformed '{key}' (expected a mapping); is this a genotype file?")
-    spaces = {k: parse_space(v, f"{path}: spaces.{k}") for k, v in data["spaces"].items()}
+            raise ConfigError(f"{source}: missing or malformed '{key}' (expected a mapping); is this a genotype file?")
+    spaces = {k: parse_space(v, f"{source}: spaces.{k}") for k, v in data["spaces"].items()}
+    parts = {n for s in spaces.values() for names in s.parts().values() for n in names}
     choices = {}
     for label, op in data["genotype"].items():
         try:
-            choices[str(label)] = canonical_op(str(op))
+            choices[str(label)] = str(op) if str(op) in parts else canonical_op(str(op))
         except ConfigError as exc:
-            raise ConfigError(f"{path}: genotype.{label}: {exc}") from None
-    return Genotype(dict(data.get("network") or {"type": "single"}), spaces, choices, data.get("meta") or {})
+            raise ConfigError(f"{source}: genotype.{label}: {exc}") from None
+    return Genotype(dict(data.get("network") or {"type": "single"}), spaces, choices, dict(data.get("meta") or {}))

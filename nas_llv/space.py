@@ -113,7 +113,13 @@ class SpaceSpec:
         for stage in range(1 if self.share_arch else self.repeat):
             for e in self.cell.searchable:
                 out[edge_label(prefix, e.label, None if self.share_arch else stage)] = self.cell.candidates(e)
+        out.update(self.parts(prefix))
         return out
+
+    def parts(self, prefix: str = "") -> dict[str, tuple[str, ...]]:
+        """Part-choice label -> candidate sub-network names, as the model declares them
+        (e.g. ``upscaler``); empty for models whose only choices are cell edges."""
+        return {f"{prefix}{k}": v for k, v in model_parts(self.model).items()}
 
     def size(self) -> int:
         """Number of distinct architectures (product of candidate counts over labels)."""
@@ -121,6 +127,15 @@ class SpaceSpec:
         for cands in self.labels().values():
             n *= len(cands)
         return n
+
+
+def model_parts(model: dict[str, Any]) -> dict[str, tuple[str, ...]]:
+    """A model's part choices (unprefixed label -> names), from its ``part_choices(options)``."""
+    from . import models  # noqa: F401  (registers the models; imported late, models imports this module)
+    from .registry import MODELS
+
+    hook = getattr(MODELS.get(model["type"]), "part_choices", None) if model.get("type") in MODELS else None
+    return dict(hook({k: v for k, v in model.items() if k != "type"})) if hook else {}
 
 
 def edge_label(prefix: str, label: str, stage: int | None) -> str:

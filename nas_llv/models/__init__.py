@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from . import ruas  # noqa: F401  (registers ruas_scene, ruas_denoise)
+from . import llsr  # noqa: F401  (registers trico_llsr, collaba_llsr)
 from .base import CellStack, build_derived, build_module, build_searchable, build_supernet, resize_space
 from .networks import RUAS, build_fixed_network, build_search_network
 
