@@ -12,7 +12,7 @@ from typing import Sequence
 from .config import ConfigError
 from .registry import RegistryError
 
-COMMANDS = ("list", "space", "derive")
+COMMANDS = ("list", "space", "search", "derive", "import-ruas", "enhance", "eval", "compare")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -30,7 +30,13 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    args, extra = parser.parse_known_args(argv)
+    # KEY=VALUE overrides may follow options too: `search r.yaml --output d a.b=1`
+    if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
+        args.overrides = list(args.overrides or []) + extra
+    elif extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return int(args.run(args) or 0)

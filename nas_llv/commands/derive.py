@@ -5,7 +5,6 @@ import argparse
 from pathlib import Path
 
 from ..config import ConfigError
-from ..genotype import Genotype, load_genotype
 
 
 def find_genotype(target: str | Path) -> Path:
@@ -20,7 +19,7 @@ def find_genotype(target: str | Path) -> Path:
     return path
 
 
-def summary(geno: Genotype, net, size: tuple[int, int] | None) -> list[str]:
+def summary(geno, net, size: tuple[int, int] | None) -> list[str]:
     lines = [f"network: {geno.network.get('type', 'single')} "
              + " ".join(f"{k}={v}" for k, v in geno.network.items() if k != "type")]
     for label, op in geno.choices.items():
@@ -51,6 +50,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..genotype import load_genotype
+
     path = find_genotype(args.target)
     geno = load_genotype(path)
     net = geno.build(channels=args.channels, repeat=args.repeat)

@@ -1,0 +1,65 @@
+"""``nas-llv search RECIPE [KEY=VALUE ...]`` and ``nas-llv search --resume RUN``."""
+from __future__ import annotations
+
+import argparse
+import logging
+
+from ..config import ConfigError
+
+log = logging.getLogger("nas_llv.search")
+
+
+def start(args: argparse.Namespace):
+    """The Searcher and its run folder: a new run, or one resumed from its checkpoint."""
+    from ..recipe import load_recipe, recipe_from_dict
+    from ..registry import STRATEGIES
+    from ..runs import Run
+    from .. import strategies  # noqa: F401  (registers the strategies)
+
+    if args.resume:
+        if args.recipe or args.overrides:
+            raise ConfigError("--resume continues a run from its own config.yaml; give no recipe or overrides")
+        run = Run.open(args.resume)
+        recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
+        searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
+        searcher.attach(run)
+        searcher.load_state_dict(run.load_checkpoint())
+        log.info("resuming %s at step %d (epoch %d)", run.dir, searcher.step, searcher.epoch + 1)
+        return searcher, run
+    if not args.recipe:
+        raise ConfigError("give a recipe file (e.g. recipes/ruas_demo.yaml) or --resume RUN")
+    recipe = load_recipe(args.recipe, args.overrides)
+    root = args.output or recipe.output
+    # Build before creating the run folder, so a bad recipe or missing data leaves nothing behind.
+    searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
+    run = Run.create(recipe.to_dict(), recipe.name, root)
+    searcher.attach(run)
+    return searcher, run
+
+
+def run_search(args: argparse.Namespace) -> int:
+    searcher, run = start(args)
+    with run:
+        try:
+            finished = searcher.run(stop_after=args.stop_after)
+        except KeyboardInterrupt:
+            searcher.save()
+            log.info("interrupted at step %d; continue with: nas-llv search --resume %s", searcher.step, run.dir)
+            return 130
+    if not finished:
+        log.info("stopped after step %d; continue with: nas-llv search --resume %s", searcher.step, run.dir)
+    else:
+        print(run.dir)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("search", help="run an architecture (and hyper-variable) search from a recipe",
+                       description="Search a recipe's spaces; the run folder collects config, log, "
+                                   "trajectory, checkpoints and genotype.")
+    p.add_argument("recipe", nargs="?", help="recipe YAML, e.g. recipes/ruas_demo.yaml")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. search.epochs=2 data.crop=64")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped run from checkpoints/last.pt")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop (with a checkpoint) after N more steps")
+    p.add_argument("--output", metavar="DIR", help="parent folder of the run (default: the recipe's output, results/)")
+    p.set_defaults(run=run_search)

@@ -1,0 +1,110 @@
+"""Recipes: YAML files loaded into typed, frozen dataclasses.
+
+A recipe names the network (its spaces and builder options), the data, the losses of each
+module, and the search (strategy, hypergradient method, optimizers). Unknown keys fail with
+the key's path and the allowed keys; ``KEY=VALUE`` overrides are parsed by ``yaml.safe_load``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, Sequence
+
+from .config import ConfigError, apply_overrides, check_range, from_dict, load_yaml, to_dict
+from .data import DataConfig
+
+
+@dataclass(frozen=True)
+class NetworkConfig:
+    """``type``: a network builder (``nas-llv list networks``); ``spaces``: module -> space file or name."""
+
+    type: str = "ruas"
+    spaces: dict[str, str] = field(default_factory=lambda: {"scene": "ruas_scene", "denoise": "ruas_denoise"})
+    options: dict[str, Any] = field(default_factory=lambda: {"variant": "ruas"})
+    fuse: bool = True  # run mixed edges of linear ops as one convolution (exact)
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = 3e-4
+    momentum: float = 0.9                       # sgd
+    betas: tuple[float, float] = (0.9, 0.999)   # adam
+    weight_decay: float = 0.0
+    schedule: Literal["cosine", "constant"] = "cosine"
+    min_lr: float = 0.0
+    grad_clip: float | None = 5.0
+
+    def validate(self) -> None:
+        check_range("lr", self.lr, 0.0, None, lo_open=True)
+        check_range("weight_decay", self.weight_decay, 0.0)
+        check_range("min_lr", self.min_lr, 0.0, self.lr)
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas={list(self.betas)} must be two numbers in [0, 1)")
+
+
+def _arch_optim() -> OptimConfig:
+    # RUAS Sec. 6.1 / DARTS: Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, no schedule
+    return OptimConfig(lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3, schedule="constant", grad_clip=None)
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    strategy: str = "cooperative"
+    epochs: int = 20
+    steps_per_epoch: int | None = None   # default: one pass over the training split
+    hypergrad: dict[str, Any] = field(default_factory=lambda: {"type": "finite_difference"})
+    beta: float = 1.0                    # weight of the task loss in the scene's upper loss (Eq. 7)
+    scene_steps: int = 1                 # scene updates per iteration (cooperative)
+    task_steps: int = 1                  # task updates per iteration (cooperative)
+    weights: OptimConfig = field(default_factory=OptimConfig)
+    arch: OptimConfig = field(default_factory=_arch_optim)
+    val_batches: int = 4                 # batches in the end-of-epoch validation (best genotype)
+    checkpoint_every: int = 50           # steps between checkpoints (and at every epoch end)
+
+    def validate(self) -> None:
+        check_range("epochs", self.epochs, 1)
+        check_range("beta", self.beta, 0.0)
+        for name in ("scene_steps", "task_steps", "val_batches", "checkpoint_every"):
+            check_range(name, getattr(self, name), 1)
+        if self.steps_per_epoch is not None:
+            check_range("steps_per_epoch", self.steps_per_epoch, 1)
+        if "type" not in self.hypergrad:
+            raise ValueError("hypergrad needs a 'type' (see `nas-llv list hypergrads`)")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    network: NetworkConfig = field(default_factory=NetworkConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    losses: dict[str, dict[str, Any]] = field(default_factory=dict)
+    search: SearchConfig = field(default_factory=SearchConfig)
+    seed: int = 0
+    device: str = "auto"
+    output: str = "results"
+
+    def validate(self) -> None:
+        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
+            raise ValueError(f"device={self.device!r}; allowed: auto, cpu, cuda, cuda:N")
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_dict(self)
+
+
+def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
+    """Read a recipe file, apply ``KEY=VALUE`` overrides, and check everything."""
+    data = apply_overrides(load_yaml(path), overrides)
+    return recipe_from_dict(data, str(path))
+
+
+def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    if "name" not in data:
+        data = {**data, "name": Path(source).stem}
+    recipe = from_dict(Recipe, data, f"{source}:")
+    from .registry import STRATEGIES
+
+    if recipe.search.strategy not in STRATEGIES:
+        raise ConfigError(f"{source}: search.strategy: unknown '{recipe.search.strategy}'; "
+                          f"allowed: {', '.join(STRATEGIES.names())}")
+    return recipe

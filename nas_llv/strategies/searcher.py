@@ -1,0 +1,203 @@
+"""The search loop shared by every strategy: data, levels, optimizers, trajectory, checkpoints.
+
+A strategy subclass supplies ``build_levels()`` (name -> Level) and ``schedule(epoch)`` (the
+level names to update, in order, in one iteration). Each scheduled level takes one arch step
+(hypergradient on a validation batch) and one weight step (on the same training batch, as in
+DARTS), and writes one trajectory row. Checkpoints hold everything a resumed run needs to
+continue exactly as an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from .. import __version__
+from ..data import build_loaders
+from ..genotype import Genotype
+from ..losses import CompositeLoss, build_composite
+from ..models import build_search_network
+from ..registry import HYPERGRADS
+from ..runs import Run, rng_state, set_rng_state
+from ..space import load_space
+from ..supernet import arch_parameters, genotype_of, probs_of
+from .level import Level, make_optimizer, make_scheduler
+
+log = logging.getLogger(__name__)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def build_loss(cfg: dict[str, Any]) -> CompositeLoss:
+    """``{type: ..., **opts}`` (one term) or ``{terms: {...}, weights|learned: ...}``."""
+    if "type" in cfg:
+        return CompositeLoss({cfg["type"]: cfg})
+    return build_composite(cfg)
+
+
+class Searcher:
+    """Runs a strategy; ``run()`` returns True when the search finished (False: stopped early)."""
+
+    def __init__(self, recipe: Any) -> None:
+        self.recipe, self.cfg = recipe, recipe.search
+        self.run_dir: Run | None = None  # set by attach(): build first, so bad input leaves no folder
+        torch.manual_seed(recipe.seed)
+        self.device = resolve_device(recipe.device)
+        self.spaces = {k: load_space(v) for k, v in recipe.network.spaces.items()}
+        self.network_cfg = {"type": recipe.network.type, **recipe.network.options}
+        self.space = build_search_network(self.network_cfg, self.spaces, recipe.network.fuse)
+        self.net: nn.Module = self.space.net.to(self.device)
+        self.train_data, self.val_data = build_loaders(recipe.data)
+        self.method = HYPERGRADS.build(self.cfg.hypergrad)
+        self.levels = self.build_levels()
+        self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
+        self.schedulers = {}
+        for name, level in self.levels.items():
+            w_opt = make_optimizer(self.cfg.weights, list(level.lower.values()))
+            a_opt = make_optimizer(self.cfg.arch, list(level.upper.values())) if level.upper else None
+            level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
+            self.schedulers[name] = make_scheduler(self.cfg.weights, w_opt, self.cfg.epochs)
+        self.step = self.epoch = self.it = 0
+        self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
+        self.elapsed = 0.0
+
+    def attach(self, run: Run) -> None:
+        self.run_dir = run
+
+    # -- what a strategy provides ------------------------------------------------------------
+    def build_levels(self) -> dict[str, Level]:
+        raise NotImplementedError
+
+    def schedule(self, epoch: int) -> list[str]:
+        raise NotImplementedError
+
+    def loss(self, key: str) -> nn.Module:
+        from ..config import ConfigError
+
+        if key not in self.recipe.losses:
+            raise ConfigError(f"recipe: losses.{key} is missing; this strategy needs losses: "
+                              f"{', '.join(self._needed_losses())}")
+        return build_loss(self.recipe.losses[key]).to(self.device)
+
+    def _needed_losses(self) -> list[str]:
+        return ["scene", "task"] if getattr(self.net, "denoise", None) is not None else ["scene"]
+
+    # -- the loop ----------------------------------------------------------------------------
+    def _batch(self, stream) -> dict[str, Any]:
+        batch = next(stream)
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+    def run(self, stop_after: int | None = None) -> bool:
+        """Search to the end (True), or stop with a checkpoint (False) at the first iteration
+        boundary after ``stop_after`` more steps."""
+        total = self.cfg.epochs * self.steps_per_epoch
+        done = self.epoch * self.steps_per_epoch + self.it
+        limit = None if stop_after is None else self.step + stop_after
+        start = time.perf_counter() - self.elapsed
+        bar = tqdm(total=total, initial=done, desc=f"search {self.recipe.name}", unit="it", disable=None)
+        try:
+            while self.epoch < self.cfg.epochs:
+                while self.it < self.steps_per_epoch:
+                    if limit is not None and self.step >= limit:
+                        self.elapsed = time.perf_counter() - start
+                        self.save()
+                        return False
+                    self._iteration(start)
+                    self.it += 1
+                    bar.update(1)
+                    if self.step % self.cfg.checkpoint_every == 0:
+                        self.elapsed = time.perf_counter() - start
+                        self.save()
+                self._end_epoch(start)
+        finally:
+            bar.close()
+        self.finish()
+        return True
+
+    def _iteration(self, start: float) -> None:
+        for name in self.schedule(self.epoch):
+            level = self.levels[name]
+            train_b, val_b = self._batch(self.train_data), self._batch(self.val_data)
+            level.arch_step(self.method, train_b, val_b)
+            train_loss, terms = level.weight_step(train_b)
+            self.step += 1
+            row = {"step": self.step, "epoch": self.epoch + 1, "module": name, "phase": "search",
+                   "train_loss": train_loss, "val_loss": level.val_loss(val_b), "lr": level.lr,
+                   "seconds": round(time.perf_counter() - start, 4)}
+            row.update({f"loss/{k}": v for k, v in terms.items()})
+            row.update(self._prob_columns())
+            self.run_dir.trajectory.append(row)
+
+    def _prob_columns(self) -> dict[str, float]:
+        return {f"prob/{label}/{op}": p for label, ops in probs_of(self.net).items() for op, p in ops.items()}
+
+    def _end_epoch(self, start: float) -> None:
+        val = self.validate()
+        if val < self.best["val_loss"]:
+            self.best = {"val_loss": val, "genotype": genotype_of(self.net), "epoch": self.epoch + 1}
+        log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
+                 self.cfg.epochs, val, self.best["val_loss"], self.best["epoch"])
+        for sched in self.schedulers.values():
+            sched.step()
+        self.epoch, self.it = self.epoch + 1, 0
+        self.elapsed = time.perf_counter() - start
+        self.save()
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean upper objective of every level over ``val_batches`` validation batches."""
+        total = 0.0
+        for _ in range(self.cfg.val_batches):
+            batch = self._batch(self.val_data)
+            total += sum(level.val_loss(batch) for level in self.levels.values())
+        return total / self.cfg.val_batches
+
+    # -- results and checkpoints ---------------------------------------------------------------
+    def genotype(self, choices: dict[str, str] | None = None) -> Genotype:
+        meta = {"run": self.run_dir.dir.name, "strategy": self.cfg.strategy, "epochs": self.epoch, "step": self.step}
+        return Genotype(self.network_cfg, self.spaces, choices or genotype_of(self.net), meta)
+
+    def finish(self) -> None:
+        path = self.genotype().save(self.run_dir.dir / "genotype.yaml")
+        if self.best["genotype"] is not None:
+            self.genotype(self.best["genotype"]).save(self.run_dir.dir / "genotype_best.yaml")
+        log.info("search finished after %d steps; genotype written to %s", self.step, path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nas_llv": __version__, "config": self.recipe.to_dict(), "network": self.net.state_dict(),
+            "optimizers": {n: {"weights": lv.weight_opt.state_dict(),
+                               "arch": lv.arch_opt.state_dict() if lv.arch_opt else None} for n, lv in self.levels.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
+            "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed},
+            "best": self.best, "rng": rng_state(),
+            "arch": {lab: a.detach().cpu() for lab, a in zip(genotype_of(self.net), arch_parameters(self.net))},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["network"])
+        for name, level in self.levels.items():
+            level.weight_opt.load_state_dict(state["optimizers"][name]["weights"])
+            if level.arch_opt is not None:
+                level.arch_opt.load_state_dict(state["optimizers"][name]["arch"])
+            self.schedulers[name].load_state_dict(state["schedulers"][name])
+        self.train_data.load_state_dict(state["data"]["train"])
+        self.val_data.load_state_dict(state["data"]["val"])
+        p = state["progress"]
+        self.step, self.epoch, self.it, self.elapsed = p["step"], p["epoch"], p["it"], p["elapsed"]
+        self.best = state["best"]
+        set_rng_state(state["rng"])
+        self.run_dir.trajectory.truncate_after(self.step)
+
+    def save(self) -> None:
+        self.run_dir.save_checkpoint(self.state_dict())
