@@ -23,6 +23,8 @@ def describe(spec: SpaceSpec) -> list[str]:
         what = (f"{len(cell.candidates(e))} candidates: {', '.join(cell.candidates(e))}" if e.label
                 else f"fixed {e.op or 'identity'}")
         lines.append(f"    {e.src:>4s} -> {e.dst:<4s} {e.label or '-':6s} {what}")
+    for label, names in spec.parts().items():
+        lines.append(f"  part {label}: {len(names)} candidates: {', '.join(names)}")
     supernet = build_supernet(spec)
     n_weights = sum(p.numel() for p in weight_parameters(supernet))
     lines += [f"  labels: {len(spec.labels())}; architectures in the space: {spec.size():,}",
