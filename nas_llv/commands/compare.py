@@ -1,0 +1,25 @@
+"""``nas-llv compare A B ...``: evaluated models side by side, printed and written as Markdown."""
+from __future__ import annotations
+
+import argparse
+
+from ..compare import load_summaries, markdown_table
+from ..io_utils import write_text
+
+
+def run(args: argparse.Namespace) -> int:
+    records = load_summaries(args.targets)
+    text = markdown_table(records)
+    print(text, end="")
+    if args.output:
+        print(f"wrote {write_text(args.output, text)}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("compare", help="side-by-side table of several `nas-llv eval` results",
+                       description="Read the summary.json of eval outputs (or run folders holding eval-*/ "
+                                   "folders) and print one row per evaluation: metrics, params, FLOPs, latency.")
+    p.add_argument("targets", nargs="+", help="summary.json files, eval output folders, or run folders")
+    p.add_argument("-o", "--output", help="also write the table to this Markdown file")
+    p.set_defaults(run=run)

@@ -1,0 +1,39 @@
+"""``nas-llv enhance MODEL IN_DIR OUT_DIR``: enhance every image of a folder."""
+from __future__ import annotations
+
+import argparse
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..inference import DEVICES, OUTPUTS, enhance_folder, resolve_device
+from ..modelfile import find_model, load_model
+
+
+def run(args: argparse.Namespace) -> int:
+    device = resolve_device(args.device)
+    net, _ = load_model(find_model(args.model))
+    with logging_redirect_tqdm():
+        result = enhance_folder(net, args.in_dir, args.out_dir, output=args.output, save=args.save,
+                                device=device, progress=not args.quiet)
+    print(f"wrote {len(result.written)} image(s) to {args.out_dir}"
+          + (f"; {len(result.failed)} failed:" if result.failed else ""))
+    for src, reason in result.failed:
+        print(f"  {src}: {reason}" if not reason.startswith(str(src)) else f"  {reason}")
+    return 1 if result.failed else 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("enhance", help="enhance every image in a folder with a model",
+                       description="Enhance every image directly inside IN_DIR into OUT_DIR, keeping file names "
+                                   "(JPEG/WEBP inputs are written as <name>.png, lossless). Unreadable files are "
+                                   "reported and skipped; the exit status is 1 if any failed.")
+    p.add_argument("model", help="a model file (nas-llv train / import-ruas), or a run folder with model.pt")
+    p.add_argument("in_dir", help="folder of input images (png, jpg, bmp, tif, webp; any size)")
+    p.add_argument("out_dir", help="folder for the results (created)")
+    p.add_argument("--output", choices=OUTPUTS, default="x",
+                   help="x: the network's final image (default); u: RUAS scene-module output, before denoising")
+    p.add_argument("--save", choices=("round", "truncate"), default="round",
+                   help="8-bit conversion: round (default), or truncate as the RUAS authors save")
+    p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default: auto)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)

@@ -1,0 +1,82 @@
+"""``nas-llv eval MODEL --data DIR``: per-image and mean metrics, params, FLOPs and latency."""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from ..config import ConfigError
+from ..evaluate import METRICS, build_summary, evaluate_images, model_cost, open_pairs, write_metrics_csv, write_summary
+from ..inference import DEVICES, OUTPUTS, resolve_device
+from ..metrics import LPIPSMetric
+from ..modelfile import find_model, load_model
+
+LPIPS_NETS = ("alex", "vgg", "squeeze", "none")
+
+
+def _cell(v: Any) -> str:
+    return "-" if v is None else f"{v:.4f}"
+
+
+def table(rows: list[dict[str, Any]], mean: dict[str, Any]) -> list[str]:
+    width = max(len("mean"), *(len(r["name"]) for r in rows))
+    lines = [f"{'image':{width}s}  " + "  ".join(f"{m.upper():>8s}" for m in METRICS)]
+    for r in [*rows, {"name": "mean", **mean}]:
+        lines.append(f"{r['name']:{width}s}  " + "  ".join(f"{_cell(r[m]):>8s}" for m in METRICS))
+    return lines
+
+
+def cost_lines(s: dict[str, Any]) -> list[str]:
+    return [f"params: {s['params']:,}",
+            f"FLOPs at {s['resolution']}: {s['flops'] / 1e9:.3f} G ({s['flops'] / 2e9:.3f} GMAC)",
+            f"latency: {1e3 * s['latency_s']:.1f} ms median of {s['repeats']} after {s['warmup']} warm-up "
+            f"on {s['device']} ({s['device_name']})"]
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.repeats < 1 or args.warmup < 0:
+        raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
+    device = resolve_device(args.device)
+    model_path = find_model(args.model)
+    net, _ = load_model(model_path)
+    pairs = open_pairs(args.data)
+    data_name = Path(args.data).resolve().name
+    lpips = None if args.lpips_net == "none" else LPIPSMetric(args.lpips_net, device=device)
+    with logging_redirect_tqdm():
+        rows = evaluate_images(net, pairs, device, args.output, args.quantize, args.gt_mean,
+                               lpips if lpips is not None and lpips.available else None, progress=not args.quiet)
+    cost = model_cost(net, pairs[0]["low"], device, args.repeats, args.warmup)
+    rules = {"quantize": args.quantize, "data_range": 1.0, "gt_mean": args.gt_mean, "output": args.output,
+             "lpips_net": None if lpips is None or not lpips.available else args.lpips_net}
+    source = {"model": str(model_path.resolve()), "data": str(Path(args.data).resolve()), "data_name": data_name}
+    summary = build_summary(rows, cost, rules, source)
+    out_dir = Path(args.out_dir) if args.out_dir else model_path.parent / f"eval-{data_name}"
+    write_metrics_csv(out_dir / "metrics.csv", rows)
+    write_summary(out_dir / "summary.json", summary)
+    print("\n".join(table(rows, summary) + cost_lines(summary)))
+    print(f"wrote {out_dir / 'metrics.csv'} and {out_dir / 'summary.json'}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("eval", help="PSNR/SSIM/LPIPS/RMSE on paired images, plus params, FLOPs, latency",
+                       description="Evaluate a model on paired folders (DIR/low + DIR/high, or a LOL root's "
+                                   "eval15). Outputs are quantised to 8 bits before scoring; see "
+                                   "docs/evaluation.md for the rules.")
+    p.add_argument("model", help="a model file, or a run folder with model.pt")
+    p.add_argument("--data", required=True, help="DIR with low/ and high/ (same names), or a LOL root")
+    p.add_argument("--gt-mean", action="store_true", help="rescale each output to the ground truth's mean "
+                   "luma before scoring (GT-mean, as LLFlow/Retinexformer report); off by default")
+    p.add_argument("--lpips-net", choices=LPIPS_NETS, default="alex", help="LPIPS backbone (default alex; none: skip)")
+    p.add_argument("--quantize", choices=("round", "truncate"), default="round",
+                   help="8-bit quantisation of outputs before scoring (default round)")
+    p.add_argument("--output", choices=OUTPUTS, default="x", help="which network output to score (default x)")
+    p.add_argument("--repeats", type=int, default=10, help="timed runs for latency (default 10)")
+    p.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (default 2)")
+    p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default: auto)")
+    p.add_argument("-o", "--out-dir", help="where to write metrics.csv and summary.json "
+                   "(default: eval-<data name>/ beside the model)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=run)

@@ -1,0 +1,32 @@
+"""``nas-llv import-ruas WEIGHTS.pt -o model.pt``: the authors' RUAS weights as a nas-llv model."""
+from __future__ import annotations
+
+import argparse
+
+from ..models.networks import RUAS_VARIANTS
+from ..modelfile import save_model
+from ..ruas_import import RELEASES, import_ruas
+
+
+def run(args: argparse.Namespace) -> int:
+    net, genotype, extra = import_ruas(args.weights, release=args.release, variant=args.variant)
+    path = save_model(args.output, genotype, net, extra=extra)
+    params = sum(p.numel() for p in net.parameters())
+    variant = genotype.network.get("variant", "denoiser only")
+    print(f"imported RUAS {extra['release'].upper()} weights ({variant}, {params:,} parameters) -> {path}")
+    if extra["unused"]:
+        print(f"  left out (not part of variant {variant}): {', '.join(extra['unused'])}")
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("import-ruas", help="convert published RUAS weights (CVPR or TPAMI) to a nas-llv model",
+                       description="Convert the RUAS authors' checkpoint (lol.pt, upe.pt, denoise.pt or a TPAMI "
+                                   "checkpoint) into a nas-llv model file that `enhance`, `eval` and `train` read.")
+    p.add_argument("weights", help="the authors' .pt file")
+    p.add_argument("-o", "--output", default="model.pt", help="model file to write (default: model.pt)")
+    p.add_argument("--release", choices=RELEASES, help="architecture of the release (default: detected from the keys)")
+    p.add_argument("--variant", choices=RUAS_VARIANTS,
+                   help="ruas_s: scene module only; ruas: + denoiser; ruas_a: + noise gate (TPAMI). "
+                        "Default: ruas for CVPR, ruas_a for TPAMI")
+    p.set_defaults(run=run)

@@ -1,0 +1,121 @@
+"""Evaluate a fixed network on paired images: per-image PSNR/SSIM/LPIPS/RMSE and model cost.
+
+Rules (docs/evaluation.md): outputs are clipped to [0, 1] and quantised to 8 bits as a saved
+image would be (``round`` by default, ``truncate`` as the RUAS authors save), ground truths are
+read from their files; PSNR and SSIM on RGB with data_range 1 (scikit-image's definitions); no
+GT-mean correction unless asked (then BT.601 luma means, after quantisation, no re-quantisation).
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import __version__
+from .config import ConfigError
+from .data import PairedFolder, lol
+from .inference import enhance_tensor
+from .io_utils import atomic_write, write_text
+from .metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, latency, psnr, quantize, rmse, ssim
+
+log = logging.getLogger(__name__)
+
+METRICS = ("psnr", "ssim", "lpips", "rmse")
+
+
+def open_pairs(root: str | Path) -> PairedFolder:
+    """``root/low`` + ``root/high``, or a LOL root (its ``eval15`` split)."""
+    root = Path(root)
+    if (root / "low").is_dir() and (root / "high").is_dir():
+        return PairedFolder(root)
+    if (root / "eval15").is_dir():
+        return lol(root, "eval")
+    raise ConfigError(f"{root}: expected paired folders {root}/low and {root}/high (same file names), "
+                      f"or a LOL root holding eval15/low and eval15/high")
+
+
+def image_metrics(x: torch.Tensor, gt: torch.Tensor, quant: str = "round", gt_mean: bool = False,
+                  lpips: LPIPSMetric | None = None) -> dict[str, float | None]:
+    """x: (1, 3, H, W) network output (any range), gt: (1, 3, H, W) in [0, 1] -> one image's metrics."""
+    out = quantize(x.detach().double().clamp(0, 1), quant)
+    gt = gt.double()
+    if gt_mean:
+        out = gt_mean_correct(out, gt, grey="bt601")
+    lp = lpips(out.float(), gt.float()) if lpips is not None else None
+    return {
+        "psnr": float(psnr(out, gt)[0]),
+        "ssim": float(ssim(out, gt)[0]),
+        "lpips": None if lp is None else float(lp[0]),
+        "rmse": float(rmse(out, gt)[0]),
+    }
+
+
+def evaluate_images(net: nn.Module, pairs: PairedFolder, device: torch.device, output: str = "x",
+                    quant: str = "round", gt_mean: bool = False, lpips: LPIPSMetric | None = None,
+                    progress: bool = True) -> list[dict[str, Any]]:
+    """One row per pair: ``{"name", "psnr", "ssim", "lpips", "rmse"}`` (lpips None when unavailable)."""
+    net = net.to(device).eval()
+    rows = []
+    for i in tqdm(range(len(pairs)), desc="eval", unit="img", disable=not progress):
+        item = pairs[i]
+        x = enhance_tensor(net, item["low"][None].to(device), output)
+        rows.append({"name": item["name"], **image_metrics(x.cpu(), item["high"][None], quant, gt_mean, lpips)})
+    return rows
+
+
+def model_cost(net: nn.Module, sample: torch.Tensor, device: torch.device, repeats: int = 10,
+               warmup: int = 2) -> dict[str, Any]:
+    """Params, FLOPs (torch flop counter: 2 per multiply-add) and median latency at ``sample``'s size.
+
+    sample: (3, H, W) in [0, 1].
+    """
+    x = sample[None].to(device)
+    lat = latency(net, x, repeats=repeats, warmup=warmup, device=device)
+    return {
+        "params": count_params(net),
+        "flops": count_flops(net.to(device), x),
+        "resolution": f"{x.shape[-1]}x{x.shape[-2]}",
+        "latency_s": lat["median_s"],
+        "latency_min_s": lat["min_s"],
+        "repeats": repeats,
+        "warmup": warmup,
+        "device": str(device),
+        "device_name": lat["device_name"],
+    }
+
+
+def mean_row(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean of each metric over images (None when any image lacks it, e.g. LPIPS without weights)."""
+    out: dict[str, float | None] = {}
+    for key in METRICS:
+        values = [r[key] for r in rows]
+        out[key] = None if not values or any(v is None for v in values) else math.fsum(values) / len(values)
+    return out
+
+
+def write_metrics_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """One row per image; an absent metric is an empty cell."""
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["name", *METRICS])
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: ("" if r[k] is None else r[k]) for k in ("name", *METRICS)})
+    return atomic_write(path, write)
+
+
+def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
+    return write_text(path, json.dumps(summary, indent=2) + "\n")
+
+
+def build_summary(rows: list[dict[str, Any]], cost: dict[str, Any], rules: dict[str, Any],
+                  source: dict[str, Any]) -> dict[str, Any]:
+    """The flat record ``summary.json`` holds (one pandas row per evaluation)."""
+    return {**source, "images": len(rows), **mean_row(rows), **cost, **rules, "nas_llv": __version__}

@@ -1,0 +1,93 @@
+"""The nas-llv model file: a fixed network that rebuilds from the file alone.
+
+A model file is a ``torch.save``d mapping::
+
+    {"nas_llv": "0.1.0",                        # package version that wrote it
+     "genotype": Genotype.to_dict(),            # network builder, resolved spaces, choices
+     "build": {"channels": 16, "repeat": 5},    # Genotype.build arguments (full-size rebuild)
+     "state_dict": {...},                       # the weights
+     "extra": {...}}                            # free-form provenance (import source, ...)
+
+``load_model`` needs nothing but this file (nanoGPT's checkpoints work the same way).
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from . import __version__
+from .config import ConfigError
+from .genotype import Genotype, genotype_from_dict
+from .io_utils import atomic_write
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.pt"
+BUILD_KEYS = ("channels", "repeat")
+
+
+def save_model(path: str | Path, genotype: Genotype, net: nn.Module, build: Mapping[str, Any] | None = None,
+               extra: Mapping[str, Any] | None = None) -> Path:
+    """Write ``net``'s weights with everything needed to rebuild it, atomically."""
+    build = dict(build or {})
+    unknown = sorted(set(build) - set(BUILD_KEYS))
+    if unknown:
+        raise ConfigError(f"save_model: unknown build keys {unknown}; allowed: {', '.join(BUILD_KEYS)}")
+    payload = {
+        "nas_llv": __version__,
+        "genotype": genotype.to_dict(),
+        "build": build,
+        "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
+        "extra": dict(extra or {}),
+    }
+    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+
+
+def find_model(target: str | Path) -> Path:
+    """A model file, or a run folder holding ``model.pt``."""
+    path = Path(target)
+    if path.is_dir():
+        if (path / MODEL_FILE).is_file():
+            return path / MODEL_FILE
+        raise ConfigError(f"{target}: no {MODEL_FILE} in this folder; pass a model file "
+                          f"(written by `nas-llv train` or `nas-llv import-ruas`)")
+    if not path.is_file():
+        raise ConfigError(f"{target}: no such model file or run folder")
+    return path
+
+
+def read_model_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
+    """The raw mapping of a model file, checked to be one."""
+    path = find_model(path)
+    try:
+        data = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # torch raises many types for a foreign or torn file
+        raise ConfigError(f"{path}: cannot read as a nas-llv model file ({type(exc).__name__}: {exc})") from None
+    if not isinstance(data, dict) or "nas_llv" not in data or "state_dict" not in data:
+        raise ConfigError(f"{path}: not a nas-llv model file (no 'nas_llv'/'state_dict' keys); "
+                          f"published RUAS weights are converted with `nas-llv import-ruas`")
+    return data
+
+
+def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, Genotype]:
+    """Rebuild the network of a model file (or a run folder's ``model.pt``), in eval mode."""
+    path = find_model(path)
+    data = read_model_file(path, map_location)
+    genotype = genotype_from_dict(data["genotype"], f"{path}: genotype")
+    build = data.get("build") or {}
+    net = genotype.build(**{k: build.get(k) for k in BUILD_KEYS})
+    missing, unexpected = net.load_state_dict(data["state_dict"], strict=False)
+    if missing or unexpected:
+        raise ConfigError(f"{path}: weights do not fit the network its genotype builds; "
+                          f"missing {_few(missing)}, unexpected {_few(unexpected)}")
+    if data["nas_llv"] != __version__:
+        log.info("%s was written by nas-llv %s (this is %s)", path, data["nas_llv"], __version__)
+    return net.to(map_location).eval(), genotype
+
+
+def _few(keys: list[str], n: int = 4) -> str:
+    return "[" + ", ".join(keys[:n]) + (f", ... ({len(keys) - n} more)" if len(keys) > n else "") + "]"

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from skimage.metrics import peak_signal_noise_ratio, structural_similarity
+from torch import nn
+
+from nas_llv.cli import main
+from nas_llv.compare import load_summaries, markdown_table
+from nas_llv.data import PairedFolder, read_image
+from nas_llv.evaluate import evaluate_images, mean_row
+from nas_llv.inference import plan_outputs
+from nas_llv.metrics import LPIPSMetric, quantize
+from nas_llv.modelfile import save_model
+from nas_llv.ruas_import import import_ruas, ruas_genotype
+
+
+class Scale(nn.Module):
+    """x = s * y: a model whose output is known exactly."""
+
+    def __init__(self, s: float) -> None:
+        super().__init__()
+        self.s = s
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.s * y
+
+
+def _save_png(path, array):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array.astype(np.uint8)).save(path)
+
+
+@pytest.fixture
+def tiny_pairs(tmp_path):
+    rng = np.random.default_rng(0)
+    for name in ("a", "b"):
+        high = rng.integers(40, 250, (48, 64, 3))  # AlexNet needs >= ~32 px
+        _save_png(tmp_path / "pairs/high" / f"{name}.png", high)
+        _save_png(tmp_path / "pairs/low" / f"{name}.png", high // 4)
+    return PairedFolder(tmp_path / "pairs")
+
+
+def test_eval_psnr_ssim_agree_with_skimage_on_mit5(shared_data, tmp_path):
+    net, genotype, extra = import_ruas(shared_data / "ruas_cvpr_weights/upe.pt", variant="ruas_s")
+    model = save_model(tmp_path / "upe" / "model.pt", genotype, net, extra=extra)
+    assert main(["eval", str(model), "--data", str(shared_data / "mit5"), "--repeats", "1", "--warmup", "0",
+                 "--lpips-net", "none", "--device", "cpu", "-q"]) == 0
+    out = tmp_path / "upe" / "eval-mit5"
+    rows = list(csv.DictReader((out / "metrics.csv").open()))
+    assert [r["name"] for r in rows] == ["0137", "0188", "0209", "0460", "0509"]
+    for r in rows:
+        y = read_image(shared_data / "mit5/low" / f"{r['name']}.png")[None]
+        with torch.no_grad():
+            x = net(y)["x"][0].permute(1, 2, 0).numpy()
+        saved = np.round(np.clip(x, 0, 1) * 255).astype(np.uint8) / 255.0  # as a saved PNG reads back
+        gt = np.asarray(Image.open(shared_data / "mit5/high" / f"{r['name']}.png"), dtype=np.float64) / 255
+        assert float(r["psnr"]) == pytest.approx(peak_signal_noise_ratio(gt, saved, data_range=1), abs=0.01)
+        ref_ssim = structural_similarity(gt, saved, data_range=1, channel_axis=-1)
+        assert float(r["ssim"]) == pytest.approx(ref_ssim, abs=1e-3)
+        assert r["lpips"] == ""
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]))
+    assert summary["lpips"] is None and summary["params"] == 1161 and summary["resolution"] == "500x333"
+    assert summary["quantize"] == "round" and summary["gt_mean"] is False and summary["device"] == "cpu"
+
+
+def test_gt_mean_flag_factors_out_global_brightness(tiny_pairs):
+    pairs = PairedFolder(tiny_pairs.root, low="high", high="high")  # input = ground truth
+    plain = mean_row(evaluate_images(Scale(0.5), pairs, torch.device("cpu"), progress=False))
+    corrected = mean_row(evaluate_images(Scale(0.5), pairs, torch.device("cpu"), gt_mean=True, progress=False))
+    assert plain["psnr"] < 15 < 40 < corrected["psnr"]
+    assert corrected["ssim"] > 0.99 and corrected["rmse"] < 2 / 255
+
+
+def test_lpips_column_with_random_backbone(tiny_pairs):
+    lpips = LPIPSMetric(random_backbone=True)
+    rows = evaluate_images(Scale(4.0), tiny_pairs, torch.device("cpu"), lpips=lpips, progress=False)
+    item = tiny_pairs[0]
+    expected = lpips(quantize((4 * item["low"][None]).clamp(0, 1)), item["high"][None])
+    assert rows[0]["lpips"] == pytest.approx(float(expected[0]), abs=1e-6)
+    assert mean_row(rows)["lpips"] == pytest.approx((rows[0]["lpips"] + rows[1]["lpips"]) / 2)
+
+
+def test_enhance_reports_a_corrupt_file_and_writes_the_others(tmp_path, capsys):
+    genotype = ruas_genotype("cvpr", "ruas_s")
+    model = save_model(tmp_path / "model.pt", genotype, genotype.build())
+    src = tmp_path / "in"
+    rng = np.random.default_rng(1)
+    _save_png(src / "one.png", rng.integers(0, 80, (16, 20, 3)))
+    Image.fromarray(rng.integers(0, 80, (18, 14, 3)).astype(np.uint8)).save(src / "two.jpg", quality=90)
+    (src / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    code = main(["enhance", str(model), str(src), str(tmp_path / "out"), "-q"])
+    assert code == 1
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.png", "two.png"]
+    assert Image.open(tmp_path / "out/two.png").size == (14, 18)
+    assert "broken.png" in capsys.readouterr().out
+
+
+def test_lossy_inputs_become_png_without_clobbering(tmp_path):
+    files = [tmp_path / n for n in ("a.jpg", "a.png", "b.webp", "c.tif")]
+    assert [d.name for _, d in plan_outputs(files, tmp_path / "o")] == ["a.jpg.png", "a.png", "b.png", "c.tif"]
+
+
+def _summary(folder, **values):
+    folder.mkdir(parents=True)
+    base = {"data_name": "mit5", "quantize": "round", "gt_mean": False, "output": "x", "data_range": 1.0,
+            "lpips": None, "rmse": 0.1, "params": 1161, "flops": 368631000, "resolution": "500x333",
+            "latency_s": 0.0153, "device": "cpu", "device_name": "x86_64"}
+    (folder / "summary.json").write_text(json.dumps({**base, **values}))
+
+
+def test_compare_writes_one_markdown_row_per_evaluation(tmp_path):
+    _summary(tmp_path / "runA" / "eval-mit5", psnr=19.8491, ssim=0.90686)
+    _summary(tmp_path / "evalB", psnr=8.1886, ssim=0.5629, params=3438, gt_mean=True)
+    table = tmp_path / "table.md"
+    assert main(["compare", str(tmp_path / "runA"), str(tmp_path / "evalB" / "summary.json"), "-o", str(table)]) == 0
+    lines = table.read_text().splitlines()
+    assert len(lines) == 4 and lines[0].startswith("| model | data | PSNR (dB) | SSIM | LPIPS |")
+    assert lines[2] == ("| runA/eval-mit5 | mit5 | 19.849 | 0.9069 |  | 0.1000 | 1,161 | 0.369 @ 500x333 | 15.3 "
+                        "| cpu (x86_64) |")
+    assert lines[3].startswith("| evalB | mit5 (GT-mean) | 8.189 | 0.5629 |  | 0.1000 | 3,438 |")
+    assert markdown_table(load_summaries([tmp_path / "runA"])).count("\n") == 3
