@@ -48,6 +48,11 @@ def _arch_optim() -> OptimConfig:
     return OptimConfig(lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3, schedule="constant", grad_clip=None)
 
 
+def _upper_optim() -> OptimConfig:
+    # TriCo Sec. 4.1: Adam (0.9, 0.999), γ_u = o_u = 1e-4 for ς (S1) and ω_i (S2)
+    return OptimConfig(lr=1e-4, schedule="constant", grad_clip=None)
+
+
 @dataclass(frozen=True)
 class SearchConfig:
     strategy: str = "cooperative"
@@ -61,9 +66,16 @@ class SearchConfig:
     arch: OptimConfig = field(default_factory=_arch_optim)
     val_batches: int = 4                 # batches in the end-of-epoch validation (best genotype)
     checkpoint_every: int = 50           # steps between checkpoints (and at every epoch end)
+    # strategy 'hyper' (TriCo Alg. 1; docs/hyper.md): S1 the first epochs - s2_epochs epochs, S2 the rest
+    s2_epochs: int = 0                   # epochs of S2 (ς frozen; ω_i upper, ω_s lower)
+    upper_objective: Literal["fixed", "total"] = "fixed"   # Φ^ul: losses.upper, or the learned total
+    hyper: OptimConfig = field(default_factory=_upper_optim)   # optimizer of ς (S1)
+    illum: OptimConfig = field(default_factory=_upper_optim)   # optimizer of ω_i (S2)
+    illum_modules: tuple[str, ...] | None = None   # ω_i: network submodules; None: the model's default
 
     def validate(self) -> None:
         check_range("epochs", self.epochs, 1)
+        check_range("s2_epochs", self.s2_epochs, 0, self.epochs)
         check_range("beta", self.beta, 0.0)
         for name in ("scene_steps", "task_steps", "val_batches", "checkpoint_every"):
             check_range(name, getattr(self, name), 1)

@@ -48,11 +48,15 @@ class RUAS(nn.Module):
         if self.denoise is None:
             out["x"] = u
             return out
-        x = self.denoise(u)
-        if self.estimator is not None:
-            out["noise"] = level = self.estimator.level(u)
-            x = torch.where((level >= self.threshold)[:, None, None, None], x, u)
-        out["x"] = x
+        if self.estimator is None:
+            out["x"] = self.denoise(u)
+            return out
+        out["noise"] = level = self.estimator.level(u)
+        noisy = level >= self.threshold
+        if not bool(noisy.any()):  # the denoiser is skipped, as in the public RUAS_A code
+            out["x"] = u
+        else:
+            out["x"] = torch.where(noisy[:, None, None, None], self.denoise(u), u)
         return out
 
 

@@ -1,7 +1,7 @@
-"""Search strategies (importing registers them): cooperative, global, independent."""
+"""Search strategies (importing registers them): cooperative, global, independent, hyper."""
 from __future__ import annotations
 
-from . import ruas  # noqa: F401
+from . import hyper, ruas  # noqa: F401
 from .searcher import Searcher, resolve_device
 
 __all__ = ["Searcher", "resolve_device"]

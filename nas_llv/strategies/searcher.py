@@ -24,7 +24,7 @@ from ..losses import CompositeLoss, build_composite
 from ..models import build_search_network
 from ..registry import HYPERGRADS
 from ..runs import Run, rng_state, set_rng_state
-from ..space import load_space
+from ..space import SpaceSpec, load_space
 from ..supernet import arch_parameters, genotype_of, probs_of
 from .level import Level, make_optimizer, make_scheduler
 
@@ -52,7 +52,7 @@ class Searcher:
         self.run_dir: Run | None = None  # set by attach(): build first, so bad input leaves no folder
         torch.manual_seed(recipe.seed)
         self.device = resolve_device(recipe.device)
-        self.spaces = {k: load_space(v) for k, v in recipe.network.spaces.items()}
+        self.spaces = self.load_spaces()
         self.network_cfg = {"type": recipe.network.type, **recipe.network.options}
         self.space = build_search_network(self.network_cfg, self.spaces, recipe.network.fuse)
         self.net: nn.Module = self.space.net.to(self.device)
@@ -74,6 +74,10 @@ class Searcher:
         self.run_dir = run
 
     # -- what a strategy provides ------------------------------------------------------------
+    def load_spaces(self) -> dict[str, SpaceSpec]:
+        """The recipe's spaces, resolved; a strategy may adapt them to the data (e.g. the SR scale)."""
+        return {k: load_space(v) for k, v in self.recipe.network.spaces.items()}
+
     def build_levels(self) -> dict[str, Level]:
         raise NotImplementedError
 
