@@ -85,6 +85,55 @@ class SearchConfig:
             raise ValueError("hypergrad needs a 'type' (see `nas-llv list hypergrads`)")
 
 
+def _train_optim() -> OptimConfig:
+    # Retraining a fixed network: Adam, lr 1e-3, cosine over all train.steps (stepped per iteration)
+    return OptimConfig(lr=1e-3)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """The ``train:`` section of ``nas-llv train`` (docs/training.md).
+
+    ``objective`` sums entries of the recipe's ``losses`` with these weights. ``channels`` and
+    ``repeat`` rebuild the genotype at full size (an int for every module, or module -> int).
+    ``epochs``, when set, replaces ``steps`` by epochs x batches per training epoch. The lr
+    schedule of ``optim`` runs over all steps and is stepped once per iteration (not per epoch
+    as in search). ``variant`` overrides the RUAS variant of the genotype (ruas_s, ruas, ruas_a).
+    """
+
+    steps: int = 1000
+    epochs: int | None = None
+    channels: dict[str, int] | int | None = None
+    repeat: dict[str, int] | int | None = None
+    objective: dict[str, float] = field(default_factory=lambda: {"scene": 1.0, "task": 1.0})
+    optim: OptimConfig = field(default_factory=_train_optim)
+    val_every: int = 100          # steps between validations (and trajectory rows)
+    val_batches: int = 4          # batches per validation (the same batches every time)
+    checkpoint_every: int = 100   # steps between checkpoints (and at the end)
+    variant: str | None = None
+
+    def validate(self) -> None:
+        for name in ("steps", "val_every", "val_batches", "checkpoint_every"):
+            check_range(name, getattr(self, name), 1)
+        if self.epochs is not None:
+            check_range("epochs", self.epochs, 1)
+        for name in ("channels", "repeat"):
+            value = getattr(self, name)
+            for key, n in (value.items() if isinstance(value, dict) else [("", value)]):
+                if n is not None:
+                    check_range(f"{name}{'.' + key if key else ''}", n, 1)
+        if not self.objective:
+            raise ValueError("objective is empty; name at least one entry of losses, e.g. {scene: 1.0}")
+        for key, w in self.objective.items():
+            check_range(f"objective.{key}", w, 0.0)
+        if not any(w > 0 for w in self.objective.values()):
+            raise ValueError("objective: every weight is 0; at least one must be > 0")
+        from .models.networks import RUAS_VARIANTS
+
+        if self.variant is not None and self.variant not in RUAS_VARIANTS:
+            raise ValueError(f"variant={self.variant!r}; allowed: {', '.join(RUAS_VARIANTS)} (or null: keep the genotype's)")
+
+
 @dataclass(frozen=True)
 class Recipe:
     name: str
@@ -92,6 +141,7 @@ class Recipe:
     data: DataConfig = field(default_factory=DataConfig)
     losses: dict[str, dict[str, Any]] = field(default_factory=dict)
     search: SearchConfig = field(default_factory=SearchConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     device: str = "auto"
     output: str = "results"

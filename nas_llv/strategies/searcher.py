@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..data import build_loaders
 from ..genotype import Genotype
+from ..inference import resolve_device
 from ..losses import CompositeLoss, build_composite
 from ..models import build_search_network
 from ..registry import HYPERGRADS
@@ -29,12 +30,6 @@ from ..supernet import arch_parameters, genotype_of, probs_of
 from .level import Level, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def build_loss(cfg: dict[str, Any]) -> CompositeLoss:
