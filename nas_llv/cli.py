@@ -12,7 +12,7 @@ from typing import Sequence
 from .config import ConfigError
 from .registry import RegistryError
 
-COMMANDS = ("list", "space", "search", "derive", "import-ruas", "enhance", "eval", "compare")
+COMMANDS = ("list", "space", "search", "derive", "train", "import-ruas", "enhance", "eval", "compare")
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,0 +1,98 @@
+"""``nas-llv train GENOTYPE_OR_RUN --recipe R [KEY=VALUE ...]`` and ``nas-llv train --resume RUN``."""
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from ..config import ConfigError
+
+log = logging.getLogger("nas_llv.train")
+
+
+def _split_target(args: argparse.Namespace) -> None:
+    """``train --init M --recipe R a=1``: argparse takes ``a=1`` as the target; it is an override."""
+    if args.target and "=" in args.target and not Path(args.target).exists():
+        args.overrides = [args.target, *(args.overrides or [])]
+        args.target = None
+
+
+def resume(args: argparse.Namespace):
+    from ..genotype import load_genotype
+    from ..recipe import recipe_from_dict
+    from ..runs import Run
+    from ..train import Trainer
+
+    if args.target or args.recipe or args.overrides or args.init:
+        raise ConfigError("--resume continues a run from its own config.yaml and genotype.yaml; "
+                          "give no genotype, --recipe, --init or overrides")
+    run = Run.open(args.resume)
+    state = run.load_checkpoint()
+    if state.get("kind") != "train":
+        run.close()
+        raise ConfigError(f"{run.dir}: not a training run (a search run resumes with `nas-llv search --resume`)")
+    recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
+    trainer = Trainer(recipe, load_genotype(run.dir / "genotype.yaml"), build=state["build"])
+    trainer.attach(run, new=False)
+    trainer.load_state_dict(state)
+    log.info("resuming %s at step %d of %d", run.dir, trainer.step, trainer.total_steps)
+    return trainer, run
+
+
+def start(args: argparse.Namespace):
+    """The Trainer and its run folder: a new run, or one resumed from its checkpoint."""
+    from .. import strategies  # noqa: F401  (registers the strategies a recipe's search section names)
+    from ..recipe import load_recipe
+    from ..runs import Run
+    from ..train import Trainer, load_source, resolve_build
+
+    _split_target(args)
+    if args.resume:
+        return resume(args)
+    if not args.recipe:
+        raise ConfigError("give a recipe with --recipe (e.g. recipes/ruas_demo_train.yaml), or --resume RUN")
+    if not args.target and not args.init:
+        raise ConfigError("give what to train: a genotype.yaml, a run folder holding one, or a model file "
+                          "(or --init MODEL alone to fine-tune that model's network)")
+    recipe = load_recipe(args.recipe, args.overrides)
+    genotype, base_build = load_source(args.target or args.init)
+    # Build (and check one batch) before creating the run folder: bad input leaves nothing behind.
+    trainer = Trainer(recipe, genotype, resolve_build(recipe.train, base_build), init=args.init)
+    run = Run.create(recipe.to_dict(), recipe.name, args.output or recipe.output)
+    log.info("genotype from %s%s", args.target or args.init, f", weights from {args.init}" if args.init else "")
+    trainer.attach(run)
+    return trainer, run
+
+
+def run_train(args: argparse.Namespace) -> int:
+    trainer, run = start(args)
+    with run:
+        try:
+            finished = trainer.run(stop_after=args.stop_after)
+        except KeyboardInterrupt:
+            log.info("interrupted at step %d; continue with: nas-llv train --resume %s", trainer.step, run.dir)
+            return 130
+    if not finished:
+        log.info("stopped after step %d; continue with: nas-llv train --resume %s", trainer.step, run.dir)
+        return 0
+    last = trainer.last
+    if "metric/psnr" in last:
+        log.info("final validation: PSNR %.2f dB, SSIM %.4f (best at step %s)",
+                 last["metric/psnr"], last["metric/ssim"], trainer.best["step"])
+    print(run.dir)
+    return 0
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="retrain a derived network (from scratch or from a model file)",
+                       description="Retrain the network of a genotype at the size the recipe's train: section "
+                                   "asks for; the run folder collects config, log, trajectory, checkpoints, "
+                                   "genotype.yaml, model.pt and model_best.pt (docs/training.md).")
+    p.add_argument("target", nargs="?", help="genotype.yaml, a run folder holding one, or a model file")
+    p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. train.steps=200 data.crop=64")
+    p.add_argument("--recipe", metavar="R", help="recipe YAML with data, losses and a train: section")
+    p.add_argument("--init", metavar="MODEL", help="start from this model file's weights (e.g. from import-ruas)")
+    p.add_argument("--resume", metavar="RUN", help="continue a stopped training run from checkpoints/last.pt")
+    p.add_argument("--stop-after", type=int, metavar="N", help="stop (with a checkpoint) after N more steps")
+    p.add_argument("--output", metavar="DIR", help="parent folder of the run (default: the recipe's output, results/)")
+    p.set_defaults(run=run_train)

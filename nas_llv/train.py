@@ -1,0 +1,371 @@
+"""Retraining a derived network (``nas-llv train``; docs/training.md).
+
+The genotype is rebuilt at the size ``recipe.train`` asks for (``channels``/``repeat``), optionally
+started from a model file's weights, and trained on ``recipe.data`` with the weighted sum of the
+``losses`` that ``train.objective`` names. The run folder has the layout of a search run
+(config.yaml, log.txt, trajectory.csv, checkpoints/last.pt, genotype.yaml) plus ``model.pt``
+(final weights) and ``model_best.pt`` (best validation PSNR on paired data, else lowest
+validation loss). A checkpoint holds everything a resumed run needs to continue exactly.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from . import __version__
+from .config import ConfigError
+from .data import build_loaders
+from .genotype import Genotype, genotype_from_dict, load_genotype
+from .inference import resolve_device, select_output
+from .metrics import psnr, quantize, ssim
+from .modelfile import BUILD_KEYS, read_model_file, save_model
+from .models import RUAS
+from .runs import Run, rng_state, set_rng_state
+from .strategies.level import make_optimizer, make_scheduler
+from .strategies.searcher import build_loss
+
+log = logging.getLogger(__name__)
+
+# Objective entries bound to one RUAS module: absent module -> error; 'task' trains the denoiser only.
+MODULE_OF_ENTRY = {"scene": "scene", "task": "denoise"}
+
+
+def load_source(target: str | Path) -> tuple[Genotype, dict[str, Any]]:
+    """The genotype to train and its build arguments, from a genotype file, a run folder
+    (its ``genotype.yaml``) or a model file (its genotype and build)."""
+    path = Path(target)
+    if path.is_dir():
+        if not (path / "genotype.yaml").is_file():
+            raise ConfigError(f"{target}: no genotype.yaml in this folder (has the search finished?)")
+        return load_genotype(path / "genotype.yaml"), {}
+    if not path.is_file():
+        raise ConfigError(f"{target}: no such genotype file, run folder or model file")
+    if path.suffix.lower() in (".yaml", ".yml"):
+        return load_genotype(path), {}
+    data = read_model_file(path)
+    build = {k: v for k, v in (data.get("build") or {}).items() if v is not None}
+    return genotype_from_dict(data["genotype"], f"{path}: genotype"), build
+
+
+def resolve_build(cfg: Any, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``Genotype.build`` arguments: ``train.channels``/``train.repeat`` where set, else ``base``'s."""
+    base = base or {}
+    out = {k: getattr(cfg, k) if getattr(cfg, k) is not None else base.get(k) for k in BUILD_KEYS}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def with_variant(genotype: Genotype, variant: str | None) -> Genotype:
+    """The genotype with its RUAS variant replaced (ruas_s drops the denoiser's space and choices)."""
+    if variant is None or genotype.network.get("variant") == variant:
+        return genotype
+    if genotype.network.get("type") != "ruas":
+        raise ConfigError(f"train.variant={variant}: the genotype's network is "
+                          f"'{genotype.network.get('type', 'single')}', not ruas; leave train.variant null")
+    spaces, choices = dict(genotype.spaces), dict(genotype.choices)
+    if variant == "ruas_s":
+        spaces.pop("denoise", None)
+        choices = {k: v for k, v in choices.items() if not k.startswith("denoise.")}
+    elif "denoise" not in spaces:
+        raise ConfigError(f"train.variant={variant} needs a denoise module; this genotype has only "
+                          f"{', '.join(spaces)} (it was searched as ruas_s)")
+    return Genotype({**genotype.network, "variant": variant}, spaces, choices, dict(genotype.meta))
+
+
+def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any]) -> None:
+    """Load a model file's weights into ``net``; they must fit exactly."""
+    data = read_model_file(path)
+    try:
+        missing, unexpected = net.load_state_dict(data["state_dict"], strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        missing, unexpected = [str(exc).splitlines()[-1].strip()], []
+    if missing or unexpected:
+        raise ConfigError(f"--init {path}: its weights do not fit the network being trained (missing {missing[:3]}, "
+                          f"unexpected {unexpected[:3]}); the network is built with {dict(build) or 'the genotype sizes'}, "
+                          f"the file with {data.get('build') or 'its genotype sizes'}. Match train.channels, "
+                          f"train.repeat and train.variant to the file")
+
+
+class _Interrupt:
+    pending = False
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[_Interrupt]:
+    """Ctrl-C sets a flag that ``check()`` turns into KeyboardInterrupt at a step boundary, so the
+    checkpoint written then resumes exactly; a second Ctrl-C interrupts at once."""
+    flag = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.pending:
+            raise KeyboardInterrupt
+        flag.pending = True
+        log.warning("interrupt: stopping after this step (press Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class Objective(nn.Module):
+    """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms).
+
+    On a RUAS network the entry ``task`` (the denoiser's loss) sees the denoiser applied to the
+    scene output *detached*, as the task level of the cooperative search does: it trains the
+    denoiser only (a TV term reaching the scene module would darken u). Every other entry is
+    back-propagated through the whole network. Terms are logged by entry name (``<entry>.<term>``
+    for an entry that is a composite of several terms).
+    """
+
+    def __init__(self, losses: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float], net: nn.Module) -> None:
+        super().__init__()
+        unknown = [k for k in weights if k not in losses]
+        if unknown:
+            raise ConfigError(f"train.objective: {', '.join(unknown)} not in the recipe's losses "
+                              f"(it has: {', '.join(losses) or 'none'})")
+        if isinstance(net, RUAS):
+            absent = [k for k in weights if k in MODULE_OF_ENTRY and getattr(net, MODULE_OF_ENTRY[k]) is None]
+            if absent:
+                raise ConfigError(f"train.objective: {', '.join(absent)} trains the "
+                                  f"{', '.join(MODULE_OF_ENTRY[k] for k in absent)} module, which this network "
+                                  f"does not have (variant ruas_s); drop it from train.objective")
+        self.terms = nn.ModuleDict({k: build_loss(dict(losses[k])) for k in weights})
+        learned = [k for k, t in self.terms.items() if t.hyper_parameters()]
+        if learned:
+            raise ConfigError(f"losses.{learned[0]}: learned loss weights are found by `nas-llv search`; "
+                              f"retraining takes fixed weights")
+        self.weights = dict(weights)
+        self.single = {k for k in weights if "type" in losses[k]}  # one loss: logged as the entry
+        self.detach_task = isinstance(net, RUAS) and net.denoise is not None
+
+    def forward(self, net: nn.Module, out: Any,
+                batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """``out``: ``net``'s output for ``batch['low']`` -> (weighted total, unweighted terms by name)."""
+        total: torch.Tensor | float = 0.0
+        terms: dict[str, torch.Tensor] = {}
+        for key, loss in self.terms.items():
+            seen = out
+            if key == "task" and self.detach_task:
+                u = out["u"].detach()
+                seen = {"x": net.denoise(u), "u": u}
+            value, parts = loss(seen if isinstance(seen, Mapping) else {"x": seen}, batch)
+            total = total + self.weights[key] * value
+            terms.update({key: value} if key in self.single else {f"{key}.{n}": v for n, v in parts.items()})
+        return total, terms  # type: ignore[return-value]
+
+
+class Trainer:
+    """Retrains ``genotype`` with ``recipe.train``; build it before the run folder exists (it checks
+    the recipe on one batch), then ``attach`` a Run and ``run()``."""
+
+    def __init__(self, recipe: Any, genotype: Genotype, build: Mapping[str, Any] | None = None,
+                 init: str | Path | None = None) -> None:
+        self.recipe, self.cfg = recipe, recipe.train
+        torch.manual_seed(recipe.seed)
+        self.device = resolve_device(recipe.device)
+        self.genotype, self.build = with_variant(genotype, self.cfg.variant), dict(build or {})
+        self.net: nn.Module = self.genotype.build(**self.build)
+        self.init = None if init is None else str(init)
+        if init is not None:
+            load_init(self.net, init, self.build)
+        self.net.to(self.device).train()
+        self.train_data, self.val_data = build_loaders(recipe.data)
+        self._val_start = self.val_data.state_dict()
+        self.objective = Objective(recipe.losses, self.cfg.objective, self.net).to(self.device)
+        self.total_steps = self.cfg.epochs * self.train_data.epoch_length if self.cfg.epochs else self.cfg.steps
+        self.opt = make_optimizer(self.cfg.optim, list(self.net.parameters()))
+        self.sched = make_scheduler(self.cfg.optim, self.opt, self.total_steps)  # stepped per iteration
+        self.paired = self._preflight()
+        self.step, self.elapsed, self.consistent = 0, 0.0, True
+        self.last_lr: float | None = None  # lr of the latest step
+        self.best: dict[str, Any] = {"step": None, "psnr": -math.inf, "val_loss": math.inf}
+        self.acc: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.run_dir: Run | None = None
+
+    def _batch(self, stream: Any) -> dict[str, Any]:
+        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in next(stream).items()}
+
+    @torch.no_grad()
+    def _preflight(self) -> bool:
+        """One training batch through the objective (not consumed): a loss that needs ground truth on
+        unpaired data, or data the network cannot take, fails here. Returns whether the data is paired."""
+        state = self.train_data.state_dict()
+        batch = self._batch(self.train_data)
+        self.train_data.load_state_dict(state)
+        out = self.net(batch["low"])
+        self.objective(self.net, out, batch)
+        if "high" in batch:
+            select_output(out, "x")
+        return "high" in batch
+
+    # -- run folder -------------------------------------------------------------------------------
+    def attach(self, run: Run, new: bool = True) -> None:
+        """Use ``run``; a new run gets genotype.yaml and a step-0 validation row."""
+        self.run_dir = run
+        if not new:
+            return
+        self.genotype.save(run.dir / "genotype.yaml")
+        params = sum(p.numel() for p in self.net.parameters())
+        log.info("training %s (%s params, build %s, init %s) for %d steps on %s", self.genotype.network,
+                 f"{params:,}", self.build or "as searched", self.init or "random", self.total_steps, self.device)
+        if getattr(self.net, "estimator", None) is not None and self.init is None:
+            log.warning("variant ruas_a: no objective term trains the noise estimator; its gate stays random "
+                        "unless --init gives a model that has one")
+        self._log_row(time.perf_counter())
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def run(self, stop_after: int | None = None) -> bool:
+        """Train to the end (True), or checkpoint and stop (False) after ``stop_after`` more steps.
+        Ctrl-C stops at the next step boundary with a checkpoint and re-raises KeyboardInterrupt."""
+        if stop_after is not None and stop_after < 0:
+            raise ConfigError(f"--stop-after {stop_after}: expected a number of steps >= 0")
+        limit = None if stop_after is None else self.step + stop_after
+        start = time.perf_counter() - self.elapsed
+        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.recipe.name}", unit="it", disable=None)
+        try:
+            with deferred_interrupt() as interrupt:
+                while self.step < self.total_steps:
+                    if limit is not None and self.step >= limit:
+                        self.save(start)
+                        return False
+                    self._iteration()
+                    bar.update(1)
+                    if self.step % self.cfg.val_every == 0 or self.step == self.total_steps:
+                        self._log_row(start)
+                    if self.step % self.cfg.checkpoint_every == 0:
+                        self.save(start)
+                    interrupt.check()
+        except KeyboardInterrupt:
+            if self.consistent:
+                self.save(start)
+            raise
+        finally:
+            bar.close()
+        self.finish(start)
+        return True
+
+    def _iteration(self) -> None:
+        self.consistent = False
+        batch = self._batch(self.train_data)
+        total, terms = self.objective(self.net, self.net(batch["low"]), batch)
+        if not torch.isfinite(total):
+            raise ConfigError(f"training diverged at step {self.step + 1} (loss {float(total)}); "
+                              f"lower train.optim.lr or set train.optim.grad_clip")
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        if self.cfg.optim.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip)
+        self.last_lr = float(self.opt.param_groups[0]["lr"])
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        for key, value in {"train_loss": total, **{f"loss/{k}": v for k, v in terms.items()}}.items():
+            self.acc[key] = self.acc.get(key, 0.0) + float(value.detach())
+        self.acc["n"] = self.acc.get("n", 0.0) + 1
+        self.consistent = True
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean objective (``val_loss``) and, on paired data, mean PSNR/SSIM of the 8-bit output
+        (as eval computes them), over the same ``val_batches`` validation batches every time."""
+        self.val_data.load_state_dict(self._val_start)
+        self.net.eval()
+        loss, sums, n = 0.0, {"psnr": 0.0, "ssim": 0.0}, 0
+        for _ in range(self.cfg.val_batches):
+            batch = self._batch(self.val_data)
+            out = self.net(batch["low"])
+            loss += float(self.objective(self.net, out, batch)[0])
+            if "high" in batch:
+                x, gt = quantize(select_output(out, "x").clamp(0, 1).double()), batch["high"].double()
+                sums["psnr"] += float(psnr(x, gt).sum())
+                sums["ssim"] += float(ssim(x, gt).sum())
+                n += x.shape[0]
+        self.net.train()
+        result = {"val_loss": loss / self.cfg.val_batches}
+        if n:
+            result.update({f"metric/{k}": v / n for k, v in sums.items()})
+        return result
+
+    def _log_row(self, start: float) -> None:
+        val = self.validate()
+        n = self.acc.pop("n", 0.0)
+        epoch = math.ceil(self.train_data.position / len(self.train_data))
+        lr = self.last_lr if self.last_lr is not None else float(self.opt.param_groups[0]["lr"])
+        row: dict[str, Any] = {"step": self.step, "epoch": epoch, "module": "all",
+                               "phase": "train" if self.step else "val",
+                               "train_loss": self.acc.pop("train_loss", 0.0) / n if n else None,
+                               "val_loss": val["val_loss"], "lr": lr,
+                               "seconds": round(time.perf_counter() - start, 4)}
+        row.update({k: v / n for k, v in self.acc.items()})
+        row.update({k: v for k, v in val.items() if k.startswith("metric/")})
+        self.acc, self.last = {}, {k: v for k, v in row.items() if isinstance(v, float)}
+        self.run_dir.trajectory.append(row)
+        self._update_best(val)
+        log.info("step %d/%d: val loss %.5f%s", self.step, self.total_steps, val["val_loss"],
+                 f", PSNR {val['metric/psnr']:.2f} dB, SSIM {val['metric/ssim']:.4f}" if "metric/psnr" in val else "")
+
+    def _update_best(self, val: Mapping[str, float]) -> None:
+        better = (val["metric/psnr"] > self.best["psnr"]) if self.paired else (val["val_loss"] < self.best["val_loss"])
+        if better:
+            self.best = {"step": self.step, "psnr": val.get("metric/psnr", -math.inf), "val_loss": val["val_loss"]}
+            self._save_model("model_best.pt")
+
+    # -- results and checkpoints ------------------------------------------------------------------
+    def _save_model(self, name: str) -> Path:
+        extra = {"run": self.run_dir.dir.name, "recipe": self.recipe.name, "step": self.step,
+                 "init": self.init, "validation": dict(self.last)}
+        return save_model(self.run_dir.dir / name, self.genotype, self.net, self.build, extra)
+
+    def finish(self, start: float) -> None:
+        self.save(start)
+        path = self._save_model("model.pt")
+        log.info("training finished after %d steps: %s (best validation at step %s)", self.step, path, self.best["step"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nas_llv": __version__, "kind": "train", "config": self.recipe.to_dict(), "build": self.build,
+            "init": self.init, "network": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
+            "progress": {"step": self.step, "elapsed": self.elapsed}, "best": dict(self.best),
+            "acc": dict(self.acc), "last": dict(self.last), "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        if state.get("kind") != "train":
+            raise ConfigError(f"{self.run_dir.dir if self.run_dir else 'checkpoint'}: not a training run "
+                              f"(a search run resumes with `nas-llv search --resume`)")
+        self.net.load_state_dict(state["network"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.train_data.load_state_dict(state["data"]["train"])
+        self.step, self.elapsed = state["progress"]["step"], state["progress"]["elapsed"]
+        self.best, self.acc, self.last = dict(state["best"]), dict(state["acc"]), dict(state["last"])
+        self.init = state["init"]
+        set_rng_state(state["rng"])
+        if self.run_dir is not None:
+            self.run_dir.trajectory.truncate_after(self.step)
+
+    def save(self, start: float | None = None) -> None:
+        if start is not None:
+            self.elapsed = time.perf_counter() - start
+        self.run_dir.save_checkpoint(self.state_dict())
