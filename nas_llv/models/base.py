@@ -7,6 +7,8 @@ options. ``build_supernet`` wraps construction in NNI's ``Space`` so labels regi
 from __future__ import annotations
 
 import dataclasses
+import inspect
+import logging
 from typing import Any, Mapping
 
 import torch
@@ -17,6 +19,8 @@ from ..config import ConfigError
 from ..registry import MODELS
 from ..space import SpaceSpec
 from ..supernet import ArchParams, Cell, EdgeFactory, FixedEdges, MixedEdges
+
+log = logging.getLogger(__name__)
 
 
 @MODELS.register("cell_stack")
@@ -70,3 +74,22 @@ def build_supernet(space: SpaceSpec, fuse: bool = True, **overrides: Any) -> nni
 def build_derived(space: SpaceSpec, genotype: Mapping[str, str], prefix: str = "", **overrides: Any) -> nn.Module:
     """The fixed network a genotype names, built from the op table alone."""
     return build_module(space, FixedEdges(genotype), prefix, **overrides)
+
+
+def fit_scale(spaces: Mapping[str, SpaceSpec], scale: int) -> dict[str, SpaceSpec]:
+    """Spaces whose model takes ``scale`` get ``data.scale`` (one key sets the data and the
+    up-scaler, and the genotype records it); any other model needs ``data.scale: 1``."""
+    out = {}
+    for name, space in spaces.items():
+        kind = space.model.get("type")
+        takes = kind in MODELS and "scale" in inspect.signature(MODELS.get(kind)).parameters
+        if takes:
+            if space.model.get("scale") != scale:
+                log.info("space '%s': model scale %s set to data.scale=%d", space.name, space.model.get("scale"), scale)
+            out[name] = dataclasses.replace(space, model={**space.model, "scale": scale})
+        elif scale != 1:
+            raise ConfigError(f"data.scale={scale}, but space '{space.name}' (model {kind}) does not "
+                              "super-resolve; use data.scale: 1 or an SR space (trico_llsr, collaba_llsr)")
+        else:
+            out[name] = space
+    return out

@@ -21,8 +21,6 @@ Every iteration: one upper step (hypergradient on a D_ll and a D_ul batch), then
 """
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import logging
 import math
 import time
@@ -36,8 +34,7 @@ from ..config import ConfigError
 from ..hypergrad import HypergradMethod
 from ..io_utils import write_yaml
 from ..losses import CompositeLoss
-from ..registry import MODELS, STRATEGIES
-from ..space import SpaceSpec
+from ..registry import STRATEGIES
 from ..supernet import arch_parameters, weight_parameters
 from .level import Batch, Level, Objective, call, make_optimizer, named
 from .searcher import Searcher
@@ -178,25 +175,6 @@ def step_level(level: Level, method: HypergradMethod, train: Iterator[Batch], va
     return sum(losses) / k, mean_terms, val_b
 
 
-def fit_scale(spaces: Mapping[str, SpaceSpec], scale: int) -> dict[str, SpaceSpec]:
-    """Spaces whose model takes ``scale`` get ``data.scale`` (one key sets the data and the
-    up-scaler, and the genotype records it); any other model needs ``data.scale: 1``."""
-    out = {}
-    for name, space in spaces.items():
-        kind = space.model.get("type")
-        takes = kind in MODELS and "scale" in inspect.signature(MODELS.get(kind)).parameters
-        if takes:
-            if space.model.get("scale") != scale:
-                log.info("space '%s': model scale %s set to data.scale=%d", space.name, space.model.get("scale"), scale)
-            out[name] = dataclasses.replace(space, model={**space.model, "scale": scale})
-        elif scale != 1:
-            raise ConfigError(f"data.scale={scale}, but space '{space.name}' (model {kind}) does not "
-                              "super-resolve; use data.scale: 1 or an SR space (trico_llsr, collaba_llsr)")
-        else:
-            out[name] = space
-    return out
-
-
 @STRATEGIES.register("hyper")
 class HyperSearch(Searcher):
     """TriCo Alg. 1: S1 learns ς (and α), S2 learns ω_i over ω_s with ς frozen (module docstring)."""
@@ -213,9 +191,6 @@ class HyperSearch(Searcher):
     @property
     def s1_epochs(self) -> int:
         return self.cfg.epochs - self.cfg.s2_epochs
-
-    def load_spaces(self) -> dict[str, SpaceSpec]:
-        return fit_scale(super().load_spaces(), self.recipe.data.scale)
 
     def _needed_losses(self) -> list[str]:
         return ["lower", "upper"] if self.cfg.upper_objective == "fixed" else ["lower"]

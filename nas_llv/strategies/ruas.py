@@ -8,7 +8,7 @@ search the denoiser always runs (the RUAS_A gate belongs to the derived network 
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Mapping
 
 import torch
 from torch import nn

@@ -23,6 +23,7 @@ from ..genotype import Genotype
 from ..inference import resolve_device
 from ..losses import CompositeLoss, build_composite
 from ..models import build_search_network
+from ..models.base import fit_scale
 from ..registry import HYPERGRADS
 from ..runs import Run, rng_state, set_rng_state
 from ..space import SpaceSpec, load_space
@@ -70,8 +71,8 @@ class Searcher:
 
     # -- what a strategy provides ------------------------------------------------------------
     def load_spaces(self) -> dict[str, SpaceSpec]:
-        """The recipe's spaces, resolved; a strategy may adapt them to the data (e.g. the SR scale)."""
-        return {k: load_space(v) for k, v in self.recipe.network.spaces.items()}
+        """The recipe's spaces, resolved; SR models take their scale from ``data.scale``."""
+        return fit_scale({k: load_space(v) for k, v in self.recipe.network.spaces.items()}, self.recipe.data.scale)
 
     def build_levels(self) -> dict[str, Level]:
         raise NotImplementedError

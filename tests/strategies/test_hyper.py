@@ -219,7 +219,7 @@ def test_trico_recipe_on_a_rellisur_layout(tmp_path, capsys):
 
 def test_data_scale_sets_the_model_scale_or_is_refused():
     from nas_llv.space import load_space
-    from nas_llv.strategies.hyper import fit_scale
+    from nas_llv.models.base import fit_scale
 
     assert fit_scale({"m": load_space("collaba_llsr")}, 4)["m"].model["scale"] == 4
     assert fit_scale({"s": load_space("ruas_scene")}, 1)["s"] == load_space("ruas_scene")
