@@ -50,7 +50,8 @@ def to_tidy(wide: pd.DataFrame) -> pd.DataFrame:
     if not probs:
         return wide
     ids = [c for c in wide.columns if c not in probs]
-    long = wide.reset_index(drop=True).rename_axis("_row").reset_index()
+    # copy() consolidates the frame's blocks (hundreds of prob columns) before the insert
+    long = wide.reset_index(drop=True).copy().rename_axis("_row").reset_index()
     long = long.melt(id_vars=["_row", *ids], value_vars=probs, var_name="_col", value_name="prob")
     long = long.dropna(subset=["prob"]).sort_values("_row", kind="stable")
     # labels may hold dots ('scene.c1_d'); op names never hold '/', so split on the last one

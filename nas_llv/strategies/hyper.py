@@ -22,9 +22,7 @@ Every iteration: one upper step (hypergradient on a D_ll and a D_ul batch), then
 from __future__ import annotations
 
 import logging
-import math
 import time
-import warnings
 from typing import Any, Callable, Iterator, Mapping
 
 import torch
@@ -138,27 +136,6 @@ def hyper_optimizer(level: ObjectiveLevel, hyper_cfg: Any, arch_cfg: Any) -> Upp
     return UpperOptimizer(parts, (weights.project_,) if weights is not None else ())
 
 
-class PhaseLR(torch.optim.lr_scheduler.LambdaLR):
-    """LambdaLR that may step while its phase is idle: S2's optimizer has not stepped during S1
-    by design, so torch's "scheduler before optimizer" warning would be a false alarm."""
-
-    def step(self, epoch: int | None = None) -> None:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step", category=UserWarning)
-            super().step(epoch)
-
-
-def phase_scheduler(cfg: Any, opt: torch.optim.Optimizer, start: int, length: int) -> PhaseLR:
-    """Stepped once per epoch of the whole run: a cosine from ``cfg.lr`` to ``cfg.min_lr`` over
-    epochs [start, start + length), flat outside (TriCo restarts the cosine in each phase)."""
-    def factor(epoch: int) -> float:
-        if cfg.schedule != "cosine" or length <= 0:
-            return 1.0
-        t, lo = min(max(epoch - start, 0), length), cfg.min_lr / cfg.lr
-        return lo + (1 - lo) * (1 + math.cos(math.pi * t / length)) / 2
-    return PhaseLR(opt, factor)
-
-
 def step_level(level: Level, method: HypergradMethod, train: Iterator[Batch], val: Iterator[Batch]
                ) -> tuple[float, dict[str, float], Batch]:
     """One iteration: the upper step, then ``method.lower_steps`` lower steps (the first on the
@@ -184,9 +161,8 @@ class HyperSearch(Searcher):
         for name, level in self.levels.items():
             upper_opt = (hyper_optimizer(level, self.cfg.hyper, self.cfg.arch) if name == "hyper"
                          else make_optimizer(self.cfg.illum, list(level.upper.values())))
+            # the weights' cosine restarts in each phase: Searcher schedules a level over its own epochs
             level.attach(level.weight_opt, upper_opt, self.cfg.weights.grad_clip)
-            start, length = (0, self.s1_epochs) if name == "hyper" else (self.s1_epochs, self.cfg.s2_epochs)
-            self.schedulers[name] = phase_scheduler(self.cfg.weights, level.weight_opt, start, length)
 
     @property
     def s1_epochs(self) -> int:

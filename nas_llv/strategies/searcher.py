@@ -27,7 +27,7 @@ from ..models.base import fit_scale
 from ..registry import HYPERGRADS
 from ..runs import Run, rng_state, set_rng_state
 from ..space import SpaceSpec, load_space
-from ..supernet import arch_parameters, genotype_of, probs_of
+from ..supernet import arch_modules, genotype_of, probs_of
 from .level import Level, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -61,7 +61,7 @@ class Searcher:
             w_opt = make_optimizer(self.cfg.weights, list(level.lower.values()))
             a_opt = make_optimizer(self.cfg.arch, list(level.upper.values())) if level.upper else None
             level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
-            self.schedulers[name] = make_scheduler(self.cfg.weights, w_opt, self.cfg.epochs)
+            self.schedulers[name] = make_scheduler(self.cfg.weights, w_opt, len(self.active_epochs(name)))
         self.step = self.epoch = self.it = 0
         self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
         self.elapsed = 0.0
@@ -76,6 +76,10 @@ class Searcher:
 
     def build_levels(self) -> dict[str, Level]:
         raise NotImplementedError
+
+    def active_epochs(self, level: str) -> list[int]:
+        """The epochs in which ``level`` is updated (all of them, unless the strategy has phases)."""
+        return [e for e in range(self.cfg.epochs) if level in self.schedule(e)]
 
     def schedule(self, epoch: int) -> list[str]:
         raise NotImplementedError
@@ -146,8 +150,9 @@ class Searcher:
             self.best = {"val_loss": val, "genotype": genotype_of(self.net), "epoch": self.epoch + 1}
         log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
                  self.cfg.epochs, val, self.best["val_loss"], self.best["epoch"])
-        for sched in self.schedulers.values():
-            sched.step()
+        for name, sched in self.schedulers.items():
+            if self.epoch in self.active_epochs(name):  # a phase's schedule spans its own epochs
+                sched.step()
         self.epoch, self.it = self.epoch + 1, 0
         self.elapsed = time.perf_counter() - start
         self.save()
@@ -181,7 +186,7 @@ class Searcher:
             "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
             "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed},
             "best": self.best, "rng": rng_state(),
-            "arch": {lab: a.detach().cpu() for lab, a in zip(genotype_of(self.net), arch_parameters(self.net))},
+            "arch": {lab: a.detach().cpu() for m in arch_modules(self.net) for lab, a in m.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
