@@ -14,10 +14,13 @@ from __future__ import annotations
 import csv
 import logging
 import random
+import signal
+import threading
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
 import numpy as np
 import torch
@@ -244,3 +247,33 @@ def _set_cuda_state(states: list[torch.Tensor] | None) -> None:
                     len(states), count, min(count, len(states)))
     for i, s in enumerate(states[:count]):
         torch.cuda.set_rng_state(s.cpu(), i)
+
+
+class _Interrupt:
+    pending = False
+
+    def check(self) -> None:
+        if self.pending:
+            raise KeyboardInterrupt
+
+
+@contextmanager
+def deferred_interrupt() -> Iterator[_Interrupt]:
+    """Ctrl-C sets a flag that ``check()`` turns into KeyboardInterrupt at a step boundary, so the
+    checkpoint written then resumes exactly; a second Ctrl-C interrupts at once."""
+    flag = _Interrupt()
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if flag.pending:
+            raise KeyboardInterrupt
+        flag.pending = True
+        log.warning("interrupt: stopping after this step (press Ctrl-C again to stop at once)")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)

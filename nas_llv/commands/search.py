@@ -38,19 +38,10 @@ def start(args: argparse.Namespace):
 
 
 def run_search(args: argparse.Namespace) -> int:
+    from ._job import run_job
+
     searcher, run = start(args)
-    with run:
-        try:
-            finished = searcher.run(stop_after=args.stop_after)
-        except KeyboardInterrupt:
-            searcher.save()
-            log.info("interrupted at step %d; continue with: nas-llv search --resume %s", searcher.step, run.dir)
-            return 130
-    if not finished:
-        log.info("stopped after step %d; continue with: nas-llv search --resume %s", searcher.step, run.dir)
-    else:
-        print(run.dir)
-    return 0
+    return run_job(searcher, run, "search", args.stop_after)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import warnings
 from typing import Any
 
 import torch
@@ -25,7 +26,7 @@ from ..losses import CompositeLoss, build_composite
 from ..models import build_search_network
 from ..models.base import fit_scale
 from ..registry import HYPERGRADS
-from ..runs import Run, rng_state, set_rng_state
+from ..runs import Run, deferred_interrupt, rng_state, set_rng_state
 from ..space import SpaceSpec, load_space
 from ..supernet import arch_modules, genotype_of, probs_of
 from .level import Level, make_optimizer, make_scheduler
@@ -102,26 +103,34 @@ class Searcher:
 
     def run(self, stop_after: int | None = None) -> bool:
         """Search to the end (True), or stop with a checkpoint (False) at the first iteration
-        boundary after ``stop_after`` more steps."""
+        boundary after ``stop_after`` more steps. Ctrl-C stops at the next iteration boundary
+        with a checkpoint (so the run resumes exactly) and re-raises KeyboardInterrupt."""
         total = self.cfg.epochs * self.steps_per_epoch
         done = self.epoch * self.steps_per_epoch + self.it
         limit = None if stop_after is None else self.step + stop_after
         start = time.perf_counter() - self.elapsed
         bar = tqdm(total=total, initial=done, desc=f"search {self.recipe.name}", unit="it", disable=None)
+        mid_step = False
         try:
-            while self.epoch < self.cfg.epochs:
-                while self.it < self.steps_per_epoch:
-                    if limit is not None and self.step >= limit:
-                        self.elapsed = time.perf_counter() - start
-                        self.save()
-                        return False
-                    self._iteration(start)
-                    self.it += 1
-                    bar.update(1)
-                    if self.step % self.cfg.checkpoint_every == 0:
-                        self.elapsed = time.perf_counter() - start
-                        self.save()
-                self._end_epoch(start)
+            with deferred_interrupt() as interrupt:
+                while self.epoch < self.cfg.epochs:
+                    while self.it < self.steps_per_epoch:
+                        if limit is not None and self.step >= limit:
+                            self.save(start)
+                            return False
+                        mid_step = True  # a second Ctrl-C may land here: no checkpoint then
+                        self._iteration(start)
+                        self.it += 1
+                        mid_step = False
+                        bar.update(1)
+                        if self.step % self.cfg.checkpoint_every == 0:
+                            self.save(start)
+                        interrupt.check()
+                    self._end_epoch(start)
+        except KeyboardInterrupt:
+            if not mid_step:  # the state is whole between iterations; the last checkpoint stands otherwise
+                self.save(start)
+            raise
         finally:
             bar.close()
         self.finish()
@@ -152,10 +161,13 @@ class Searcher:
                  self.cfg.epochs, val, self.best["val_loss"], self.best["epoch"])
         for name, sched in self.schedulers.items():
             if self.epoch in self.active_epochs(name):  # a phase's schedule spans its own epochs
-                sched.step()
+                with warnings.catch_warnings():
+                    # after a resume at an epoch boundary the restored optimizer has not stepped in
+                    # this process yet; torch's "scheduler before optimizer" warning is a false alarm
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                    sched.step()
         self.epoch, self.it = self.epoch + 1, 0
-        self.elapsed = time.perf_counter() - start
-        self.save()
+        self.save(start)
 
     @torch.no_grad()
     def validate(self) -> float:
@@ -204,5 +216,8 @@ class Searcher:
         set_rng_state(state["rng"])
         self.run_dir.trajectory.truncate_after(self.step)
 
-    def save(self) -> None:
+    def save(self, start: float | None = None) -> None:
+        """Checkpoint; ``start`` (the loop's perf_counter origin) updates the elapsed time."""
+        if start is not None:
+            self.elapsed = time.perf_counter() - start
         self.run_dir.save_checkpoint(self.state_dict())

@@ -187,3 +187,29 @@ def test_lol_recipe_runs_on_a_lol_layout(tmp_path):
     assert main(args) == 0
     (run,) = (tmp_path / "r").iterdir()
     assert (run / "genotype.yaml").is_file()
+
+
+def test_interrupt_checkpoints_at_an_iteration_boundary_and_resumes_exactly(tmp_path):
+    import os
+    import signal
+
+    full = _searcher(tmp_path / "a", checkpoint_every=100)
+    full.run()
+    s = _searcher(tmp_path / "b", checkpoint_every=100)
+    step = s._iteration
+
+    def iteration(start):
+        if s.step == 2:
+            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-iteration: the iteration still completes
+        step(start)
+
+    s._iteration = iteration
+    with pytest.raises(KeyboardInterrupt):
+        s.run()
+    state = s.run_dir.load_checkpoint()
+    assert state["progress"]["step"] == 4  # two whole iterations of (scene, task)
+    again = STRATEGIES.get("cooperative")(s.recipe)
+    again.attach(Run.open(s.run_dir.dir))
+    again.load_state_dict(state)
+    assert again.run()
+    pd.testing.assert_frame_equal(_trajectory(full.run_dir.dir), _trajectory(s.run_dir.dir))
