@@ -4,6 +4,8 @@ Rules (docs/evaluation.md): outputs are clipped to [0, 1] and quantised to 8 bit
 image would be (``round`` by default, ``truncate`` as the RUAS authors save), ground truths are
 read from their files; PSNR and SSIM on RGB with data_range 1 (scikit-image's definitions); no
 GT-mean correction unless asked (then BT.601 luma means, after quantisation, no re-quantisation).
+A super-resolution network of scale s is scored on its (sH, sW) output against the HR ground
+truth, which must be exactly s times its input; its cost is measured at the (LR) input size.
 """
 from __future__ import annotations
 
@@ -20,7 +22,8 @@ from tqdm import tqdm
 
 from . import __version__
 from .config import ConfigError
-from .data import PairedFolder, lol
+from .data import LowLightSRFolder, PairedFolder, lol
+from .data.rellisur import SPLIT_DIRS, find_sr_folders
 from .inference import enhance_tensor
 from .io_utils import atomic_write, write_text
 from .metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, latency, psnr, quantize, rmse, ssim
@@ -30,20 +33,33 @@ log = logging.getLogger(__name__)
 METRICS = ("psnr", "ssim", "lpips", "rmse")
 
 
-def open_pairs(root: str | Path) -> PairedFolder:
-    """``root/low`` + ``root/high``, or a LOL root (its ``eval15`` split)."""
+def open_pairs(root: str | Path, scale: int = 1, split: str = "test") -> PairedFolder | LowLightSRFolder:
+    """``root/low`` + ``root/high`` (high ``scale`` x low), a LOL root (its ``eval15`` split, scale 1),
+    or a RELLISUR-style root (its ``split`` at x``scale``, layouts in ``nas_llv.data.rellisur``)."""
     root = Path(root)
     if (root / "low").is_dir() and (root / "high").is_dir():
-        return PairedFolder(root)
+        return PairedFolder(root, scale=scale)
     if (root / "eval15").is_dir():
+        if scale != 1:
+            raise ConfigError(f"{root}: LOL pairs are the same size, but the model super-resolves x{scale}; "
+                              f"evaluate it on low-light SR pairs (low/ + high/ at x{scale}, or RELLISUR)")
         return lol(root, "eval")
-    raise ConfigError(f"{root}: expected paired folders {root}/low and {root}/high (same file names), "
-                      f"or a LOL root holding eval15/low and eval15/high")
+    if split not in SPLIT_DIRS:
+        raise ConfigError(f"split '{split}' is not allowed; allowed: {', '.join(SPLIT_DIRS)}")
+    try:
+        find_sr_folders(root, split, scale)
+    except ConfigError:
+        raise ConfigError(f"{root}: expected paired folders {root}/low and {root}/high (same file names, high "
+                          f"{scale}x low), a LOL root holding eval15/low and eval15/high, or a RELLISUR root "
+                          f"(<root>/{split.capitalize()}/LLLR + <root>/{split.capitalize()}/NLHR/X{scale}, "
+                          f"or <root>[/{split}]/lr_x{scale} + hr)") from None
+    return LowLightSRFolder(root, split, scale)
 
 
 def image_metrics(x: torch.Tensor, gt: torch.Tensor, quant: str = "round", gt_mean: bool = False,
                   lpips: LPIPSMetric | None = None) -> dict[str, float | None]:
-    """x: (1, 3, H, W) network output (any range), gt: (1, 3, H, W) in [0, 1] -> one image's metrics."""
+    """x: (1, 3, H, W) network output (any range), gt: (1, 3, H, W) in [0, 1] -> one image's metrics
+    (for a super-resolution network H, W are the output's, i.e. the HR ground truth's size)."""
     out = quantize(x.detach().double().clamp(0, 1), quant)
     gt = gt.double()
     if gt_mean:
@@ -57,15 +73,20 @@ def image_metrics(x: torch.Tensor, gt: torch.Tensor, quant: str = "round", gt_me
     }
 
 
-def evaluate_images(net: nn.Module, pairs: PairedFolder, device: torch.device, output: str = "x",
-                    quant: str = "round", gt_mean: bool = False, lpips: LPIPSMetric | None = None,
-                    progress: bool = True) -> list[dict[str, Any]]:
-    """One row per pair: ``{"name", "psnr", "ssim", "lpips", "rmse"}`` (lpips None when unavailable)."""
+def evaluate_images(net: nn.Module, pairs: PairedFolder | LowLightSRFolder, device: torch.device,
+                    output: str = "x", quant: str = "round", gt_mean: bool = False,
+                    lpips: LPIPSMetric | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """One row per pair: ``{"name", "psnr", "ssim", "lpips", "rmse"}`` (lpips None when unavailable).
+    The output must be the ground truth's size (``pairs`` checks high = scale x low)."""
     net = net.to(device).eval()
     rows = []
     for i in tqdm(range(len(pairs)), desc="eval", unit="img", disable=not progress):
         item = pairs[i]
         x = enhance_tensor(net, item["low"][None].to(device), output)
+        if x.shape[-2:] != item["high"].shape[-2:]:
+            raise ConfigError(f"{item['name']}: output '{output}' is {tuple(x.shape[-2:])} for input "
+                              f"{tuple(item['low'].shape[-2:])}, but its ground truth is "
+                              f"{tuple(item['high'].shape[-2:])}")
         rows.append({"name": item["name"], **image_metrics(x.cpu(), item["high"][None], quant, gt_mean, lpips)})
     return rows
 
@@ -74,7 +95,7 @@ def model_cost(net: nn.Module, sample: torch.Tensor, device: torch.device, repea
                warmup: int = 2) -> dict[str, Any]:
     """Params, FLOPs (torch flop counter: 2 per multiply-add) and median latency at ``sample``'s size.
 
-    sample: (3, H, W) in [0, 1].
+    sample: (3, H, W) in [0, 1], the network's input (the LR image of a super-resolution network).
     """
     x = sample[None].to(device)
     lat = latency(net, x, repeats=repeats, warmup=warmup, device=device)

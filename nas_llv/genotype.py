@@ -10,6 +10,8 @@ module (so no other file is needed), and the choices::
 """
 from __future__ import annotations
 
+import inspect
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -21,6 +23,7 @@ from .config import ConfigError, load_yaml
 from .io_utils import write_yaml
 from .models import build_fixed_network, resize_space
 from .ops import canonical_op
+from .registry import MODELS
 from .space import SpaceSpec, parse_space, space_to_dict
 
 
@@ -54,6 +57,19 @@ def _pick(value: Mapping[str, int] | int | None, key: str) -> int | None:
     if value is None or isinstance(value, int):
         return value
     return value.get(key)
+
+
+def genotype_scale(genotype: Genotype) -> int:
+    """How many times larger than its input the network's output is: 1 for enhancement networks,
+    2 or 4 for super-resolution ones (the product of its modules' ``scale`` model options; a model
+    that takes a scale but does not record one builds at its own default)."""
+    return math.prod(_model_scale(space.model) for space in genotype.spaces.values())
+
+
+def _model_scale(model: Mapping[str, Any]) -> int:
+    kind = model.get("type")
+    param = inspect.signature(MODELS.get(kind)).parameters.get("scale") if kind in MODELS else None
+    return 1 if param is None else int(model.get("scale", param.default))
 
 
 def load_genotype(path: str | Path) -> Genotype:

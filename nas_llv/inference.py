@@ -58,7 +58,8 @@ def select_output(out: torch.Tensor | dict[str, Any], which: str = "x") -> torch
 
 @torch.no_grad()
 def enhance_tensor(net: nn.Module, y: torch.Tensor, output: str = "x") -> torch.Tensor:
-    """y: (N, 3, H, W) in [0, 1] on the net's device -> the chosen output, same shape (unclipped)."""
+    """y: (N, 3, H, W) in [0, 1] on the net's device -> the chosen output (unclipped), (N, 3, H, W),
+    or (N, 3, sH, sW) for a super-resolution network of scale s."""
     return select_output(net(y), output)
 
 
@@ -90,7 +91,8 @@ def plan_outputs(files: Iterable[Path], out_dir: Path) -> list[tuple[Path, Path]
 
 def enhance_folder(net: nn.Module, in_dir: str | Path, out_dir: str | Path, output: str = "x",
                    save: str = "round", device: str | torch.device = "cpu", progress: bool = True) -> EnhanceResult:
-    """Enhance every image directly inside ``in_dir`` into ``out_dir`` (8-bit, ``save`` = round|truncate)."""
+    """Enhance every image directly inside ``in_dir`` into ``out_dir`` (8-bit, ``save`` = round|truncate);
+    a super-resolution network writes images scale x larger."""
     device = torch.device(device)
     net = net.to(device).eval()
     out_dir = Path(out_dir)

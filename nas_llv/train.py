@@ -6,17 +6,16 @@ started from a model file's weights, and trained on ``recipe.data`` with the wei
 (config.yaml, log.txt, trajectory.csv, checkpoints/last.pt, genotype.yaml) plus ``model.pt``
 (final weights) and ``model_best.pt`` (best validation PSNR on paired data, else lowest
 validation loss). A checkpoint holds everything a resumed run needs to continue exactly.
+A super-resolution genotype needs ``data.scale`` equal to its scale: losses and validation
+compare its (sH, sW) output with the HR ground truth.
 """
 from __future__ import annotations
 
 import logging
 import math
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -25,12 +24,12 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import ConfigError
 from .data import build_loaders
-from .genotype import Genotype, genotype_from_dict, load_genotype
+from .genotype import Genotype, genotype_from_dict, genotype_scale, load_genotype
 from .inference import resolve_device, select_output
 from .metrics import psnr, quantize, ssim
 from .modelfile import BUILD_KEYS, read_model_file, save_model
 from .models import RUAS
-from .runs import Run, rng_state, set_rng_state
+from .runs import Run, deferred_interrupt, rng_state, set_rng_state
 from .strategies.level import make_optimizer, make_scheduler
 from .strategies.searcher import build_loss
 
@@ -81,6 +80,17 @@ def with_variant(genotype: Genotype, variant: str | None) -> Genotype:
     return Genotype({**genotype.network, "variant": variant}, spaces, choices, dict(genotype.meta))
 
 
+def check_scale(genotype: Genotype, data_scale: int) -> None:
+    """The recipe's ``data.scale`` must be the network's: its output is compared with ``high``."""
+    scale = genotype_scale(genotype)
+    if data_scale != scale:
+        need = (f"super-resolves x{scale}; set data.scale={scale} with low-light SR data (demo_sr, rellisur, "
+                f"or paired with high {scale}x low)" if scale != 1 else
+                "enhances at the input size; set data.scale=1 with enhancement data "
+                "(ground truth as large as the input)")
+        raise ConfigError(f"data.scale={data_scale}, but the genotype's network {need}")
+
+
 def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any]) -> None:
     """Load a model file's weights into ``net``; they must fit exactly."""
     data = read_model_file(path)
@@ -93,36 +103,6 @@ def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any]) -> Non
                           f"unexpected {unexpected[:3]}); the network is built with {dict(build) or 'the genotype sizes'}, "
                           f"the file with {data.get('build') or 'its genotype sizes'}. Match train.channels, "
                           f"train.repeat and train.variant to the file")
-
-
-class _Interrupt:
-    pending = False
-
-    def check(self) -> None:
-        if self.pending:
-            raise KeyboardInterrupt
-
-
-@contextmanager
-def deferred_interrupt() -> Iterator[_Interrupt]:
-    """Ctrl-C sets a flag that ``check()`` turns into KeyboardInterrupt at a step boundary, so the
-    checkpoint written then resumes exactly; a second Ctrl-C interrupts at once."""
-    flag = _Interrupt()
-    if threading.current_thread() is not threading.main_thread():
-        yield flag
-        return
-
-    def handler(signum: int, frame: Any) -> None:
-        if flag.pending:
-            raise KeyboardInterrupt
-        flag.pending = True
-        log.warning("interrupt: stopping after this step (press Ctrl-C again to stop at once)")
-
-    previous = signal.signal(signal.SIGINT, handler)
-    try:
-        yield flag
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 class Objective(nn.Module):
@@ -182,6 +162,7 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         self.device = resolve_device(recipe.device)
         self.genotype, self.build = with_variant(genotype, self.cfg.variant), dict(build or {})
+        check_scale(self.genotype, recipe.data.scale)
         self.net: nn.Module = self.genotype.build(**self.build)
         self.init = None if init is None else str(init)
         if init is not None:
@@ -286,7 +267,8 @@ class Trainer:
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
         """Mean objective (``val_loss``) and, on paired data, mean PSNR/SSIM of the 8-bit output
-        (as eval computes them), over the same ``val_batches`` validation batches every time."""
+        (as eval computes them; at the ground truth's, i.e. HR, size for a super-resolution network),
+        over the same ``val_batches`` validation batches every time."""
         self.val_data.load_state_dict(self._val_start)
         self.net.eval()
         loss, sums, n = 0.0, {"psnr": 0.0, "ssim": 0.0}, 0
@@ -339,6 +321,8 @@ class Trainer:
         self.save(start)
         path = self._save_model("model.pt")
         log.info("training finished after %d steps: %s (best validation at step %s)", self.step, path, self.best["step"])
+        if "metric/psnr" in self.last:
+            log.info("final validation: PSNR %.2f dB, SSIM %.4f", self.last["metric/psnr"], self.last["metric/ssim"])
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -20,17 +20,22 @@ def find_genotype(target: str | Path) -> Path:
 
 
 def summary(geno, net, size: tuple[int, int] | None) -> list[str]:
-    lines = [f"network: {geno.network.get('type', 'single')} "
-             + " ".join(f"{k}={v}" for k, v in geno.network.items() if k != "type")]
+    from ..genotype import genotype_scale
+
+    scale = genotype_scale(geno)
+    lines = [f"network: {geno.network.get('type', 'single')}"
+             + "".join(f" {k}={v}" for k, v in geno.network.items() if k != "type")
+             + (f" (super-resolution x{scale})" if scale != 1 else "")]
     for label, op in geno.choices.items():
         lines.append(f"  {label:18s} {op}")
     lines.append(f"params: {sum(p.numel() for p in net.parameters()):,}")
     if size is not None:
-        lines.append(flops_line(net, size))
+        lines.append(flops_line(net, size, scale))
     return lines
 
 
-def flops_line(net, size: tuple[int, int]) -> str:
+def flops_line(net, size: tuple[int, int], scale: int = 1) -> str:
+    """FLOPs of one forward pass on a ``size`` (width, height) input: the LR size of an SR network."""
     import torch
 
     try:
@@ -38,7 +43,8 @@ def flops_line(net, size: tuple[int, int]) -> str:
     except ImportError:
         return "FLOPs: unavailable (nas_llv.metrics missing)"
     flops = count_flops(net, torch.rand(1, 3, size[1], size[0]))
-    return f"FLOPs at {size[0]}x{size[1]}: {flops / 1e9:.3f} G ({flops / 2e9:.3f} GMAC)"
+    at = f"{size[0]}x{size[1]}" + (f" input (output {scale * size[0]}x{scale * size[1]})" if scale != 1 else "")
+    return f"FLOPs at {at}: {flops / 1e9:.3f} G ({flops / 2e9:.3f} GMAC)"
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -73,7 +79,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("target", help="genotype.yaml, or a run folder containing one")
     p.add_argument("--channels", type=int, help="rebuild every module at this width (full-size retraining)")
     p.add_argument("--repeat", type=int, help="rebuild with this many stages/blocks per module")
-    p.add_argument("--size", type=_size, default=(600, 400), help="input WIDTHxHEIGHT for FLOPs (default 600x400)")
+    p.add_argument("--size", type=_size, default=(600, 400), help="input WIDTHxHEIGHT for FLOPs, the low-resolution "
+                   "size for a super-resolution network (default 600x400)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     p.add_argument("--draw", action="store_true", help="draw each derived cell to PNG beside the genotype")
     p.set_defaults(run=run)

@@ -26,7 +26,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enhance", help="enhance every image in a folder with a model",
                        description="Enhance every image directly inside IN_DIR into OUT_DIR, keeping file names "
                                    "(JPEG/WEBP inputs are written as <name>.png, lossless). Unreadable files are "
-                                   "reported and skipped; the exit status is 1 if any failed.")
+                                   "reported and skipped; the exit status is 1 if any failed. A super-resolution "
+                                   "model writes images scale x the input size.")
     p.add_argument("model", help="a model file (nas-llv train / import-ruas), or a run folder with model.pt")
     p.add_argument("in_dir", help="folder of input images (png, jpg, bmp, tif, webp; any size)")
     p.add_argument("out_dir", help="folder for the results (created)")

@@ -8,7 +8,9 @@ from typing import Any
 from tqdm.contrib.logging import logging_redirect_tqdm
 
 from ..config import ConfigError
+from ..data.rellisur import SPLIT_DIRS
 from ..evaluate import METRICS, build_summary, evaluate_images, model_cost, open_pairs, write_metrics_csv, write_summary
+from ..genotype import genotype_scale
 from ..inference import DEVICES, OUTPUTS, resolve_device
 from ..metrics import LPIPSMetric
 from ..modelfile import find_model, load_model
@@ -29,8 +31,10 @@ def table(rows: list[dict[str, Any]], mean: dict[str, Any]) -> list[str]:
 
 
 def cost_lines(s: dict[str, Any]) -> list[str]:
+    w, h = (int(v) for v in s["resolution"].split("x"))
+    at = s["resolution"] + (f" input (output {s['scale'] * w}x{s['scale'] * h})" if s["scale"] != 1 else "")
     return [f"params: {s['params']:,}",
-            f"FLOPs at {s['resolution']}: {s['flops'] / 1e9:.3f} G ({s['flops'] / 2e9:.3f} GMAC)",
+            f"FLOPs at {at}: {s['flops'] / 1e9:.3f} G ({s['flops'] / 2e9:.3f} GMAC)",
             f"latency: {1e3 * s['latency_s']:.1f} ms median of {s['repeats']} after {s['warmup']} warm-up "
             f"on {s['device']} ({s['device_name']})"]
 
@@ -40,16 +44,17 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
     device = resolve_device(args.device)
     model_path = find_model(args.model)
-    net, _ = load_model(model_path)
-    pairs = open_pairs(args.data)
+    net, genotype = load_model(model_path)
+    scale = genotype_scale(genotype)
+    pairs = open_pairs(args.data, scale, args.split)
     data_name = Path(args.data).resolve().name
     lpips = None if args.lpips_net == "none" else LPIPSMetric(args.lpips_net, device=device)
     with logging_redirect_tqdm():
         rows = evaluate_images(net, pairs, device, args.output, args.quantize, args.gt_mean,
                                lpips if lpips is not None and lpips.available else None, progress=not args.quiet)
-    cost = model_cost(net, pairs[0]["low"], device, args.repeats, args.warmup)
+    cost = model_cost(net, pairs[0]["low"], device, args.repeats, args.warmup)  # at the (LR) input size
     rules = {"quantize": args.quantize, "data_range": 1.0, "gt_mean": args.gt_mean, "output": args.output,
-             "lpips_net": None if lpips is None or not lpips.available else args.lpips_net}
+             "lpips_net": None if lpips is None or not lpips.available else args.lpips_net, "scale": scale}
     source = {"model": str(model_path.resolve()), "data": str(Path(args.data).resolve()), "data_name": data_name}
     summary = build_summary(rows, cost, rules, source)
     out_dir = Path(args.out_dir) if args.out_dir else model_path.parent / f"eval-{data_name}"
@@ -62,11 +67,15 @@ def run(args: argparse.Namespace) -> int:
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM/LPIPS/RMSE on paired images, plus params, FLOPs, latency",
-                       description="Evaluate a model on paired folders (DIR/low + DIR/high, or a LOL root's "
-                                   "eval15). Outputs are quantised to 8 bits before scoring; see "
-                                   "docs/evaluation.md for the rules.")
+                       description="Evaluate a model on paired folders (DIR/low + DIR/high, a LOL root's "
+                                   "eval15, or a RELLISUR root). A super-resolution model's output is scored "
+                                   "against ground truths scale x its inputs. Outputs are quantised to 8 bits "
+                                   "before scoring; see docs/evaluation.md for the rules.")
     p.add_argument("model", help="a model file, or a run folder with model.pt")
-    p.add_argument("--data", required=True, help="DIR with low/ and high/ (same names), or a LOL root")
+    p.add_argument("--data", required=True, help="DIR with low/ and high/ (same names; high = scale x low for "
+                   "an SR model), a LOL root, or a RELLISUR root")
+    p.add_argument("--split", choices=tuple(SPLIT_DIRS), default="test",
+                   help="split of a RELLISUR root (default test); other layouts have none")
     p.add_argument("--gt-mean", action="store_true", help="rescale each output to the ground truth's mean "
                    "luma before scoring (GT-mean, as LLFlow/Retinexformer report); off by default")
     p.add_argument("--lpips-net", choices=LPIPS_NETS, default="alex", help="LPIPS backbone (default alex; none: skip)")

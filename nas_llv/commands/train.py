@@ -65,22 +65,10 @@ def start(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from ._job import run_job
+
     trainer, run = start(args)
-    with run:
-        try:
-            finished = trainer.run(stop_after=args.stop_after)
-        except KeyboardInterrupt:
-            log.info("interrupted at step %d; continue with: nas-llv train --resume %s", trainer.step, run.dir)
-            return 130
-    if not finished:
-        log.info("stopped after step %d; continue with: nas-llv train --resume %s", trainer.step, run.dir)
-        return 0
-    last = trainer.last
-    if "metric/psnr" in last:
-        log.info("final validation: PSNR %.2f dB, SSIM %.4f (best at step %s)",
-                 last["metric/psnr"], last["metric/ssim"], trainer.best["step"])
-    print(run.dir)
-    return 0
+    return run_job(trainer, run, "train", args.stop_after)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

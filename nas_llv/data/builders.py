@@ -43,9 +43,9 @@ def build_folder(root: str | None = None) -> Dataset:
 
 
 @DATASETS.register("paired")
-def build_paired(root: str | None = None) -> Dataset:
-    """``root/low`` + ``root/high`` with matching file names."""
-    return PairedFolder(_need_root("paired", root))
+def build_paired(root: str | None = None, scale: int = 1) -> Dataset:
+    """``root/low`` + ``root/high`` with matching file names (high ``scale`` x low)."""
+    return PairedFolder(_need_root("paired", root), scale=scale)
 
 
 @DATASETS.register("lol")

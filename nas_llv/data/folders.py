@@ -5,6 +5,7 @@ Layouts accepted:
 
 - ``PairedFolder(root)``: ``root/low/*`` and ``root/high/*``; a low image pairs with the high
   image of the same file stem (``0137.png`` <-> ``0137.png``, or ``0137.jpg`` <-> ``0137.png``).
+  With ``scale`` s (super-resolution) each high image is s times its low image's height and width.
 - ``lol(root, split)``: the LOL dataset (Wei et al., BMVC 2018), ``root/our485/{low,high}``
   for ``train`` and ``root/eval15/{low,high}`` for ``eval``.
 - ``UnpairedFolder(root)``: every image directly inside ``root`` (no ground truth), e.g. DARK FACE.
@@ -60,12 +61,10 @@ def match_pairs(low_dir: Path, high_dir: Path) -> list[tuple[Path, Path]]:
 
 
 class PairedFolder(Dataset):
-    """``root/low`` + ``root/high`` with matching names; item ``{"low", "high", "name"}``."""
+    """``root/low`` + ``root/high`` with matching names, high ``scale`` x low; item ``{"low", "high", "name"}``."""
 
-    scale = 1
-
-    def __init__(self, root: str | Path, low: str = "low", high: str = "high") -> None:
-        self.root = Path(root)
+    def __init__(self, root: str | Path, low: str = "low", high: str = "high", scale: int = 1) -> None:
+        self.root, self.scale = Path(root), scale
         for sub in (low, high):
             if not (self.root / sub).is_dir():
                 raise ConfigError(f"{self.root}: expected sub-folders '{low}/' and '{high}/' "
@@ -79,9 +78,10 @@ class PairedFolder(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         low_path, high_path = self.pairs[i]
         low, high = read_image(low_path), read_image(high_path)
-        if low.shape != high.shape:
-            raise ConfigError(f"{low_path}: size {tuple(low.shape[1:])} differs from its "
-                              f"ground truth {high_path} {tuple(high.shape[1:])}")
+        want = (low.shape[1] * self.scale, low.shape[2] * self.scale)
+        if tuple(high.shape[1:]) != want:
+            raise ConfigError(f"{high_path}: ground truth size {tuple(high.shape[1:])} does not fit its input "
+                              f"{low_path} {tuple(low.shape[1:])} at scale x{self.scale}: expected {want}")
         return {"low": low, "high": high, "name": low_path.stem}
 
 

@@ -48,7 +48,8 @@ def test_paired_mismatch_lists_names(tmp_path: Path) -> None:
 def test_paired_size_mismatch_names_the_file(tmp_path: Path) -> None:
     write_image(tmp_path / "low" / "a.png", _img(0, 8, 8))
     write_image(tmp_path / "high" / "a.png", _img(0, 8, 10))
-    with pytest.raises(ConfigError, match=r"a.png: size \(8, 8\) differs"):
+    with pytest.raises(ConfigError, match=r"a.png: ground truth size \(8, 10\) does not fit its input .*a.png "
+                                          r"\(8, 8\) at scale x1: expected \(8, 8\)"):
         PairedFolder(tmp_path)[0]
 
 
