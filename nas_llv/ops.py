@@ -39,18 +39,14 @@ class ConvOp(nn.Module):
         y = self.op(x)
         return y + x if self.residual else y
 
-    def dense_kernel(self, size: int, dilated: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
-        """The op as one ``size x size`` kernel (C, C, size, size) and bias (C,), residual included.
-
-        ``dilated=True``: an undilated kernel covering the receptive field (size >= extent);
-        ``False``: the kernel to use with this op's own dilation (size >= kernel).
-        """
+    def dense_kernel(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """The equivalent undilated ``size x size`` kernel (C, C, size, size) and bias (C,)."""
         w = self.op.weight
         c = w.shape[0]
         dense = w.new_zeros(c, c, size, size)
-        step, span = (self.dilation, self.extent) if dilated else (1, self.kernel)
-        off = (size - span) // 2
-        dense[:, :, off:off + span:step, off:off + span:step] = w
+        off = (size - self.extent) // 2
+        end = off + self.extent
+        dense[:, :, off:end:self.dilation, off:end:self.dilation] = w
         if self.residual:
             dense = dense + _identity_kernel(w, size)
         return dense, self.op.bias
@@ -146,29 +142,21 @@ def build_activation(spec: dict) -> nn.Module:
 
 
 def mixed_conv(x: torch.Tensor, ops: list[nn.Module], weights: torch.Tensor) -> torch.Tensor:
-    """Σ_i w_i op_i(x) for linear ops, as one convolution per dilation rate.
+    """Σ_i w_i op_i(x) for linear ops, as one convolution with the combined kernel.
 
-    Ops of one dilation share a combined kernel (the identity of skip and residual ops sits at
-    its centre), so the seven RUAS candidates run as two convolutions (3x3, and 3x3 dilated 2)
-    instead of seven. Exact up to floating-point reassociation.
+    Exact up to floating-point reassociation; it replaces len(ops) convolutions by one. (One
+    5x5 kernel for the RUAS set measured faster on CPU than a 3x3 plus a dilated 3x3.)
     """
-    groups: dict[int, list[tuple[torch.Tensor, ConvOp]]] = {}
-    ident = x.new_zeros(())
+    size = max(op.extent for op in ops)
+    kernel, bias, ident = None, None, x.new_zeros(())
     for w, op in zip(weights, ops):
         if isinstance(op, Skip):
             ident = ident + w
-        else:
-            groups.setdefault(op.dilation, []).append((w, op))
-    out = None
-    for dilation, members in sorted(groups.items()):
-        size = max(op.kernel for _, op in members)
-        kernel = sum(w * op.dense_kernel(size, dilated=False)[0] for w, op in members)
-        bias = sum(w * op.op.bias for w, op in members)
-        if dilation == 1:  # the identity joins the undilated kernel
-            kernel = kernel + ident * _identity_kernel(kernel, size)
-            ident = None
-        y = F.conv2d(x, kernel, bias, padding=dilation * (size // 2), dilation=dilation)
-        out = y if out is None else out + y
-    if ident is not None:
-        out = ident * x if out is None else out + ident * x
-    return out
+            continue
+        k, b = op.dense_kernel(size)
+        kernel = w * k if kernel is None else kernel + w * k
+        bias = w * b if bias is None else bias + w * b
+    if kernel is None:
+        return ident * x
+    kernel = kernel + ident * _identity_kernel(kernel, size)
+    return F.conv2d(x, kernel, bias, padding=size // 2)
