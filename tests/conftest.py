@@ -8,6 +8,7 @@ import torch
 # Tiny tensors run fastest, and steadiest on a busy machine, on one thread.
 torch.set_num_threads(1)
 
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 

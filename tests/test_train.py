@@ -13,6 +13,7 @@ import yaml
 from PIL import Image
 from skimage.metrics import peak_signal_noise_ratio
 
+from conftest import RECIPES
 from nas_llv.cli import main
 from nas_llv.metrics import quantize
 from nas_llv.modelfile import load_model, save_model
@@ -217,7 +218,7 @@ def test_epochs_replace_steps(genotype, tmp_path):
 
 
 def test_demo_train_recipe_runs_on_the_cli(genotype, tmp_path):
-    args = ["train", genotype, "--recipe", "recipes/ruas_demo_train.yaml", "--output", str(tmp_path),
+    args = ["train", genotype, "--recipe", str(RECIPES / "ruas_demo_train.yaml"), "--output", str(tmp_path),
             "train.steps=2", "train.val_batches=1", "data.demo_size=32", "data.crop=16"]
     assert main(args) == 0
     (run,) = _runs(tmp_path)

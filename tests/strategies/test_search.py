@@ -9,6 +9,7 @@ import torch
 import yaml
 from PIL import Image
 
+from conftest import RECIPES
 from nas_llv.cli import main
 from nas_llv.hypergrad import Bilevel
 from nas_llv.recipe import recipe_from_dict
@@ -168,7 +169,7 @@ def test_cli_search_leaves_a_complete_run(tmp_path):
 
 
 def test_lol_recipe_missing_folder_is_one_clear_error(tmp_path, capsys):
-    code = main(["search", "recipes/ruas_lol.yaml", f"data.root={tmp_path / 'nope'}", "--output", str(tmp_path)])
+    code = main(["search", str(RECIPES / "ruas_lol.yaml"), f"data.root={tmp_path / 'nope'}", "--output", str(tmp_path)])
     err = capsys.readouterr().err.strip()
     assert code == 2 and len(err.splitlines()) == 1 and "our485" in err
     assert list(tmp_path.iterdir()) == []  # nothing half-written
@@ -182,7 +183,7 @@ def test_lol_recipe_runs_on_a_lol_layout(tmp_path):
         for i in range(4):
             arr = (torch.rand(24, 24, 3, generator=g) * (60 if sub == "low" else 255)).byte().numpy()
             Image.fromarray(arr).save(folder / f"{i}.png")
-    args = ["search", "recipes/ruas_lol.yaml", f"data.root={tmp_path / 'LOL'}", "data.crop=16",
+    args = ["search", str(RECIPES / "ruas_lol.yaml"), f"data.root={tmp_path / 'LOL'}", "data.crop=16",
             "search.epochs=1", "search.steps_per_epoch=1", "search.val_batches=1", "--output", str(tmp_path / "r")]
     assert main(args) == 0
     (run,) = (tmp_path / "r").iterdir()

@@ -1,0 +1,61 @@
+from __future__ import annotations
+
+import pytest
+
+from conftest import RECIPES
+from nas_llv.cli import COMMANDS, main
+from nas_llv.genotype import Genotype
+from nas_llv.ops import OPS
+from nas_llv.space import load_space, shipped_spaces
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as info:
+        main([command, "--help"])
+    assert info.value.code == 0
+    assert command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["ops", "spaces", "losses", "strategies", "hypergrads", "datasets", "networks"])
+def test_list(kind, capsys):
+    assert main(["list", kind]) == 0
+    out = capsys.readouterr().out.split("\n")
+    names = {line.split()[0] for line in out if line.strip()}
+    expected = {
+        "ops": set(OPS), "spaces": set(shipped_spaces()),
+        "losses": {"ruas_scene", "ruas_denoise", "l1", "ssim", "perceptual", "luminance", "tv", "illum_prior"},
+        "strategies": {"cooperative", "global", "independent", "hyper"},
+        "hypergrads": {"first_order", "finite_difference", "unrolled_exact", "implicit_cg", "implicit_gn"},
+        "datasets": {"demo", "demo_sr", "folder", "paired", "lol", "rellisur"},
+        "networks": {"single", "ruas"},
+    }[kind]
+    assert expected <= names
+
+
+def test_space_draw_writes_a_png(tmp_path, capsys):
+    out = tmp_path / "cell.png"
+    assert main(["space", "draw", "ruas_cell", "-o", str(out)]) == 0
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_space_show_summarises(capsys):
+    assert main(["space", "show", "ruas_denoise"]) == 0
+    out = capsys.readouterr().out
+    assert "architectures in the space: 823,543" in out and "30,267 parameters" in out
+
+
+def test_derive_genotype_file(tmp_path, capsys):
+    space = load_space("ruas_denoise")
+    choices = {e.label: "conv_3x3" for e in space.cell.searchable}
+    path = Genotype({"type": "single"}, {"net": space}, choices).save(tmp_path / "genotype.yaml")
+    assert main(["derive", str(path), "--size", "32x24", "--draw"]) == 0
+    out = capsys.readouterr().out
+    assert "params:" in out and "FLOPs at 32x24" in out
+    assert (tmp_path / "cell_net.png").is_file()
+
+
+def test_bad_override_is_one_line(capsys):
+    assert main(["search", str(RECIPES / "ruas_demo.yaml"), "search.epochs=zero"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "search.epochs: expected int, got 'zero'" in err
