@@ -214,3 +214,19 @@ def test_interrupt_checkpoints_at_an_iteration_boundary_and_resumes_exactly(tmp_
     again.load_state_dict(state)
     assert again.run()
     pd.testing.assert_frame_equal(_trajectory(full.run_dir.dir), _trajectory(s.run_dir.dir))
+
+
+def test_independent_phases_each_follow_their_own_cosine(tmp_path):
+    s = _searcher(tmp_path, strategy="independent", epochs=4, steps_per_epoch=1,
+                  hypergrad={"type": "first_order"})
+    seen = []
+    orig = s._end_epoch
+
+    def spy(start):
+        seen.append((s.schedule(s.epoch)[0], s.levels[s.schedule(s.epoch)[0]].lr))
+        orig(start)
+    s._end_epoch = spy
+    s.run()
+    cosine = [0.01 * (1 + math.cos(math.pi * e / 2)) / 2 for e in range(2)]
+    assert seen == [("scene", pytest.approx(cosine[0])), ("scene", pytest.approx(cosine[1])),
+                    ("task", pytest.approx(cosine[0])), ("task", pytest.approx(cosine[1]))]
