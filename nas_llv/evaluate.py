@@ -21,6 +21,7 @@ from torch import nn
 from tqdm import tqdm
 
 from . import __version__
+from .choices import METRICS
 from .config import ConfigError
 from .data import LowLightSRFolder, PairedFolder, lol
 from .data.rellisur import SPLIT_DIRS, find_sr_folders
@@ -30,7 +31,6 @@ from .metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, la
 
 log = logging.getLogger(__name__)
 
-METRICS = ("psnr", "ssim", "lpips", "rmse")
 
 
 def open_pairs(root: str | Path, scale: int = 1, split: str = "test") -> PairedFolder | LowLightSRFolder:

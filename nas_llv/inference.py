@@ -14,13 +14,12 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from .choices import DEVICES
 from .config import ConfigError
 from .data import list_images, read_image, write_image
 
 log = logging.getLogger(__name__)
 
-DEVICES = ("auto", "cpu", "cuda")
-OUTPUTS = ("x", "u")
 # Formats written losslessly keep their extension; the others are written as PNG (same stem).
 LOSSLESS_EXTS = (".png", ".bmp", ".tif", ".tiff")
 

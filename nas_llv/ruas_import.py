@@ -22,6 +22,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
+from .choices import RELEASES
 from .config import ConfigError
 from .genotype import Genotype
 from .space import SpaceSpec, load_space
@@ -33,7 +34,6 @@ DENOISE = {
     "tpami": ("resconv_1x1", "resconv_3x3", "dilconv_3x3_d2", "resconv_1x1", "resconv_3x3", "conv_3x3", "resconv_3x3"),
 }
 T_MIN = {"cvpr": 1e-3, "tpami": 1e-4}
-RELEASES = ("cvpr", "tpami")
 DEFAULT_VARIANT = {"cvpr": "ruas", "tpami": "ruas_a"}
 THRESHOLD = 0.035
 

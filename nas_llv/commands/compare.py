@@ -3,11 +3,12 @@ from __future__ import annotations
 
 import argparse
 
-from ..compare import load_summaries, markdown_table
-from ..io_utils import write_text
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..compare import load_summaries, markdown_table
+    from ..io_utils import write_text
+
     records = load_summaries(args.targets)
     text = markdown_table(records)
     print(text, end="")

@@ -3,13 +3,15 @@ from __future__ import annotations
 
 import argparse
 
-from tqdm.contrib.logging import logging_redirect_tqdm
-
-from ..inference import DEVICES, OUTPUTS, enhance_folder, resolve_device
-from ..modelfile import find_model, load_model
+from ..choices import DEVICES, OUTPUTS
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ..inference import enhance_folder, resolve_device
+    from ..modelfile import find_model, load_model
+
     device = resolve_device(args.device)
     net, _ = load_model(find_model(args.model))
     with logging_redirect_tqdm():

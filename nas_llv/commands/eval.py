@@ -5,15 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from tqdm.contrib.logging import logging_redirect_tqdm
-
+from ..choices import DEVICES, METRICS, OUTPUTS, SPLIT_DIRS
 from ..config import ConfigError
-from ..data.rellisur import SPLIT_DIRS
-from ..evaluate import METRICS, build_summary, evaluate_images, model_cost, open_pairs, write_metrics_csv, write_summary
-from ..genotype import genotype_scale
-from ..inference import DEVICES, OUTPUTS, resolve_device
-from ..metrics import LPIPSMetric
-from ..modelfile import find_model, load_model
 
 LPIPS_NETS = ("alex", "vgg", "squeeze", "none")
 
@@ -40,6 +33,14 @@ def cost_lines(s: dict[str, Any]) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from ..evaluate import build_summary, evaluate_images, model_cost, open_pairs, write_metrics_csv, write_summary
+    from ..genotype import genotype_scale
+    from ..inference import resolve_device
+    from ..metrics import LPIPSMetric
+    from ..modelfile import find_model, load_model
+
     if args.repeats < 1 or args.warmup < 0:
         raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
     device = resolve_device(args.device)

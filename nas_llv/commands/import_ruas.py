@@ -3,12 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..models.networks import RUAS_VARIANTS
-from ..modelfile import save_model
-from ..ruas_import import RELEASES, import_ruas
+from ..choices import RELEASES, RUAS_VARIANTS
 
 
 def run(args: argparse.Namespace) -> int:
+    from ..modelfile import save_model
+    from ..ruas_import import import_ruas
+
     net, genotype, extra = import_ruas(args.weights, release=args.release, variant=args.variant)
     path = save_model(args.output, genotype, net, extra=extra)
     params = sum(p.numel() for p in net.parameters())

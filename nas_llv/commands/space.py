@@ -3,7 +3,10 @@ from __future__ import annotations
 
 import argparse
 
-from ..space import SpaceSpec, load_space
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..space import SpaceSpec
 
 
 def describe(spec: SpaceSpec) -> list[str]:
@@ -33,12 +36,15 @@ def describe(spec: SpaceSpec) -> list[str]:
 
 
 def run_show(args: argparse.Namespace) -> int:
+    from ..space import load_space
+
     print("\n".join(describe(load_space(args.file))))
     return 0
 
 
 def run_draw(args: argparse.Namespace) -> int:
     from ..draw import draw_cell
+    from ..space import load_space
 
     spec = load_space(args.file)
     out = draw_cell(spec.cell, args.output, title=f"{spec.name}: {spec.description}")

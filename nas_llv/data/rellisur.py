@@ -31,12 +31,12 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
+from nas_llv.choices import SPLIT_DIRS
 from nas_llv.config import ConfigError
 from nas_llv.data.io import is_image, list_images, read_image
 
 log = logging.getLogger(__name__)
 
-SPLIT_DIRS = {"train": "train", "val": "val", "test": "test", "eval": "test"}
 _SEPARATORS = "-_."
 
 

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from .. import nni_bridge
+from ..choices import RUAS_VARIANTS
 from ..config import ConfigError
 from ..registry import NETWORKS
 from ..space import SpaceSpec
@@ -19,7 +20,6 @@ from .base import build_derived, build_searchable
 from .ruas import NoiseEstimator
 
 Make = Callable[[str, str], nn.Module]
-RUAS_VARIANTS = ("ruas_s", "ruas", "ruas_a")
 
 
 @NETWORKS.register("single")
