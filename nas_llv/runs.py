@@ -84,13 +84,19 @@ class Run:
         return atomic_write(self.dir / "checkpoints" / name, lambda p: torch.save(dict(state), p))
 
     def load_checkpoint(self, name: str = "last.pt", map_location: Any = "cpu",
-                        weights_only: bool = False) -> dict[str, Any]:
+                        weights_only: bool = False, kind: str | None = None) -> dict[str, Any]:
         """Read ``checkpoints/<name>``. The run's own files are trusted, hence ``weights_only=False``
-        by default; pass True for files from elsewhere (``rng_state()`` is safe under it)."""
+        by default; pass True for files from elsewhere (``rng_state()`` is safe under it).
+        ``kind`` ('search', 'train'): refuse a checkpoint another command wrote."""
         path = self.dir / "checkpoints" / name
         if not path.is_file():
             raise ConfigError(f"{self.dir}: no checkpoints/{name}; nothing to resume")
-        return torch.load(path, map_location=map_location, weights_only=weights_only)
+        state = torch.load(path, map_location=map_location, weights_only=weights_only)
+        if kind is not None and state.get("kind") != kind:
+            other = state.get("kind", "unknown")
+            raise ConfigError(f"{self.dir}: a {other} run, not a {kind} run; resume it with "
+                              f"`nas-llv {other} --resume {self.dir}`")
+        return state
 
     def _attach_log(self, mode: str) -> None:
         self._handler = logging.FileHandler(self.dir / "log.txt", mode=mode, encoding="utf-8")

@@ -20,10 +20,11 @@ def start(args: argparse.Namespace):
         if args.recipe or args.overrides:
             raise ConfigError("--resume continues a run from its own config.yaml; give no recipe or overrides")
         run = Run.open(args.resume)
+        state = run.load_checkpoint(kind="search")
         recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
         searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
         searcher.attach(run)
-        searcher.load_state_dict(run.load_checkpoint())
+        searcher.load_state_dict(state)
         log.info("resuming %s at step %d (epoch %d)", run.dir, searcher.step, searcher.epoch + 1)
         return searcher, run
     if not args.recipe:

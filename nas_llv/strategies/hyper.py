@@ -22,14 +22,12 @@ Every iteration: one upper step (hypergradient on a D_ll and a D_ul batch), then
 from __future__ import annotations
 
 import logging
-import time
-from typing import Any, Callable, Iterator, Mapping
+from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
 from ..config import ConfigError
-from ..hypergrad import HypergradMethod
 from ..io_utils import write_yaml
 from ..losses import CompositeLoss
 from ..registry import STRATEGIES
@@ -136,33 +134,16 @@ def hyper_optimizer(level: ObjectiveLevel, hyper_cfg: Any, arch_cfg: Any) -> Upp
     return UpperOptimizer(parts, (weights.project_,) if weights is not None else ())
 
 
-def step_level(level: Level, method: HypergradMethod, train: Iterator[Batch], val: Iterator[Batch]
-               ) -> tuple[float, dict[str, float], Batch]:
-    """One iteration: the upper step, then ``method.lower_steps`` lower steps (the first on the
-    same D_ll batch). Returns the mean lower loss, mean terms and the D_ul batch used."""
-    train_b, val_b = next(train), next(val)
-    level.arch_step(method, train_b, val_b)
-    k = getattr(method, "lower_steps", 1)
-    losses, terms = [], []
-    for i in range(k):
-        loss, t = level.weight_step(train_b if i == 0 else next(train))
-        losses.append(loss)
-        terms.append(t)
-    mean_terms = {n: sum(t[n] for t in terms) / k for n in terms[0]}
-    return sum(losses) / k, mean_terms, val_b
-
-
 @STRATEGIES.register("hyper")
 class HyperSearch(Searcher):
     """TriCo Alg. 1: S1 learns ς (and α), S2 learns ω_i over ω_s with ς frozen (module docstring)."""
 
-    def __init__(self, recipe: Any) -> None:
-        super().__init__(recipe)
-        for name, level in self.levels.items():
-            upper_opt = (hyper_optimizer(level, self.cfg.hyper, self.cfg.arch) if name == "hyper"
-                         else make_optimizer(self.cfg.illum, list(level.upper.values())))
-            # the weights' cosine restarts in each phase: Searcher schedules a level over its own epochs
-            level.attach(level.weight_opt, upper_opt, self.cfg.weights.grad_clip)
+    def upper_optimizer(self, name: str, level: Level) -> torch.optim.Optimizer:
+        # ς (search.hyper) and α (search.arch) in S1; ω_i (search.illum) in S2. The weights' cosine
+        # restarts in each phase: Searcher schedules a level over its own epochs.
+        if name == "hyper":
+            return hyper_optimizer(level, self.cfg.hyper, self.cfg.arch)
+        return make_optimizer(self.cfg.illum, list(level.upper.values()))
 
     @property
     def s1_epochs(self) -> int:
@@ -215,25 +196,13 @@ class HyperSearch(Searcher):
     def schedule(self, epoch: int) -> list[str]:
         return ["hyper"] if epoch < self.s1_epochs else ["illum"]
 
-    # -- the loop ----------------------------------------------------------------------------
-    def _iteration(self, start: float) -> None:
-        name = self.schedule(self.epoch)[0]
-        level = self.levels[name]
-        train = iter(lambda: self._batch(self.train_data), None)
-        val = iter(lambda: self._batch(self.val_data), None)
-        train_loss, terms, val_b = step_level(level, self.method, train, val)
-        self.step += 1
-        row = {"step": self.step, "epoch": self.epoch + 1, "module": name, "phase": "search",
-               "train_loss": train_loss, "val_loss": level.val_loss(val_b), "lr": level.lr,
-               "seconds": round(time.perf_counter() - start, 4)}
-        row.update({f"loss/{k}": v for k, v in terms.items()})
+    def extra_columns(self) -> dict[str, float]:
+        """ς, ϱ or λ as the papers report them (hyper/), and the factor on each loss (coef/)."""
         learned = self.objective.lower.learned
-        if learned is not None:  # ς, ϱ or λ as the papers report them, and the factor on each loss
-            row.update({f"hyper/{k}": v for k, v in learned.values().items()})
-            row.update({f"coef/{k}": v for k, v in learned.coefficients().items()})
-        row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
-        row.update(self._prob_columns())
-        self.run_dir.trajectory.append(row)
+        if learned is None:
+            return {}
+        return {**{f"hyper/{k}": v for k, v in learned.values().items()},
+                **{f"coef/{k}": v for k, v in learned.coefficients().items()}}
 
     @torch.no_grad()
     def validate(self) -> float:

@@ -68,6 +68,20 @@ class Level:
         self.weight_opt.zero_grad(set_to_none=True)
         return float(total.detach()), {k: float(v.detach()) for k, v in terms.items()}
 
+    def iterate(self, method: HypergradMethod, next_train: Callable[[], Batch], next_val: Callable[[], Batch]
+                ) -> tuple[float, dict[str, float], Batch]:
+        """One upper step, then ``method.lower_steps`` weight steps (the first on the same training
+        batch, as DARTS). Returns the mean training loss, mean terms and the validation batch."""
+        train_b, val_b = next_train(), next_val()
+        self.arch_step(method, train_b, val_b)
+        losses, terms = [], []
+        for i in range(method.lower_steps):
+            loss, t = self.weight_step(train_b if i == 0 else next_train())
+            losses.append(loss)
+            terms.append(t)
+        k = len(losses)
+        return sum(losses) / k, {n: sum(t[n] for t in terms) / k for n in terms[0]}, val_b
+
     @torch.no_grad()
     def val_loss(self, batch: Batch) -> float:
         return float(self.objective(batch, False)({})[0])

@@ -28,7 +28,7 @@ from ..models.base import fit_scale
 from ..registry import HYPERGRADS
 from ..runs import Run, deferred_interrupt, rng_state, set_rng_state
 from ..space import SpaceSpec, load_space
-from ..supernet import arch_modules, genotype_of, probs_of
+from ..supernet import genotype_of, probs_of
 from .level import Level, make_optimizer, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ class Searcher:
         self.schedulers = {}
         for name, level in self.levels.items():
             w_opt = make_optimizer(self.cfg.weights, list(level.lower.values()))
-            a_opt = make_optimizer(self.cfg.arch, list(level.upper.values())) if level.upper else None
+            a_opt = self.upper_optimizer(name, level) if level.upper else None
             level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
             self.schedulers[name] = make_scheduler(self.cfg.weights, w_opt, len(self.active_epochs(name)))
         self.step = self.epoch = self.it = 0
@@ -77,6 +77,10 @@ class Searcher:
 
     def build_levels(self) -> dict[str, Level]:
         raise NotImplementedError
+
+    def upper_optimizer(self, name: str, level: Level) -> torch.optim.Optimizer:
+        """The optimizer of a level's upper variables (α by default: ``search.arch``)."""
+        return make_optimizer(self.cfg.arch, list(level.upper.values()))
 
     def active_epochs(self, level: str) -> list[int]:
         """The epochs in which ``level`` is updated (all of them, unless the strategy has phases)."""
@@ -139,16 +143,21 @@ class Searcher:
     def _iteration(self, start: float) -> None:
         for name in self.schedule(self.epoch):
             level = self.levels[name]
-            train_b, val_b = self._batch(self.train_data), self._batch(self.val_data)
-            level.arch_step(self.method, train_b, val_b)
-            train_loss, terms = level.weight_step(train_b)
+            train_loss, terms, val_b = level.iterate(
+                self.method, lambda: self._batch(self.train_data), lambda: self._batch(self.val_data))
             self.step += 1
             row = {"step": self.step, "epoch": self.epoch + 1, "module": name, "phase": "search",
                    "train_loss": train_loss, "val_loss": level.val_loss(val_b), "lr": level.lr,
                    "seconds": round(time.perf_counter() - start, 4)}
             row.update({f"loss/{k}": v for k, v in terms.items()})
+            row.update(self.extra_columns())
+            row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
             row.update(self._prob_columns())
             self.run_dir.trajectory.append(row)
+
+    def extra_columns(self) -> dict[str, float]:
+        """Strategy-specific trajectory columns (e.g. the hyper-variables)."""
+        return {}
 
     def _prob_columns(self) -> dict[str, float]:
         return {f"prob/{label}/{op}": p for label, ops in probs_of(self.net).items() for op, p in ops.items()}
@@ -191,14 +200,14 @@ class Searcher:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "nas_llv": __version__, "config": self.recipe.to_dict(), "network": self.net.state_dict(),
+            "nas_llv": __version__, "kind": "search", "config": self.recipe.to_dict(),
+            "network": self.net.state_dict(),  # weights and α
             "optimizers": {n: {"weights": lv.weight_opt.state_dict(),
                                "arch": lv.arch_opt.state_dict() if lv.arch_opt else None} for n, lv in self.levels.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
             "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed},
             "best": self.best, "rng": rng_state(),
-            "arch": {lab: a.detach().cpu() for m in arch_modules(self.net) for lab, a in m.items()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

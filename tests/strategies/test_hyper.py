@@ -17,7 +17,7 @@ from nas_llv.losses import CompositeLoss
 from nas_llv.recipe import OptimConfig, load_recipe, recipe_from_dict
 from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.runs import Run
-from nas_llv.strategies.hyper import LossObjective, hyper_level, hyper_optimizer, step_level
+from nas_llv.strategies.hyper import LossObjective, hyper_level, hyper_optimizer
 from nas_llv.strategies.level import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -67,7 +67,7 @@ def _synthetic(method: dict, form: str = "trico", steps: int = 150) -> tuple[dic
     method = HYPERGRADS.build(method)
     train, val = batches(), batches()
     for _ in range(steps):
-        step_level(level, method, train, val)
+        level.iterate(method, lambda: next(train), lambda: next(val))  # the strategy's own step
     return lower.learned.values(), lower.learned.coefficients()
 
 

@@ -230,3 +230,20 @@ def test_independent_phases_each_follow_their_own_cosine(tmp_path):
     cosine = [0.01 * (1 + math.cos(math.pi * e / 2)) / 2 for e in range(2)]
     assert seen == [("scene", pytest.approx(cosine[0])), ("scene", pytest.approx(cosine[1])),
                     ("task", pytest.approx(cosine[0])), ("task", pytest.approx(cosine[1]))]
+
+
+def test_lower_steps_are_honoured(tmp_path):
+    s = _searcher(tmp_path, epochs=1, steps_per_epoch=2, hypergrad={"type": "implicit_cg", "lower_steps": 3})
+    s.run()
+    # 2 iterations x 2 levels, each one upper step then 3 weight steps
+    assert all(level.weight_opt.state_dict()["state"][0]["step"] == 6 for level in s.levels.values())
+
+
+def test_resume_refuses_a_run_of_another_kind(tmp_path, capsys):
+    s = _searcher(tmp_path)
+    s.run(stop_after=2)
+    state = s.run_dir.load_checkpoint()
+    s.run_dir.save_checkpoint({**state, "kind": "train"})
+    assert main(["search", "--resume", str(s.run_dir.dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "a train run, not a search run" in err
