@@ -13,7 +13,7 @@ from pathlib import Path
 
 import torch
 
-from nas_llv.inference import resolve_device
+from nas_llv.device import resolve_device
 from nas_llv.metrics import count_flops, count_params, latency
 from nas_llv.ruas_import import import_ruas, ruas_genotype
 

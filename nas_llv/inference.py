@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from .choices import DEVICES
+from .device import resolve_device  # noqa: F401  (re-exported; train.py imports it here)
 from .config import ConfigError
 from .data import list_images, read_image, write_image
 
@@ -26,17 +26,6 @@ LOSSLESS_EXTS = (".png", ".bmp", ".tif", ".tiff")
 
 class OutputError(ConfigError):
     """The requested output is not one the network gives (the same for every image)."""
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda`` or ``cuda:N``."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name != "cpu" and not name.startswith("cuda"):
-        raise ConfigError(f"unknown device '{name}'; allowed: {', '.join(DEVICES)} (or cuda:N)")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise ConfigError(f"device '{name}' requested but CUDA is not available here; use --device cpu or auto")
-    return torch.device(name)
 
 
 def select_output(out: torch.Tensor | dict[str, Any], which: str = "x") -> torch.Tensor:

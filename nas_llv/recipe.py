@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
+from .choices import DEVICES, RUAS_VARIANTS
 from .config import ConfigError, apply_overrides, check_range, from_dict, load_yaml, to_dict
 from .data import DataConfig
 
@@ -128,7 +129,6 @@ class TrainConfig:
             check_range(f"objective.{key}", w, 0.0)
         if not any(w > 0 for w in self.objective.values()):
             raise ValueError("objective: every weight is 0; at least one must be > 0")
-        from .models.networks import RUAS_VARIANTS
 
         if self.variant is not None and self.variant not in RUAS_VARIANTS:
             raise ValueError(f"variant={self.variant!r}; allowed: {', '.join(RUAS_VARIANTS)} (or null: keep the genotype's)")
@@ -147,8 +147,8 @@ class Recipe:
     output: str = "results"
 
     def validate(self) -> None:
-        if self.device not in ("auto", "cpu") and not self.device.startswith("cuda"):
-            raise ValueError(f"device={self.device!r}; allowed: auto, cpu, cuda, cuda:N")
+        if self.device not in DEVICES and not self.device.startswith("cuda:"):
+            raise ValueError(f"device={self.device!r}; allowed: {', '.join(DEVICES)}, cuda:N")
 
     def to_dict(self) -> dict[str, Any]:
         return to_dict(self)

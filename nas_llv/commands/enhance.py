@@ -9,7 +9,8 @@ from ..choices import DEVICES, OUTPUTS
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from ..inference import enhance_folder, resolve_device
+    from ..device import resolve_device
+    from ..inference import enhance_folder
     from ..modelfile import find_model, load_model
 
     device = resolve_device(args.device)

@@ -37,7 +37,7 @@ def run(args: argparse.Namespace) -> int:
 
     from ..evaluate import build_summary, evaluate_images, model_cost, open_pairs, write_metrics_csv, write_summary
     from ..genotype import genotype_scale
-    from ..inference import resolve_device
+    from ..device import resolve_device
     from ..metrics import LPIPSMetric
     from ..modelfile import find_model, load_model
 

@@ -11,10 +11,8 @@ stays out of ``parameters()`` and ``state_dict()`` (no 80 MB of fixed weights in
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 from typing import Literal, Sequence
-from urllib.parse import urlparse
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +21,7 @@ from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
 from ..config import ConfigError
+from ..metrics.perceptual import hub_checkpoint
 from .base import check_choice, register
 from .image import IMAGENET_MEAN, IMAGENET_STD, PairedLoss
 
@@ -47,8 +46,7 @@ VGG19_LAYERS = _layer_names()
 
 def vgg19_weights_path() -> Path:
     """Where torchvision caches VGG19's ImageNet weights: hub dir / checkpoints / file name of the URL."""
-    url = torchvision.models.VGG19_Weights.IMAGENET1K_V1.url
-    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
+    return hub_checkpoint(torchvision.models.VGG19_Weights.IMAGENET1K_V1.url)
 
 
 def _build_features(last: int, path: Path | None) -> nn.Sequential:

@@ -34,6 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from .base import Loss, check_choice, check_positive, register
+from .image import total_variation
 
 SmoothMode = Literal["rtv", "code", "code_ycbcr"]
 SMOOTH_MODES = ("rtv", "code", "code_ycbcr")
@@ -152,9 +153,7 @@ class RUASSceneLoss(Loss):
 
 def squared_tv(x: torch.Tensor) -> torch.Tensor:
     """The RUAS code's TVLoss: ``2 * (mean (d_v x)^2 + mean (d_h x)^2)`` over valid differences."""
-    dv = x[..., 1:, :] - x[..., :-1, :]
-    dh = x[..., :, 1:] - x[..., :, :-1]
-    return 2 * (dv.square().mean() + dh.square().mean())
+    return 2 * total_variation(x, 2)
 
 
 @register("ruas_denoise")

@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ..device import resolve_device
+
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:
     """Number of parameter elements (shared parameters counted once)."""
@@ -42,11 +44,7 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
 
 
 def _resolve_device(device: str | torch.device | None, x: torch.Tensor) -> torch.device:
-    if device is None:
-        return x.device
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(device)
+    return x.device if device is None else resolve_device(device)
 
 
 def _device_name(device: torch.device) -> str:

@@ -39,7 +39,13 @@ def backbone_weights_path(net: str) -> Path:
     ``torch.hub.load_state_dict_from_url`` names it.
     """
     _check_net(net)
-    url = getattr(torchvision.models, _BACKBONES[net][1]).IMAGENET1K_V1.url
+    return hub_checkpoint(getattr(torchvision.models, _BACKBONES[net][1]).IMAGENET1K_V1.url)
+
+
+def hub_checkpoint(url: str) -> Path:
+    """The file torch.hub caches ``url`` as: ``torch.hub.get_dir()/checkpoints/<file name>``.
+
+    nas-llv only ever reads such a file when it is already there; it never downloads."""
     return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(urlparse(url).path)
 
 

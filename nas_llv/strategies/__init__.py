@@ -2,6 +2,6 @@
 from __future__ import annotations
 
 from . import hyper, ruas  # noqa: F401
-from .searcher import Searcher, resolve_device
+from .searcher import Searcher
 
-__all__ = ["Searcher", "resolve_device"]
+__all__ = ["Searcher"]

@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from .. import __version__
 from ..data import build_loaders
 from ..genotype import Genotype
-from ..inference import resolve_device
+from ..device import resolve_device
 from ..losses import CompositeLoss, build_composite
 from ..models import build_search_network
 from ..models.base import fit_scale
