@@ -15,6 +15,9 @@ def run_job(job: Any, run: Any, command: str, stop_after: int | None) -> int:
         except KeyboardInterrupt:
             log.info("interrupted at step %d; continue with: nas-llv %s --resume %s", job.step, command, run.dir)
             return 130
+        finally:
+            if hasattr(job, "close"):
+                job.close()
     if not finished:
         log.info("stopped after step %d; continue with: nas-llv %s --resume %s", job.step, command, run.dir)
         return 0

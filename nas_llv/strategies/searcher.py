@@ -70,6 +70,11 @@ class Searcher:
     def attach(self, run: Run) -> None:
         self.run_dir = run
 
+    def close(self) -> None:
+        """Release the data streams' loader threads (``data.num_workers > 0``)."""
+        self.train_data.close()
+        self.val_data.close()
+
     # -- what a strategy provides ------------------------------------------------------------
     def load_spaces(self) -> dict[str, SpaceSpec]:
         """The recipe's spaces, resolved; SR models take their scale from ``data.scale``."""
