@@ -57,19 +57,19 @@ def open_pairs(root: str | Path, scale: int = 1, split: str = "test") -> PairedF
 
 
 def image_metrics(x: torch.Tensor, gt: torch.Tensor, quant: str = "round", gt_mean: bool = False,
-                  lpips: LPIPSMetric | None = None) -> dict[str, float | None]:
-    """x: (1, 3, H, W) network output (any range), gt: (1, 3, H, W) in [0, 1] -> one image's metrics
-    (for a super-resolution network H, W are the output's, i.e. the HR ground truth's size)."""
-    out = quantize(x.detach().double().clamp(0, 1), quant)
+                  lpips: LPIPSMetric | None = None) -> dict[str, torch.Tensor | None]:
+    """x: (N, 3, H, W) network output (any range), gt: (N, 3, H, W) in [0, 1] -> each metric per
+    image, (N,) float64 ('lpips' None without a model); for a super-resolution network H, W are
+    the output's, i.e. the HR ground truth's size."""
+    out = quantize(x.detach().double(), quant)  # quantize clips to [0, 1]
     gt = gt.double()
     if gt_mean:
         out = gt_mean_correct(out, gt, grey="bt601")
-    lp = lpips(out.float(), gt.float()) if lpips is not None else None
     return {
-        "psnr": float(psnr(out, gt)[0]),
-        "ssim": float(ssim(out, gt)[0]),
-        "lpips": None if lp is None else float(lp[0]),
-        "rmse": float(rmse(out, gt)[0]),
+        "psnr": psnr(out, gt),
+        "ssim": ssim(out, gt),
+        "lpips": None if lpips is None else lpips(out.float(), gt.float()),
+        "rmse": rmse(out, gt),
     }
 
 
@@ -87,7 +87,8 @@ def evaluate_images(net: nn.Module, pairs: PairedFolder | LowLightSRFolder, devi
             raise ConfigError(f"{item['name']}: output '{output}' is {tuple(x.shape[-2:])} for input "
                               f"{tuple(item['low'].shape[-2:])}, but its ground truth is "
                               f"{tuple(item['high'].shape[-2:])}")
-        rows.append({"name": item["name"], **image_metrics(x.cpu(), item["high"][None], quant, gt_mean, lpips)})
+        metrics = image_metrics(x.cpu(), item["high"][None], quant, gt_mean, lpips)
+        rows.append({"name": item["name"], **{k: None if v is None else float(v[0]) for k, v in metrics.items()}})
     return rows
 
 

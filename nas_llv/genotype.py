@@ -77,6 +77,39 @@ def load_genotype(path: str | Path) -> Genotype:
     return genotype_from_dict(load_yaml(path), str(path))
 
 
+def find_genotype(target: str | Path) -> Path:
+    """A genotype file, or a run folder holding ``genotype.yaml``."""
+    path = Path(target)
+    if path.is_dir():
+        path = path / "genotype.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{target}: no genotype.yaml in this folder (has the search finished?)")
+    elif not path.is_file():
+        raise ConfigError(f"{target}: no such genotype file or run folder")
+    return path
+
+
+def with_variant(genotype: Genotype, variant: str | None, where: str = "variant") -> Genotype:
+    """The genotype with its RUAS variant replaced (ruas_s drops the denoiser's space and choices).
+
+    ``where`` names the setting in errors (``train.variant``). A genotype searched as ruas_s may
+    keep the denoiser's space but has no denoiser choices, so it cannot become ruas or ruas_a.
+    """
+    if variant is None or genotype.network.get("variant") == variant:
+        return genotype
+    if genotype.network.get("type") != "ruas":
+        raise ConfigError(f"{where}={variant}: the genotype's network is "
+                          f"'{genotype.network.get('type', 'single')}', not ruas; leave {where} unset")
+    spaces, choices = dict(genotype.spaces), dict(genotype.choices)
+    if variant == "ruas_s":
+        spaces.pop("denoise", None)
+        choices = {k: v for k, v in choices.items() if not k.startswith("denoise.")}
+    elif "denoise" not in spaces or not any(k.startswith("denoise.") for k in choices):
+        raise ConfigError(f"{where}={variant} needs a denoise module; this genotype chooses no denoiser ops "
+                          f"(it was searched as ruas_s); use ruas_s, or a genotype searched as ruas or ruas_a")
+    return Genotype({**genotype.network, "variant": variant}, spaces, choices, dict(genotype.meta))
+
+
 def genotype_from_dict(data: Mapping[str, Any], source: str = "<genotype>") -> Genotype:
     """A Genotype from the mapping ``Genotype.to_dict`` gives (errors name ``source`` and the key)."""
     for key in ("spaces", "genotype"):

@@ -80,13 +80,28 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
     genotype = genotype_from_dict(data["genotype"], f"{path}: genotype")
     build = data.get("build") or {}
     net = genotype.build(**{k: build.get(k) for k in BUILD_KEYS})
-    missing, unexpected = net.load_state_dict(data["state_dict"], strict=False)
-    if missing or unexpected:
-        raise ConfigError(f"{path}: weights do not fit the network its genotype builds; "
-                          f"missing {_few(missing)}, unexpected {_few(unexpected)}")
+    load_weights(net, data["state_dict"], str(path), "the network its genotype builds",
+                 f"they are not of the build the file records ({build or 'the genotype sizes'})")
     if data["nas_llv"] != __version__:
         log.info("%s was written by nas-llv %s (this is %s)", path, data["nas_llv"], __version__)
     return net.to(map_location).eval(), genotype
+
+
+def load_weights(net: nn.Module, state: Mapping[str, Any], where: str, network: str = "the network",
+                 hint: str = "") -> None:
+    """Load ``state`` into ``net`` when it fits exactly (same keys, same shapes), else raise one
+    ConfigError line: ``{where}: the weights do not fit {network}: missing [...]; ...; {hint}``."""
+    own = net.state_dict()
+    missing = [k for k in own if k not in state]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [f"{k} {tuple(getattr(v, 'shape', ()))} vs {tuple(own[k].shape)}"
+                  for k, v in state.items() if k in own and getattr(v, "shape", None) != own[k].shape]
+    problems = [f"{what} {_few(keys)}" for what, keys in
+                (("missing", missing), ("unexpected", unexpected), ("wrong shape (file vs network)", mismatched)) if keys]
+    if problems:
+        raise ConfigError(f"{where}: the weights do not fit {network}: {'; '.join(problems)}"
+                          + (f"; {hint}" if hint else ""))
+    net.load_state_dict(state)
 
 
 def _few(keys: list[str], n: int = 4) -> str:

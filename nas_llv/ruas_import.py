@@ -24,7 +24,8 @@ from torch import nn
 
 from .choices import RELEASES
 from .config import ConfigError
-from .genotype import Genotype
+from .genotype import Genotype, with_variant
+from .modelfile import load_weights
 from .space import SpaceSpec, load_space
 
 EDGES = ("c1_d", "c1_r", "c2_d", "c2_r", "c3_d", "c3_r", "c4")
@@ -119,16 +120,13 @@ def ruas_genotype(release: str, variant: str | None = None, denoiser_only: bool 
     if denoiser_only:
         return Genotype({"type": "single"}, {"denoise": denoise}, denoise_choices, meta)
     variant = variant or DEFAULT_VARIANT[release]
-    network: dict[str, Any] = {"type": "ruas", "variant": variant}
+    network: dict[str, Any] = {"type": "ruas", "variant": "ruas"}
     if variant == "ruas_a":
         network["threshold"] = THRESHOLD
     spaces = {"scene": _scene_space(release), "denoise": denoise}
     choices = {**{f"scene.{e}": op for e, op in zip(EDGES, SCENE)},
                **{f"denoise.{e}": op for e, op in denoise_choices.items()}}
-    if variant == "ruas_s":
-        del spaces["denoise"]
-        choices = {k: v for k, v in choices.items() if k.startswith("scene.")}
-    return Genotype(network, spaces, choices, meta)
+    return with_variant(Genotype(network, spaces, choices, meta), variant, "--variant")
 
 
 def _scene_space(release: str) -> SpaceSpec:
@@ -161,18 +159,8 @@ def import_ruas(path: str | Path, release: str | None = None,
     modules = {k.split(".", 1)[0] for k in net.state_dict()}
     # a variant may leave a module out (ruas_s: the denoiser; ruas on TPAMI weights: the estimator)
     dropped = sorted({k.split(".", 1)[0] for k in ours} - modules)
-    _load_strict(net, {k: v for k, v in ours.items() if k.split(".", 1)[0] in modules}, path, release, found)
+    hint = f" (its keys look like the {found.upper()} release)" if found != release else ""
+    load_weights(net, {k: v for k, v in ours.items() if k.split(".", 1)[0] in modules}, str(path),
+                 f"the RUAS {release.upper()} architecture{hint}")
     extra = {"imported_from": str(path), "release": release, "unused": dropped}
     return net.eval(), genotype, extra
-
-
-def _load_strict(net: nn.Module, state: dict[str, torch.Tensor], path: str | Path, release: str, found: str) -> None:
-    own = net.state_dict()
-    missing = [k for k in own if k not in state]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [k for k, v in state.items() if k in own and own[k].shape != v.shape]
-    if missing or unexpected or mismatched:
-        hint = f" (its keys look like the {found.upper()} release)" if found != release else ""
-        raise ConfigError(f"{path}: the weights do not fit the RUAS {release.upper()} architecture{hint}: "
-                          f"missing {missing[:4]}, unexpected {unexpected[:4]}, wrong shape {mismatched[:4]}")
-    net.load_state_dict(state)

@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 from . import __version__
 from .config import ConfigError
 from .data import build_loaders
-from .genotype import Genotype, genotype_from_dict, genotype_scale, load_genotype
+from .evaluate import image_metrics
+from .genotype import Genotype, find_genotype, genotype_from_dict, genotype_scale, load_genotype, with_variant
 from .inference import resolve_device, select_output
-from .metrics import psnr, quantize, ssim
-from .modelfile import BUILD_KEYS, read_model_file, save_model
+from .modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
 from .models import RUAS
 from .runs import Run, deferred_interrupt, rng_state, set_rng_state
 from .strategies.level import make_optimizer, make_scheduler
@@ -37,20 +37,18 @@ log = logging.getLogger(__name__)
 
 # Objective entries bound to one RUAS module: absent module -> error; 'task' trains the denoiser only.
 MODULE_OF_ENTRY = {"scene": "scene", "task": "denoise"}
+# What RUAS.forward adds to its scene module's outputs.
+FULL_OUTPUT_KEYS = frozenset({"x", "noise"})
 
 
 def load_source(target: str | Path) -> tuple[Genotype, dict[str, Any]]:
     """The genotype to train and its build arguments, from a genotype file, a run folder
     (its ``genotype.yaml``) or a model file (its genotype and build)."""
     path = Path(target)
-    if path.is_dir():
-        if not (path / "genotype.yaml").is_file():
-            raise ConfigError(f"{target}: no genotype.yaml in this folder (has the search finished?)")
-        return load_genotype(path / "genotype.yaml"), {}
-    if not path.is_file():
+    if not path.is_dir() and not path.is_file():
         raise ConfigError(f"{target}: no such genotype file, run folder or model file")
-    if path.suffix.lower() in (".yaml", ".yml"):
-        return load_genotype(path), {}
+    if path.is_dir() or path.suffix.lower() in (".yaml", ".yml"):
+        return load_genotype(find_genotype(path)), {}
     data = read_model_file(path)
     build = {k: v for k, v in (data.get("build") or {}).items() if v is not None}
     return genotype_from_dict(data["genotype"], f"{path}: genotype"), build
@@ -61,23 +59,6 @@ def resolve_build(cfg: Any, base: Mapping[str, Any] | None = None) -> dict[str, 
     base = base or {}
     out = {k: getattr(cfg, k) if getattr(cfg, k) is not None else base.get(k) for k in BUILD_KEYS}
     return {k: v for k, v in out.items() if v is not None}
-
-
-def with_variant(genotype: Genotype, variant: str | None) -> Genotype:
-    """The genotype with its RUAS variant replaced (ruas_s drops the denoiser's space and choices)."""
-    if variant is None or genotype.network.get("variant") == variant:
-        return genotype
-    if genotype.network.get("type") != "ruas":
-        raise ConfigError(f"train.variant={variant}: the genotype's network is "
-                          f"'{genotype.network.get('type', 'single')}', not ruas; leave train.variant null")
-    spaces, choices = dict(genotype.spaces), dict(genotype.choices)
-    if variant == "ruas_s":
-        spaces.pop("denoise", None)
-        choices = {k: v for k, v in choices.items() if not k.startswith("denoise.")}
-    elif "denoise" not in spaces:
-        raise ConfigError(f"train.variant={variant} needs a denoise module; this genotype has only "
-                          f"{', '.join(spaces)} (it was searched as ruas_s)")
-    return Genotype({**genotype.network, "variant": variant}, spaces, choices, dict(genotype.meta))
 
 
 def check_scale(genotype: Genotype, data_scale: int) -> None:
@@ -94,25 +75,22 @@ def check_scale(genotype: Genotype, data_scale: int) -> None:
 def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any]) -> None:
     """Load a model file's weights into ``net``; they must fit exactly."""
     data = read_model_file(path)
-    try:
-        missing, unexpected = net.load_state_dict(data["state_dict"], strict=False)
-    except RuntimeError as exc:  # shape mismatches
-        missing, unexpected = [str(exc).splitlines()[-1].strip()], []
-    if missing or unexpected:
-        raise ConfigError(f"--init {path}: its weights do not fit the network being trained (missing {missing[:3]}, "
-                          f"unexpected {unexpected[:3]}); the network is built with {dict(build) or 'the genotype sizes'}, "
-                          f"the file with {data.get('build') or 'its genotype sizes'}. Match train.channels, "
-                          f"train.repeat and train.variant to the file")
+    load_weights(net, data["state_dict"], f"--init {path}", "the network being trained",
+                 f"the network is built with {dict(build) or 'the genotype sizes'}, the file with "
+                 f"{data.get('build') or 'its genotype sizes'}. Match train.channels, train.repeat and "
+                 f"train.variant to the file")
 
 
 class Objective(nn.Module):
-    """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms).
+    """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms, out).
 
     On a RUAS network the entry ``task`` (the denoiser's loss) sees the denoiser applied to the
     scene output *detached*, as the task level of the cooperative search does: it trains the
     denoiser only (a TV term reaching the scene module would darken u). Every other entry is
     back-propagated through the whole network. Terms are logged by entry name (``<entry>.<term>``
-    for an entry that is a composite of several terms).
+    for an entry that is a composite of several terms). The network's full output (its ``x``) is
+    computed only when an entry other than ``task`` reads it, or the caller asks for it: with
+    ``{scene, task}`` a step runs the scene module once and the denoiser once.
     """
 
     def __init__(self, losses: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float], net: nn.Module) -> None:
@@ -135,21 +113,41 @@ class Objective(nn.Module):
         self.weights = dict(weights)
         self.single = {k for k in weights if "type" in losses[k]}  # one loss: logged as the entry
         self.detach_task = isinstance(net, RUAS) and net.denoise is not None
+        others = [t for k, t in self.terms.items() if not (k == "task" and self.detach_task)]
+        self.scene_only = self.detach_task and not any(_reads_full_output(t) for t in others)
 
-    def forward(self, net: nn.Module, out: Any,
-                batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """``out``: ``net``'s output for ``batch['low']`` -> (weighted total, unweighted terms by name)."""
+    def outputs(self, net: nn.Module, low: torch.Tensor, need_x: bool = False) -> Any:
+        """``net``'s outputs for ``low`` that the entries read: the scene module's alone (no ``x``)
+        when none reads the full output and ``need_x`` is False."""
+        return net.scene(low) if self.scene_only and not need_x else net(low)
+
+    def forward(self, net: nn.Module, batch: Mapping[str, Any],
+                need_x: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:
+        """-> (weighted total, unweighted terms by name, ``net``'s outputs for ``batch['low']``)."""
+        out = self.outputs(net, batch["low"], need_x)
         total: torch.Tensor | float = 0.0
         terms: dict[str, torch.Tensor] = {}
         for key, loss in self.terms.items():
-            seen = out
-            if key == "task" and self.detach_task:
-                u = out["u"].detach()
-                seen = {"x": net.denoise(u), "u": u}
+            seen = self._task_outputs(net, out) if key == "task" and self.detach_task else out
             value, parts = loss(seen if isinstance(seen, Mapping) else {"x": seen}, batch)
             total = total + self.weights[key] * value
             terms.update({key: value} if key in self.single else {f"{key}.{n}": v for n, v in parts.items()})
-        return total, terms  # type: ignore[return-value]
+        return total, terms, out  # type: ignore[return-value]
+
+    @staticmethod
+    def _task_outputs(net: RUAS, out: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        u = out["u"].detach()
+        # Without gradients an ungated full forward's x is denoise(u) already; with them, only the
+        # detached copy keeps the task loss off the scene module.
+        reuse = "x" in out and net.estimator is None and not torch.is_grad_enabled()
+        return {"x": out["x"] if reuse else net.denoise(u), "u": u}
+
+
+def _reads_full_output(loss: nn.Module) -> bool:
+    """Whether an objective entry reads what RUAS adds after the scene module (``x``, ``noise``);
+    a term that does not declare its ``needs`` is assumed to."""
+    needs = [getattr(term, "needs", None) for term in loss.terms.values()]
+    return any(n is None or FULL_OUTPUT_KEYS & set(n) for n in needs)
 
 
 class Trainer:
@@ -161,7 +159,7 @@ class Trainer:
         self.recipe, self.cfg = recipe, recipe.train
         torch.manual_seed(recipe.seed)
         self.device = resolve_device(recipe.device)
-        self.genotype, self.build = with_variant(genotype, self.cfg.variant), dict(build or {})
+        self.genotype, self.build = with_variant(genotype, self.cfg.variant, "train.variant"), dict(build or {})
         check_scale(self.genotype, recipe.data.scale)
         self.net: nn.Module = self.genotype.build(**self.build)
         self.init = None if init is None else str(init)
@@ -192,8 +190,7 @@ class Trainer:
         state = self.train_data.state_dict()
         batch = self._batch(self.train_data)
         self.train_data.load_state_dict(state)
-        out = self.net(batch["low"])
-        self.objective(self.net, out, batch)
+        out = self.objective(self.net, batch, need_x="high" in batch)[2]
         if "high" in batch:
             select_output(out, "x")
         return "high" in batch
@@ -247,7 +244,7 @@ class Trainer:
     def _iteration(self) -> None:
         self.consistent = False
         batch = self._batch(self.train_data)
-        total, terms = self.objective(self.net, self.net(batch["low"]), batch)
+        total, terms, _ = self.objective(self.net, batch)
         if not torch.isfinite(total):
             raise ConfigError(f"training diverged at step {self.step + 1} (loss {float(total)}); "
                               f"lower train.optim.lr or set train.optim.grad_clip")
@@ -274,13 +271,12 @@ class Trainer:
         loss, sums, n = 0.0, {"psnr": 0.0, "ssim": 0.0}, 0
         for _ in range(self.cfg.val_batches):
             batch = self._batch(self.val_data)
-            out = self.net(batch["low"])
-            loss += float(self.objective(self.net, out, batch)[0])
+            total, _, out = self.objective(self.net, batch, need_x="high" in batch)
+            loss += float(total)
             if "high" in batch:
-                x, gt = quantize(select_output(out, "x").clamp(0, 1).double()), batch["high"].double()
-                sums["psnr"] += float(psnr(x, gt).sum())
-                sums["ssim"] += float(ssim(x, gt).sum())
-                n += x.shape[0]
+                metrics = image_metrics(select_output(out, "x"), batch["high"])
+                sums = {k: v + float(metrics[k].sum()) for k, v in sums.items()}
+                n += batch["high"].shape[0]
         self.net.train()
         result = {"val_loss": loss / self.cfg.val_batches}
         if n:

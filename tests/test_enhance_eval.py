@@ -13,10 +13,11 @@ from torch import nn
 from nas_llv.cli import main
 from nas_llv.compare import load_summaries, markdown_table
 from nas_llv.data import PairedFolder, read_image
-from nas_llv.evaluate import evaluate_images, mean_row
+from nas_llv.config import ConfigError
+from nas_llv.evaluate import evaluate_images, image_metrics, mean_row
 from nas_llv.inference import plan_outputs
-from nas_llv.metrics import LPIPSMetric, quantize
-from nas_llv.modelfile import save_model
+from nas_llv.metrics import LPIPSMetric, psnr, quantize, rmse, ssim
+from nas_llv.modelfile import load_weights, save_model
 from nas_llv.ruas_import import import_ruas, ruas_genotype
 
 
@@ -100,6 +101,46 @@ def test_enhance_reports_a_corrupt_file_and_writes_the_others(tmp_path, capsys):
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["one.png", "two.png"]
     assert Image.open(tmp_path / "out/two.png").size == (14, 18)
     assert "broken.png" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("command", ["eval", "enhance"])
+def test_model_file_whose_weights_do_not_fit_is_one_line(tiny_pairs, tmp_path, capsys, command):
+    genotype = ruas_genotype("cvpr", "ruas")
+    # weights of an 8-channel denoiser, but no build recorded: the genotype builds a 6-channel one
+    model = save_model(tmp_path / "model.pt", genotype, genotype.build(channels={"denoise": 8}))
+    args = {"eval": ["eval", str(model), "--data", str(tiny_pairs.root), "--lpips-net", "none", "--device", "cpu"],
+            "enhance": ["enhance", str(model), str(tiny_pairs.root / "low"), str(tmp_path / "out"), "--device", "cpu"]}
+    assert main([*args[command], "-q"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1, err
+    assert "do not fit the network its genotype builds" in err and "denoise.stem.weight (8, 3, 3, 3) vs (6, 3, 3, 3)" in err
+
+
+def test_load_weights_checks_keys_and_shapes_before_loading():
+    net, donor = nn.Conv2d(3, 4, 1), nn.Conv2d(3, 4, 1)
+    before = net.weight.detach().clone()
+    state = donor.state_dict()
+    bad = {"weight": torch.zeros(4, 3, 3, 3), "extra": torch.zeros(1)}
+    with pytest.raises(ConfigError, match=r"^here: the weights do not fit the net: missing \[bias\]; unexpected "
+                                          r"\[extra\]; wrong shape \(file vs network\) \[weight \(4, 3, 3, 3\) vs "
+                                          r"\(4, 3, 1, 1\)\]; a hint$"):
+        load_weights(net, bad, "here", "the net", "a hint")
+    assert torch.equal(net.weight, before)  # nothing loaded
+    load_weights(net, state, "here")
+    assert all(torch.equal(a, b) for a, b in zip(net.state_dict().values(), state.values()))
+
+
+def test_image_metrics_of_a_batch_are_the_per_image_metrics():
+    g = torch.Generator().manual_seed(0)
+    x, gt = torch.rand(3, 3, 16, 16, generator=g) * 1.2 - 0.1, torch.rand(3, 3, 16, 16, generator=g)
+    batch = image_metrics(x, gt, "truncate")
+    for i in range(3):
+        q = quantize(x[i:i + 1].double().clamp(0, 1), "truncate")
+        one = image_metrics(x[i:i + 1], gt[i:i + 1], "truncate")
+        for key, fn in (("psnr", psnr), ("ssim", ssim), ("rmse", rmse)):
+            ref = float(fn(q, gt[i:i + 1].double())[0])
+            assert float(batch[key][i]) == pytest.approx(ref, abs=1e-12) and float(one[key][0]) == ref
+    assert batch["lpips"] is None
 
 
 def test_lossy_inputs_become_png_without_clobbering(tmp_path):

@@ -15,6 +15,9 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from conftest import RECIPES
 from nas_llv.cli import main
+from nas_llv.config import ConfigError
+from nas_llv.genotype import Genotype, with_variant
+from nas_llv.losses.ruas import RUASDenoiseLoss, RUASSceneLoss
 from nas_llv.metrics import quantize
 from nas_llv.modelfile import load_model, save_model
 from nas_llv.recipe import recipe_from_dict
@@ -161,6 +164,59 @@ def test_variant_override_trains_the_scene_module_alone(genotype, tmp_path):
     t.run()
     net, geno = load_model(t.run_dir.dir / "model.pt")
     assert net.denoise is None and set(geno.spaces) == {"scene"} and geno.network["variant"] == "ruas_s"
+
+
+def _count_calls(net):
+    calls = {"scene": 0, "denoise": 0}
+    for name in calls:
+        getattr(net, name).register_forward_hook(lambda *_, n=name: calls.__setitem__(n, calls[n] + 1))
+    return calls
+
+
+def test_each_module_runs_once_per_step_unless_an_entry_reads_x(genotype, tmp_path):
+    t = _trainer(genotype, tmp_path / "a", objective={"scene": 1.0, "task": 1.0})
+    calls = _count_calls(t.net)
+    t._iteration()
+    assert calls == {"scene": 1, "denoise": 1}
+    t.validate()  # one paired batch: the full forward gives the metrics' x, which the task term reuses
+    assert calls == {"scene": 2, "denoise": 2}
+    t = _trainer(genotype, tmp_path / "b")  # l1 reads the full output's x as well
+    calls = _count_calls(t.net)
+    t._iteration()
+    assert calls == {"scene": 1, "denoise": 2}
+
+
+def test_task_entry_trains_the_denoiser_alone(genotype, tmp_path):
+    t = _trainer(genotype, tmp_path, objective={"scene": 1.0, "task": 2.0})
+    batch = next(t.train_data)
+    total, terms, _ = t.objective(t.net, batch)
+    total.backward()
+    grads = {n: p.grad.clone() for n, p in t.net.named_parameters()}
+    t.net.zero_grad()
+    out = t.net(batch["low"])
+    u = out["u"].detach()
+    ref = RUASSceneLoss()(out, batch) + 2 * RUASDenoiseLoss()({"x": t.net.denoise(u), "u": u}, batch)
+    ref.backward()
+    assert float(total.detach()) == pytest.approx(float(ref.detach()), rel=1e-6) and set(terms) == {"scene", "task"}
+    for name, p in t.net.named_parameters():
+        torch.testing.assert_close(grads[name], p.grad, msg=name)
+
+
+def _searched_as_ruas_s():
+    full = ruas_genotype("cvpr", "ruas")  # a ruas_s search keeps the denoise space but chooses no op in it
+    scene = {k: v for k, v in full.choices.items() if k.startswith("scene.")}
+    return Genotype({"type": "ruas", "variant": "ruas_s"}, dict(full.spaces), scene)
+
+
+def test_variant_with_a_denoiser_needs_denoiser_choices(tmp_path, recipe_file, capsys):
+    geno = _searched_as_ruas_s()
+    with pytest.raises(ConfigError, match="chooses no denoiser ops"):
+        with_variant(geno, "ruas_a")
+    assert with_variant(geno, "ruas_s") is geno
+    path = geno.save(tmp_path / "genotype.yaml")
+    err = _error(capsys, ["train", str(path), "--recipe", recipe_file(), "--output", str(tmp_path / "o"),
+                          "train.variant=ruas"])
+    assert "train.variant=ruas needs a denoise module" in err and not (tmp_path / "o").exists()
 
 
 def _error(capsys, args):

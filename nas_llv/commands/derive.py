@@ -2,21 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
-
-from ..config import ConfigError
-
-
-def find_genotype(target: str | Path) -> Path:
-    """A genotype file, or a run folder holding ``genotype.yaml``."""
-    path = Path(target)
-    if path.is_dir():
-        path = path / "genotype.yaml"
-        if not path.is_file():
-            raise ConfigError(f"{target}: no genotype.yaml in this folder (has the search finished?)")
-    elif not path.is_file():
-        raise ConfigError(f"{target}: no such genotype file or run folder")
-    return path
 
 
 def summary(geno, net, size: tuple[int, int] | None) -> list[str]:
@@ -38,10 +23,8 @@ def flops_line(net, size: tuple[int, int], scale: int = 1) -> str:
     """FLOPs of one forward pass on a ``size`` (width, height) input: the LR size of an SR network."""
     import torch
 
-    try:
-        from ..metrics import count_flops
-    except ImportError:
-        return "FLOPs: unavailable (nas_llv.metrics missing)"
+    from ..metrics import count_flops
+
     flops = count_flops(net, torch.rand(1, 3, size[1], size[0]))
     at = f"{size[0]}x{size[1]}" + (f" input (output {scale * size[0]}x{scale * size[1]})" if scale != 1 else "")
     return f"FLOPs at {at}: {flops / 1e9:.3f} G ({flops / 2e9:.3f} GMAC)"
@@ -56,7 +39,7 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..genotype import load_genotype
+    from ..genotype import find_genotype, load_genotype
 
     path = find_genotype(args.target)
     geno = load_genotype(path)

@@ -14,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 
 from nas_llv.config import ConfigError
 from nas_llv.io_utils import atomic_write
+from nas_llv.metrics import quantize
 
 IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
@@ -60,9 +61,8 @@ def to_uint8(x: torch.Tensor, mode: str = "round") -> np.ndarray:
         raise ValueError(f"mode={mode!r} is not allowed; allowed: {', '.join(WRITE_MODES)}")
     if x.ndim != 3 or x.shape[0] != 3:
         raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(x.shape)}")
-    y = x.detach().to("cpu", torch.float32).clamp(0.0, 1.0).mul(255.0)
-    y = y.round() if mode == "round" else y.floor()
-    return y.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    levels = quantize(x.detach().to("cpu", torch.float32)[None], mode)[0].mul(255.0).round()
+    return levels.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
 
 def write_image(path: str | Path, x: torch.Tensor, mode: str = "round") -> Path:

@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from nas_llv.config import ConfigError
-from nas_llv.data.io import IMAGE_EXTS, list_images, read_image, write_image
+from nas_llv.data.io import IMAGE_EXTS, list_images, read_image, to_uint8, write_image
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -61,6 +61,18 @@ def test_round_and_truncate_modes(tmp_path: Path) -> None:
     assert torch.allclose(rounded[0], torch.tensor(255.0))
     with pytest.raises(ValueError, match="allowed: round, truncate"):
         write_image(tmp_path / "x.png", x, mode="floor")
+
+
+def test_to_uint8_matches_numpy_at_every_level_boundary() -> None:
+    levels = np.arange(256, dtype=np.float32)
+    v = np.concatenate([(levels[:, None] + np.array([-0.5, 0.5], np.float32)).ravel() / np.float32(255),
+                        [-0.2, -1e-9, 0.0, 1.0, 1.0 + 1e-6, 3.0]]).astype(np.float32)
+    v = np.concatenate([np.nextafter(v, -np.inf), v, np.nextafter(v, np.inf)]).astype(np.float32)
+    v = np.resize(v, 3 * (v.size // 3 + 1))
+    x = torch.from_numpy(v.reshape(3, 1, -1))
+    scaled = np.clip(v, 0, 1) * np.float32(255)  # float32 throughout, as saving from a float32 tensor
+    for mode, ref in (("round", np.round(scaled)), ("truncate", scaled.astype(np.uint8))):
+        np.testing.assert_array_equal(to_uint8(x, mode), ref.astype(np.uint8).reshape(3, 1, -1).transpose(1, 2, 0))
 
 
 def test_write_rejects_bad_shape_and_extension(tmp_path: Path) -> None:
