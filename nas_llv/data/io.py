@@ -14,7 +14,6 @@ from PIL import Image, UnidentifiedImageError
 
 from nas_llv.config import ConfigError
 from nas_llv.io_utils import atomic_write
-from nas_llv.metrics import quantize
 
 IMAGE_EXTS: tuple[str, ...] = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 _PIL_FORMATS = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".bmp": "BMP",
@@ -61,6 +60,8 @@ def to_uint8(x: torch.Tensor, mode: str = "round") -> np.ndarray:
         raise ValueError(f"mode={mode!r} is not allowed; allowed: {', '.join(WRITE_MODES)}")
     if x.ndim != 3 or x.shape[0] != 3:
         raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(x.shape)}")
+    from nas_llv.metrics import quantize  # here: metrics pulls in torchvision (LPIPS)
+
     levels = quantize(x.detach().to("cpu", torch.float32)[None], mode)[0].mul(255.0).round()
     return levels.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
 
