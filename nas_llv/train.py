@@ -19,7 +19,6 @@ from typing import Any, Mapping
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from . import __version__
 from .config import ConfigError
@@ -29,7 +28,8 @@ from .genotype import Genotype, find_genotype, genotype_from_dict, genotype_scal
 from .inference import resolve_device, select_output
 from .modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
 from .models import RUAS
-from .runs import Run, deferred_interrupt, rng_state, set_rng_state
+from .job import Job
+from .runs import Run, rng_state, set_rng_state
 from .strategies.level import make_optimizer, make_scheduler
 from .strategies.searcher import build_loss
 
@@ -150,9 +150,11 @@ def _reads_full_output(loss: nn.Module) -> bool:
     return any(n is None or FULL_OUTPUT_KEYS & set(n) for n in needs)
 
 
-class Trainer:
+class Trainer(Job):
     """Retrains ``genotype`` with ``recipe.train``; build it before the run folder exists (it checks
     the recipe on one batch), then ``attach`` a Run and ``run()``."""
+
+    kind = "train"
 
     def __init__(self, recipe: Any, genotype: Genotype, build: Mapping[str, Any] | None = None,
                  init: str | Path | None = None) -> None:
@@ -173,15 +175,12 @@ class Trainer:
         self.opt = make_optimizer(self.cfg.optim, list(self.net.parameters()))
         self.sched = make_scheduler(self.cfg.optim, self.opt, self.total_steps)  # stepped per iteration
         self.paired = self._preflight()
-        self.step, self.elapsed, self.consistent = 0, 0.0, True
+        self.step, self.elapsed = 0, 0.0
         self.last_lr: float | None = None  # lr of the latest step
         self.best: dict[str, Any] = {"step": None, "psnr": -math.inf, "val_loss": math.inf}
         self.acc: dict[str, float] = {}
         self.last: dict[str, float] = {}
         self.run_dir: Run | None = None
-
-    def _batch(self, stream: Any) -> dict[str, Any]:
-        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in next(stream).items()}
 
     @torch.no_grad()
     def _preflight(self) -> bool:
@@ -198,7 +197,7 @@ class Trainer:
     # -- run folder -------------------------------------------------------------------------------
     def attach(self, run: Run, new: bool = True) -> None:
         """Use ``run``; a new run gets genotype.yaml and a step-0 validation row."""
-        self.run_dir = run
+        super().attach(run)
         if not new:
             return
         self.genotype.save(run.dir / "genotype.yaml")
@@ -211,38 +210,21 @@ class Trainer:
         self._log_row(time.perf_counter())
 
     # -- the loop ---------------------------------------------------------------------------------
-    def run(self, stop_after: int | None = None) -> bool:
-        """Train to the end (True), or checkpoint and stop (False) after ``stop_after`` more steps.
-        Ctrl-C stops at the next step boundary with a checkpoint and re-raises KeyboardInterrupt."""
-        if stop_after is not None and stop_after < 0:
-            raise ConfigError(f"--stop-after {stop_after}: expected a number of steps >= 0")
-        limit = None if stop_after is None else self.step + stop_after
-        start = time.perf_counter() - self.elapsed
-        bar = tqdm(total=self.total_steps, initial=self.step, desc=f"train {self.recipe.name}", unit="it", disable=None)
-        try:
-            with deferred_interrupt() as interrupt:
-                while self.step < self.total_steps:
-                    if limit is not None and self.step >= limit:
-                        self.save(start)
-                        return False
-                    self._iteration()
-                    bar.update(1)
-                    if self.step % self.cfg.val_every == 0 or self.step == self.total_steps:
-                        self._log_row(start)
-                    if self.step % self.cfg.checkpoint_every == 0:
-                        self.save(start)
-                    interrupt.check()
-        except KeyboardInterrupt:
-            if self.consistent:
-                self.save(start)
-            raise
-        finally:
-            bar.close()
-        self.finish(start)
-        return True
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def progress(self) -> tuple[int, int]:
+        return self.step, self.total_steps
+
+    def advance(self, start: float) -> None:
+        self._iteration()
+        if self.step % self.cfg.val_every == 0 or self.step == self.total_steps:
+            self._log_row(start)
+
+    def checkpoint_due(self) -> bool:
+        return self.step % self.cfg.checkpoint_every == 0
 
     def _iteration(self) -> None:
-        self.consistent = False
         batch = self._batch(self.train_data)
         total, terms, _ = self.objective(self.net, batch)
         if not torch.isfinite(total):
@@ -259,7 +241,6 @@ class Trainer:
         for key, value in {"train_loss": total, **{f"loss/{k}": v for k, v in terms.items()}}.items():
             self.acc[key] = self.acc.get(key, 0.0) + float(value.detach())
         self.acc["n"] = self.acc.get("n", 0.0) + 1
-        self.consistent = True
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
@@ -345,7 +326,3 @@ class Trainer:
         if self.run_dir is not None:
             self.run_dir.trajectory.truncate_after(self.step)
 
-    def save(self, start: float | None = None) -> None:
-        if start is not None:
-            self.elapsed = time.perf_counter() - start
-        self.run_dir.save_checkpoint(self.state_dict())

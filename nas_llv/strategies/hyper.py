@@ -211,8 +211,8 @@ class HyperSearch(Searcher):
         return sum(level.val_loss(self._batch(self.val_data)) for _ in range(self.cfg.val_batches)) / self.cfg.val_batches
 
     # -- results and checkpoints ---------------------------------------------------------------
-    def finish(self) -> None:
-        super().finish()
+    def finish(self, start: float | None = None) -> None:
+        super().finish(start)
         learned = self.objective.lower.learned
         if learned is not None:
             path = write_yaml(self.run_dir.dir / "hyper.yaml", {

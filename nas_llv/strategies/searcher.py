@@ -16,7 +16,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from .. import __version__
 from ..data import build_loaders
@@ -26,7 +25,8 @@ from ..losses import CompositeLoss, build_composite
 from ..models import build_search_network
 from ..models.base import fit_scale
 from ..registry import HYPERGRADS
-from ..runs import Run, deferred_interrupt, rng_state, set_rng_state
+from ..job import Job
+from ..runs import Run, rng_state, set_rng_state
 from ..space import SpaceSpec, load_space
 from ..supernet import genotype_of, probs_of
 from .level import Level, make_optimizer, make_scheduler
@@ -41,8 +41,10 @@ def build_loss(cfg: dict[str, Any]) -> CompositeLoss:
     return build_composite(cfg)
 
 
-class Searcher:
+class Searcher(Job):
     """Runs a strategy; ``run()`` returns True when the search finished (False: stopped early)."""
+
+    kind = "search"
 
     def __init__(self, recipe: Any) -> None:
         self.recipe, self.cfg = recipe, recipe.search
@@ -66,9 +68,6 @@ class Searcher:
         self.step = self.epoch = self.it = 0
         self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
         self.elapsed = 0.0
-
-    def attach(self, run: Run) -> None:
-        self.run_dir = run
 
     def close(self) -> None:
         """Release the data streams' loader threads (``data.num_workers > 0``)."""
@@ -106,44 +105,21 @@ class Searcher:
         return ["scene", "task"] if getattr(self.net, "denoise", None) is not None else ["scene"]
 
     # -- the loop ----------------------------------------------------------------------------
-    def _batch(self, stream) -> dict[str, Any]:
-        batch = next(stream)
-        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.epochs
 
-    def run(self, stop_after: int | None = None) -> bool:
-        """Search to the end (True), or stop with a checkpoint (False) at the first iteration
-        boundary after ``stop_after`` more steps. Ctrl-C stops at the next iteration boundary
-        with a checkpoint (so the run resumes exactly) and re-raises KeyboardInterrupt."""
-        total = self.cfg.epochs * self.steps_per_epoch
-        done = self.epoch * self.steps_per_epoch + self.it
-        limit = None if stop_after is None else self.step + stop_after
-        start = time.perf_counter() - self.elapsed
-        bar = tqdm(total=total, initial=done, desc=f"search {self.recipe.name}", unit="it", disable=None)
-        mid_step = False
-        try:
-            with deferred_interrupt() as interrupt:
-                while self.epoch < self.cfg.epochs:
-                    while self.it < self.steps_per_epoch:
-                        if limit is not None and self.step >= limit:
-                            self.save(start)
-                            return False
-                        mid_step = True  # a second Ctrl-C may land here: no checkpoint then
-                        self._iteration(start)
-                        self.it += 1
-                        mid_step = False
-                        bar.update(1)
-                        if self.step % self.cfg.checkpoint_every == 0:
-                            self.save(start)
-                        interrupt.check()
-                    self._end_epoch(start)
-        except KeyboardInterrupt:
-            if not mid_step:  # the state is whole between iterations; the last checkpoint stands otherwise
-                self.save(start)
-            raise
-        finally:
-            bar.close()
-        self.finish()
-        return True
+    def progress(self) -> tuple[int, int]:
+        return self.epoch * self.steps_per_epoch + self.it, self.cfg.epochs * self.steps_per_epoch
+
+    def advance(self, start: float) -> None:
+        """One iteration of the schedule; the epoch's end (validation, lr step) after its last."""
+        self._iteration(start)
+        self.it += 1
+        if self.it >= self.steps_per_epoch:
+            self._end_epoch(start)
+
+    def checkpoint_due(self) -> bool:
+        return self.step % self.cfg.checkpoint_every == 0
 
     def _iteration(self, start: float) -> None:
         for name in self.schedule(self.epoch):
@@ -197,7 +173,7 @@ class Searcher:
         meta = {"run": self.run_dir.dir.name, "strategy": self.cfg.strategy, "epochs": self.epoch, "step": self.step}
         return Genotype(self.network_cfg, self.spaces, choices or genotype_of(self.net), meta)
 
-    def finish(self) -> None:
+    def finish(self, start: float | None = None) -> None:
         path = self.genotype().save(self.run_dir.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
             self.genotype(self.best["genotype"]).save(self.run_dir.dir / "genotype_best.yaml")
@@ -229,9 +205,3 @@ class Searcher:
         self.best = state["best"]
         set_rng_state(state["rng"])
         self.run_dir.trajectory.truncate_after(self.step)
-
-    def save(self, start: float | None = None) -> None:
-        """Checkpoint; ``start`` (the loop's perf_counter origin) updates the elapsed time."""
-        if start is not None:
-            self.elapsed = time.perf_counter() - start
-        self.run_dir.save_checkpoint(self.state_dict())
