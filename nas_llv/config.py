@@ -43,6 +43,8 @@ def _type_name(tp: Any) -> str:
         return " or ".join(_type_name(a) for a in typing.get_args(tp))
     if origin is not None:
         return str(tp).replace("typing.", "")
+    if tp is float:
+        return "a number"
     return "null" if tp is type(None) else getattr(tp, "__name__", str(tp))
 
 
@@ -102,6 +104,11 @@ def _join(where: str, key: object) -> str:
 
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config") -> T:
     """Build dataclass ``cls`` from ``data``; ``where`` prefixes error messages (file and key path)."""
+    return checked(cls, cls(**field_values(cls, data, where)), where)
+
+
+def field_values(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> dict[str, Any]:
+    """``data`` checked against the fields of dataclass ``cls``: known keys, required keys, types."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_at(where)} expected a mapping, got {data!r}")
@@ -109,14 +116,18 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     unknown = sorted(set(data) - set(fields))
     if unknown:
-        raise ConfigError(f"{_at(where)} unknown key '{unknown[0]}'; allowed: {', '.join(fields)}")
+        raise ConfigError(f"{_at(where)} unknown key '{unknown[0]}'; allowed: {', '.join(fields) or 'none'}")
     kwargs = {}
     for name, f in fields.items():
         if name in data:
             kwargs[name] = _convert(hints[name], data[name], _join(where, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_at(where)} missing required key '{name}'")
-    obj = cls(**kwargs)
+    return kwargs
+
+
+def checked(cls: type, obj: T, where: str = "config") -> T:
+    """``obj`` after its ``validate()`` (range checks) passed; a ValueError becomes a ConfigError."""
     validate = getattr(obj, "validate", None)
     if validate is not None:
         try:

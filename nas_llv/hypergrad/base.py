@@ -12,7 +12,6 @@ perturbed in place. ``apply_upper_grads`` then hands the result to an ordinary o
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 import typing
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import Tensor
 
-from ..config import ConfigError
+from ..config import checked, field_values
 from ..registry import HYPERGRADS
 
 logger = logging.getLogger(__name__)
@@ -109,41 +108,13 @@ def evaluate(loss: Loss, upper: Mapping[str, Tensor], lower: Mapping[str, Tensor
 
 # ---------------------------------------------------------------- methods and their options
 
-def _coerce(tp: Any, value: Any, where: str) -> Any:
-    """int -> float and YAML's '1e-3' strings -> float for float options; ints stay strict."""
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):
-            try:
-                return float(value)
-            except ValueError:
-                pass
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    return value
-
-
 class _CheckedOptions(type):
-    """Constructing a method checks option names, types and ranges with ``ConfigError``s."""
+    """Constructing a method checks option names, types and ranges (``nas_llv.config``), so a
+    recipe's ``search.hypergrad`` fails with one ConfigError line."""
 
     def __call__(cls, **options: Any) -> Any:
-        who = f"hypergradient method '{getattr(cls, 'method_name', cls.__name__)}'"
-        fields = [f.name for f in dataclasses.fields(cls) if f.init] if dataclasses.is_dataclass(cls) else []
-        unknown = sorted(set(options) - set(fields))
-        if unknown:
-            raise ConfigError(f"{who}: unknown option '{unknown[0]}'; allowed: {', '.join(fields) or 'none'}")
-        hints = typing.get_type_hints(cls) if fields else {}
-        options = {k: _coerce(hints.get(k), v, f"{who}: {k}") for k, v in options.items()}
-        obj = super().__call__(**options)
-        try:
-            obj.validate()
-        except ValueError as exc:
-            raise ConfigError(f"{who}: {exc}") from None
-        return obj
+        who = f"hypergradient method '{getattr(cls, 'method_name', cls.__name__)}':"
+        return checked(cls, super().__call__(**field_values(cls, options, who)), who)
 
 
 class HypergradMethod(metaclass=_CheckedOptions):
