@@ -20,8 +20,8 @@ class RegistryError(KeyError):
 class Registry:
     """A named table of constructors: ``@REG.register('name')`` then ``REG.build({'type': 'name', ...})``."""
 
-    def __init__(self, kind: str) -> None:
-        self.kind = kind
+    def __init__(self, kind: str, name_attr: str | None = None) -> None:
+        self.kind, self.name_attr = kind, name_attr  # name_attr: the class attribute told its name
         self._table: dict[str, Callable[..., Any]] = {}
 
     def register(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -30,6 +30,8 @@ class Registry:
             if key in self._table:
                 raise RegistryError(f"{self.kind} '{key}' is registered twice")
             self._table[key] = obj
+            if self.name_attr is not None:  # e.g. a loss names itself in its error messages
+                setattr(obj, self.name_attr, key)
             return obj
 
         return deco
@@ -64,9 +66,9 @@ class Registry:
         return len(self._table)
 
 
-LOSSES = Registry("loss")
+LOSSES = Registry("loss", name_attr="loss_name")
 DATASETS = Registry("dataset")
 STRATEGIES = Registry("strategy")
-HYPERGRADS = Registry("hypergradient method")
+HYPERGRADS = Registry("hypergradient method", name_attr="method_name")
 MODELS = Registry("model")
 NETWORKS = Registry("network")

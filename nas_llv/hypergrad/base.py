@@ -147,14 +147,7 @@ class HypergradMethod(metaclass=_CheckedOptions):
         warned.add(key)
 
 
-def register(name: str) -> Callable[[type], type]:
-    """``HYPERGRADS.register(name)`` that also records the name on the class (for messages)."""
-
-    def deco(cls: type) -> type:
-        cls.method_name = name
-        return HYPERGRADS.register(name)(cls)
-
-    return deco
+register = HYPERGRADS.register  # records the name on the class as ``method_name`` (for messages)
 
 
 def apply_upper_grads(params: Mapping[str, Tensor], grads: Mapping[str, Tensor]) -> None:

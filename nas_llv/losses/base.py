@@ -9,7 +9,7 @@ to ``weighting.CompositeLoss``. Each loss names the keys it reads in ``needs`` a
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Mapping
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -30,14 +30,7 @@ KEY_MEANING = {
 }
 
 
-def register(name: str) -> Callable[[type], type]:
-    """``LOSSES.register(name)`` that also records the name on the class (for messages)."""
-
-    def deco(cls: type) -> type:
-        cls.loss_name = name
-        return LOSSES.register(name)(cls)
-
-    return deco
+register = LOSSES.register  # records the name on the class as ``loss_name`` (for messages)
 
 
 def fetch(out: Tensors, batch: Tensors, key: str, loss_name: str = "loss") -> torch.Tensor:
