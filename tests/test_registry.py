@@ -1,0 +1,29 @@
+from __future__ import annotations
+
+import pytest
+
+from nas_llv.registry import Registry, RegistryError
+
+
+def test_build_copies_config_pops_type_and_names_the_class():
+    reg = Registry("thing", name_attr="thing_name")
+
+    @reg.register("box")
+    class Box:
+        def __init__(self, size: int = 1) -> None:
+            self.size = size
+
+    cfg = {"type": "box", "size": 3}
+    assert reg.build(cfg).size == 3 and cfg == {"type": "box", "size": 3}
+    assert reg.build("box").size == 1 and Box.thing_name == "box" and reg.names() == ["box"]
+
+
+def test_duplicates_and_unknown_names_are_errors():
+    reg = Registry("thing")
+    reg.register("a")(dict)
+    with pytest.raises(RegistryError, match="thing 'a' is registered twice"):
+        reg.register("a")(list)
+    with pytest.raises(RegistryError, match="unknown thing 'b'; allowed: a"):
+        reg.get("b")
+    with pytest.raises(RegistryError, match="needs a 'type'"):
+        reg.build({"size": 1})
