@@ -2,8 +2,8 @@
 
 A strategy subclass supplies ``build_levels()`` (name -> Level) and ``schedule(epoch)`` (the
 level names to update, in order, in one iteration). Each scheduled level takes one arch step
-(hypergradient on a validation batch) and one weight step (on the same training batch, as in
-DARTS), and writes one trajectory row. Checkpoints hold everything a resumed run needs to
+(hypergradient on a validation batch), then the method's ``lower_steps`` weight steps (the first
+on the same training batch, as in DARTS), and writes one trajectory row. Checkpoints hold everything a resumed run needs to
 continue exactly as an uninterrupted one would.
 """
 from __future__ import annotations
@@ -18,14 +18,15 @@ import torch
 from torch import nn
 
 from .. import __version__
+from ..config import ConfigError
 from ..data import build_loaders
-from ..genotype import Genotype
 from ..device import resolve_device
+from ..genotype import Genotype
+from ..job import Job
 from ..losses import CompositeLoss, build_composite
 from ..models import build_search_network
 from ..models.base import fit_scale
 from ..registry import HYPERGRADS
-from ..job import Job
 from ..runs import Run, rng_state, set_rng_state
 from ..space import SpaceSpec, load_space
 from ..supernet import genotype_of, probs_of
@@ -94,8 +95,6 @@ class Searcher(Job):
         raise NotImplementedError
 
     def loss(self, key: str) -> nn.Module:
-        from ..config import ConfigError
-
         if key not in self.recipe.losses:
             raise ConfigError(f"recipe: losses.{key} is missing; this strategy needs losses: "
                               f"{', '.join(self._needed_losses())}")
