@@ -134,7 +134,9 @@ def write_metrics_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
 
 
 def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
-    return write_text(path, json.dumps(summary, indent=2) + "\n")
+    """Strict JSON: a NaN or infinite number is written as null."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
+    return write_text(path, json.dumps(clean, indent=2, allow_nan=False) + "\n")
 
 
 def build_summary(rows: list[dict[str, Any]], cost: dict[str, Any], rules: dict[str, Any],

@@ -1,4 +1,5 @@
-"""Atomic writes: a killed run never leaves a torn file behind."""
+"""Atomic writes and safe reads: a killed run never leaves a torn file behind, and no file a user
+hands over runs code when it is read."""
 from __future__ import annotations
 
 import os
@@ -8,20 +9,48 @@ from typing import Any, Callable
 
 import yaml
 
+from .config import ConfigError
+
+TEMP_SUFFIX = ".tmp"
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files 0600; a finished file gets the mode an ordinary open() would give it.
+FILE_MODE = 0o666 & ~_umask()
+
 
 def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
-    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it over ``path``."""
+    """Call ``write(tmp)`` on a temp file beside ``path``, then rename it over ``path``.
+
+    The temp file is ``.<name>.<random>.tmp``; one a kill left behind is removed by
+    ``remove_temp_files`` (a run folder does so when it is reopened or closed).
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=TEMP_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
         write(Path(tmp))
+        os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def remove_temp_files(folder: str | Path) -> list[Path]:
+    """Delete the temp files ``atomic_write`` left in ``folder`` when its process was killed."""
+    folder = Path(folder)
+    stale = sorted(folder.glob(f".*{TEMP_SUFFIX}")) if folder.is_dir() else []
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def write_yaml(path: str | Path, data: Any) -> Path:
@@ -31,3 +60,23 @@ def write_yaml(path: str | Path, data: Any) -> Path:
 
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
+
+
+def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
+    """``torch.load`` with ``weights_only=True``: tensors and plain containers, never code.
+
+    A file holding anything else (a pickled object, a code payload) is refused with one line
+    naming it, and so is an empty, truncated or foreign file; ``what`` names the expected kind.
+    """
+    import pickle
+
+    import torch
+
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError:
+        raise ConfigError(f"{path}: refused: it holds objects other than tensors and plain data, so it is not "
+                          f"a {what} or was written by an untrusted source (nothing in it was run)") from None
+    except Exception as exc:  # torch raises many types for an empty, torn or foreign file
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        raise ConfigError(f"{path}: cannot read as a {what} ({type(exc).__name__}: {first})") from None

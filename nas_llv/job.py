@@ -7,13 +7,31 @@ once and keeps the last checkpoint).
 """
 from __future__ import annotations
 
+import math
 import time
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from tqdm.auto import tqdm
 
+from .config import ConfigError
 from .runs import Run, deferred_interrupt
+
+
+class Diverged(ConfigError):
+    """A loss, an upper variable (α, ς) or a weight became NaN or infinite; the run stops there."""
+
+
+def first_nonfinite(values: Mapping[str, Any]) -> str | None:
+    """The first name in ``values`` (numbers or tensors) whose value is NaN or infinite, else None.
+    The tensors are checked with one device synchronisation."""
+    tensors = {k: v for k, v in values.items() if torch.is_tensor(v) and v.is_floating_point()}
+    for k, v in values.items():
+        if not torch.is_tensor(v) and isinstance(v, float) and not math.isfinite(v):
+            return k
+    if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors.values()]).all()):
+        return next(k for k, t in tensors.items() if not bool(torch.isfinite(t).all()))
+    return None
 
 
 class Job:
@@ -22,6 +40,7 @@ class Job:
 
     kind: str = "job"
     step: int
+    saved_step: int | None = None  # the step of the latest checkpoint this process wrote
     elapsed: float
     device: torch.device
     run_dir: Run | None = None
@@ -55,17 +74,46 @@ class Job:
         """The next batch of ``stream``, its tensors on this job's device."""
         return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in next(stream).items()}
 
+    def restore(self, state: dict[str, Any]) -> None:
+        """``load_state_dict`` of a checkpoint, with one line when it does not fit this job."""
+        try:
+            self.load_state_dict(state)
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
+            first = (str(exc).strip().splitlines() or [""])[0][:200]
+            raise ConfigError(f"{self.run_dir.dir / 'checkpoints' / 'last.pt'}: does not fit this run's network "
+                              f"and config ({type(exc).__name__}: {first})") from None
+        self.saved_step = self.step  # the checkpoint on disk is this state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        raise NotImplementedError
+
     def save(self, start: float | None = None) -> None:
-        """Checkpoint; ``start`` (the loop's perf_counter origin) updates the elapsed time."""
+        """Checkpoint (once per step: an epoch end that is also a checkpoint step writes one);
+        ``start`` (the loop's perf_counter origin) updates the elapsed time."""
+        if self.saved_step == self.step:
+            return
         if start is not None:
             self.elapsed = time.perf_counter() - start
         self.run_dir.save_checkpoint(self.state_dict())
+        self.saved_step = self.step
+
+    def check_finite(self, module: str, groups: Mapping[str, Mapping[str, Any]], step: int | None = None) -> None:
+        """Raise ``Diverged`` naming the step, ``module`` and the first non-finite entry of
+        ``groups`` (e.g. {"loss term": terms, "weight": params}) at ``step`` (default: the current
+        one); the checkpoint on disk is the last finite state."""
+        for what, values in groups.items():
+            name = first_nonfinite(values)
+            if name is not None:
+                value = values[name]
+                shown = float(value) if not torch.is_tensor(value) or value.numel() == 1 else "nan or inf"
+                kept = (f"the last checkpoint (step {self.saved_step}) is kept" if self.saved_step is not None
+                        else "no checkpoint was written")
+                raise Diverged(f"{self.kind} diverged at step {step or self.step}, module {module}: {what} {name} "
+                               f"is {shown}; {kept}. Lower the learning rates or clip the gradients")
 
     def run(self, stop_after: int | None = None) -> bool:
         """Run to the end (True), or checkpoint and stop (False) at the first unit boundary after
         ``stop_after`` more steps. Ctrl-C checkpoints at the next boundary and re-raises."""
-        from .config import ConfigError
-
         if stop_after is not None and stop_after < 0:
             raise ConfigError(f"--stop-after {stop_after}: expected a number of steps >= 0")
         limit = None if stop_after is None else self.step + stop_after

@@ -22,7 +22,7 @@ from torch import nn
 from . import __version__
 from .config import ConfigError
 from .genotype import Genotype, genotype_from_dict
-from .io_utils import atomic_write
+from .io_utils import atomic_write, load_torch_file
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,7 @@ def find_model(target: str | Path) -> Path:
 def read_model_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     """The raw mapping of a model file, checked to be one."""
     path = find_model(path)
-    try:
-        data = torch.load(path, map_location=map_location, weights_only=True)
-    except Exception as exc:  # torch raises many types for a foreign or torn file
-        raise ConfigError(f"{path}: cannot read as a nas-llv model file ({type(exc).__name__}: {exc})") from None
+    data = load_torch_file(path, "nas-llv model file", map_location)
     if not isinstance(data, dict) or "nas_llv" not in data or "state_dict" not in data:
         raise ConfigError(f"{path}: not a nas-llv model file (no 'nas_llv'/'state_dict' keys); "
                           f"published RUAS weights are converted with `nas-llv import-ruas`")
@@ -101,6 +98,10 @@ def load_weights(net: nn.Module, state: Mapping[str, Any], where: str, network: 
     if problems:
         raise ConfigError(f"{where}: the weights do not fit {network}: {'; '.join(problems)}"
                           + (f"; {hint}" if hint else ""))
+    bad = [k for k, v in state.items() if torch.is_tensor(v) and v.is_floating_point() and not torch.isfinite(v).all()]
+    if bad:
+        raise ConfigError(f"{where}: weights {_few(bad)} hold NaN or infinite values (the training that wrote "
+                          f"them diverged); refusing to run them")
     net.load_state_dict(state)
 
 

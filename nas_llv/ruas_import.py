@@ -25,6 +25,7 @@ from torch import nn
 from .choices import RELEASES
 from .config import ConfigError
 from .genotype import Genotype, with_variant
+from .io_utils import load_torch_file
 from .modelfile import load_weights
 from .space import SpaceSpec, load_space
 
@@ -90,10 +91,7 @@ def read_weights(path: str | Path) -> dict[str, torch.Tensor]:
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"{path}: no such weights file")
-    try:
-        data = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a foreign or torn file
-        raise ConfigError(f"{path}: cannot read as a PyTorch checkpoint ({type(exc).__name__}: {exc})") from None
+    data = load_torch_file(path, "PyTorch checkpoint of RUAS weights")
     for wrapper in ("state_dict", "model"):
         if isinstance(data, dict) and isinstance(data.get(wrapper), dict):
             data = data[wrapper]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import logging
 import random
+import shutil
 import signal
 import threading
 from contextlib import contextmanager
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 from .config import ConfigError, load_yaml
-from .io_utils import atomic_write, write_yaml
+from .io_utils import atomic_write, load_torch_file, remove_temp_files, write_yaml
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +42,7 @@ class Run:
         self.trajectory = TrajectoryWriter(self.dir / "trajectory.csv")
         self._handler: logging.Handler | None = None
         self._old_level = logging.NOTSET
+        self.created = False  # made by this process (Run.create), not reopened
 
     @classmethod
     def create(cls, config: Mapping[str, Any], name: str, root: str | Path = "results") -> Run:
@@ -59,6 +61,7 @@ class Run:
                 path = base.with_name(f"{base.name}-{n}")
         write_yaml(path / "config.yaml", _plain(config))
         run = cls(path)
+        run.created = True
         run._attach_log("w")
         log.info("run folder %s", path)
         return run
@@ -74,7 +77,40 @@ class Run:
         run = cls(path)
         run._attach_log("a")
         log.info("resuming run %s", path)
+        run.remove_temp_files()
         return run
+
+    @classmethod
+    def resume(cls, path: str | Path, kind: str) -> tuple[Run, dict[str, Any]]:
+        """``open`` the run and read its last checkpoint, which ``kind`` ('search', 'train') wrote;
+        on any error the run is closed again."""
+        run = cls.open(path)
+        with run.closed_on_error():
+            return run, run.load_checkpoint(kind=kind)
+
+    @contextmanager
+    def closed_on_error(self) -> Iterator[Run]:
+        """Close the run (its log handler) when the block raises; leave it open otherwise."""
+        try:
+            yield self
+        except BaseException:
+            self.close()
+            raise
+
+    @contextmanager
+    def discarded_on_error(self) -> Iterator[Run]:
+        """Delete the whole run folder when the block raises: for a new run that has not taken a
+        step, so a failure leaves nothing half-made behind."""
+        try:
+            yield self
+        except BaseException:
+            self.discard()
+            raise
+
+    def discard(self) -> None:
+        """Close the run and delete its folder."""
+        self.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def config(self) -> dict[str, Any]:
         return load_yaml(self.dir / "config.yaml")
@@ -84,19 +120,26 @@ class Run:
         return atomic_write(self.dir / "checkpoints" / name, lambda p: torch.save(dict(state), p))
 
     def load_checkpoint(self, name: str = "last.pt", map_location: Any = "cpu",
-                        weights_only: bool = False, kind: str | None = None) -> dict[str, Any]:
-        """Read ``checkpoints/<name>``. The run's own files are trusted, hence ``weights_only=False``
-        by default; pass True for files from elsewhere (``rng_state()`` is safe under it).
+                        kind: str | None = None) -> dict[str, Any]:
+        """Read ``checkpoints/<name>`` safely (``weights_only``: a crafted file runs no code).
         ``kind`` ('search', 'train'): refuse a checkpoint another command wrote."""
         path = self.dir / "checkpoints" / name
         if not path.is_file():
             raise ConfigError(f"{self.dir}: no checkpoints/{name}; nothing to resume")
-        state = torch.load(path, map_location=map_location, weights_only=weights_only)
-        if kind is not None and state.get("kind") != kind:
-            other = state.get("kind", "unknown")
+        state = load_torch_file(path, "nas-llv checkpoint", map_location)
+        if not isinstance(state, dict) or (kind is not None and "kind" not in state):
+            raise ConfigError(f"{path}: not a nas-llv checkpoint (no 'kind' entry)")
+        if kind is not None and state["kind"] != kind:
+            other = state["kind"]
             raise ConfigError(f"{self.dir}: a {other} run, not a {kind} run; resume it with "
                               f"`nas-llv {other} --resume {self.dir}`")
         return state
+
+    def remove_temp_files(self) -> None:
+        """Drop the temp files of writes a kill interrupted (they are never data)."""
+        for folder in (self.dir, self.dir / "checkpoints"):
+            for p in remove_temp_files(folder):
+                log.info("removed %s, left by an interrupted write", p)
 
     def _attach_log(self, mode: str) -> None:
         self._handler = logging.FileHandler(self.dir / "log.txt", mode=mode, encoding="utf-8")
@@ -108,9 +151,10 @@ class Run:
         pkg.addHandler(self._handler)
 
     def close(self) -> None:
-        """Detach and close log.txt (idempotent)."""
+        """Remove stale temp files, detach and close log.txt (idempotent)."""
         if self._handler is None:
             return
+        self.remove_temp_files()
         pkg = logging.getLogger("nas_llv")
         pkg.removeHandler(self._handler)
         pkg.setLevel(self._old_level)
@@ -212,6 +256,13 @@ def _cell(key: Any, value: Any) -> str:
     if isinstance(value, float):
         return repr(value)  # shortest round-trip form: a resumed run compares equal
     raise TypeError(f"trajectory column {key!r}: expected a number, string or None, got {type(value).__name__}")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python's, NumPy's and torch's generators (all CUDA devices included) with ``seed``."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
 
 
 def rng_state() -> dict[str, Any]:

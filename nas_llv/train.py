@@ -29,7 +29,7 @@ from .inference import resolve_device, select_output
 from .modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
 from .models import RUAS
 from .job import Job
-from .runs import Run, rng_state, set_rng_state
+from .runs import Run, rng_state, seed_everything, set_rng_state
 from .strategies.level import make_optimizer, make_scheduler
 from .strategies.searcher import build_loss
 
@@ -159,7 +159,7 @@ class Trainer(Job):
     def __init__(self, recipe: Any, genotype: Genotype, build: Mapping[str, Any] | None = None,
                  init: str | Path | None = None) -> None:
         self.recipe, self.cfg = recipe, recipe.train
-        torch.manual_seed(recipe.seed)
+        seed_everything(recipe.seed)
         self.device = resolve_device(recipe.device)
         self.genotype, self.build = with_variant(genotype, self.cfg.variant, "train.variant"), dict(build or {})
         check_scale(self.genotype, recipe.data.scale)
@@ -227,9 +227,7 @@ class Trainer(Job):
     def _iteration(self) -> None:
         batch = self._batch(self.train_data)
         total, terms, _ = self.objective(self.net, batch)
-        if not torch.isfinite(total):
-            raise ConfigError(f"training diverged at step {self.step + 1} (loss {float(total)}); "
-                              f"lower train.optim.lr or set train.optim.grad_clip")
+        self.check_finite("all", {"training loss": {"total": total.detach(), **terms}}, self.step + 1)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         if self.cfg.optim.grad_clip is not None:
@@ -238,6 +236,7 @@ class Trainer(Job):
         self.opt.step()
         self.sched.step()
         self.step += 1
+        self.check_finite("all", {"weight": dict(self.net.named_parameters())})
         for key, value in {"train_loss": total, **{f"loss/{k}": v for k, v in terms.items()}}.items():
             self.acc[key] = self.acc.get(key, 0.0) + float(value.detach())
         self.acc["n"] = self.acc.get("n", 0.0) + 1
@@ -312,9 +311,6 @@ class Trainer(Job):
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        if state.get("kind") != "train":
-            raise ConfigError(f"{self.run_dir.dir if self.run_dir else 'checkpoint'}: not a training run "
-                              f"(a search run resumes with `nas-llv search --resume`)")
         self.net.load_state_dict(state["network"])
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])

@@ -263,9 +263,9 @@ def test_init_that_does_not_fit_is_one_line(genotype, tmp_path, recipe_file, cap
 
 def test_resume_of_a_search_run_is_refused(tmp_path, capsys):
     run = Run.create({"name": "s"}, "s", tmp_path)
-    run.save_checkpoint({"progress": {"step": 1}})
+    run.save_checkpoint({"kind": "search", "progress": {"step": 1}})
     run.close()
-    assert "not a training run" in _error(capsys, ["train", "--resume", str(run.dir)])
+    assert "a search run, not a train run" in _error(capsys, ["train", "--resume", str(run.dir)])
 
 
 def test_epochs_replace_steps(genotype, tmp_path):

@@ -19,22 +19,23 @@ def start(args: argparse.Namespace):
     if args.resume:
         if args.recipe or args.overrides:
             raise ConfigError("--resume continues a run from its own config.yaml; give no recipe or overrides")
-        run = Run.open(args.resume)
-        state = run.load_checkpoint(kind="search")
-        recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
-        searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
-        searcher.attach(run)
-        searcher.load_state_dict(state)
+        run, state = Run.resume(args.resume, "search")
+        with run.closed_on_error():
+            recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
+            searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
+            searcher.attach(run)
+            searcher.restore(state)
         log.info("resuming %s at step %d (epoch %d)", run.dir, searcher.step, searcher.epoch + 1)
         return searcher, run
     if not args.recipe:
         raise ConfigError("give a recipe file (e.g. recipes/ruas_demo.yaml) or --resume RUN")
     recipe = load_recipe(args.recipe, args.overrides)
     root = args.output or recipe.output
-    # Build before creating the run folder, so a bad recipe or missing data leaves nothing behind.
+    # Build (and check one batch) before creating the run folder: bad input leaves nothing behind.
     searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
     run = Run.create(recipe.to_dict(), recipe.name, root)
-    searcher.attach(run)
+    with run.discarded_on_error():
+        searcher.attach(run)
     return searcher, run
 
 

@@ -26,15 +26,12 @@ def resume(args: argparse.Namespace):
     if args.target or args.recipe or args.overrides or args.init:
         raise ConfigError("--resume continues a run from its own config.yaml and genotype.yaml; "
                           "give no genotype, --recipe, --init or overrides")
-    run = Run.open(args.resume)
-    state = run.load_checkpoint()
-    if state.get("kind") != "train":
-        run.close()
-        raise ConfigError(f"{run.dir}: not a training run (a search run resumes with `nas-llv search --resume`)")
-    recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
-    trainer = Trainer(recipe, load_genotype(run.dir / "genotype.yaml"), build=state["build"])
-    trainer.attach(run, new=False)
-    trainer.load_state_dict(state)
+    run, state = Run.resume(args.resume, "train")
+    with run.closed_on_error():
+        recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
+        trainer = Trainer(recipe, load_genotype(run.dir / "genotype.yaml"), build=state.get("build"))
+        trainer.attach(run, new=False)
+        trainer.restore(state)
     log.info("resuming %s at step %d of %d", run.dir, trainer.step, trainer.total_steps)
     return trainer, run
 
@@ -59,8 +56,9 @@ def start(args: argparse.Namespace):
     # Build (and check one batch) before creating the run folder: bad input leaves nothing behind.
     trainer = Trainer(recipe, genotype, resolve_build(recipe.train, base_build), init=args.init)
     run = Run.create(recipe.to_dict(), recipe.name, args.output or recipe.output)
-    log.info("genotype from %s%s", args.target or args.init, f", weights from {args.init}" if args.init else "")
-    trainer.attach(run)
+    with run.discarded_on_error():
+        log.info("genotype from %s%s", args.target or args.init, f", weights from {args.init}" if args.init else "")
+        trainer.attach(run)
     return trainer, run
 
 

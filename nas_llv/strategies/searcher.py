@@ -27,10 +27,10 @@ from ..losses import CompositeLoss, build_composite
 from ..models import build_search_network
 from ..models.base import fit_scale
 from ..registry import HYPERGRADS
-from ..runs import Run, rng_state, set_rng_state
+from ..runs import Run, rng_state, seed_everything, set_rng_state
 from ..space import SpaceSpec, load_space
-from ..supernet import genotype_of, probs_of
-from .level import Level, make_optimizer, make_scheduler
+from ..supernet import arch_parameters, genotype_of, probs_of
+from .level import Level, make_optimizer, make_scheduler, named
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ class Searcher(Job):
     def __init__(self, recipe: Any) -> None:
         self.recipe, self.cfg = recipe, recipe.search
         self.run_dir: Run | None = None  # set by attach(): build first, so bad input leaves no folder
-        torch.manual_seed(recipe.seed)
+        seed_everything(recipe.seed)
         self.device = resolve_device(recipe.device)
         self.spaces = self.load_spaces()
         self.network_cfg = {"type": recipe.network.type, **recipe.network.options}
@@ -69,6 +69,20 @@ class Searcher(Job):
         self.step = self.epoch = self.it = 0
         self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
         self.elapsed = 0.0
+        self._preflight()
+
+    @torch.no_grad()
+    def _preflight(self) -> None:
+        """Every level's objectives on one training and one validation batch (neither consumed): a
+        loss that needs ground truth on unpaired data, or data the network cannot take, fails here,
+        before the run folder exists."""
+        states = self.train_data.state_dict(), self.val_data.state_dict()
+        train_b, val_b = self._batch(self.train_data), self._batch(self.val_data)
+        self.train_data.load_state_dict(states[0])
+        self.val_data.load_state_dict(states[1])
+        for level in self.levels.values():
+            level.objective(train_b, True)({})
+            level.objective(val_b, False)({})
 
     def close(self) -> None:
         """Release the data streams' loader threads (``data.num_workers > 0``)."""
@@ -126,6 +140,8 @@ class Searcher(Job):
             train_loss, terms, val_b = level.iterate(
                 self.method, lambda: self._batch(self.train_data), lambda: self._batch(self.val_data))
             self.step += 1
+            self.check_finite(name, {"training loss": {"total": train_loss, **terms},
+                                     "upper variable (α or ς)": level.upper, "weight": level.lower})
             row = {"step": self.step, "epoch": self.epoch + 1, "module": name, "phase": "search",
                    "train_loss": train_loss, "val_loss": level.val_loss(val_b), "lr": level.lr,
                    "seconds": round(time.perf_counter() - start, 4)}
@@ -144,6 +160,7 @@ class Searcher(Job):
 
     def _end_epoch(self, start: float) -> None:
         val = self.validate()
+        self.check_finite("all", {"validation loss": {"mean": val}})
         if val < self.best["val_loss"]:
             self.best = {"val_loss": val, "genotype": genotype_of(self.net), "epoch": self.epoch + 1}
         log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
@@ -173,6 +190,8 @@ class Searcher(Job):
         return Genotype(self.network_cfg, self.spaces, choices or genotype_of(self.net), meta)
 
     def finish(self, start: float | None = None) -> None:
+        # never a genotype from NaN probabilities (each step checks α; this guards the file itself)
+        self.check_finite("all", {"upper variable (α)": named(self.net, arch_parameters(self.net))})
         path = self.genotype().save(self.run_dir.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
             self.genotype(self.best["genotype"]).save(self.run_dir.dir / "genotype_best.yaml")
