@@ -1,13 +1,14 @@
 """``nas-llv``: the command line. Each subcommand lives in ``nas_llv/commands/``.
 
-User errors (ConfigError) print one line and exit with status 2, without a traceback.
+User errors (ConfigError, and bad arguments) print one line and exit with status 2, without a
+traceback.
 """
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
-from typing import Sequence
+from typing import NoReturn, Sequence
 
 from .config import ConfigError
 from .registry import RegistryError
@@ -15,12 +16,19 @@ from .registry import RegistryError
 COMMANDS = ("list", "space", "search", "derive", "train", "import-ruas", "enhance", "eval", "compare")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (the usage itself is a --help away)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _parser() -> argparse.ArgumentParser:
     from importlib import import_module
 
     from . import __version__
 
-    parser = argparse.ArgumentParser(prog="nas-llv", description="Neural architecture search for low-light vision.")
+    parser = _Parser(prog="nas-llv", description="Neural architecture search for low-light vision.")
     parser.add_argument("--version", action="version", version=f"nas-llv {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -36,7 +44,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and hasattr(args, "overrides") and all("=" in e and not e.startswith("-") for e in extra):
         args.overrides = list(args.overrides or []) + extra
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        print(f"nas-llv {args.command}: error: unrecognized arguments: {' '.join(extra)} "
+              f"(see nas-llv {args.command} --help)", file=sys.stderr)
+        return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         return int(args.run(args) or 0)

@@ -9,11 +9,13 @@ import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .config import ConfigError
+from .config import ConfigError, read_text
 
 log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
+# fields the table does arithmetic on: each must be a number (or absent / null)
+NUMBERS = ("psnr", "ssim", "lpips", "rmse", "params", "flops", "latency_s")
 # Rules that make two evaluations comparable; a difference is worth a warning.
 RULES = ("data", "quantize", "gt_mean", "data_range", "output")
 
@@ -74,14 +76,22 @@ def load_summaries(targets: Sequence[str | Path]) -> list[dict[str, Any]]:
     for target in targets:
         for path in find_summaries(target):
             try:
-                data = json.loads(path.read_text())
+                data = json.loads(read_text(path, "JSON"))
             except json.JSONDecodeError as exc:
                 raise ConfigError(f"{path}: not valid JSON ({exc})") from None
             if not isinstance(data, dict):
                 raise ConfigError(f"{path}: expected a JSON object as `nas-llv eval` writes")
+            _check_numbers(data, path)
             records.append({"label": label_of(path), "summary_path": str(path), **data})
     _warn_mixed_rules(records)
     return records
+
+
+def _check_numbers(data: dict[str, Any], path: Path) -> None:
+    for key in NUMBERS:
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"{path}: '{key}' is {value!r}; expected a number or null, as `nas-llv eval` writes")
 
 
 def _warn_mixed_rules(records: list[dict[str, Any]]) -> None:

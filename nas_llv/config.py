@@ -2,11 +2,15 @@
 
 ``from_dict(cls, data, where)`` walks a dataclass's fields, rejects unknown keys (naming the
 key's path and the allowed keys), checks types, then calls the dataclass's optional
-``validate()`` for ranges. ``apply_overrides`` parses ``a.b.c=value`` with ``yaml.safe_load``.
+``validate()`` for ranges. ``apply_overrides`` parses ``a.b.c=value`` with ``yaml.safe_load``
+(YAML tags refused). NaN and infinities are refused everywhere: in files, overrides and
+free-form (``Any``) values.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import math
 import types
 import typing
 from pathlib import Path
@@ -21,20 +25,66 @@ class ConfigError(ValueError):
     """Bad user configuration; the message names the file, the key and what is allowed."""
 
 
-def load_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, with a one-line error for a missing file or bad syntax."""
+def read_text(path: str | Path, kind: str = "YAML") -> str:
+    """The UTF-8 text of a file, or one ConfigError line: missing, a folder, unreadable, binary."""
     path = Path(path)
+    if path.is_dir():
+        raise ConfigError(f"{path}: is a folder; expected a {kind} file")
     if not path.is_file():
         raise ConfigError(f"{path}: no such file")
     try:
-        data = yaml.safe_load(path.read_text())
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if b"\x00" in raw:
+        raise ConfigError(f"{path}: not a text {kind} file (it holds NUL bytes; is it binary?)")
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not a text {kind} file (byte 0x{raw[exc.start]:02x} at offset "
+                          f"{exc.start} is not UTF-8)") from None
+
+
+def yaml_problem(exc: yaml.YAMLError) -> str:
+    """One line saying what is wrong, and where when PyYAML knows (line numbers from 1)."""
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc).strip().splitlines()[0]
+    return f"{problem} (line {mark.line + 1}, column {mark.column + 1})" if mark else problem
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, with a one-line error for a missing, binary or malformed file, or a
+    non-finite number (.nan, .inf) anywhere in it."""
+    path = Path(path)
+    text = read_text(path)
+    try:
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1})" if mark else ""
-        raise ConfigError(f"{path}{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+        raise ConfigError(f"{path}: not valid YAML: {yaml_problem(exc)}") from None
     if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping at the top level, got {type(data).__name__}")
+        what = "an empty file" if data is None else type(data).__name__
+        raise ConfigError(f"{path}: expected a mapping (key: value lines) at the top level, got {what}")
+    check_finite(data, f"{path}:")
     return data
+
+
+def check_finite(value: Any, where: str, strings: bool = False) -> None:
+    """Raise ConfigError naming the key path of the first NaN or infinite float inside ``value``;
+    with ``strings``, also of a string that reads as one ('nan', 'inf': YAML leaves 1e-3 a string,
+    so free-form options take number-like strings as numbers)."""
+    if (isinstance(value, float) or strings and isinstance(value, str)) and _non_finite(value):
+        shown = _yaml_number(value) if isinstance(value, float) else repr(value)
+        raise ConfigError(f"{_at(where)} {shown} is not a finite number")
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            check_finite(v, _join(where, k), strings)
+    elif isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_finite(v, f"{where} [{i}]" if where.endswith(":") else f"{where}[{i}]", strings)
+
+
+def _yaml_number(value: float) -> str:
+    return ".nan" if math.isnan(value) else (".inf" if value > 0 else "-.inf")
 
 
 def _type_name(tp: Any) -> str:
@@ -51,14 +101,14 @@ def _type_name(tp: Any) -> str:
 def _convert(tp: Any, value: Any, where: str) -> Any:
     origin = typing.get_origin(tp)
     if tp is Any:
+        check_finite(value, where, strings=True)
         return value
     if origin in (Union, types.UnionType):
-        errors = []
+        if float in typing.get_args(tp) and _non_finite(value):
+            _finite_float(value, where)  # raises: say "not a finite number", not "expected ..."
         for arg in typing.get_args(tp):
-            try:
+            with contextlib.suppress(ConfigError):
                 return _convert(arg, value, where)
-            except ConfigError as exc:
-                errors.append(exc)
         raise ConfigError(f"{_at(where)} expected {_type_name(tp)}, got {value!r}")
     if origin is typing.Literal:
         allowed = typing.get_args(tp)
@@ -81,16 +131,28 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         if value is not None:
             raise ConfigError(f"{_at(where)} expected null, got {value!r}")
         return None
-    if tp is float and isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    if tp is float and isinstance(value, str):  # YAML reads 1e-3 as a string
-        try:
-            return float(value)
-        except ValueError:
-            pass
+    if tp is float and not isinstance(value, bool) and isinstance(value, (int, float, str)):
+        return _finite_float(value, where)
     if isinstance(tp, type) and isinstance(value, tp) and not (tp is int and isinstance(value, bool)):
         return value
     raise ConfigError(f"{_at(where)} expected {_type_name(tp)}, got {value!r}")
+
+
+def _finite_float(value: int | float | str, where: str) -> float:
+    """YAML reads 1e-3 as a string: such strings are numbers too, but 'nan' and 'inf' are refused."""
+    try:
+        number = float(value)
+    except (ValueError, OverflowError):
+        raise ConfigError(f"{_at(where)} expected a number, got {value!r}") from None
+    check_finite(value, where, strings=True)
+    return number
+
+
+def _non_finite(value: Any) -> bool:
+    try:
+        return isinstance(value, (float, str)) and not math.isfinite(float(value))
+    except (ValueError, OverflowError):
+        return False
 
 
 def _at(where: str) -> str:
@@ -161,8 +223,23 @@ def apply_overrides(data: dict[str, Any], overrides: Sequence[str]) -> dict[str,
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override '{item}': '{p}' is not a mapping")
-        node[leaf] = yaml.safe_load(raw)
+        node[leaf] = override_value(item, raw)
     return out
+
+
+def override_value(item: str, raw: str) -> Any:
+    """The plain YAML value of override ``item`` (its text after '='): no tags, no NaN or inf."""
+    try:
+        tags = [t.value for t in yaml.scan(raw) if isinstance(t, yaml.TagToken)]
+        if tags:
+            handle, suffix = tags[0]
+            raise ConfigError(f"override '{item}': YAML tags ({handle or ''}{suffix}) are not allowed; "
+                              f"give a plain value (number, string, list or mapping)")
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"override '{item}': not valid YAML ({yaml_problem(exc)})") from None
+    check_finite(value, f"override '{item}':")
+    return value
 
 
 def check_range(name: str, value: float, lo: float | None = None, hi: float | None = None,

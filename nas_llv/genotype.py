@@ -19,7 +19,7 @@ from typing import Any, Mapping
 from torch import nn
 
 from . import __version__
-from .config import ConfigError, load_yaml
+from .config import ConfigError, check_finite, load_yaml
 from .io_utils import write_yaml
 from .models import build_fixed_network, resize_space
 from .ops import canonical_op
@@ -123,4 +123,34 @@ def genotype_from_dict(data: Mapping[str, Any], source: str = "<genotype>") -> G
             choices[str(label)] = str(op) if str(op) in parts else canonical_op(str(op))
         except ConfigError as exc:
             raise ConfigError(f"{source}: genotype.{label}: {exc}") from None
-    return Genotype(dict(data.get("network") or {"type": "single"}), spaces, choices, dict(data.get("meta") or {}))
+    network = data.get("network") or {"type": "single"}
+    if not isinstance(network, dict):
+        raise ConfigError(f"{source}: network: expected a mapping such as {{type: ruas, variant: ruas}}, "
+                          f"got {network!r}")
+    check_finite(network, f"{source}: network")
+    _check_labels(choices, declared_labels(network, spaces), source)
+    return Genotype(dict(network), spaces, choices, dict(data.get("meta") or {}))
+
+
+def module_prefix(network: Mapping[str, Any], name: str) -> str:
+    """The label prefix of module ``name``: none in a 'single' network, ``name.`` in the others."""
+    return "" if network.get("type", "single") == "single" else f"{name}."
+
+
+def declared_labels(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec]) -> dict[str, tuple[str, ...]]:
+    """Every label the spaces declare, prefixed as the network names them -> candidates."""
+    return {label: cands for name, space in spaces.items()
+            for label, cands in space.labels(module_prefix(network, name)).items()}
+
+
+def _check_labels(choices: Mapping[str, str], declared: Mapping[str, Any], source: str) -> None:
+    """Choices for labels no space declares are an error (a label without a choice fails at build:
+    a ruas_s genotype may keep the denoiser's space and choose nothing in it)."""
+    unknown = [label for label in choices if label not in declared]
+    if unknown:
+        raise ConfigError(f"{source}: genotype: unknown labels {_few(unknown)}; the spaces declare: "
+                          f"{_few(list(declared), 12)}")
+
+
+def _few(items: list[str], n: int = 6) -> str:
+    return "[" + ", ".join(items[:n]) + (f", ... ({len(items) - n} more)" if len(items) > n else "") + "]"

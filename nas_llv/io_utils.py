@@ -74,9 +74,11 @@ def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> A
 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
-        raise ConfigError(f"{path}: refused: it holds objects other than tensors and plain data, so it is not "
-                          f"a {what} or was written by an untrusted source (nothing in it was run)") from None
+    except pickle.UnpicklingError as exc:
+        if "Unsupported global" in str(exc):  # a class or function to import and call: code
+            raise ConfigError(f"{path}: refused: it holds objects other than tensors and plain data, so it is not "
+                              f"a {what} or was written by an untrusted source (nothing in it was run)") from None
+        raise ConfigError(f"{path}: cannot read as a {what} (not a PyTorch file, or a damaged one)") from None
     except Exception as exc:  # torch raises many types for an empty, torn or foreign file
         first = (str(exc).strip().splitlines() or [""])[0][:200]
         raise ConfigError(f"{path}: cannot read as a {what} ({type(exc).__name__}: {first})") from None

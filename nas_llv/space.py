@@ -157,7 +157,10 @@ def resolve_path(name_or_path: str | Path) -> Path:
     for cand in (SHIPPED_DIR / p, SHIPPED_DIR / f"{p}.yaml"):
         if cand.is_file():
             return cand
-    raise ConfigError(f"{name_or_path}: no such space file; shipped spaces: {', '.join(shipped_spaces())}")
+    shipped = ", ".join(shipped_spaces())
+    if p.is_dir():
+        raise ConfigError(f"{name_or_path}: is a folder; give a space YAML file or a shipped space: {shipped}")
+    raise ConfigError(f"{name_or_path}: no such space file; shipped spaces: {shipped}")
 
 
 def shipped_spaces() -> list[str]:
@@ -204,7 +207,24 @@ def parse_space(data: dict[str, Any], source: str = "<space>") -> SpaceSpec:
 
 def load_space(name_or_path: str | Path) -> SpaceSpec:
     path = resolve_path(name_or_path)
-    return parse_space(_read_raw(path), str(path))
+    data = _read_raw(path)
+    _check_kind(data, path)
+    return parse_space(data, str(path))
+
+
+# top-level keys that mark another kind of nas-llv file
+OTHER_KINDS = {"genotype": ("genotype", "nas-llv derive"), "search": ("recipe", "nas-llv search"),
+               "losses": ("recipe", "nas-llv search"), "network": ("recipe", "nas-llv search")}
+
+
+def _check_kind(data: dict[str, Any], path: Path) -> None:
+    """A recipe or genotype given as a space: say what it is, not just 'unknown key'."""
+    if "cell" in data:
+        return
+    for key, (kind, command) in OTHER_KINDS.items():
+        if key in data:
+            raise ConfigError(f"{path}: this is a {kind} file (it has '{key}:'), not a space file; a space "
+                              f"declares a 'cell:' (see `nas-llv list spaces`); use it with `{command}`")
 
 
 def space_to_dict(spec: SpaceSpec) -> dict[str, Any]:

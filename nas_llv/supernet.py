@@ -130,7 +130,8 @@ class FixedEdges:
 
     def __call__(self, edge: EdgeSpec, label: str, channels: int, names: tuple[str, ...] = ()) -> nn.Module:
         if label not in self.genotype:
-            raise ConfigError(f"genotype has no choice for edge '{label}'; it has: {', '.join(self.genotype)}")
+            raise ConfigError(f"genotype has no choice for edge '{label}'; "
+                              f"it has: {', '.join(self.genotype) or 'none'}")
         op = canonical_op(self.genotype[label])
         if op not in names:
             raise ConfigError(f"genotype chooses '{op}' for '{label}', which is not among its candidates {list(names)}")
@@ -138,7 +139,8 @@ class FixedEdges:
 
     def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module:
         if label not in self.genotype:
-            raise ConfigError(f"genotype has no choice for part '{label}'; it has: {', '.join(self.genotype)}")
+            raise ConfigError(f"genotype has no choice for part '{label}'; "
+                              f"it has: {', '.join(self.genotype) or 'none'}")
         name = self.genotype[label]
         if name not in candidates:
             raise ConfigError(f"genotype chooses '{name}' for part '{label}'; candidates: {', '.join(candidates)}")

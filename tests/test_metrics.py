@@ -155,6 +155,15 @@ def test_lpips_random_backbone_zero_for_identical_positive_otherwise():
     assert torch.equal(same, torch.zeros(2)) and (diff > 0).all()
 
 
+@pytest.mark.parametrize("net", ["alex", "vgg", "squeeze"])
+def test_lpips_min_size_is_the_least_side_its_backbone_takes(net):
+    metric = LPIPSMetric(net, random_backbone=True)
+    n = metric.min_size
+    assert metric(torch.rand(1, 3, n, n + 5), torch.rand(1, 3, n, n + 5)).shape == (1,)
+    with pytest.raises(RuntimeError):
+        metric(torch.rand(1, 3, n - 1, n + 5), torch.rand(1, 3, n - 1, n + 5))
+
+
 def test_lpips_without_cached_weights_is_empty_and_warns_once(tmp_path, monkeypatch, caplog):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     assert Path(torch.hub.get_dir()).is_relative_to(tmp_path)

@@ -8,7 +8,10 @@ import argparse
 def run(args: argparse.Namespace) -> int:
     from ..compare import load_summaries, markdown_table
     from ..io_utils import write_text
+    from ..paths import check_output_file
 
+    if args.output:
+        check_output_file(args.output, "--output")
     records = load_summaries(args.targets)
     text = markdown_table(records)
     print(text, end="")

@@ -35,21 +35,37 @@ def _size(text: str) -> tuple[int, int]:
         w, h = (int(v) for v in text.lower().split("x"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT such as 600x400, got '{text}'") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"width and height must be >= 1, got '{text}'")
     return w, h
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
+    return n
+
+
 def run(args: argparse.Namespace) -> int:
-    from ..genotype import find_genotype, load_genotype
+    from ..config import ConfigError
+    from ..genotype import find_genotype, load_genotype, module_prefix
 
     path = find_genotype(args.target)
     geno = load_genotype(path)
-    net = geno.build(channels=args.channels, repeat=args.repeat)
+    try:
+        net = geno.build(channels=args.channels, repeat=args.repeat)
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     print("\n".join(summary(geno, net, None if args.no_flops else args.size)))
     if args.draw:
         from ..draw import draw_cell
 
         for name, spec in geno.spaces.items():
-            prefix = "" if len(geno.spaces) == 1 else f"{name}."
+            prefix = module_prefix(geno.network, name)
             choices = {k[len(prefix):]: v for k, v in geno.choices.items() if k.startswith(prefix)}
             out = draw_cell(spec.cell, path.parent / f"cell_{name}.png", title=f"derived {name}", choices=choices)
             print(f"wrote {out}")
@@ -60,8 +76,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("derive", help="build the fixed network of a genotype and summarise it",
                        description="Build the derived network from a genotype file (or a run folder) alone.")
     p.add_argument("target", help="genotype.yaml, or a run folder containing one")
-    p.add_argument("--channels", type=int, help="rebuild every module at this width (full-size retraining)")
-    p.add_argument("--repeat", type=int, help="rebuild with this many stages/blocks per module")
+    p.add_argument("--channels", type=_positive, help="rebuild every module at this width (full-size retraining)")
+    p.add_argument("--repeat", type=_positive, help="rebuild with this many stages/blocks per module")
     p.add_argument("--size", type=_size, default=(600, 400), help="input WIDTHxHEIGHT for FLOPs, the low-resolution "
                    "size for a super-resolution network (default 600x400)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")

@@ -2,8 +2,31 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from ..choices import DEVICES, OUTPUTS
+from ..config import ConfigError
+
+
+def check_folders(in_dir: str, out_dir: str, overwrite: bool) -> None:
+    """IN_DIR must be a folder; OUT_DIR a writable folder that is neither IN_DIR nor inside it
+    (the results would replace or mix with the user's images) unless ``overwrite``."""
+    from ..paths import check_output_dir
+
+    src, dst = Path(in_dir), Path(out_dir)
+    if not src.is_dir():
+        raise ConfigError(f"IN_DIR {in_dir}: {'is a file' if src.exists() else 'no such folder'}; "
+                          f"give a folder of images")
+    check_output_dir(dst, "OUT_DIR")
+    if overwrite:
+        return
+    src, dst = src.resolve(), dst.resolve()
+    if dst == src:
+        raise ConfigError(f"OUT_DIR {out_dir} is the input folder: the results would overwrite your images; "
+                          f"give another folder, or --overwrite to replace them")
+    if src in dst.parents:
+        raise ConfigError(f"OUT_DIR {out_dir} lies inside the input folder {in_dir}; give a folder outside it, "
+                          f"or --overwrite to write there anyway")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -13,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     from ..inference import enhance_folder
     from ..modelfile import find_model, load_model
 
+    check_folders(args.in_dir, args.out_dir, args.overwrite)
     device = resolve_device(args.device)
     net, _ = load_model(find_model(args.model))
     with logging_redirect_tqdm():
@@ -39,5 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--save", choices=("round", "truncate"), default="round",
                    help="8-bit conversion: round (default), or truncate as the RUAS authors save")
     p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default: auto)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="allow OUT_DIR to be IN_DIR (replacing the input images) or a folder inside it")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)

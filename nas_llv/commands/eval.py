@@ -32,6 +32,35 @@ def cost_lines(s: dict[str, Any]) -> list[str]:
             f"on {s['device']} ({s['device_name']})"]
 
 
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header, or None when unreadable (reading it reports why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # PIL raises many types; reading the image later reports the reason
+        return None
+
+
+def check_sizes(pairs: Any, min_size: int, needs: str) -> None:
+    """Every ground truth (the size metrics see) at least ``min_size`` px high and wide."""
+    for _, high in pairs.pairs:
+        size = image_size(high)
+        if size is not None and min(size) < min_size:
+            raise ConfigError(f"{high}: the ground truth is {size[0]}x{size[1]}, smaller than {needs} needs "
+                              f"(at least {min_size}x{min_size})")
+
+
+def metric_needs(lpips: Any) -> tuple[int, str]:
+    """The least image side the metrics take, and which metric sets it."""
+    from ..metrics.image import SSIM_WIN_SIZE
+
+    if lpips is not None and lpips.available and lpips.min_size > SSIM_WIN_SIZE:
+        return lpips.min_size, f"LPIPS ({lpips.net}; use --lpips-net none to skip it)"
+    return SSIM_WIN_SIZE, f"SSIM ({SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} window)"
+
+
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
@@ -40,16 +69,22 @@ def run(args: argparse.Namespace) -> int:
     from ..device import resolve_device
     from ..metrics import LPIPSMetric
     from ..modelfile import find_model, load_model
+    from ..paths import check_output_dir
 
     if args.repeats < 1 or args.warmup < 0:
         raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")
+    if args.out_dir:
+        check_output_dir(args.out_dir, "--out-dir")
     device = resolve_device(args.device)
     model_path = find_model(args.model)
     net, genotype = load_model(model_path)
     scale = genotype_scale(genotype)
     pairs = open_pairs(args.data, scale, args.split)
     data_name = Path(args.data).resolve().name
+    out_dir = Path(args.out_dir) if args.out_dir else check_output_dir(
+        model_path.parent / f"eval-{data_name}", "output folder (beside the model; choose one with --out-dir)")
     lpips = None if args.lpips_net == "none" else LPIPSMetric(args.lpips_net, device=device)
+    check_sizes(pairs, *metric_needs(lpips))
     with logging_redirect_tqdm():
         rows = evaluate_images(net, pairs, device, args.output, args.quantize, args.gt_mean,
                                lpips if lpips is not None and lpips.available else None, progress=not args.quiet)
@@ -58,7 +93,6 @@ def run(args: argparse.Namespace) -> int:
              "lpips_net": None if lpips is None or not lpips.available else args.lpips_net, "scale": scale}
     source = {"model": str(model_path.resolve()), "data": str(Path(args.data).resolve()), "data_name": data_name}
     summary = build_summary(rows, cost, rules, source)
-    out_dir = Path(args.out_dir) if args.out_dir else model_path.parent / f"eval-{data_name}"
     write_metrics_csv(out_dir / "metrics.csv", rows)
     write_summary(out_dir / "summary.json", summary)
     print("\n".join(table(rows, summary) + cost_lines(summary)))

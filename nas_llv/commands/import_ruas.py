@@ -8,8 +8,10 @@ from ..choices import RELEASES, RUAS_VARIANTS
 
 def run(args: argparse.Namespace) -> int:
     from ..modelfile import save_model
+    from ..paths import check_output_file
     from ..ruas_import import import_ruas
 
+    check_output_file(args.output, "--output")
     net, genotype, extra = import_ruas(args.weights, release=args.release, variant=args.variant)
     path = save_model(args.output, genotype, net, extra=extra)
     params = sum(p.numel() for p in net.parameters())

@@ -11,6 +11,7 @@ log = logging.getLogger("nas_llv.search")
 
 def start(args: argparse.Namespace):
     """The Searcher and its run folder: a new run, or one resumed from its checkpoint."""
+    from ..paths import check_output_dir
     from ..recipe import load_recipe, recipe_from_dict
     from ..registry import STRATEGIES
     from ..runs import Run
@@ -31,6 +32,7 @@ def start(args: argparse.Namespace):
         raise ConfigError("give a recipe file (e.g. recipes/ruas_demo.yaml) or --resume RUN")
     recipe = load_recipe(args.recipe, args.overrides)
     root = args.output or recipe.output
+    check_output_dir(root, "--output" if args.output else f"{args.recipe}: output")
     # Build (and check one batch) before creating the run folder: bad input leaves nothing behind.
     searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
     run = Run.create(recipe.to_dict(), recipe.name, root)

@@ -44,8 +44,10 @@ def run_show(args: argparse.Namespace) -> int:
 
 def run_draw(args: argparse.Namespace) -> int:
     from ..draw import draw_cell
+    from ..paths import check_output_file
     from ..space import load_space
 
+    check_output_file(args.output, "--output")
     spec = load_space(args.file)
     out = draw_cell(spec.cell, args.output, title=f"{spec.name}: {spec.description}")
     print(f"wrote {out}")

@@ -39,6 +39,7 @@ def resume(args: argparse.Namespace):
 def start(args: argparse.Namespace):
     """The Trainer and its run folder: a new run, or one resumed from its checkpoint."""
     from .. import strategies  # noqa: F401  (registers the strategies a recipe's search section names)
+    from ..paths import check_output_dir
     from ..recipe import load_recipe
     from ..runs import Run
     from ..train import Trainer, load_source, resolve_build
@@ -52,6 +53,7 @@ def start(args: argparse.Namespace):
         raise ConfigError("give what to train: a genotype.yaml, a run folder holding one, or a model file "
                           "(or --init MODEL alone to fine-tune that model's network)")
     recipe = load_recipe(args.recipe, args.overrides)
+    check_output_dir(args.output or recipe.output, "--output" if args.output else f"{args.recipe}: output")
     genotype, base_build = load_source(args.target or args.init)
     # Build (and check one batch) before creating the run folder: bad input leaves nothing behind.
     trainer = Trainer(recipe, genotype, resolve_build(recipe.train, base_build), init=args.init)

@@ -70,7 +70,7 @@ class PairedFolder(Dataset):
                 raise ConfigError(f"{self.root}: expected sub-folders '{low}/' and '{high}/' "
                                   f"holding images with matching names; '{sub}/' is missing")
         self.pairs = match_pairs(self.root / low, self.root / high)
-        log.info("%s: %d image pairs", self.root, len(self.pairs))
+        log.debug("%s: %d image pairs", self.root, len(self.pairs))
 
     def __len__(self) -> int:
         return len(self.pairs)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 
 QuantizeMode = Literal["round", "truncate"]
 GreyMode = Literal["mean", "bt601"]
+SSIM_WIN_SIZE = 7  # scikit-image's default window: images must be at least this high and wide
 
 # ITU-R BT.601 luma, as cv2.cvtColor(RGB2GRAY) uses in the LLFlow / Retinexformer GT-mean scripts.
 _BT601 = (0.299, 0.587, 0.114)
@@ -76,7 +77,7 @@ def ssim(
     x: torch.Tensor,
     y: torch.Tensor,
     data_range: float = 1.0,
-    win_size: int = 7,
+    win_size: int = SSIM_WIN_SIZE,
     k1: float = 0.01,
     k2: float = 0.03,
 ) -> torch.Tensor:

@@ -19,11 +19,12 @@ from torch import nn
 
 logger = logging.getLogger(__name__)
 
-# lpips net name -> (label for messages, torchvision weights enum holding the checkpoint URL)
+# lpips net name -> (label for messages, torchvision weights enum holding the checkpoint URL,
+# the least height and width its pooling stack accepts)
 _BACKBONES = {
-    "alex": ("AlexNet", "AlexNet_Weights"),
-    "vgg": ("VGG16", "VGG16_Weights"),
-    "squeeze": ("SqueezeNet1.1", "SqueezeNet1_1_Weights"),
+    "alex": ("AlexNet", "AlexNet_Weights", 31),
+    "vgg": ("VGG16", "VGG16_Weights", 16),
+    "squeeze": ("SqueezeNet1.1", "SqueezeNet1_1_Weights", 17),
 }
 
 
@@ -96,6 +97,11 @@ class LPIPSMetric:
             _load_backbone(self.model, self.weights_path, label)
         if self.device is not None:
             self.model.to(self.device)
+
+    @property
+    def min_size(self) -> int:
+        """The least image height and width the backbone takes."""
+        return _BACKBONES[self.net][2]
 
     @property
     def available(self) -> bool:

@@ -20,6 +20,8 @@ from .base import build_derived, build_searchable
 from .ruas import NoiseEstimator
 
 Make = Callable[[str, str], nn.Module]
+# RUAS module -> the model its space must declare (models/ruas.py registers them)
+RUAS_MODELS = {"scene": "ruas_scene", "denoise": "ruas_denoise"}
 
 
 @NETWORKS.register("single")
@@ -69,10 +71,19 @@ def ruas(spaces: Mapping[str, SpaceSpec], make: Make, variant: str = "ruas", thr
     missing = [k for k in needed if k not in spaces]
     if missing:
         raise ConfigError(f"RUAS variant '{variant}' needs spaces {list(needed)}; missing {missing}")
+    for name in needed:
+        _check_model(name, spaces[name], RUAS_MODELS[name])
     scene = make("scene", "scene.")
     denoise = make("denoise", "denoise.") if variant != "ruas_s" else None
     estimator = NoiseEstimator(estimator_width) if variant == "ruas_a" else None
     return RUAS(scene, denoise, estimator, threshold)
+
+
+def _check_model(module: str, space: SpaceSpec, model: str) -> None:
+    kind = space.model.get("type")
+    if kind != model:
+        raise ConfigError(f"network ruas: module '{module}' needs a space with model type {model}, but space "
+                          f"'{space.name}' has model type {kind} (e.g. the shipped space {model})")
 
 
 def _build(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec], make: Make) -> nn.Module:
