@@ -15,7 +15,7 @@ import torch
 
 from nas_llv.device import resolve_device
 from nas_llv.metrics import count_flops, count_params, latency
-from nas_llv.ruas_import import import_ruas, ruas_genotype
+from nas_llv.export.ruas_import import import_ruas, ruas_genotype
 
 WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ruas_cvpr_weights" / "lol.pt"
 

@@ -16,7 +16,7 @@ import torch
 
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.registry import HYPERGRADS, STRATEGIES
-from nas_llv.strategies import Searcher  # noqa: F401  (registers strategies)
+from nas_llv.search.strategies import Searcher  # noqa: F401  (registers strategies)
 
 
 def make_searcher(size: int, fuse: bool, method: str, device: str) -> Searcher:

@@ -10,8 +10,8 @@ import logging
 import sys
 from typing import NoReturn, Sequence
 
-from .config import ConfigError
-from .registry import RegistryError
+from nas_llv.config import ConfigError
+from nas_llv.registry import RegistryError
 
 COMMANDS = ("list", "space", "search", "derive", "train", "import-ruas", "enhance", "eval", "compare")
 
@@ -26,7 +26,7 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     from importlib import import_module
 
-    from . import __version__
+    from nas_llv import __version__
 
     parser = _Parser(prog="nas-llv", description="Neural architecture search for low-light vision.")
     parser.add_argument("--version", action="version", version=f"nas-llv {__version__}")

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import torch
 
-from .choices import DEVICES
-from .config import ConfigError
+from nas_llv.choices import DEVICES
+from nas_llv.config import ConfigError
 
 
 def resolve_device(name: str | torch.device) -> torch.device:

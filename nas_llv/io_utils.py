@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import yaml
 
-from .config import ConfigError
+from nas_llv.config import ConfigError
 
 TEMP_SUFFIX = ".tmp"
 

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import torch
 from tqdm.auto import tqdm
 
-from .config import ConfigError
-from .runs import Run, deferred_interrupt
+from nas_llv.config import ConfigError
+from nas_llv.runs import Run, deferred_interrupt
 
 
 class Diverged(ConfigError):

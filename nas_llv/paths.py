@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import ConfigError
+from nas_llv.config import ConfigError
 
 VIRTUAL_ROOTS = (Path("/proc"), Path("/sys"))
 

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from .choices import DEVICES, RUAS_VARIANTS
-from .config import ConfigError, apply_overrides, check_range, from_dict, load_yaml, to_dict
-from .data import DataConfig
+from nas_llv.choices import DEVICES, RUAS_VARIANTS
+from nas_llv.config import ConfigError, apply_overrides, check_range, from_dict, load_yaml, to_dict
+from nas_llv.data import DataConfig
 
 
 @dataclass(frozen=True)
@@ -164,7 +164,7 @@ def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     if "name" not in data:
         data = {**data, "name": Path(source).stem}
     recipe = from_dict(Recipe, data, f"{source}:")
-    from .registry import STRATEGIES
+    from nas_llv.registry import STRATEGIES
 
     if recipe.search.strategy not in STRATEGIES:
         raise ConfigError(f"{source}: search.strategy: unknown '{recipe.search.strategy}'; "

@@ -3,10 +3,14 @@
 Each registry maps a name to a callable. ``build(cfg)`` copies the config, pops ``type``
 and calls the registered callable with the remaining keys, so a builder only ever sees
 its own subtree of the recipe.
+
+A registry names the packages whose modules register into it (``plugins``) and imports them
+on its first lookup, so a lookup never depends on what the caller happened to import before.
 """
 from __future__ import annotations
 
 import copy
+from importlib import import_module
 from typing import Any, Callable, Iterator, Mapping
 
 
@@ -20,9 +24,17 @@ class RegistryError(KeyError):
 class Registry:
     """A named table of constructors: ``@REG.register('name')`` then ``REG.build({'type': 'name', ...})``."""
 
-    def __init__(self, kind: str, name_attr: str | None = None) -> None:
+    def __init__(self, kind: str, name_attr: str | None = None, plugins: tuple[str, ...] = ()) -> None:
         self.kind, self.name_attr = kind, name_attr  # name_attr: the class attribute told its name
+        self.plugins, self._loaded = plugins, not plugins
         self._table: dict[str, Callable[..., Any]] = {}
+
+    def _load(self) -> None:
+        """Import the plugin packages once (importing them registers their entries)."""
+        if not self._loaded:
+            self._loaded = True
+            for module in self.plugins:
+                import_module(module)
 
     def register(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def deco(obj: Callable[..., Any]) -> Callable[..., Any]:
@@ -37,6 +49,7 @@ class Registry:
         return deco
 
     def get(self, name: str) -> Callable[..., Any]:
+        self._load()
         try:
             return self._table[name]
         except KeyError:
@@ -54,21 +67,24 @@ class Registry:
         return self.get(kwargs.pop("type"))(**kwargs, **extra)
 
     def names(self) -> list[str]:
+        self._load()
         return sorted(self._table)
 
     def __contains__(self, name: object) -> bool:
+        self._load()
         return name in self._table
 
     def __iter__(self) -> Iterator[str]:
-        return iter(sorted(self._table))
+        return iter(self.names())
 
     def __len__(self) -> int:
+        self._load()
         return len(self._table)
 
 
-LOSSES = Registry("loss", name_attr="loss_name")
-DATASETS = Registry("dataset")
-STRATEGIES = Registry("strategy")
-HYPERGRADS = Registry("hypergradient method", name_attr="method_name")
-MODELS = Registry("model")
-NETWORKS = Registry("network")
+LOSSES = Registry("loss", name_attr="loss_name", plugins=("nas_llv.losses",))
+DATASETS = Registry("dataset", plugins=("nas_llv.data",))
+STRATEGIES = Registry("strategy", plugins=("nas_llv.search.strategies",))
+HYPERGRADS = Registry("hypergradient method", name_attr="method_name", plugins=("nas_llv.search.hypergrad",))
+MODELS = Registry("model", plugins=("nas_llv.space.models",))
+NETWORKS = Registry("network", plugins=("nas_llv.space.models",))

@@ -15,8 +15,8 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from .config import ConfigError
-from .io_utils import atomic_write
+from nas_llv.config import ConfigError
+from nas_llv.io_utils import atomic_write
 
 log = logging.getLogger(__name__)
 

@@ -26,8 +26,8 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
-from .config import ConfigError, load_yaml
-from .io_utils import atomic_write, load_torch_file, remove_temp_files, write_yaml
+from nas_llv.config import ConfigError, load_yaml
+from nas_llv.io_utils import atomic_write, load_torch_file, remove_temp_files, write_yaml
 
 log = logging.getLogger(__name__)
 

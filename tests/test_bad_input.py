@@ -20,10 +20,10 @@ from PIL import Image
 
 from conftest import RECIPES
 from nas_llv.cli import COMMANDS, main
-from nas_llv.genotype import Genotype
-from nas_llv.modelfile import save_model
-from nas_llv.ruas_import import ruas_genotype
-from nas_llv.space import load_space, space_to_dict
+from nas_llv.space.genotype import Genotype
+from nas_llv.export.modelfile import save_model
+from nas_llv.export.ruas_import import ruas_genotype
+from nas_llv.space.spec import load_space, space_to_dict
 
 SEARCH = str(RECIPES / "ruas_demo.yaml")
 TRAIN = str(RECIPES / "ruas_demo_train.yaml")

@@ -4,9 +4,9 @@ import pytest
 
 from conftest import RECIPES
 from nas_llv.cli import COMMANDS, main
-from nas_llv.genotype import Genotype
-from nas_llv.ops import OPS
-from nas_llv.space import load_space, shipped_spaces
+from nas_llv.space.genotype import Genotype
+from nas_llv.space.ops import OPS
+from nas_llv.space.spec import load_space, shipped_spaces
 
 
 @pytest.mark.parametrize("command", COMMANDS)

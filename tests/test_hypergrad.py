@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from nas_llv.config import ConfigError
-from nas_llv.hypergrad import Bilevel, apply_upper_grads
+from nas_llv.search.hypergrad import Bilevel, apply_upper_grads
 from nas_llv.registry import HYPERGRADS
 
 DT = torch.float64

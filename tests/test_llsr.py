@@ -6,15 +6,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from nas_llv import nni_bridge
+from nas_llv.space import nni_bridge
 from nas_llv.config import ConfigError
-from nas_llv.models import build_derived, build_supernet, resize_space
-from nas_llv.models.parts import (
+from nas_llv.space.models import build_derived, build_supernet, resize_space
+from nas_llv.space.models.parts import (
     CFT, DCFT, FUSIONS, MODULATIONS, SKFF, UPSCALERS, IlluminationAttention, IlluminationRegulator,
     PixelShuffleUp, UNet,
 )
-from nas_llv.space import load_space
-from nas_llv.supernet import ArchParams, MixedPart, arch_parameters, derived_state_dict, genotype_of, set_one_hot
+from nas_llv.space.spec import load_space
+from nas_llv.space.supernet import ArchParams, MixedPart, arch_parameters, derived_state_dict, genotype_of, set_one_hot
 
 C, P, HW = 8, 5, 16
 MODELS = ["trico_llsr", "collaba_llsr"]

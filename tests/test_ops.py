@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from nas_llv.config import ConfigError
-from nas_llv.ops import ALIASES, OPS, PAPER_NAMES, ConvOp, canonical_op, mixed_conv
+from nas_llv.space.ops import ALIASES, OPS, PAPER_NAMES, ConvOp, canonical_op, mixed_conv
 
 TABLE1 = ["1-C", "3-C", "5-C", "7-C", "1-RC", "3-RC", "3-2-DC", "3-6-DC", "3-12-DC", "3-18-DC",
           "5-2-DC", "7-2-DC", "3-2-RDC", "SC"]

@@ -8,8 +8,8 @@ from PIL import Image
 
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
-from nas_llv.modelfile import load_model, save_model
-from nas_llv.ruas_import import (
+from nas_llv.export.modelfile import load_model, save_model
+from nas_llv.export.ruas_import import (
     DENOISE, EDGES, SCENE, detect_release, from_ruas_keys, import_ruas, read_weights, ruas_genotype, to_ruas_keys,
 )
 

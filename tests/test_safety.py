@@ -14,12 +14,12 @@ import yaml
 
 from conftest import RECIPES
 from nas_llv.cli import main
-from nas_llv.evaluate import write_summary
+from nas_llv.derive.evaluate import write_summary
 from nas_llv.io_utils import atomic_write
-from nas_llv.modelfile import save_model
+from nas_llv.export.modelfile import save_model
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.registry import STRATEGIES
-from nas_llv.ruas_import import ruas_genotype
+from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.runs import Run
 
 TINY_SEARCH = ["search.epochs=1", "search.steps_per_epoch=2", "search.val_batches=1", "data.demo_count=4",

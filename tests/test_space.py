@@ -7,7 +7,7 @@ import yaml
 
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
-from nas_llv.space import load_space, parse_space, shipped_spaces, space_to_dict
+from nas_llv.space.spec import load_space, parse_space, shipped_spaces, space_to_dict
 
 BASE = {
     "name": "tiny",

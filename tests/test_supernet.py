@@ -3,11 +3,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nas_llv import nni_bridge
-from nas_llv.genotype import Genotype, load_genotype
-from nas_llv.models import build_fixed_network, build_search_network, build_supernet
-from nas_llv.space import load_space, shipped_spaces
-from nas_llv.supernet import (
+from nas_llv.space import nni_bridge
+from nas_llv.space.genotype import Genotype, load_genotype
+from nas_llv.space.models import build_fixed_network, build_search_network, build_supernet
+from nas_llv.space.spec import load_space, shipped_spaces
+from nas_llv.space.supernet import (
     arch_parameters, derived_state_dict, genotype_of, set_one_hot, weight_parameters,
 )
 

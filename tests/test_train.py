@@ -16,14 +16,14 @@ from skimage.metrics import peak_signal_noise_ratio
 from conftest import RECIPES
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
-from nas_llv.genotype import Genotype, with_variant
+from nas_llv.space.genotype import Genotype, with_variant
 from nas_llv.losses.ruas import RUASDenoiseLoss, RUASSceneLoss
 from nas_llv.metrics import quantize
-from nas_llv.modelfile import load_model, save_model
+from nas_llv.export.modelfile import load_model, save_model
 from nas_llv.recipe import recipe_from_dict
-from nas_llv.ruas_import import ruas_genotype
+from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.runs import Run
-from nas_llv.train import Trainer, load_source, resolve_build
+from nas_llv.derive.train import Trainer, load_source, resolve_build
 
 TINY = {
     "name": "tiny",

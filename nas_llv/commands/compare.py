@@ -6,9 +6,9 @@ import argparse
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..compare import load_summaries, markdown_table
-    from ..io_utils import write_text
-    from ..paths import check_output_file
+    from nas_llv.derive.compare import load_summaries, markdown_table
+    from nas_llv.io_utils import write_text
+    from nas_llv.paths import check_output_file
 
     if args.output:
         check_output_file(args.output, "--output")

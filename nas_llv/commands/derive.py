@@ -5,7 +5,7 @@ import argparse
 
 
 def summary(geno, net, size: tuple[int, int] | None) -> list[str]:
-    from ..genotype import genotype_scale
+    from nas_llv.space.genotype import genotype_scale
 
     scale = genotype_scale(geno)
     lines = [f"network: {geno.network.get('type', 'single')}"
@@ -23,7 +23,7 @@ def flops_line(net, size: tuple[int, int], scale: int = 1) -> str:
     """FLOPs of one forward pass on a ``size`` (width, height) input: the LR size of an SR network."""
     import torch
 
-    from ..metrics import count_flops
+    from nas_llv.metrics import count_flops
 
     flops = count_flops(net, torch.rand(1, 3, size[1], size[0]))
     at = f"{size[0]}x{size[1]}" + (f" input (output {scale * size[0]}x{scale * size[1]})" if scale != 1 else "")
@@ -51,8 +51,8 @@ def _positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..config import ConfigError
-    from ..genotype import find_genotype, load_genotype, module_prefix
+    from nas_llv.config import ConfigError
+    from nas_llv.space.genotype import find_genotype, load_genotype, module_prefix
 
     path = find_genotype(args.target)
     geno = load_genotype(path)
@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError(f"{path}: {exc}") from None
     print("\n".join(summary(geno, net, None if args.no_flops else args.size)))
     if args.draw:
-        from ..draw import draw_cell
+        from nas_llv.space.draw import draw_cell
 
         for name, spec in geno.spaces.items():
             prefix = module_prefix(geno.network, name)

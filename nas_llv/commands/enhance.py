@@ -4,14 +4,14 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ..choices import DEVICES, OUTPUTS
-from ..config import ConfigError
+from nas_llv.choices import DEVICES, OUTPUTS
+from nas_llv.config import ConfigError
 
 
 def check_folders(in_dir: str, out_dir: str, overwrite: bool) -> None:
     """IN_DIR must be a folder; OUT_DIR a writable folder that is neither IN_DIR nor inside it
     (the results would replace or mix with the user's images) unless ``overwrite``."""
-    from ..paths import check_output_dir
+    from nas_llv.paths import check_output_dir
 
     src, dst = Path(in_dir), Path(out_dir)
     if not src.is_dir():
@@ -32,9 +32,9 @@ def check_folders(in_dir: str, out_dir: str, overwrite: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from ..device import resolve_device
-    from ..inference import enhance_folder
-    from ..modelfile import find_model, load_model
+    from nas_llv.device import resolve_device
+    from nas_llv.derive.inference import enhance_folder
+    from nas_llv.export.modelfile import find_model, load_model
 
     check_folders(args.in_dir, args.out_dir, args.overwrite)
     device = resolve_device(args.device)

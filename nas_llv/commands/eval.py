@@ -5,8 +5,8 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from ..choices import DEVICES, METRICS, OUTPUTS, SPLIT_DIRS
-from ..config import ConfigError
+from nas_llv.choices import DEVICES, METRICS, OUTPUTS, SPLIT_DIRS
+from nas_llv.config import ConfigError
 
 LPIPS_NETS = ("alex", "vgg", "squeeze", "none")
 
@@ -54,7 +54,7 @@ def check_sizes(pairs: Any, min_size: int, needs: str) -> None:
 
 def metric_needs(lpips: Any) -> tuple[int, str]:
     """The least image side the metrics take, and which metric sets it."""
-    from ..metrics.image import SSIM_WIN_SIZE
+    from nas_llv.metrics.image import SSIM_WIN_SIZE
 
     if lpips is not None and lpips.available and lpips.min_size > SSIM_WIN_SIZE:
         return lpips.min_size, f"LPIPS ({lpips.net}; use --lpips-net none to skip it)"
@@ -64,12 +64,12 @@ def metric_needs(lpips: Any) -> tuple[int, str]:
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from ..evaluate import build_summary, evaluate_images, model_cost, open_pairs, write_metrics_csv, write_summary
-    from ..genotype import genotype_scale
-    from ..device import resolve_device
-    from ..metrics import LPIPSMetric
-    from ..modelfile import find_model, load_model
-    from ..paths import check_output_dir
+    from nas_llv.derive.evaluate import build_summary, evaluate_images, model_cost, open_pairs, write_metrics_csv, write_summary
+    from nas_llv.space.genotype import genotype_scale
+    from nas_llv.device import resolve_device
+    from nas_llv.metrics import LPIPSMetric
+    from nas_llv.export.modelfile import find_model, load_model
+    from nas_llv.paths import check_output_dir
 
     if args.repeats < 1 or args.warmup < 0:
         raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {args.repeats} and {args.warmup}")

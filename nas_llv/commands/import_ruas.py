@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import argparse
 
-from ..choices import RELEASES, RUAS_VARIANTS
+from nas_llv.choices import RELEASES, RUAS_VARIANTS
 
 
 def run(args: argparse.Namespace) -> int:
-    from ..modelfile import save_model
-    from ..paths import check_output_file
-    from ..ruas_import import import_ruas
+    from nas_llv.export.modelfile import save_model
+    from nas_llv.paths import check_output_file
+    from nas_llv.export.ruas_import import import_ruas
 
     check_output_file(args.output, "--output")
     net, genotype, extra = import_ruas(args.weights, release=args.release, variant=args.variant)

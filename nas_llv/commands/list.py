@@ -5,11 +5,10 @@ import argparse
 
 
 def _tables() -> dict[str, list[str]]:
-    from .. import registry
-    from ..ops import OPS, PAPER_NAMES
-    from ..space import load_space, shipped_spaces
+    from nas_llv import registry
+    from nas_llv.space.ops import OPS, PAPER_NAMES
+    from nas_llv.space.spec import load_space, shipped_spaces
 
-    _import_plugins()
     spaces = []
     for name in shipped_spaces():
         spec = load_space(name)
@@ -24,17 +23,6 @@ def _tables() -> dict[str, list[str]]:
         "networks": registry.NETWORKS.names(),
     }
 
-
-def _import_plugins() -> None:
-    """Import the packages whose modules register themselves (those that exist)."""
-    from importlib import import_module
-
-    for mod in ("models", "losses", "hypergrad", "data", "strategies"):
-        try:
-            import_module(f"nas_llv.{mod}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"nas_llv.{mod}":
-                raise
 
 
 KINDS = ("ops", "spaces", "losses", "strategies", "hypergrads", "datasets", "networks")

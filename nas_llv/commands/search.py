@@ -4,18 +4,17 @@ from __future__ import annotations
 import argparse
 import logging
 
-from ..config import ConfigError
+from nas_llv.config import ConfigError
 
 log = logging.getLogger("nas_llv.search")
 
 
 def start(args: argparse.Namespace):
     """The Searcher and its run folder: a new run, or one resumed from its checkpoint."""
-    from ..paths import check_output_dir
-    from ..recipe import load_recipe, recipe_from_dict
-    from ..registry import STRATEGIES
-    from ..runs import Run
-    from .. import strategies  # noqa: F401  (registers the strategies)
+    from nas_llv.paths import check_output_dir
+    from nas_llv.recipe import load_recipe, recipe_from_dict
+    from nas_llv.registry import STRATEGIES
+    from nas_llv.runs import Run
 
     if args.resume:
         if args.recipe or args.overrides:
@@ -42,7 +41,7 @@ def start(args: argparse.Namespace):
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from ._job import run_job
+    from nas_llv.commands._job import run_job
 
     searcher, run = start(args)
     return run_job(searcher, run, "search", args.stop_after)

@@ -6,13 +6,13 @@ import argparse
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ..space import SpaceSpec
+    from nas_llv.space.spec import SpaceSpec
 
 
 def describe(spec: SpaceSpec) -> list[str]:
     """Human-readable summary: nodes, edges, candidates, space size, supernet params."""
-    from ..models import build_supernet
-    from ..supernet import weight_parameters
+    from nas_llv.space.models import build_supernet
+    from nas_llv.space.supernet import weight_parameters
 
     cell = spec.cell
     lines = [f"space {spec.name}: {spec.description}".rstrip(": "),
@@ -36,16 +36,16 @@ def describe(spec: SpaceSpec) -> list[str]:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    from ..space import load_space
+    from nas_llv.space.spec import load_space
 
     print("\n".join(describe(load_space(args.file))))
     return 0
 
 
 def run_draw(args: argparse.Namespace) -> int:
-    from ..draw import draw_cell
-    from ..paths import check_output_file
-    from ..space import load_space
+    from nas_llv.space.draw import draw_cell
+    from nas_llv.paths import check_output_file
+    from nas_llv.space.spec import load_space
 
     check_output_file(args.output, "--output")
     spec = load_space(args.file)

@@ -5,9 +5,9 @@ import argparse
 import logging
 from pathlib import Path
 
-from ..config import ConfigError
+from nas_llv.config import ConfigError
 
-log = logging.getLogger("nas_llv.train")
+log = logging.getLogger("nas_llv.derive.train")
 
 
 def _split_target(args: argparse.Namespace) -> None:
@@ -18,10 +18,10 @@ def _split_target(args: argparse.Namespace) -> None:
 
 
 def resume(args: argparse.Namespace):
-    from ..genotype import load_genotype
-    from ..recipe import recipe_from_dict
-    from ..runs import Run
-    from ..train import Trainer
+    from nas_llv.space.genotype import load_genotype
+    from nas_llv.recipe import recipe_from_dict
+    from nas_llv.runs import Run
+    from nas_llv.derive.train import Trainer
 
     if args.target or args.recipe or args.overrides or args.init:
         raise ConfigError("--resume continues a run from its own config.yaml and genotype.yaml; "
@@ -38,11 +38,10 @@ def resume(args: argparse.Namespace):
 
 def start(args: argparse.Namespace):
     """The Trainer and its run folder: a new run, or one resumed from its checkpoint."""
-    from .. import strategies  # noqa: F401  (registers the strategies a recipe's search section names)
-    from ..paths import check_output_dir
-    from ..recipe import load_recipe
-    from ..runs import Run
-    from ..train import Trainer, load_source, resolve_build
+    from nas_llv.paths import check_output_dir
+    from nas_llv.recipe import load_recipe
+    from nas_llv.runs import Run
+    from nas_llv.derive.train import Trainer, load_source, resolve_build
 
     _split_target(args)
     if args.resume:
@@ -65,7 +64,7 @@ def start(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from ._job import run_job
+    from nas_llv.commands._job import run_job
 
     trainer, run = start(args)
     return run_job(trainer, run, "train", args.stop_after)

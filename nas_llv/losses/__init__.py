@@ -6,16 +6,16 @@ illum_prior, perceptual.
 """
 from __future__ import annotations
 
-from .base import Loss, fetch
-from .image import (IllumPriorLoss, L1Loss, LuminanceLoss, MSELoss, SSIMLoss, TVLoss,
+from nas_llv.losses.base import Loss, fetch
+from nas_llv.losses.image import (IllumPriorLoss, L1Loss, LuminanceLoss, MSELoss, SSIMLoss, TVLoss,
                     illumination_prior, total_variation)
-from .perceptual import VGG19_LAYERS, PerceptualLoss, vgg19_weights_path
-from .ruas import RUASDenoiseLoss, RUASSceneLoss, relative_total_variation, ruas_code_smoothness
-from .weighting import CompositeLoss, LossWeights, available_terms, build_composite
+from nas_llv.losses.perceptual import VGG19_LAYERS, PerceptualLoss, vgg19_weights_path
+from nas_llv.losses.ruas import RUASDenoiseLoss, RUASSceneLoss, relative_total_variation, ruas_code_smoothness
+from nas_llv.losses.weighting import CompositeLoss, LossWeights, available_terms, build_composite, build_loss
 
 __all__ = [
     "CompositeLoss", "IllumPriorLoss", "L1Loss", "Loss", "LossWeights", "LuminanceLoss", "MSELoss",
     "PerceptualLoss", "RUASDenoiseLoss", "RUASSceneLoss", "SSIMLoss", "TVLoss", "VGG19_LAYERS",
-    "available_terms", "build_composite", "fetch", "illumination_prior", "relative_total_variation",
+    "available_terms", "build_composite", "build_loss", "fetch", "illumination_prior", "relative_total_variation",
     "ruas_code_smoothness", "total_variation", "vgg19_weights_path",
 ]

@@ -14,8 +14,8 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from ..config import ConfigError
-from ..registry import LOSSES
+from nas_llv.config import ConfigError
+from nas_llv.registry import LOSSES
 
 Tensors = Mapping[str, Any]
 

@@ -23,7 +23,7 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .base import Loss, check_choice, check_positive, check_same_shape, register
+from nas_llv.losses.base import Loss, check_choice, check_positive, check_same_shape, register
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)

@@ -20,10 +20,10 @@ import torchvision
 from torch import nn
 from torchvision.models.vgg import cfgs, make_layers
 
-from ..config import ConfigError
-from ..metrics.perceptual import hub_checkpoint
-from .base import check_choice, register
-from .image import IMAGENET_MEAN, IMAGENET_STD, PairedLoss
+from nas_llv.config import ConfigError
+from nas_llv.metrics.perceptual import hub_checkpoint
+from nas_llv.losses.base import check_choice, register
+from nas_llv.losses.image import IMAGENET_MEAN, IMAGENET_STD, PairedLoss
 
 logger = logging.getLogger(__name__)
 

@@ -33,8 +33,8 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from .base import Loss, check_choice, check_positive, register
-from .image import total_variation
+from nas_llv.losses.base import Loss, check_choice, check_positive, register
+from nas_llv.losses.image import total_variation
 
 SmoothMode = Literal["rtv", "code", "code_ycbcr"]
 SMOOTH_MODES = ("rtv", "code", "code_ycbcr")

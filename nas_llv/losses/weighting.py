@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..config import ConfigError
-from ..registry import LOSSES, RegistryError
+from nas_llv.config import ConfigError
+from nas_llv.registry import LOSSES, RegistryError
 
 logger = logging.getLogger(__name__)
 
@@ -205,3 +205,10 @@ def build_composite(cfg: Mapping[str, Any]) -> CompositeLoss:
     if "terms" not in cfg:
         raise ConfigError("loss: missing required key 'terms'")
     return CompositeLoss(cfg["terms"], cfg.get("weights"), cfg.get("learned"))
+
+
+def build_loss(cfg: dict[str, Any]) -> CompositeLoss:
+    """``{type: ..., **opts}`` (one term) or ``{terms: {...}, weights|learned: ...}``."""
+    if "type" in cfg:
+        return CompositeLoss({cfg["type"]: cfg})
+    return build_composite(cfg)

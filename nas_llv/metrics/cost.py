@@ -11,7 +11,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from ..device import resolve_device
+from nas_llv.device import resolve_device
 
 
 def count_params(model: nn.Module, trainable_only: bool = False) -> int:

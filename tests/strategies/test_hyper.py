@@ -12,13 +12,13 @@ from torch import nn
 
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
-from nas_llv.genotype import load_genotype
+from nas_llv.space.genotype import load_genotype
 from nas_llv.losses import CompositeLoss
 from nas_llv.recipe import OptimConfig, load_recipe, recipe_from_dict
 from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.runs import Run
-from nas_llv.strategies.hyper import LossObjective, hyper_level, hyper_optimizer
-from nas_llv.strategies.level import make_optimizer
+from nas_llv.search.strategies.hyper import LossObjective, hyper_level, hyper_optimizer
+from nas_llv.optim import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
 DEMO = ROOT / "recipes" / "llsr_demo.yaml"
@@ -218,8 +218,8 @@ def test_trico_recipe_on_a_rellisur_layout(tmp_path, capsys):
 
 
 def test_data_scale_sets_the_model_scale_or_is_refused():
-    from nas_llv.space import load_space
-    from nas_llv.models.base import fit_scale
+    from nas_llv.space.spec import load_space
+    from nas_llv.space.models.base import fit_scale
 
     assert fit_scale({"m": load_space("collaba_llsr")}, 4)["m"].model["scale"] == 4
     assert fit_scale({"s": load_space("ruas_scene")}, 1)["s"] == load_space("ruas_scene")

@@ -11,12 +11,12 @@ from PIL import Image
 
 from conftest import RECIPES
 from nas_llv.cli import main
-from nas_llv.hypergrad import Bilevel
+from nas_llv.search.hypergrad import Bilevel
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.results import load_trajectory
 from nas_llv.runs import Run
-from nas_llv.strategies import Searcher  # noqa: F401  (registers the strategies)
+from nas_llv.search.strategies import Searcher  # noqa: F401  (registers the strategies)
 
 TINY = {
     "name": "tiny",

@@ -1,0 +1,145 @@
+"""Evaluate a fixed network on paired images: per-image PSNR/SSIM/LPIPS/RMSE and model cost.
+
+Rules (docs/evaluation.md): outputs are clipped to [0, 1] and quantised to 8 bits as a saved
+image would be (``round`` by default, ``truncate`` as the RUAS authors save), ground truths are
+read from their files; PSNR and SSIM on RGB with data_range 1 (scikit-image's definitions); no
+GT-mean correction unless asked (then BT.601 luma means, after quantisation, no re-quantisation).
+A super-resolution network of scale s is scored on its (sH, sW) output against the HR ground
+truth, which must be exactly s times its input; its cost is measured at the (LR) input size.
+"""
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from nas_llv import __version__
+from nas_llv.choices import METRICS
+from nas_llv.config import ConfigError
+from nas_llv.data import LowLightSRFolder, PairedFolder, lol
+from nas_llv.data.rellisur import SPLIT_DIRS, find_sr_folders
+from nas_llv.derive.inference import enhance_tensor
+from nas_llv.io_utils import atomic_write, write_text
+from nas_llv.metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, latency, psnr, quantize, rmse, ssim
+
+log = logging.getLogger(__name__)
+
+
+
+def open_pairs(root: str | Path, scale: int = 1, split: str = "test") -> PairedFolder | LowLightSRFolder:
+    """``root/low`` + ``root/high`` (high ``scale`` x low), a LOL root (its ``eval15`` split, scale 1),
+    or a RELLISUR-style root (its ``split`` at x``scale``, layouts in ``nas_llv.data.rellisur``)."""
+    root = Path(root)
+    if (root / "low").is_dir() and (root / "high").is_dir():
+        return PairedFolder(root, scale=scale)
+    if (root / "eval15").is_dir():
+        if scale != 1:
+            raise ConfigError(f"{root}: LOL pairs are the same size, but the model super-resolves x{scale}; "
+                              f"evaluate it on low-light SR pairs (low/ + high/ at x{scale}, or RELLISUR)")
+        return lol(root, "eval")
+    if split not in SPLIT_DIRS:
+        raise ConfigError(f"split '{split}' is not allowed; allowed: {', '.join(SPLIT_DIRS)}")
+    try:
+        find_sr_folders(root, split, scale)
+    except ConfigError:
+        raise ConfigError(f"{root}: expected paired folders {root}/low and {root}/high (same file names, high "
+                          f"{scale}x low), a LOL root holding eval15/low and eval15/high, or a RELLISUR root "
+                          f"(<root>/{split.capitalize()}/LLLR + <root>/{split.capitalize()}/NLHR/X{scale}, "
+                          f"or <root>[/{split}]/lr_x{scale} + hr)") from None
+    return LowLightSRFolder(root, split, scale)
+
+
+def image_metrics(x: torch.Tensor, gt: torch.Tensor, quant: str = "round", gt_mean: bool = False,
+                  lpips: LPIPSMetric | None = None) -> dict[str, torch.Tensor | None]:
+    """x: (N, 3, H, W) network output (any range), gt: (N, 3, H, W) in [0, 1] -> each metric per
+    image, (N,) float64 ('lpips' None without a model); for a super-resolution network H, W are
+    the output's, i.e. the HR ground truth's size."""
+    out = quantize(x.detach().double(), quant)  # quantize clips to [0, 1]
+    gt = gt.double()
+    if gt_mean:
+        out = gt_mean_correct(out, gt, grey="bt601")
+    return {
+        "psnr": psnr(out, gt),
+        "ssim": ssim(out, gt),
+        "lpips": None if lpips is None else lpips(out.float(), gt.float()),
+        "rmse": rmse(out, gt),
+    }
+
+
+def evaluate_images(net: nn.Module, pairs: PairedFolder | LowLightSRFolder, device: torch.device,
+                    output: str = "x", quant: str = "round", gt_mean: bool = False,
+                    lpips: LPIPSMetric | None = None, progress: bool = True) -> list[dict[str, Any]]:
+    """One row per pair: ``{"name", "psnr", "ssim", "lpips", "rmse"}`` (lpips None when unavailable).
+    The output must be the ground truth's size (``pairs`` checks high = scale x low)."""
+    net = net.to(device).eval()
+    rows = []
+    for i in tqdm(range(len(pairs)), desc="eval", unit="img", disable=not progress):
+        item = pairs[i]
+        x = enhance_tensor(net, item["low"][None].to(device), output)
+        if x.shape[-2:] != item["high"].shape[-2:]:
+            raise ConfigError(f"{item['name']}: output '{output}' is {tuple(x.shape[-2:])} for input "
+                              f"{tuple(item['low'].shape[-2:])}, but its ground truth is "
+                              f"{tuple(item['high'].shape[-2:])}")
+        metrics = image_metrics(x.cpu(), item["high"][None], quant, gt_mean, lpips)
+        rows.append({"name": item["name"], **{k: None if v is None else float(v[0]) for k, v in metrics.items()}})
+    return rows
+
+
+def model_cost(net: nn.Module, sample: torch.Tensor, device: torch.device, repeats: int = 10,
+               warmup: int = 2) -> dict[str, Any]:
+    """Params, FLOPs (torch flop counter: 2 per multiply-add) and median latency at ``sample``'s size.
+
+    sample: (3, H, W) in [0, 1], the network's input (the LR image of a super-resolution network).
+    """
+    x = sample[None].to(device)
+    lat = latency(net, x, repeats=repeats, warmup=warmup, device=device)
+    return {
+        "params": count_params(net),
+        "flops": count_flops(net.to(device), x),
+        "resolution": f"{x.shape[-1]}x{x.shape[-2]}",
+        "latency_s": lat["median_s"],
+        "latency_min_s": lat["min_s"],
+        "repeats": repeats,
+        "warmup": warmup,
+        "device": str(device),
+        "device_name": lat["device_name"],
+    }
+
+
+def mean_row(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+    """Mean of each metric over images (None when any image lacks it, e.g. LPIPS without weights)."""
+    out: dict[str, float | None] = {}
+    for key in METRICS:
+        values = [r[key] for r in rows]
+        out[key] = None if not values or any(v is None for v in values) else math.fsum(values) / len(values)
+    return out
+
+
+def write_metrics_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """One row per image; an absent metric is an empty cell."""
+    def write(tmp: Path) -> None:
+        with tmp.open("w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=["name", *METRICS])
+            writer.writeheader()
+            for r in rows:
+                writer.writerow({k: ("" if r[k] is None else r[k]) for k in ("name", *METRICS)})
+    return atomic_write(path, write)
+
+
+def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
+    """Strict JSON: a NaN or infinite number is written as null."""
+    clean = {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in summary.items()}
+    return write_text(path, json.dumps(clean, indent=2, allow_nan=False) + "\n")
+
+
+def build_summary(rows: list[dict[str, Any]], cost: dict[str, Any], rules: dict[str, Any],
+                  source: dict[str, Any]) -> dict[str, Any]:
+    """The flat record ``summary.json`` holds (one pandas row per evaluation)."""
+    return {**source, "images": len(rows), **mean_row(rows), **cost, **rules, "nas_llv": __version__}

@@ -1,0 +1,100 @@
+"""Run a fixed network on images: pick its output, enhance a folder file by file.
+
+A folder run never stops at a bad file: each unreadable image (or one the network fails on) is
+logged on one line and listed in the result; the others are written.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from nas_llv.config import ConfigError
+from nas_llv.data import list_images, read_image, write_image
+
+log = logging.getLogger(__name__)
+
+# Formats written losslessly keep their extension; the others are written as PNG (same stem).
+LOSSLESS_EXTS = (".png", ".bmp", ".tif", ".tiff")
+
+
+class OutputError(ConfigError):
+    """The requested output is not one the network gives (the same for every image)."""
+
+
+def select_output(out: torch.Tensor | dict[str, Any], which: str = "x") -> torch.Tensor:
+    """The image ``which`` names among a network's outputs.
+
+    Networks return a tensor (the final image) or a dict: RUAS gives 'x' (final, after the
+    denoiser when there is one) and 'u' (the scene module's enhanced image).
+    """
+    if isinstance(out, torch.Tensor):
+        if which != "x":
+            raise OutputError(f"output '{which}' is not available: this network returns one image ('x')")
+        return out
+    if which not in out or not isinstance(out[which], torch.Tensor):
+        names = [k for k, v in out.items() if isinstance(v, torch.Tensor) and v.dim() == 4]
+        raise OutputError(f"output '{which}' is not available; this network gives: {', '.join(names)}")
+    return out[which]
+
+
+@torch.no_grad()
+def enhance_tensor(net: nn.Module, y: torch.Tensor, output: str = "x") -> torch.Tensor:
+    """y: (N, 3, H, W) in [0, 1] on the net's device -> the chosen output (unclipped), (N, 3, H, W),
+    or (N, 3, sH, sW) for a super-resolution network of scale s."""
+    return select_output(net(y), output)
+
+
+def output_path(src: Path, out_dir: Path, taken: set[str]) -> Path:
+    """Same file name in ``out_dir``; lossy formats (JPEG, WEBP) become ``<stem>.png``."""
+    if src.suffix.lower() in LOSSLESS_EXTS:
+        return out_dir / src.name
+    name = f"{src.stem}.png"
+    return out_dir / (name if name not in taken else f"{src.name}.png")
+
+
+@dataclass
+class EnhanceResult:
+    written: list[Path] = field(default_factory=list)
+    failed: list[tuple[Path, str]] = field(default_factory=list)
+
+
+def plan_outputs(files: Iterable[Path], out_dir: Path) -> list[tuple[Path, Path]]:
+    """(input, output) pairs; lossless names are reserved first so a converted one never clobbers them."""
+    files = list(files)
+    taken = {f.name for f in files if f.suffix.lower() in LOSSLESS_EXTS}
+    plan = []
+    for f in files:
+        dst = output_path(f, out_dir, taken)
+        taken.add(dst.name)
+        plan.append((f, dst))
+    return plan
+
+
+def enhance_folder(net: nn.Module, in_dir: str | Path, out_dir: str | Path, output: str = "x",
+                   save: str = "round", device: str | torch.device = "cpu", progress: bool = True) -> EnhanceResult:
+    """Enhance every image directly inside ``in_dir`` into ``out_dir`` (8-bit, ``save`` = round|truncate);
+    a super-resolution network writes images scale x larger."""
+    device = torch.device(device)
+    net = net.to(device).eval()
+    out_dir = Path(out_dir)
+    result = EnhanceResult()
+    for src, dst in tqdm(plan_outputs(list_images(in_dir), out_dir), desc="enhance", unit="img", disable=not progress):
+        try:
+            y = read_image(src)[None].to(device)
+            x = enhance_tensor(net, y, output)[0]
+            write_image(dst, x, mode=save)
+        except OutputError:
+            raise  # a wrong --output fails every file alike: stop at once
+        except (ConfigError, RuntimeError, ValueError, OSError) as exc:
+            reason = str(exc).splitlines()[0]
+            log.warning("failed: %s", reason if reason.startswith(str(src)) else f"{src}: {reason}")
+            result.failed.append((src, reason))
+            continue
+        result.written.append(dst)
+    return result

@@ -1,0 +1,325 @@
+"""Retraining a derived network (``nas-llv train``; docs/training.md).
+
+The genotype is rebuilt at the size ``recipe.train`` asks for (``channels``/``repeat``), optionally
+started from a model file's weights, and trained on ``recipe.data`` with the weighted sum of the
+``losses`` that ``train.objective`` names. The run folder has the layout of a search run
+(config.yaml, log.txt, trajectory.csv, checkpoints/last.pt, genotype.yaml) plus ``model.pt``
+(final weights) and ``model_best.pt`` (best validation PSNR on paired data, else lowest
+validation loss). A checkpoint holds everything a resumed run needs to continue exactly.
+A super-resolution genotype needs ``data.scale`` equal to its scale: losses and validation
+compare its (sH, sW) output with the HR ground truth.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from nas_llv import __version__
+from nas_llv.config import ConfigError
+from nas_llv.data import build_loaders
+from nas_llv.derive.evaluate import image_metrics
+from nas_llv.space.genotype import Genotype, find_genotype, genotype_from_dict, genotype_scale, load_genotype, with_variant
+from nas_llv.derive.inference import select_output
+from nas_llv.device import resolve_device
+from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
+from nas_llv.space.models import RUAS
+from nas_llv.job import Job
+from nas_llv.losses import build_loss
+from nas_llv.optim import make_optimizer, make_scheduler
+from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
+
+log = logging.getLogger(__name__)
+
+# Objective entries bound to one RUAS module: absent module -> error; 'task' trains the denoiser only.
+MODULE_OF_ENTRY = {"scene": "scene", "task": "denoise"}
+# What RUAS.forward adds to its scene module's outputs.
+FULL_OUTPUT_KEYS = frozenset({"x", "noise"})
+
+
+def load_source(target: str | Path) -> tuple[Genotype, dict[str, Any]]:
+    """The genotype to train and its build arguments, from a genotype file, a run folder
+    (its ``genotype.yaml``) or a model file (its genotype and build)."""
+    path = Path(target)
+    if not path.is_dir() and not path.is_file():
+        raise ConfigError(f"{target}: no such genotype file, run folder or model file")
+    if path.is_dir() or path.suffix.lower() in (".yaml", ".yml"):
+        return load_genotype(find_genotype(path)), {}
+    data = read_model_file(path)
+    build = {k: v for k, v in (data.get("build") or {}).items() if v is not None}
+    return genotype_from_dict(data["genotype"], f"{path}: genotype"), build
+
+
+def resolve_build(cfg: Any, base: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """``Genotype.build`` arguments: ``train.channels``/``train.repeat`` where set, else ``base``'s."""
+    base = base or {}
+    out = {k: getattr(cfg, k) if getattr(cfg, k) is not None else base.get(k) for k in BUILD_KEYS}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+def check_scale(genotype: Genotype, data_scale: int) -> None:
+    """The recipe's ``data.scale`` must be the network's: its output is compared with ``high``."""
+    scale = genotype_scale(genotype)
+    if data_scale != scale:
+        need = (f"super-resolves x{scale}; set data.scale={scale} with low-light SR data (demo_sr, rellisur, "
+                f"or paired with high {scale}x low)" if scale != 1 else
+                "enhances at the input size; set data.scale=1 with enhancement data "
+                "(ground truth as large as the input)")
+        raise ConfigError(f"data.scale={data_scale}, but the genotype's network {need}")
+
+
+def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any]) -> None:
+    """Load a model file's weights into ``net``; they must fit exactly."""
+    data = read_model_file(path)
+    load_weights(net, data["state_dict"], f"--init {path}", "the network being trained",
+                 f"the network is built with {dict(build) or 'the genotype sizes'}, the file with "
+                 f"{data.get('build') or 'its genotype sizes'}. Match train.channels, train.repeat and "
+                 f"train.variant to the file")
+
+
+class Objective(nn.Module):
+    """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms, out).
+
+    On a RUAS network the entry ``task`` (the denoiser's loss) sees the denoiser applied to the
+    scene output *detached*, as the task level of the cooperative search does: it trains the
+    denoiser only (a TV term reaching the scene module would darken u). Every other entry is
+    back-propagated through the whole network. Terms are logged by entry name (``<entry>.<term>``
+    for an entry that is a composite of several terms). The network's full output (its ``x``) is
+    computed only when an entry other than ``task`` reads it, or the caller asks for it: with
+    ``{scene, task}`` a step runs the scene module once and the denoiser once.
+    """
+
+    def __init__(self, losses: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float], net: nn.Module) -> None:
+        super().__init__()
+        unknown = [k for k in weights if k not in losses]
+        if unknown:
+            raise ConfigError(f"train.objective: {', '.join(unknown)} not in the recipe's losses "
+                              f"(it has: {', '.join(losses) or 'none'})")
+        if isinstance(net, RUAS):
+            absent = [k for k in weights if k in MODULE_OF_ENTRY and getattr(net, MODULE_OF_ENTRY[k]) is None]
+            if absent:
+                raise ConfigError(f"train.objective: {', '.join(absent)} trains the "
+                                  f"{', '.join(MODULE_OF_ENTRY[k] for k in absent)} module, which this network "
+                                  f"does not have (variant ruas_s); drop it from train.objective")
+        self.terms = nn.ModuleDict({k: build_loss(dict(losses[k])) for k in weights})
+        learned = [k for k, t in self.terms.items() if t.hyper_parameters()]
+        if learned:
+            raise ConfigError(f"losses.{learned[0]}: learned loss weights are found by `nas-llv search`; "
+                              f"retraining takes fixed weights")
+        self.weights = dict(weights)
+        self.single = {k for k in weights if "type" in losses[k]}  # one loss: logged as the entry
+        self.detach_task = isinstance(net, RUAS) and net.denoise is not None
+        others = [t for k, t in self.terms.items() if not (k == "task" and self.detach_task)]
+        self.scene_only = self.detach_task and not any(_reads_full_output(t) for t in others)
+
+    def outputs(self, net: nn.Module, low: torch.Tensor, need_x: bool = False) -> Any:
+        """``net``'s outputs for ``low`` that the entries read: the scene module's alone (no ``x``)
+        when none reads the full output and ``need_x`` is False."""
+        return net.scene(low) if self.scene_only and not need_x else net(low)
+
+    def forward(self, net: nn.Module, batch: Mapping[str, Any],
+                need_x: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:
+        """-> (weighted total, unweighted terms by name, ``net``'s outputs for ``batch['low']``)."""
+        out = self.outputs(net, batch["low"], need_x)
+        total: torch.Tensor | float = 0.0
+        terms: dict[str, torch.Tensor] = {}
+        for key, loss in self.terms.items():
+            seen = self._task_outputs(net, out) if key == "task" and self.detach_task else out
+            value, parts = loss(seen if isinstance(seen, Mapping) else {"x": seen}, batch)
+            total = total + self.weights[key] * value
+            terms.update({key: value} if key in self.single else {f"{key}.{n}": v for n, v in parts.items()})
+        return total, terms, out  # type: ignore[return-value]
+
+    @staticmethod
+    def _task_outputs(net: RUAS, out: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        u = out["u"].detach()
+        # Without gradients an ungated full forward's x is denoise(u) already; with them, only the
+        # detached copy keeps the task loss off the scene module.
+        reuse = "x" in out and net.estimator is None and not torch.is_grad_enabled()
+        return {"x": out["x"] if reuse else net.denoise(u), "u": u}
+
+
+def _reads_full_output(loss: nn.Module) -> bool:
+    """Whether an objective entry reads what RUAS adds after the scene module (``x``, ``noise``);
+    a term that does not declare its ``needs`` is assumed to."""
+    needs = [getattr(term, "needs", None) for term in loss.terms.values()]
+    return any(n is None or FULL_OUTPUT_KEYS & set(n) for n in needs)
+
+
+class Trainer(Job):
+    """Retrains ``genotype`` with ``recipe.train``; build it before the run folder exists (it checks
+    the recipe on one batch), then ``attach`` a Run and ``run()``."""
+
+    kind = "train"
+
+    def __init__(self, recipe: Any, genotype: Genotype, build: Mapping[str, Any] | None = None,
+                 init: str | Path | None = None) -> None:
+        self.recipe, self.cfg = recipe, recipe.train
+        seed_everything(recipe.seed)
+        self.device = resolve_device(recipe.device)
+        self.genotype, self.build = with_variant(genotype, self.cfg.variant, "train.variant"), dict(build or {})
+        check_scale(self.genotype, recipe.data.scale)
+        self.net: nn.Module = self.genotype.build(**self.build)
+        self.init = None if init is None else str(init)
+        if init is not None:
+            load_init(self.net, init, self.build)
+        self.net.to(self.device).train()
+        self.train_data, self.val_data = build_loaders(recipe.data)
+        self._val_start = self.val_data.state_dict()
+        self.objective = Objective(recipe.losses, self.cfg.objective, self.net).to(self.device)
+        self.total_steps = self.cfg.epochs * self.train_data.epoch_length if self.cfg.epochs else self.cfg.steps
+        self.opt = make_optimizer(self.cfg.optim, list(self.net.parameters()))
+        self.sched = make_scheduler(self.cfg.optim, self.opt, self.total_steps)  # stepped per iteration
+        self.paired = self._preflight()
+        self.step, self.elapsed = 0, 0.0
+        self.last_lr: float | None = None  # lr of the latest step
+        self.best: dict[str, Any] = {"step": None, "psnr": -math.inf, "val_loss": math.inf}
+        self.acc: dict[str, float] = {}
+        self.last: dict[str, float] = {}
+        self.run_dir: Run | None = None
+
+    @torch.no_grad()
+    def _preflight(self) -> bool:
+        """One training batch through the objective (not consumed): a loss that needs ground truth on
+        unpaired data, or data the network cannot take, fails here. Returns whether the data is paired."""
+        state = self.train_data.state_dict()
+        batch = self._batch(self.train_data)
+        self.train_data.load_state_dict(state)
+        out = self.objective(self.net, batch, need_x="high" in batch)[2]
+        if "high" in batch:
+            select_output(out, "x")
+        return "high" in batch
+
+    # -- run folder -------------------------------------------------------------------------------
+    def attach(self, run: Run, new: bool = True) -> None:
+        """Use ``run``; a new run gets genotype.yaml and a step-0 validation row."""
+        super().attach(run)
+        if not new:
+            return
+        self.genotype.save(run.dir / "genotype.yaml")
+        params = sum(p.numel() for p in self.net.parameters())
+        log.info("training %s (%s params, build %s, init %s) for %d steps on %s", self.genotype.network,
+                 f"{params:,}", self.build or "as searched", self.init or "random", self.total_steps, self.device)
+        if getattr(self.net, "estimator", None) is not None and self.init is None:
+            log.warning("variant ruas_a: no objective term trains the noise estimator; its gate stays random "
+                        "unless --init gives a model that has one")
+        self._log_row(time.perf_counter())
+
+    # -- the loop ---------------------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.step >= self.total_steps
+
+    def progress(self) -> tuple[int, int]:
+        return self.step, self.total_steps
+
+    def advance(self, start: float) -> None:
+        self._iteration()
+        if self.step % self.cfg.val_every == 0 or self.step == self.total_steps:
+            self._log_row(start)
+
+    def checkpoint_due(self) -> bool:
+        return self.step % self.cfg.checkpoint_every == 0
+
+    def _iteration(self) -> None:
+        batch = self._batch(self.train_data)
+        total, terms, _ = self.objective(self.net, batch)
+        self.check_finite("all", {"training loss": {"total": total.detach(), **terms}}, self.step + 1)
+        self.opt.zero_grad(set_to_none=True)
+        total.backward()
+        if self.cfg.optim.grad_clip is not None:
+            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip)
+        self.last_lr = float(self.opt.param_groups[0]["lr"])
+        self.opt.step()
+        self.sched.step()
+        self.step += 1
+        self.check_finite("all", {"weight": dict(self.net.named_parameters())})
+        for key, value in {"train_loss": total, **{f"loss/{k}": v for k, v in terms.items()}}.items():
+            self.acc[key] = self.acc.get(key, 0.0) + float(value.detach())
+        self.acc["n"] = self.acc.get("n", 0.0) + 1
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Mean objective (``val_loss``) and, on paired data, mean PSNR/SSIM of the 8-bit output
+        (as eval computes them; at the ground truth's, i.e. HR, size for a super-resolution network),
+        over the same ``val_batches`` validation batches every time."""
+        self.val_data.load_state_dict(self._val_start)
+        self.net.eval()
+        loss, sums, n = 0.0, {"psnr": 0.0, "ssim": 0.0}, 0
+        for _ in range(self.cfg.val_batches):
+            batch = self._batch(self.val_data)
+            total, _, out = self.objective(self.net, batch, need_x="high" in batch)
+            loss += float(total)
+            if "high" in batch:
+                metrics = image_metrics(select_output(out, "x"), batch["high"])
+                sums = {k: v + float(metrics[k].sum()) for k, v in sums.items()}
+                n += batch["high"].shape[0]
+        self.net.train()
+        result = {"val_loss": loss / self.cfg.val_batches}
+        if n:
+            result.update({f"metric/{k}": v / n for k, v in sums.items()})
+        return result
+
+    def _log_row(self, start: float) -> None:
+        val = self.validate()
+        n = self.acc.pop("n", 0.0)
+        epoch = math.ceil(self.train_data.position / len(self.train_data))
+        lr = self.last_lr if self.last_lr is not None else float(self.opt.param_groups[0]["lr"])
+        row: dict[str, Any] = {"step": self.step, "epoch": epoch, "module": "all",
+                               "phase": "train" if self.step else "val",
+                               "train_loss": self.acc.pop("train_loss", 0.0) / n if n else None,
+                               "val_loss": val["val_loss"], "lr": lr,
+                               "seconds": round(time.perf_counter() - start, 4)}
+        row.update({k: v / n for k, v in self.acc.items()})
+        row.update({k: v for k, v in val.items() if k.startswith("metric/")})
+        self.acc, self.last = {}, {k: v for k, v in row.items() if isinstance(v, float)}
+        self.run_dir.trajectory.append(row)
+        self._update_best(val)
+        log.info("step %d/%d: val loss %.5f%s", self.step, self.total_steps, val["val_loss"],
+                 f", PSNR {val['metric/psnr']:.2f} dB, SSIM {val['metric/ssim']:.4f}" if "metric/psnr" in val else "")
+
+    def _update_best(self, val: Mapping[str, float]) -> None:
+        better = (val["metric/psnr"] > self.best["psnr"]) if self.paired else (val["val_loss"] < self.best["val_loss"])
+        if better:
+            self.best = {"step": self.step, "psnr": val.get("metric/psnr", -math.inf), "val_loss": val["val_loss"]}
+            self._save_model("model_best.pt")
+
+    # -- results and checkpoints ------------------------------------------------------------------
+    def _save_model(self, name: str) -> Path:
+        extra = {"run": self.run_dir.dir.name, "recipe": self.recipe.name, "step": self.step,
+                 "init": self.init, "validation": dict(self.last)}
+        return save_model(self.run_dir.dir / name, self.genotype, self.net, self.build, extra)
+
+    def finish(self, start: float) -> None:
+        self.save(start)
+        path = self._save_model("model.pt")
+        log.info("training finished after %d steps: %s (best validation at step %s)", self.step, path, self.best["step"])
+        if "metric/psnr" in self.last:
+            log.info("final validation: PSNR %.2f dB, SSIM %.4f", self.last["metric/psnr"], self.last["metric/ssim"])
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nas_llv": __version__, "kind": "train", "config": self.recipe.to_dict(), "build": self.build,
+            "init": self.init, "network": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+            "scheduler": self.sched.state_dict(),
+            "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
+            "progress": {"step": self.step, "elapsed": self.elapsed}, "best": dict(self.best),
+            "acc": dict(self.acc), "last": dict(self.last), "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.net.load_state_dict(state["network"])
+        self.opt.load_state_dict(state["optimizer"])
+        self.sched.load_state_dict(state["scheduler"])
+        self.train_data.load_state_dict(state["data"]["train"])
+        self.step, self.elapsed = state["progress"]["step"], state["progress"]["elapsed"]
+        self.best, self.acc, self.last = dict(state["best"]), dict(state["acc"]), dict(state["last"])
+        self.init = state["init"]
+        set_rng_state(state["rng"])
+        if self.run_dir is not None:
+            self.run_dir.trajectory.truncate_after(self.step)
+

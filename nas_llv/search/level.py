@@ -1,0 +1,93 @@
+"""One level of a bilevel search: upper variables (α or ς), lower weights ω, two objectives.
+
+A ``Level`` binds its training and validation objectives to fixed batches as functions of
+parameter overrides, which is what a hypergradient method needs (``nas_llv.search.hypergrad``).
+``arch_step`` updates the upper variables; ``weight_step`` takes one optimizer step on ω.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from nas_llv.search.hypergrad import Bilevel, HypergradMethod, apply_upper_grads
+
+Batch = Mapping[str, Any]
+Overrides = Mapping[str, torch.Tensor]
+Objective = Callable[[Overrides], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+def call(module: nn.Module, overrides: Overrides, *args: Any) -> Any:
+    """``module(*args)`` with some parameters replaced (functionally) by ``overrides``."""
+    if not overrides:
+        return module(*args)
+    return torch.func.functional_call(module, dict(overrides), args)
+
+
+class Level:
+    """Subclasses set ``name``, ``module``, ``upper``, ``lower`` and implement ``objective``."""
+
+    name: str
+    module: nn.Module
+    upper: dict[str, nn.Parameter]
+    lower: dict[str, nn.Parameter]
+
+    def objective(self, batch: Batch, train: bool) -> Objective:
+        """The loss on ``batch`` as a function of overrides: (total, unweighted terms)."""
+        raise NotImplementedError
+
+    def attach(self, weight_opt: torch.optim.Optimizer, arch_opt: torch.optim.Optimizer | None,
+               grad_clip: float | None) -> None:
+        self.weight_opt, self.arch_opt, self.grad_clip = weight_opt, arch_opt, grad_clip
+
+    @property
+    def lr(self) -> float:
+        return float(self.weight_opt.param_groups[0]["lr"])
+
+    def arch_step(self, method: HypergradMethod, train_batch: Batch, val_batch: Batch) -> None:
+        """One upper step: hypergradient of the validation objective, then the arch optimizer."""
+        lower_obj, upper_obj = self.objective(train_batch, True), self.objective(val_batch, False)
+        problem = Bilevel(upper=self.upper, lower=self.lower, lower_lr=self.lr,
+                          lower_loss=lambda ov: lower_obj(ov)[0], upper_loss=lambda ov: upper_obj(ov)[0])
+        grads = method(problem)
+        self.arch_opt.zero_grad(set_to_none=True)
+        apply_upper_grads(self.upper, grads)
+        self.arch_opt.step()
+
+    def weight_step(self, batch: Batch) -> tuple[float, dict[str, float]]:
+        """One optimizer step on ω with the training objective; returns (loss, terms)."""
+        total, terms = self.objective(batch, True)({})
+        params = list(self.lower.values())
+        grads = torch.autograd.grad(total, params)
+        for p, g in zip(params, grads):
+            p.grad = g
+        if self.grad_clip is not None:
+            nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.weight_opt.step()
+        self.weight_opt.zero_grad(set_to_none=True)
+        return float(total.detach()), {k: float(v.detach()) for k, v in terms.items()}
+
+    def iterate(self, method: HypergradMethod, next_train: Callable[[], Batch], next_val: Callable[[], Batch]
+                ) -> tuple[float, dict[str, float], Batch]:
+        """One upper step, then ``method.lower_steps`` weight steps (the first on the same training
+        batch, as DARTS). Returns the mean training loss, mean terms and the validation batch."""
+        train_b, val_b = next_train(), next_val()
+        self.arch_step(method, train_b, val_b)
+        losses, terms = [], []
+        for i in range(method.lower_steps):
+            loss, t = self.weight_step(train_b if i == 0 else next_train())
+            losses.append(loss)
+            terms.append(t)
+        k = len(losses)
+        return sum(losses) / k, {n: sum(t[n] for t in terms) / k for n in terms[0]}, val_b
+
+    @torch.no_grad()
+    def val_loss(self, batch: Batch) -> float:
+        return float(self.objective(batch, False)({})[0])
+
+
+def named(module: nn.Module, params: list[nn.Parameter]) -> dict[str, nn.Parameter]:
+    """``params`` keyed by their names inside ``module`` (for functional calls)."""
+    wanted = {id(p) for p in params}
+    return {n: p for n, p in module.named_parameters() if id(p) in wanted}

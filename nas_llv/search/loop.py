@@ -1,0 +1,220 @@
+"""The search loop shared by every strategy: data, levels, optimizers, trajectory, checkpoints.
+
+A strategy subclass supplies ``build_levels()`` (name -> Level) and ``schedule(epoch)`` (the
+level names to update, in order, in one iteration). Each scheduled level takes one arch step
+(hypergradient on a validation batch), then the method's ``lower_steps`` weight steps (the first
+on the same training batch, as in DARTS), and writes one trajectory row. Checkpoints hold everything a resumed run needs to
+continue exactly as an uninterrupted one would.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import time
+import warnings
+from typing import Any
+
+import torch
+from torch import nn
+
+from nas_llv import __version__
+from nas_llv.config import ConfigError
+from nas_llv.data import build_loaders
+from nas_llv.device import resolve_device
+from nas_llv.space.genotype import Genotype
+from nas_llv.job import Job
+from nas_llv.losses import build_loss
+from nas_llv.space.models import build_search_network
+from nas_llv.space.models.base import fit_scale
+from nas_llv.registry import HYPERGRADS
+from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
+from nas_llv.space.spec import SpaceSpec, load_space
+from nas_llv.space.supernet import arch_parameters, genotype_of, probs_of
+from nas_llv.optim import make_optimizer, make_scheduler
+from nas_llv.search.level import Level, named
+
+log = logging.getLogger(__name__)
+
+
+
+class Searcher(Job):
+    """Runs a strategy; ``run()`` returns True when the search finished (False: stopped early)."""
+
+    kind = "search"
+
+    def __init__(self, recipe: Any) -> None:
+        self.recipe, self.cfg = recipe, recipe.search
+        self.run_dir: Run | None = None  # set by attach(): build first, so bad input leaves no folder
+        seed_everything(recipe.seed)
+        self.device = resolve_device(recipe.device)
+        self.spaces = self.load_spaces()
+        self.network_cfg = {"type": recipe.network.type, **recipe.network.options}
+        self.space = build_search_network(self.network_cfg, self.spaces, recipe.network.fuse)
+        self.net: nn.Module = self.space.net.to(self.device)
+        self.train_data, self.val_data = build_loaders(recipe.data)
+        self.method = HYPERGRADS.build(self.cfg.hypergrad)
+        self.levels = self.build_levels()
+        self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
+        self.schedulers = {}
+        for name, level in self.levels.items():
+            w_opt = make_optimizer(self.cfg.weights, list(level.lower.values()))
+            a_opt = self.upper_optimizer(name, level) if level.upper else None
+            level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
+            self.schedulers[name] = make_scheduler(self.cfg.weights, w_opt, len(self.active_epochs(name)))
+        self.step = self.epoch = self.it = 0
+        self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
+        self.elapsed = 0.0
+        self._preflight()
+
+    @torch.no_grad()
+    def _preflight(self) -> None:
+        """Every level's objectives on one training and one validation batch (neither consumed): a
+        loss that needs ground truth on unpaired data, or data the network cannot take, fails here,
+        before the run folder exists."""
+        states = self.train_data.state_dict(), self.val_data.state_dict()
+        train_b, val_b = self._batch(self.train_data), self._batch(self.val_data)
+        self.train_data.load_state_dict(states[0])
+        self.val_data.load_state_dict(states[1])
+        for level in self.levels.values():
+            level.objective(train_b, True)({})
+            level.objective(val_b, False)({})
+
+    def close(self) -> None:
+        """Release the data streams' loader threads (``data.num_workers > 0``)."""
+        self.train_data.close()
+        self.val_data.close()
+
+    # -- what a strategy provides ------------------------------------------------------------
+    def load_spaces(self) -> dict[str, SpaceSpec]:
+        """The recipe's spaces, resolved; SR models take their scale from ``data.scale``."""
+        return fit_scale({k: load_space(v) for k, v in self.recipe.network.spaces.items()}, self.recipe.data.scale)
+
+    def build_levels(self) -> dict[str, Level]:
+        raise NotImplementedError
+
+    def upper_optimizer(self, name: str, level: Level) -> torch.optim.Optimizer:
+        """The optimizer of a level's upper variables (α by default: ``search.arch``)."""
+        return make_optimizer(self.cfg.arch, list(level.upper.values()))
+
+    def active_epochs(self, level: str) -> list[int]:
+        """The epochs in which ``level`` is updated (all of them, unless the strategy has phases)."""
+        return [e for e in range(self.cfg.epochs) if level in self.schedule(e)]
+
+    def schedule(self, epoch: int) -> list[str]:
+        raise NotImplementedError
+
+    def loss(self, key: str) -> nn.Module:
+        if key not in self.recipe.losses:
+            raise ConfigError(f"recipe: losses.{key} is missing; this strategy needs losses: "
+                              f"{', '.join(self._needed_losses())}")
+        return build_loss(self.recipe.losses[key]).to(self.device)
+
+    def _needed_losses(self) -> list[str]:
+        return ["scene", "task"] if getattr(self.net, "denoise", None) is not None else ["scene"]
+
+    # -- the loop ----------------------------------------------------------------------------
+    def done(self) -> bool:
+        return self.epoch >= self.cfg.epochs
+
+    def progress(self) -> tuple[int, int]:
+        return self.epoch * self.steps_per_epoch + self.it, self.cfg.epochs * self.steps_per_epoch
+
+    def advance(self, start: float) -> None:
+        """One iteration of the schedule; the epoch's end (validation, lr step) after its last."""
+        self._iteration(start)
+        self.it += 1
+        if self.it >= self.steps_per_epoch:
+            self._end_epoch(start)
+
+    def checkpoint_due(self) -> bool:
+        return self.step % self.cfg.checkpoint_every == 0
+
+    def _iteration(self, start: float) -> None:
+        for name in self.schedule(self.epoch):
+            level = self.levels[name]
+            train_loss, terms, val_b = level.iterate(
+                self.method, lambda: self._batch(self.train_data), lambda: self._batch(self.val_data))
+            self.step += 1
+            self.check_finite(name, {"training loss": {"total": train_loss, **terms},
+                                     "upper variable (α or ς)": level.upper, "weight": level.lower})
+            row = {"step": self.step, "epoch": self.epoch + 1, "module": name, "phase": "search",
+                   "train_loss": train_loss, "val_loss": level.val_loss(val_b), "lr": level.lr,
+                   "seconds": round(time.perf_counter() - start, 4)}
+            row.update({f"loss/{k}": v for k, v in terms.items()})
+            row.update(self.extra_columns())
+            row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
+            row.update(self._prob_columns())
+            self.run_dir.trajectory.append(row)
+
+    def extra_columns(self) -> dict[str, float]:
+        """Strategy-specific trajectory columns (e.g. the hyper-variables)."""
+        return {}
+
+    def _prob_columns(self) -> dict[str, float]:
+        return {f"prob/{label}/{op}": p for label, ops in probs_of(self.net).items() for op, p in ops.items()}
+
+    def _end_epoch(self, start: float) -> None:
+        val = self.validate()
+        self.check_finite("all", {"validation loss": {"mean": val}})
+        if val < self.best["val_loss"]:
+            self.best = {"val_loss": val, "genotype": genotype_of(self.net), "epoch": self.epoch + 1}
+        log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
+                 self.cfg.epochs, val, self.best["val_loss"], self.best["epoch"])
+        for name, sched in self.schedulers.items():
+            if self.epoch in self.active_epochs(name):  # a phase's schedule spans its own epochs
+                with warnings.catch_warnings():
+                    # after a resume at an epoch boundary the restored optimizer has not stepped in
+                    # this process yet; torch's "scheduler before optimizer" warning is a false alarm
+                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
+                    sched.step()
+        self.epoch, self.it = self.epoch + 1, 0
+        self.save(start)
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean upper objective of every level over ``val_batches`` validation batches."""
+        total = 0.0
+        for _ in range(self.cfg.val_batches):
+            batch = self._batch(self.val_data)
+            total += sum(level.val_loss(batch) for level in self.levels.values())
+        return total / self.cfg.val_batches
+
+    # -- results and checkpoints ---------------------------------------------------------------
+    def genotype(self, choices: dict[str, str] | None = None) -> Genotype:
+        meta = {"run": self.run_dir.dir.name, "strategy": self.cfg.strategy, "epochs": self.epoch, "step": self.step}
+        return Genotype(self.network_cfg, self.spaces, choices or genotype_of(self.net), meta)
+
+    def finish(self, start: float | None = None) -> None:
+        # never a genotype from NaN probabilities (each step checks α; this guards the file itself)
+        self.check_finite("all", {"upper variable (α)": named(self.net, arch_parameters(self.net))})
+        path = self.genotype().save(self.run_dir.dir / "genotype.yaml")
+        if self.best["genotype"] is not None:
+            self.genotype(self.best["genotype"]).save(self.run_dir.dir / "genotype_best.yaml")
+        log.info("search finished after %d steps; genotype written to %s", self.step, path)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "nas_llv": __version__, "kind": "search", "config": self.recipe.to_dict(),
+            "network": self.net.state_dict(),  # weights and α
+            "optimizers": {n: {"weights": lv.weight_opt.state_dict(),
+                               "arch": lv.arch_opt.state_dict() if lv.arch_opt else None} for n, lv in self.levels.items()},
+            "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
+            "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
+            "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed},
+            "best": self.best, "rng": rng_state(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.net.load_state_dict(state["network"])
+        for name, level in self.levels.items():
+            level.weight_opt.load_state_dict(state["optimizers"][name]["weights"])
+            if level.arch_opt is not None:
+                level.arch_opt.load_state_dict(state["optimizers"][name]["arch"])
+            self.schedulers[name].load_state_dict(state["schedulers"][name])
+        self.train_data.load_state_dict(state["data"]["train"])
+        self.val_data.load_state_dict(state["data"]["val"])
+        p = state["progress"]
+        self.step, self.epoch, self.it, self.elapsed = p["step"], p["epoch"], p["it"], p["elapsed"]
+        self.best = state["best"]
+        set_rng_state(state["rng"])
+        self.run_dir.trajectory.truncate_after(self.step)

@@ -1,0 +1,230 @@
+"""Strategy ``hyper``: TriCo Alg. 1 (phased gradient-response), with α searched alongside ς.
+
+Data: the training split is D_ll (lower level), the validation split D_ul (upper level); TriCo
+splits 1:5, so the recipes set ``data.val_ratio: 0.1667``.
+
+- S1, module ``hyper`` (the first ``epochs - s2_epochs`` epochs): lower ω = every network weight,
+  Φ^ll = Σ_u form(L_u, ς_u) on D_ll (``losses.lower`` with ``learned:``); upper = ς and, when the
+  space has choices, α, as ONE upper set of the chosen hypergradient method (the same Φ^ul
+  judges both; each keeps its own optimizer: ``search.hyper`` for ς, ``search.arch`` for α).
+- S2, module ``illum`` (the last ``s2_epochs`` epochs): ς and α frozen; upper ω_i = the
+  illumination network (``search.illum_modules``, default ``ILLUM_MODULES``), lower ω_s = the
+  other weights, Φ^ll with the frozen ς on D_ll.
+
+Φ^ul (``search.upper_objective``): ``fixed`` (default) is ``losses.upper``, an unlearned loss
+(L1 to the ground truth in the recipes), so ς gets only the response term (TriCo's A_ω):
+ς_u moves by how well ∇_ω L_u aligns with ∇_ω Φ^ul. ``total`` is the paper's literal
+Φ^ul = L_total(ς, ω; D_ul), whose direct ς gradient is uncertainty weighting.
+
+Every iteration: one upper step (hypergradient on a D_ll and a D_ul batch), then
+``method.lower_steps`` lower steps (the first on the same D_ll batch, as DARTS), one row.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import nn
+
+from nas_llv.config import ConfigError
+from nas_llv.io_utils import write_yaml
+from nas_llv.losses import CompositeLoss
+from nas_llv.registry import STRATEGIES
+from nas_llv.space.supernet import arch_parameters, weight_parameters
+from nas_llv.optim import make_optimizer
+from nas_llv.search.level import Batch, Level, Objective, call, named
+from nas_llv.search.loop import Searcher
+
+log = logging.getLogger(__name__)
+
+# ω_i of S2 by model type: TriCo's illumination regulator N_ir, CollaBA's attention U-Net (the
+# generative prior x^Att; its feature conv ``prior`` feeds the SR branches, so it stays in ω_s),
+# RUAS's illumination (scene) module.
+ILLUM_MODULES: dict[str, tuple[str, ...]] = {
+    "trico_llsr": ("regulator",), "collaba_llsr": ("attention",), "ruas": ("scene",),
+}
+
+
+class LossObjective(nn.Module):
+    """The network and its losses as one module, so overrides reach ω, α and ς by name.
+
+    ``forward(batch, train)``: Φ^ll (``lower``, the learned composite) when ``train``, else Φ^ul
+    (``upper``, fixed; the learned composite when None); returns (total, unweighted terms).
+    batch['low']: (N, 3, H, W) in [0, 1]; the losses compare the outputs with batch['high'].
+    """
+
+    def __init__(self, net: nn.Module, lower: CompositeLoss, upper: CompositeLoss | None) -> None:
+        super().__init__()
+        self.net, self.lower, self.upper = net, lower, upper
+
+    def forward(self, batch: Batch, train: bool) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        loss = self.lower if train or self.upper is None else self.upper
+        return loss(self.net(batch["low"]), batch)
+
+
+class ObjectiveLevel(Level):
+    """A Level over a LossObjective with the given upper and lower parameters."""
+
+    def __init__(self, name: str, module: LossObjective, upper: list[nn.Parameter], lower: list[nn.Parameter]) -> None:
+        self.name, self.module = name, module
+        self.upper, self.lower = named(module, upper), named(module, lower)
+
+    def objective(self, batch: Batch, train: bool) -> Objective:
+        return lambda ov: call(self.module, ov, batch, train)
+
+
+def hyper_level(module: LossObjective, with_arch: bool = True) -> ObjectiveLevel:
+    """S1: upper ς (+ α when ``with_arch``), lower every network weight."""
+    upper = module.lower.hyper_parameters() + (arch_parameters(module.net) if with_arch else [])
+    return ObjectiveLevel("hyper", module, upper, weight_parameters(module.net))
+
+
+def illum_level(module: LossObjective, modules: tuple[str, ...]) -> ObjectiveLevel:
+    """S2: upper ω_i (weights under ``modules``), lower ω_s (the other weights); ς and α frozen."""
+    children = dict(module.net.named_modules())
+    unknown = [m for m in modules if m not in children or not m]
+    if unknown:
+        top = ", ".join(n for n, _ in module.net.named_children())
+        raise ConfigError(f"search.illum_modules: no submodule '{unknown[0]}' in the network; top-level modules: {top}")
+    owned = {id(p) for m in modules for p in children[m].parameters()}
+    weights = weight_parameters(module.net)
+    upper = [p for p in weights if id(p) in owned]
+    lower = [p for p in weights if id(p) not in owned]
+    if not upper or not lower:
+        raise ConfigError(f"search.illum_modules {list(modules)}: S2 needs weights on both levels "
+                          f"(got {len(upper)} upper and {len(lower)} lower tensors)")
+    return ObjectiveLevel("illum", module, upper, lower)
+
+
+class UpperOptimizer:
+    """Several optimizers stepped as one (α with ``search.arch``, ς with ``search.hyper``);
+    ``after`` runs after each step (the ``clamp`` positivity's projection of ς)."""
+
+    def __init__(self, parts: Mapping[str, torch.optim.Optimizer], after: tuple[Callable[[], None], ...] = ()) -> None:
+        self.parts, self.after = dict(parts), after
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for opt in self.parts.values():
+            opt.zero_grad(set_to_none=set_to_none)
+
+    def step(self) -> None:
+        for opt in self.parts.values():
+            opt.step()
+        for fn in self.after:
+            fn()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: opt.state_dict() for k, opt in self.parts.items()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        for k, opt in self.parts.items():
+            opt.load_state_dict(state[k])
+
+
+def hyper_optimizer(level: ObjectiveLevel, hyper_cfg: Any, arch_cfg: Any) -> UpperOptimizer:
+    """ς with ``hyper_cfg``, α (the level's other upper parameters) with ``arch_cfg``."""
+    weights = level.module.lower.learned
+    sigma = {id(p) for p in level.module.lower.hyper_parameters()}
+    parts = {}
+    if sigma:
+        parts["hyper"] = make_optimizer(hyper_cfg, [p for p in level.upper.values() if id(p) in sigma])
+    alpha = [p for p in level.upper.values() if id(p) not in sigma]
+    if alpha:
+        parts["arch"] = make_optimizer(arch_cfg, alpha)
+    return UpperOptimizer(parts, (weights.project_,) if weights is not None else ())
+
+
+@STRATEGIES.register("hyper")
+class HyperSearch(Searcher):
+    """TriCo Alg. 1: S1 learns ς (and α), S2 learns ω_i over ω_s with ς frozen (module docstring)."""
+
+    def upper_optimizer(self, name: str, level: Level) -> torch.optim.Optimizer:
+        # ς (search.hyper) and α (search.arch) in S1; ω_i (search.illum) in S2. The weights' cosine
+        # restarts in each phase: Searcher schedules a level over its own epochs.
+        if name == "hyper":
+            return hyper_optimizer(level, self.cfg.hyper, self.cfg.arch)
+        return make_optimizer(self.cfg.illum, list(level.upper.values()))
+
+    @property
+    def s1_epochs(self) -> int:
+        return self.cfg.epochs - self.cfg.s2_epochs
+
+    def _needed_losses(self) -> list[str]:
+        return ["lower", "upper"] if self.cfg.upper_objective == "fixed" else ["lower"]
+
+    def build_levels(self) -> dict[str, Level]:
+        lower = self.loss("lower")
+        upper = self.loss("upper") if self.cfg.upper_objective == "fixed" else None
+        if upper is None and "upper" in self.recipe.losses:
+            log.warning("strategy 'hyper': losses.upper is not used with search.upper_objective: total")
+        self.objective = LossObjective(self.net, lower, upper)
+        levels: dict[str, Level] = {}
+        if self.s1_epochs > 0:
+            levels["hyper"] = hyper_level(self.objective)
+            self._check_s1(levels["hyper"])
+        if self.cfg.s2_epochs > 0:
+            levels["illum"] = illum_level(self.objective, self._illum_modules())
+        return levels
+
+    def _check_s1(self, level: ObjectiveLevel) -> None:
+        if not level.upper:
+            raise ConfigError("strategy 'hyper', S1: nothing to learn: losses.lower has no 'learned:' weights "
+                              "and the space has no choices (add learned: {form: trico}, or use s2_epochs = epochs)")
+        learned = self.objective.lower.learned is not None
+        fixed = self.cfg.upper_objective == "fixed"
+        kind = self.cfg.hypergrad["type"]
+        if learned and fixed and kind == "first_order":
+            raise ConfigError("strategy 'hyper': hypergrad first_order gives ς no gradient, because the fixed "
+                              "losses.upper does not depend on ς; use finite_difference, unrolled_exact, "
+                              "implicit_cg or implicit_gn, or search.upper_objective: total")
+        if learned and fixed and kind == "implicit_gn":
+            log.warning("strategy 'hyper': implicit_gn moves ς along the vector of the individual losses, "
+                        "not by their usefulness, when losses.upper is fixed (docs/hyper.md); prefer "
+                        "finite_difference or implicit_cg, or search.upper_objective: total")
+
+    def _illum_modules(self) -> tuple[str, ...]:
+        if self.cfg.illum_modules is not None:
+            return tuple(self.cfg.illum_modules)
+        kind = self.network_cfg["type"]
+        if kind == "single":
+            kind = next(iter(self.spaces.values())).model.get("type")
+        if kind not in ILLUM_MODULES:
+            raise ConfigError(f"strategy 'hyper', S2: no default illumination modules for '{kind}'; set "
+                              f"search.illum_modules (known defaults: {', '.join(ILLUM_MODULES)})")
+        return ILLUM_MODULES[kind]
+
+    def schedule(self, epoch: int) -> list[str]:
+        return ["hyper"] if epoch < self.s1_epochs else ["illum"]
+
+    def extra_columns(self) -> dict[str, float]:
+        """ς, ϱ or λ as the papers report them (hyper/), and the factor on each loss (coef/)."""
+        learned = self.objective.lower.learned
+        if learned is None:
+            return {}
+        return {**{f"hyper/{k}": v for k, v in learned.values().items()},
+                **{f"coef/{k}": v for k, v in learned.coefficients().items()}}
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean Φ^ul over ``val_batches`` D_ul batches (both phases share Φ^ul)."""
+        level = next(iter(self.levels.values()))
+        return sum(level.val_loss(self._batch(self.val_data)) for _ in range(self.cfg.val_batches)) / self.cfg.val_batches
+
+    # -- results and checkpoints ---------------------------------------------------------------
+    def finish(self, start: float | None = None) -> None:
+        super().finish(start)
+        learned = self.objective.lower.learned
+        if learned is not None:
+            path = write_yaml(self.run_dir.dir / "hyper.yaml", {
+                "form": learned.form, "values": learned.values(), "coefficients": learned.coefficients(),
+                "step": self.step, "s1_epochs": self.s1_epochs, "s2_epochs": self.cfg.s2_epochs})
+            log.info("learned loss weights written to %s: %s", path,
+                     ", ".join(f"{k}={v:.4g}" for k, v in learned.values().items()))
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "losses": self.objective.lower.state_dict()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.objective.lower.load_state_dict(state["losses"])
+        super().load_state_dict(state)

@@ -1,0 +1,156 @@
+"""Genotype files: ``{label: op}`` plus everything needed to rebuild the network.
+
+``genotype.yaml`` holds the network builder and its options, the resolved space of each
+module (so no other file is needed), and the choices::
+
+    nas_llv: 0.1.0
+    network: {type: ruas, variant: ruas}
+    spaces: {scene: {...}, denoise: {...}}
+    genotype: {scene.c1_d: skip, scene.c1_r: resconv_1x1, ...}
+"""
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from torch import nn
+
+from nas_llv import __version__
+from nas_llv.config import ConfigError, check_finite, load_yaml
+from nas_llv.io_utils import write_yaml
+from nas_llv.space.models import build_fixed_network, resize_space
+from nas_llv.space.ops import canonical_op
+from nas_llv.registry import MODELS
+from nas_llv.space.spec import SpaceSpec, parse_space, space_to_dict
+
+
+@dataclass(frozen=True)
+class Genotype:
+    network: dict[str, Any]
+    spaces: dict[str, SpaceSpec]
+    choices: dict[str, str]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def build(self, channels: Mapping[str, int] | int | None = None,
+              repeat: Mapping[str, int] | int | None = None) -> nn.Module:
+        """The derived network; ``channels``/``repeat`` resize every module (int) or named ones."""
+        spaces = {k: resize_space(s, _pick(channels, k), _pick(repeat, k)) for k, s in self.spaces.items()}
+        return build_fixed_network(self.network, spaces, self.choices)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "nas_llv": __version__,
+            "network": dict(self.network),
+            "spaces": {k: space_to_dict(s) for k, s in self.spaces.items()},
+            "genotype": dict(self.choices),
+            **({"meta": self.meta} if self.meta else {}),
+        }
+
+    def save(self, path: str | Path) -> Path:
+        return write_yaml(path, self.to_dict())
+
+
+def _pick(value: Mapping[str, int] | int | None, key: str) -> int | None:
+    if value is None or isinstance(value, int):
+        return value
+    return value.get(key)
+
+
+def genotype_scale(genotype: Genotype) -> int:
+    """How many times larger than its input the network's output is: 1 for enhancement networks,
+    2 or 4 for super-resolution ones (the product of its modules' ``scale`` model options; a model
+    that takes a scale but does not record one builds at its own default)."""
+    return math.prod(_model_scale(space.model) for space in genotype.spaces.values())
+
+
+def _model_scale(model: Mapping[str, Any]) -> int:
+    kind = model.get("type")
+    param = inspect.signature(MODELS.get(kind)).parameters.get("scale") if kind in MODELS else None
+    return 1 if param is None else int(model.get("scale", param.default))
+
+
+def load_genotype(path: str | Path) -> Genotype:
+    """Read a genotype file written by ``Genotype.save`` (errors name the file and key)."""
+    return genotype_from_dict(load_yaml(path), str(path))
+
+
+def find_genotype(target: str | Path) -> Path:
+    """A genotype file, or a run folder holding ``genotype.yaml``."""
+    path = Path(target)
+    if path.is_dir():
+        path = path / "genotype.yaml"
+        if not path.is_file():
+            raise ConfigError(f"{target}: no genotype.yaml in this folder (has the search finished?)")
+    elif not path.is_file():
+        raise ConfigError(f"{target}: no such genotype file or run folder")
+    return path
+
+
+def with_variant(genotype: Genotype, variant: str | None, where: str = "variant") -> Genotype:
+    """The genotype with its RUAS variant replaced (ruas_s drops the denoiser's space and choices).
+
+    ``where`` names the setting in errors (``train.variant``). A genotype searched as ruas_s may
+    keep the denoiser's space but has no denoiser choices, so it cannot become ruas or ruas_a.
+    """
+    if variant is None or genotype.network.get("variant") == variant:
+        return genotype
+    if genotype.network.get("type") != "ruas":
+        raise ConfigError(f"{where}={variant}: the genotype's network is "
+                          f"'{genotype.network.get('type', 'single')}', not ruas; leave {where} unset")
+    spaces, choices = dict(genotype.spaces), dict(genotype.choices)
+    if variant == "ruas_s":
+        spaces.pop("denoise", None)
+        choices = {k: v for k, v in choices.items() if not k.startswith("denoise.")}
+    elif "denoise" not in spaces or not any(k.startswith("denoise.") for k in choices):
+        raise ConfigError(f"{where}={variant} needs a denoise module; this genotype chooses no denoiser ops "
+                          f"(it was searched as ruas_s); use ruas_s, or a genotype searched as ruas or ruas_a")
+    return Genotype({**genotype.network, "variant": variant}, spaces, choices, dict(genotype.meta))
+
+
+def genotype_from_dict(data: Mapping[str, Any], source: str = "<genotype>") -> Genotype:
+    """A Genotype from the mapping ``Genotype.to_dict`` gives (errors name ``source`` and the key)."""
+    for key in ("spaces", "genotype"):
+        if not isinstance(data.get(key), dict):
+            raise ConfigError(f"{source}: missing or malformed '{key}' (expected a mapping); is this a genotype file?")
+    spaces = {k: parse_space(v, f"{source}: spaces.{k}") for k, v in data["spaces"].items()}
+    parts = {n for s in spaces.values() for names in s.parts().values() for n in names}
+    choices = {}
+    for label, op in data["genotype"].items():
+        try:
+            choices[str(label)] = str(op) if str(op) in parts else canonical_op(str(op))
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: genotype.{label}: {exc}") from None
+    network = data.get("network") or {"type": "single"}
+    if not isinstance(network, dict):
+        raise ConfigError(f"{source}: network: expected a mapping such as {{type: ruas, variant: ruas}}, "
+                          f"got {network!r}")
+    check_finite(network, f"{source}: network")
+    _check_labels(choices, declared_labels(network, spaces), source)
+    return Genotype(dict(network), spaces, choices, dict(data.get("meta") or {}))
+
+
+def module_prefix(network: Mapping[str, Any], name: str) -> str:
+    """The label prefix of module ``name``: none in a 'single' network, ``name.`` in the others."""
+    return "" if network.get("type", "single") == "single" else f"{name}."
+
+
+def declared_labels(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec]) -> dict[str, tuple[str, ...]]:
+    """Every label the spaces declare, prefixed as the network names them -> candidates."""
+    return {label: cands for name, space in spaces.items()
+            for label, cands in space.labels(module_prefix(network, name)).items()}
+
+
+def _check_labels(choices: Mapping[str, str], declared: Mapping[str, Any], source: str) -> None:
+    """Choices for labels no space declares are an error (a label without a choice fails at build:
+    a ruas_s genotype may keep the denoiser's space and choose nothing in it)."""
+    unknown = [label for label in choices if label not in declared]
+    if unknown:
+        raise ConfigError(f"{source}: genotype: unknown labels {_few(unknown)}; the spaces declare: "
+                          f"{_few(list(declared), 12)}")
+
+
+def _few(items: list[str], n: int = 6) -> str:
+    return "[" + ", ".join(items[:n]) + (f", ... ({len(items) - n} more)" if len(items) > n else "") + "]"

@@ -1,0 +1,254 @@
+"""Supernet pieces built from a space: architecture parameters, mixed edges, cells.
+
+The same ``Cell`` serves the supernet and the derived network; only the edge factory
+differs (``MixedEdges`` makes labelled choices weighted by softmax(α), ``FixedEdges`` makes
+the ops a genotype names). Both build from the one op table.
+"""
+from __future__ import annotations
+
+from typing import Callable, Iterator, Mapping, Protocol
+
+import networkx as nx
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from nas_llv.space import nni_bridge
+from nas_llv.config import ConfigError
+from nas_llv.space.ops import ConvOp, Skip, build_activation, build_op, canonical_op, mixed_conv
+from nas_llv.space.spec import CellSpec, EdgeSpec, edge_label, graph_of
+
+# Above this receptive field a combined kernel costs more than the separate convolutions.
+FUSE_MAX_EXTENT = 7
+
+
+class ArchParams(nn.Module):
+    """One α vector per architecture label; edges with the same label share it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.alphas = nn.ParameterDict()
+        self._labels: dict[str, str] = {}  # parameter key -> label ('.' is not allowed in keys)
+        self.candidates: dict[str, tuple[str, ...]] = {}
+
+    def add(self, label: str, names: tuple[str, ...]) -> None:
+        if label in self.candidates:
+            if self.candidates[label] != names:
+                raise ConfigError(f"label '{label}' is shared by edges with different candidates: "
+                                  f"{list(self.candidates[label])} vs {list(names)}")
+            return
+        key = label.replace(".", "__")
+        # DARTS initialises α at 1e-3 * N(0, 1): near-uniform, symmetric-breaking
+        self.alphas[key] = nn.Parameter(1e-3 * torch.randn(len(names)))
+        self._labels[key] = label
+        self.candidates[label] = names
+
+    def __getitem__(self, label: str) -> nn.Parameter:
+        return self.alphas[label.replace(".", "__")]
+
+    def items(self) -> Iterator[tuple[str, nn.Parameter]]:
+        for key, p in self.alphas.items():
+            yield self._labels[key], p
+
+    def probs(self) -> dict[str, dict[str, float]]:
+        """label -> {op: softmax probability}."""
+        return {lab: dict(zip(self.candidates[lab], F.softmax(a.detach(), 0).tolist())) for lab, a in self.items()}
+
+    def genotype(self) -> dict[str, str]:
+        """label -> argmax op (RUAS derivation: no 'none' op, fixed topology)."""
+        return {lab: self.candidates[lab][int(a.detach().argmax())] for lab, a in self.items()}
+
+
+class MixedEdge(nn.Module):
+    """Σ_i softmax(α)_i op_i(x) over the candidates of one label."""
+
+    def __init__(self, label: str, names: tuple[str, ...], channels: int, arch: ArchParams, fuse: bool = True) -> None:
+        super().__init__()
+        self.label = label
+        self.choice = nni_bridge.choice({n: build_op(n, channels) for n in names}, label)
+        object.__setattr__(self, "_arch", arch)  # a reference, not a submodule: α stays out of the weights
+        arch.add(label, names)
+        ops = [m for _, m in nni_bridge.candidates(self.choice)]
+        self.fuse = fuse and all(isinstance(m, (ConvOp, Skip)) for m in ops) and max(m.extent for m in ops) <= FUSE_MAX_EXTENT
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if not nni_bridge.is_choice(self.choice):  # frozen by NNI: the chosen op alone
+            return self.choice(x)
+        w = F.softmax(self._arch[self.label], dim=0)
+        ops = [m for _, m in nni_bridge.candidates(self.choice)]
+        if self.fuse:
+            return mixed_conv(x, ops, w)
+        return sum(wi * op(x) for wi, op in zip(w, ops))
+
+
+class MixedPart(nn.Module):
+    """Σ_i softmax(α)_i part_i(*inputs) over whole candidate sub-networks of one label.
+
+    Parts take the same inputs and return tensors of one shape (e.g. up-scalers, fusions).
+    """
+
+    def __init__(self, label: str, candidates: Mapping[str, nn.Module], arch: ArchParams) -> None:
+        super().__init__()
+        self.label = label
+        self.choice = nni_bridge.choice(candidates, label)
+        object.__setattr__(self, "_arch", arch)
+        arch.add(label, tuple(candidates))
+
+    def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
+        if not nni_bridge.is_choice(self.choice):
+            return self.choice(*inputs)
+        w = F.softmax(self._arch[self.label], dim=0)
+        return sum(wi * part(*inputs) for wi, (_, part) in zip(w, nni_bridge.candidates(self.choice)))
+
+
+class EdgeFactory(Protocol):
+    """Makes a cell edge from the op table, and (``part``) a choice among named sub-networks."""
+
+    def __call__(self, edge: EdgeSpec, label: str, channels: int, names: tuple[str, ...] = ()) -> nn.Module: ...
+
+    def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module: ...
+
+
+class MixedEdges:
+    """Makes the supernet's edges; owns the ArchParams they read."""
+
+    def __init__(self, arch: ArchParams, fuse: bool = True) -> None:
+        self.arch, self.fuse = arch, fuse
+
+    def __call__(self, edge: EdgeSpec, label: str, channels: int, names: tuple[str, ...] = ()) -> nn.Module:
+        return MixedEdge(label, tuple(canonical_op(n) for n in names), channels, self.arch, self.fuse)
+
+    def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module:
+        return MixedPart(label, {name: make() for name, make in candidates.items()}, self.arch)
+
+
+class FixedEdges:
+    """Makes the derived network's edges from a genotype {label: op}."""
+
+    def __init__(self, genotype: Mapping[str, str]) -> None:
+        self.genotype = dict(genotype)
+
+    def __call__(self, edge: EdgeSpec, label: str, channels: int, names: tuple[str, ...] = ()) -> nn.Module:
+        if label not in self.genotype:
+            raise ConfigError(f"genotype has no choice for edge '{label}'; "
+                              f"it has: {', '.join(self.genotype) or 'none'}")
+        op = canonical_op(self.genotype[label])
+        if op not in names:
+            raise ConfigError(f"genotype chooses '{op}' for '{label}', which is not among its candidates {list(names)}")
+        return build_op(op, channels)
+
+    def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module:
+        if label not in self.genotype:
+            raise ConfigError(f"genotype has no choice for part '{label}'; "
+                              f"it has: {', '.join(self.genotype) or 'none'}")
+        name = self.genotype[label]
+        if name not in candidates:
+            raise ConfigError(f"genotype chooses '{name}' for part '{label}'; candidates: {', '.join(candidates)}")
+        return candidates[name]()
+
+
+class Cell(nn.Module):
+    """One DAG cell: nodes combine their in-edges (sum, residual add, or concat + 1x1 fuse).
+
+    x: (N, C, H, W) -> (N, C, H, W), C = spec.channels.
+    """
+
+    def __init__(self, spec: CellSpec, edges: EdgeFactory, prefix: str = "", stage: int | None = None) -> None:
+        super().__init__()
+        self.spec = spec
+        self.act = build_activation(spec.activation)
+        self.edges = nn.ModuleDict()
+        for e in spec.edges:
+            width = spec.width(e.src)
+            if e.label:
+                self.edges[e.key] = edges(e, edge_label(prefix, e.label, stage), width, spec.candidates(e))
+            elif e.op:
+                self.edges[e.key] = build_op(e.op, width)
+        self.fuse = nn.ModuleDict({
+            n.name: nn.Conv2d(sum(spec.width(e.src) for e in spec.edges if e.dst == n.name), spec.width(n.name), 1)
+            for n in spec.nodes if n.combine == "concat_fuse"
+        })
+        self.order = _topological(spec)
+
+    def _edge(self, e: EdgeSpec, x: torch.Tensor) -> torch.Tensor:
+        return self.edges[e.key](x) if e.key in self.edges else x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        values: dict[str, torch.Tensor] = {self.spec.input.name: x}
+        for node in self.order:
+            ins = [e for e in self.spec.edges if e.dst == node.name]
+            if node.combine == "concat_fuse":
+                v = self.fuse[node.name](torch.cat([self._edge(e, values[e.src]) for e in ins], dim=1))
+            elif node.combine == "residual":
+                v = sum(self._edge(e, values[e.src]) + values[e.src] for e in ins)
+            else:
+                v = sum(self._edge(e, values[e.src]) for e in ins)
+            values[node.name] = self.act(v) if node.activated else v
+        return values[self.spec.output.name]
+
+
+def _topological(spec: CellSpec) -> list:
+    order = list(nx.topological_sort(graph_of(spec)))
+    return [spec.node(n) for n in order if n != spec.input.name]
+
+
+def arch_modules(model: nn.Module) -> list[ArchParams]:
+    return [m for m in model.modules() if isinstance(m, ArchParams)]
+
+
+def arch_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """Every architecture parameter α of ``model`` (empty for a derived network)."""
+    return [p for m in arch_modules(model) for _, p in m.items()]
+
+
+def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
+    """The network weights ω: every parameter that is not an α."""
+    arch = {id(p) for p in arch_parameters(model)}
+    return [p for p in model.parameters() if id(p) not in arch]
+
+
+def genotype_of(model: nn.Module) -> dict[str, str]:
+    """label -> argmax op over every ArchParams in ``model``."""
+    out: dict[str, str] = {}
+    for m in arch_modules(model):
+        out.update(m.genotype())
+    return out
+
+
+def probs_of(model: nn.Module) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for m in arch_modules(model):
+        out.update(m.probs())
+    return out
+
+
+def derived_state_dict(supernet: nn.Module, genotype: Mapping[str, str]) -> dict[str, torch.Tensor]:
+    """The supernet's weights renamed for the derived network of ``genotype`` (others dropped).
+
+    Keeps the chosen candidate of every mixed edge, and every weight outside mixed edges.
+    """
+    rename: dict[str, str] = {}
+    drop: list[str] = []
+    for path, m in supernet.named_modules():
+        if isinstance(m, (MixedEdge, MixedPart)):
+            chosen = canonical_op(genotype[m.label]) if isinstance(m, MixedEdge) else genotype[m.label]
+            rename[f"{path}.choice.{chosen}."] = f"{path}."
+            drop.append(f"{path}.choice.")
+    out = {}
+    for key, value in supernet.state_dict().items():
+        new = next((key.replace(old, new, 1) for old, new in rename.items() if key.startswith(old)), None)
+        if new is not None:
+            out[new] = value
+        elif not any(key.startswith(d) for d in drop) and ".alphas." not in key:
+            out[key] = value
+    return out
+
+
+@torch.no_grad()
+def set_one_hot(model: nn.Module, genotype: Mapping[str, str], scale: float = 1e4) -> None:
+    """Set every α so softmax(α) is one-hot on the genotype's choice (exactly, in float)."""
+    for m in arch_modules(model):
+        for label, alpha in m.items():
+            alpha.zero_()
+            name = genotype[label] if genotype[label] in m.candidates[label] else canonical_op(genotype[label])
+            alpha[m.candidates[label].index(name)] = scale

@@ -1,0 +1,79 @@
+"""The package layout shows the pipeline (docs/architecture.md): the import graph of nas_llv has
+no circle, and no module of one floor imports a module of a later floor. Every import counts,
+the ones inside functions too."""
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[1] / "nas_llv"
+
+# floor of each top-level part of nas_llv; a module may import its own floor and those below.
+# derive stands beside search, not above it: both build on space; derive also reads export.
+FLOORS = {
+    "ground": 0,  # config, registry, runs, job, optim, data, losses, metrics, ...
+    "space": 1,
+    "search": 2,
+    "export": 2,
+    "derive": 3,
+    "commands": 4, "cli": 4, "__main__": 4,
+}
+BESIDE = {("search", "export"), ("search", "derive"), ("export", "search")}  # never import each other
+
+
+def _module(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text())
+    found = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("nas_llv"):
+            found.add(node.module)
+            found.update(f"{node.module}.{a.name}" for a in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(a.name for a in node.names if a.name.startswith("nas_llv"))
+    return found
+
+
+def _graph() -> nx.DiGraph:
+    modules = {_module(p): p for p in PACKAGE.rglob("*.py")}
+    g = nx.DiGraph()
+    g.add_nodes_from(modules)
+    for name, path in modules.items():
+        for target in _imports(path):
+            if target in modules and target != name and not name.startswith(target + "."):
+                g.add_edge(name, target)  # a package's own __init__ is not an import of its parent
+    return g
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 and parts[1] in FLOORS else "ground"
+
+
+def test_the_import_graph_has_no_circle():
+    g = _graph()
+    # a package importing its own submodules (``__init__`` re-exports) is not a circle
+    g.remove_edges_from([(a, b) for a, b in list(g.edges) if b.startswith(a + ".")])
+    cycles = list(nx.simple_cycles(g))
+    assert not cycles, f"import circles: {cycles[:3]}"
+
+
+def test_no_module_imports_a_later_step():
+    wrong = []
+    for a, b in _graph().edges:
+        pa, pb = _part(a), _part(b)
+        if FLOORS[pb] > FLOORS[pa] or (pa, pb) in BESIDE:
+            wrong.append(f"{a} ({pa}) imports {b} ({pb})")
+    assert not wrong, "\n".join(wrong)
+
+
+@pytest.mark.parametrize("step", ["space", "search", "export", "derive"])
+def test_each_step_is_a_package(step):
+    assert (PACKAGE / step / "__init__.py").is_file()
