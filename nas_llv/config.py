@@ -170,22 +170,90 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config
 
 
 def field_values(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> dict[str, Any]:
-    """``data`` checked against the fields of dataclass ``cls``: known keys, required keys, types."""
+    """``data`` checked against the fields of dataclass ``cls``: known keys, required keys, types.
+    A ``Variant`` section also takes the keys of the variant it names (see ``Variant``)."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_at(where)} expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"{_at(where)} unknown key '{unknown[0]}'; allowed: {', '.join(fields) or 'none'}")
-    kwargs = {}
+    variant = issubclass(cls, Variant)
+    own = {k: v for k, v in data.items() if k not in fields or (variant and k == "options")}
+    if variant:
+        fields.pop("options")
+        kwargs = {"options": cls.parse_options(own, data, where, list(fields))}
+    else:
+        kwargs = {}
+        if own:
+            raise ConfigError(f"{_at(where)} unknown key '{sorted(own)[0]}'; allowed: {', '.join(fields) or 'none'}")
     for name, f in fields.items():
         if name in data:
             kwargs[name] = _convert(hints[name], data[name], _join(where, name))
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_at(where)} missing required key '{name}'")
     return kwargs
+
+
+class Variant:
+    """A config section whose ``type``-like key picks a registered variant (a dataset, a strategy,
+    a network) that brings its own options dataclass (``Registry.register(name, config=...)``).
+
+    The section's own fields are shared by every variant; the chosen variant's options are typed
+    and checked as their own dataclass and kept in ``options``. With ``NESTED`` False they are
+    written among the section's keys (``data: {type: demo, demo_count: 8}``); with True under
+    ``options:`` (``network: {type: ruas, options: {variant: ruas}}``). A key that belongs to
+    another variant fails naming the variants it belongs to. Reading ``section.name`` falls
+    through to the options, so ``recipe.search.beta`` reads the strategy's ``beta``.
+    """
+
+    VARIANT_KEY: typing.ClassVar[str] = "type"
+    NESTED: typing.ClassVar[bool] = False
+
+    @classmethod
+    def variant_registry(cls) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def parse_options(cls, own: Mapping[str, Any], data: Mapping[str, Any], where: str,
+                      shared: list[str]) -> Any:
+        """The chosen variant's options dataclass from its keys (``own``: the keys not shared)."""
+        from .registry import RegistryError
+
+        registry = cls.variant_registry()
+        name = data.get(cls.VARIANT_KEY, next(f.default for f in dataclasses.fields(cls) if f.name == cls.VARIANT_KEY))
+        if cls.NESTED:
+            own, where = own.get("options") or {}, _join(where, "options")
+            if not isinstance(own, Mapping):
+                raise ConfigError(f"{_at(where)} expected a mapping, got {own!r}")
+        try:
+            options_cls = registry.config_of(str(name))
+        except RegistryError as exc:
+            raise ConfigError(f"{_at(_join(where, cls.VARIANT_KEY))} {exc}") from None
+        allowed = ([] if cls.NESTED else shared) + [f.name for f in dataclasses.fields(options_cls or _NoOptions)]
+        for key in own:
+            if key not in allowed:
+                raise ConfigError(_refused(registry, str(name), key, allowed, where))
+        return from_dict(options_cls, own, where) if options_cls is not None else None
+
+    def __getattr__(self, name: str) -> Any:
+        options = self.__dict__.get("options")
+        if not name.startswith("__") and options is not None and name in {f.name for f in dataclasses.fields(options)}:
+            return getattr(options, name)
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _NoOptions:
+    """A variant registered without options takes none."""
+
+
+def _refused(registry: Any, name: str, key: str, allowed: list[str], where: str) -> str:
+    """Why ``key`` is refused in section ``where``: it belongs to other variants (named), or to none."""
+    owners = [n for n in registry.names() if key in {f.name for f in dataclasses.fields(registry.config_of(n) or _NoOptions)}]
+    if owners:
+        return (f"{_at(_join(where, key))} belongs to {registry.kind} {', '.join(owners)}, not '{name}'; "
+                f"allowed here: {', '.join(allowed) or 'none'}")
+    return f"{_at(where)} unknown key '{key}'; allowed: {', '.join(allowed) or 'none'}"
 
 
 def checked(cls: type, obj: T, where: str = "config") -> T:
@@ -200,7 +268,11 @@ def checked(cls: type, obj: T, where: str = "config") -> T:
 
 
 def to_dict(obj: Any) -> Any:
-    """Plain YAML-ready data from a (nested) dataclass."""
+    """Plain YAML-ready data from a (nested) dataclass; a ``Variant``'s options are written as it
+    reads them (among its keys, or under ``options:``)."""
+    if isinstance(obj, Variant) and not obj.NESTED:
+        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "options"}
+        return {**out, **(to_dict(obj.options) if obj.options is not None else {})}
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

@@ -28,6 +28,7 @@ class Registry:
         self.kind, self.name_attr = kind, name_attr  # name_attr: the class attribute told its name
         self.plugins, self._loaded = plugins, not plugins
         self._table: dict[str, Callable[..., Any]] = {}
+        self._configs: dict[str, type] = {}
 
     def _load(self) -> None:
         """Import the plugin packages once (importing them registers their entries)."""
@@ -36,12 +37,17 @@ class Registry:
             for module in self.plugins:
                 import_module(module)
 
-    def register(self, name: str | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    def register(self, name: str | None = None, config: type | None = None
+                 ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        """Register under ``name``; ``config`` is the entry's own typed options (a dataclass):
+        a recipe section that picks this entry accepts those keys and no other entry's."""
         def deco(obj: Callable[..., Any]) -> Callable[..., Any]:
             key = name or obj.__name__
             if key in self._table:
                 raise RegistryError(f"{self.kind} '{key}' is registered twice")
             self._table[key] = obj
+            if config is not None:
+                self._configs[key] = config
             if self.name_attr is not None:  # e.g. a loss names itself in its error messages
                 setattr(obj, self.name_attr, key)
             return obj
@@ -56,6 +62,11 @@ class Registry:
             raise RegistryError(
                 f"unknown {self.kind} '{name}'; allowed: {', '.join(sorted(self._table))}"
             ) from None
+
+    def config_of(self, name: str) -> type | None:
+        """The options dataclass ``name`` was registered with (None: it takes no options)."""
+        self.get(name)
+        return self._configs.get(name)
 
     def build(self, cfg: Mapping[str, Any] | str, **extra: Any) -> Any:
         """Build from ``{'type': name, **kwargs}`` (or a bare name); ``extra`` are passed through."""

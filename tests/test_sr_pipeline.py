@@ -19,7 +19,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
 from nas_llv.cli import main
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, from_dict
 from nas_llv.data import DataConfig, PairedFolder, build_loaders, read_image
 from nas_llv.derive.evaluate import evaluate_images
 from nas_llv.space.genotype import genotype_scale, load_genotype
@@ -113,13 +113,13 @@ def test_genotype_scale_reads_the_model_option():
 
 def test_paired_sr_folders_train_with_aligned_crops(tmp_path):
     _sr_pairs(tmp_path / "low", tmp_path / "high", 2)
-    train, _ = build_loaders(DataConfig(type="paired", root=str(tmp_path), scale=2, crop=8, batch_size=2))
+    train, _ = build_loaders(from_dict(DataConfig, {"type": "paired", "root": str(tmp_path), "scale": 2, "crop": 8, "batch_size": 2}))
     batch = next(train)
     assert batch["low"].shape == (2, 3, 8, 8) and batch["high"].shape == (2, 3, 16, 16)
     # each input is its ground truth box-downsampled and darkened (/ 5), truncated to 8 bits
     assert (F.avg_pool2d(batch["high"], 2) / 5 - batch["low"]).abs().max() <= 1 / 255 + 1e-6
     with pytest.raises(ConfigError, match=r"ground truth size \(32, 32\) does not fit .* at scale x4"):
-        next(build_loaders(DataConfig(type="paired", root=str(tmp_path), scale=4, batch_size=1))[0])
+        next(build_loaders(from_dict(DataConfig, {"type": "paired", "root": str(tmp_path), "scale": 4, "batch_size": 1}))[0])
 
 
 def test_derive_prints_flops_at_the_lr_input(sr_run, capsys):

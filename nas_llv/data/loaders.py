@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Subset
 
-from nas_llv.config import ConfigError, check_range
+from nas_llv.config import ConfigError, Variant, check_range
 from nas_llv.data.builders import build_dataset
 from nas_llv.registry import DATASETS
 
@@ -31,8 +31,9 @@ TRAIN, VAL = 0, 1  # stream ids: they decorrelate the two streams' randomness
 
 
 @dataclass(frozen=True)
-class DataConfig:
-    """The ``data:`` section of a recipe.
+class DataConfig(Variant):
+    """The ``data:`` section of a recipe: the keys every dataset shares, plus (in ``options``) the
+    keys of the dataset ``type`` names (``nas_llv.data.builders``; ``nas-llv list datasets``).
 
     ``crop`` is the side of the random crop of the *low* image (the ground truth of an x``scale``
     SR pair is cropped ``scale*crop``, aligned); ``None`` serves whole images. ``val_ratio`` is
@@ -40,20 +41,19 @@ class DataConfig:
     """
 
     type: str = "demo"
-    root: str | None = None
-    split: str = "train"
     val_ratio: float = 0.5
     crop: int | None = None
     batch_size: int = 1
     scale: int = 1
     seed: int = 0
     num_workers: int = 0
-    demo_count: int = 8
-    demo_size: int = 128
+    options: Any = None
+
+    @classmethod
+    def variant_registry(cls) -> Any:
+        return DATASETS
 
     def validate(self) -> None:
-        if self.type not in DATASETS:
-            raise ValueError(f"type={self.type!r} is not a dataset; allowed: {', '.join(DATASETS.names())}")
         check_range("val_ratio", self.val_ratio, 0.0, None, lo_open=True)
         if self.val_ratio >= 1.0:
             raise ValueError(f"val_ratio={self.val_ratio} must be < 1")
@@ -64,8 +64,6 @@ class DataConfig:
             raise ValueError(f"scale={self.scale} is not allowed; allowed: 1, 2, 4")
         check_range("seed", self.seed, 0)
         check_range("num_workers", self.num_workers, 0)
-        check_range("demo_count", self.demo_count, 2)
-        check_range("demo_size", self.demo_size, 8)
 
 
 def _seed(*parts: int) -> int:

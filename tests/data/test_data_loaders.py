@@ -13,7 +13,8 @@ from nas_llv.data import (BatchStream, DataConfig, TensorPairs, UnpairedFolder, 
 
 
 def _cfg(**kw: object) -> DataConfig:
-    base = {"type": "demo", "demo_count": 8, "demo_size": 32, "batch_size": 2, "crop": 16}
+    demo = {"demo_count": 8, "demo_size": 32} if kw.get("type", "demo") in ("demo", "demo_sr") else {}
+    base = {"type": "demo", **demo, "batch_size": 2, "crop": 16}
     return from_dict(DataConfig, {**base, **kw}, "data")
 
 
