@@ -76,13 +76,17 @@ class PairedFolder(Dataset):
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        low_path, high_path = self.pairs[i]
-        low, high = read_image(low_path), read_image(high_path)
-        want = (low.shape[1] * self.scale, low.shape[2] * self.scale)
-        if tuple(high.shape[1:]) != want:
-            raise ConfigError(f"{high_path}: ground truth size {tuple(high.shape[1:])} does not fit its input "
-                              f"{low_path} {tuple(low.shape[1:])} at scale x{self.scale}: expected {want}")
-        return {"low": low, "high": high, "name": low_path.stem}
+        return read_pair(*self.pairs[i], self.scale)
+
+
+def read_pair(low_path: Path, high_path: Path, scale: int = 1) -> dict[str, Any]:
+    """``{"low", "high", "name"}`` of one pair, the ground truth checked to be ``scale`` x its input."""
+    low, high = read_image(low_path), read_image(high_path)
+    want = (low.shape[1] * scale, low.shape[2] * scale)
+    if tuple(high.shape[1:]) != want:
+        raise ConfigError(f"{high_path}: ground truth size {tuple(high.shape[1:])} does not fit its input "
+                          f"{low_path} {tuple(low.shape[1:])} at scale x{scale}: expected {want}")
+    return {"low": low, "high": high, "name": low_path.stem}
 
 
 class UnpairedFolder(Dataset):
@@ -114,6 +118,6 @@ def lol(root: str | Path, split: str = "train") -> PairedFolder:
     folder = root / LOL_SPLITS[split]
     if not ((folder / "low").is_dir() and (folder / "high").is_dir()):
         raise ConfigError(f"{folder}: LOL {split} split not found. Download LOL (LOLdataset.zip, "
-                          f"Wei et al. BMVC 2018), unpack it and point root at the folder that "
+                          f"Wei et al. BMVC 2018), unpack it and set data.root=... (or --data) to the folder that "
                           f"holds our485/ and eval15/; expected layout: {LOL_LAYOUT}")
     return PairedFolder(folder)

@@ -33,7 +33,8 @@ from torch.utils.data import Dataset
 
 from nas_llv.choices import SPLIT_DIRS
 from nas_llv.config import ConfigError
-from nas_llv.data.io import is_image, list_images, read_image
+from nas_llv.data.folders import read_pair
+from nas_llv.data.io import is_image, list_images
 
 log = logging.getLogger(__name__)
 
@@ -134,10 +135,4 @@ class LowLightSRFolder(Dataset):
         return len(self.pairs)
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        lr_path, hr_path = self.pairs[i]
-        low, high = read_image(lr_path), read_image(hr_path)
-        want = (low.shape[1] * self.scale, low.shape[2] * self.scale)
-        if tuple(high.shape[1:]) != want:
-            raise ConfigError(f"{hr_path}: size {tuple(high.shape[1:])} is not {self.scale}x its "
-                              f"input {lr_path} {tuple(low.shape[1:])}; expected {want}")
-        return {"low": low, "high": high, "name": lr_path.stem}
+        return read_pair(*self.pairs[i], self.scale)

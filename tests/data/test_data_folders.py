@@ -125,7 +125,7 @@ def test_generic_sr_layout_and_errors(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="1 inputs have no ground truth.*: zz.png$"):
         LowLightSRFolder(tmp_path, "train", 4)
     (tmp_path / "lr_x4" / "zz.png").unlink()
-    with pytest.raises(ConfigError, match=r"b.png: size \(12, 12\) is not 4x its input"):
+    with pytest.raises(ConfigError, match=r"b.png: ground truth size \(12, 12\) does not fit its input .* at scale x4"):
         LowLightSRFolder(tmp_path, "train", 4)[1]
 
 
