@@ -3,33 +3,28 @@ from __future__ import annotations
 
 import argparse
 
-
-def _tables() -> dict[str, list[str]]:
-    from nas_llv import registry
-    from nas_llv.space.ops import OPS, PAPER_NAMES
-    from nas_llv.space.spec import load_space, shipped_spaces
-
-    spaces = []
-    for name in shipped_spaces():
-        spec = load_space(name)
-        spaces.append(f"{name:18s} {spec.description}")
-    return {
-        "ops": [f"{n:20s} {PAPER_NAMES[n]}" for n in OPS],
-        "spaces": spaces,
-        "losses": registry.LOSSES.names(),
-        "strategies": registry.STRATEGIES.names(),
-        "hypergrads": registry.HYPERGRADS.names(),
-        "datasets": registry.DATASETS.names(),
-        "networks": registry.NETWORKS.names(),
-    }
-
-
-
 KINDS = ("ops", "spaces", "losses", "strategies", "hypergrads", "datasets", "networks")
+REGISTRIES = {"losses": "LOSSES", "strategies": "STRATEGIES", "hypergrads": "HYPERGRADS",
+              "datasets": "DATASETS", "networks": "NETWORKS"}
+
+
+def table(kind: str) -> list[str]:
+    """The lines ``nas-llv list KIND`` prints; only what that kind needs is imported."""
+    if kind == "ops":
+        from nas_llv.space.ops import OPS, PAPER_NAMES
+
+        return [f"{n:20s} {PAPER_NAMES[n]}" for n in OPS]
+    if kind == "spaces":
+        from nas_llv.space.spec import load_space, shipped_spaces
+
+        return [f"{name:18s} {load_space(name).description}" for name in shipped_spaces()]
+    from nas_llv import registry
+
+    return getattr(registry, REGISTRIES[kind]).names()
 
 
 def run(args: argparse.Namespace) -> int:
-    for line in _tables()[args.kind]:
+    for line in table(args.kind):
         print(line)
     return 0
 
