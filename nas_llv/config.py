@@ -230,6 +230,8 @@ class Variant:
         except RegistryError as exc:
             raise ConfigError(f"{_at(_join(where, cls.VARIANT_KEY))} {exc}") from None
         allowed = ([] if cls.NESTED else shared) + [f.name for f in dataclasses.fields(options_cls or _NoOptions)]
+        # another variant's key set to null is unset (an override can drop what a recipe set)
+        own = {k: v for k, v in own.items() if k in allowed or v is not None}
         for key in own:
             if key not in allowed:
                 raise ConfigError(_refused(registry, str(name), key, allowed, where))
@@ -251,8 +253,8 @@ def _refused(registry: Any, name: str, key: str, allowed: list[str], where: str)
     """Why ``key`` is refused in section ``where``: it belongs to other variants (named), or to none."""
     owners = [n for n in registry.names() if key in {f.name for f in dataclasses.fields(registry.config_of(n) or _NoOptions)}]
     if owners:
-        return (f"{_at(_join(where, key))} belongs to {registry.kind} {', '.join(owners)}, not '{name}'; "
-                f"allowed here: {', '.join(allowed) or 'none'}")
+        return (f"{_at(_join(where, key))} belongs to {registry.kind} {', '.join(owners)}, not '{name}' "
+                f"(set it to null to drop it); allowed here: {', '.join(allowed) or 'none'}")
     return f"{_at(where)} unknown key '{key}'; allowed: {', '.join(allowed) or 'none'}"
 
 

@@ -7,15 +7,53 @@ once and keeps the last checkpoint).
 """
 from __future__ import annotations
 
+import logging
 import math
 import time
 from typing import Any, Mapping
 
 import torch
 from tqdm.auto import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas_llv.config import ConfigError
 from nas_llv.runs import Run, deferred_interrupt
+
+
+log = logging.getLogger("nas_llv.progress")
+
+PROGRESS_EVERY = 15.0  # seconds between progress lines in the log
+
+
+class Progress:
+    """A bar on a terminal (none in a pipe or a file), and a line in the log every ``every``
+    seconds wherever the log goes: step, rate, time left."""
+
+    def __init__(self, job: Job, every: float = PROGRESS_EVERY) -> None:
+        self.job, self.every = job, every
+        done, total = job.progress()
+        self.bar = tqdm(total=total, initial=done, desc=f"{job.kind} {job.recipe.name}", unit="step", disable=None)
+        self.start_done, self.start = done, time.perf_counter()
+        self.last = self.start
+
+    def update(self) -> None:
+        done, total = self.job.progress()
+        self.bar.update(done - self.bar.n)
+        now = time.perf_counter()
+        if now - self.last >= self.every and done > self.start_done:
+            per_step = (now - self.start) / (done - self.start_done)
+            log.info("%s: step %d/%d, %.2f s/step, about %s left", self.job.kind, done, total, per_step,
+                     _duration(per_step * (total - done)))
+            self.last = now
+
+    def close(self) -> None:
+        self.bar.close()
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
 class Diverged(ConfigError):
@@ -118,11 +156,10 @@ class Job:
             raise ConfigError(f"--stop-after {stop_after}: expected a number of steps >= 0")
         limit = None if stop_after is None else self.step + stop_after
         start = time.perf_counter() - self.elapsed
-        done, total = self.progress()
-        bar = tqdm(total=total, initial=done, desc=f"{self.kind} {self.recipe.name}", unit="it", disable=None)
+        bar = Progress(self)
         whole = True
         try:
-            with deferred_interrupt() as interrupt:
+            with deferred_interrupt() as interrupt, logging_redirect_tqdm():  # log lines above the bar
                 while not self.done():
                     if limit is not None and self.step >= limit:
                         self.save(start)
@@ -130,7 +167,7 @@ class Job:
                     whole = False  # a second Ctrl-C may land inside the unit: no checkpoint then
                     self.advance(start)
                     whole = True
-                    bar.update(1)
+                    bar.update()
                     if self.checkpoint_due():
                         self.save(start)
                     interrupt.check()

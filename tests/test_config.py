@@ -108,6 +108,7 @@ def test_a_variant_takes_its_own_options_flat_and_reads_them_as_attributes():
     assert from_dict(Section, to_dict(cfg), "s") == cfg
     assert from_dict(Section, {}, "s").options == RoundOptions()
     assert from_dict(Section, {"type": "dot"}, "s").options is None
+    assert from_dict(Section, {"type": "dot", "width": None}, "s").options is None  # null unsets
     with pytest.raises(AttributeError):
         cfg.radius  # noqa: B018  (another variant's option is not there)
 
@@ -120,13 +121,13 @@ def test_nested_variant_options():
 
 @pytest.mark.parametrize("cls, data, message", [
     (Section, {"type": "box", "radius": 2.0},
-     "s.radius: belongs to thing ball, round, not 'box'; allowed here: type, size, width, height"),
-    (Section, {"type": "dot", "width": 1}, "s.width: belongs to thing box, not 'dot'; allowed here: type, size"),
+     "s.radius: belongs to thing ball, round, not 'box' (set it to null to drop it); allowed here: type, size, width, height"),
+    (Section, {"type": "dot", "width": 1}, "s.width: belongs to thing box, not 'dot' (set it to null to drop it); allowed here: type, size"),
     (Section, {"type": "round", "colour": 1}, "s: unknown key 'colour'; allowed: type, size, radius"),
     (Section, {"type": "box", "width": "wide"}, "s.width: expected int, got 'wide'"),
     (Section, {"type": "cone"}, "s.type: unknown thing 'cone'; allowed: ball, box, dot, round"),
     (NestedSection, {"type": "box", "options": {"radius": 1.0}},
-     "s.options.radius: belongs to thing ball, round, not 'box'; allowed here: width, height"),
+     "s.options.radius: belongs to thing ball, round, not 'box' (set it to null to drop it); allowed here: width, height"),
 ])
 def test_keys_of_another_variant_name_it(cls, data, message):
     with pytest.raises(ConfigError) as info:

@@ -226,6 +226,7 @@ def test_a_search_that_fails_before_its_first_step_leaves_no_folder(tmp_path, ca
     # an L1 loss needs ground truth, which a folder of low-light images alone does not have
     tiny = [a for a in TINY_SEARCH if not a.startswith(("data.demo_count", "data.demo_size"))]
     args = ["search", str(RECIPES / "ruas_demo.yaml"), *tiny, "data.type=folder", f"data.root={low}",
+            "data.demo_count=null", "data.demo_size=null",
             "data.val_ratio=0.5", "losses.scene={type: l1}", "--output", str(tmp_path / "r")]
     assert "needs" in _error(capsys, args)  # the loss names what it lacks
     assert not (tmp_path / "r").exists() or not any((tmp_path / "r").iterdir())

@@ -238,7 +238,7 @@ def test_ground_truth_loss_on_unpaired_data_fails_before_any_run_folder(genotype
     for i in range(3):
         Image.fromarray(np.full((20, 20, 3), 20 * i, np.uint8)).save(folder / f"{i}.png")
     args = ["train", genotype, "--recipe", recipe_file(), "--output", str(tmp_path / "o"),
-            "data.type=folder", f"data.root={folder}"]
+            "data.type=folder", f"data.root={folder}", "data.demo_count=null", "data.demo_size=null"]
     assert "needs ground truth 'high'" in _error(capsys, args)
     assert not (tmp_path / "o").exists()
 
