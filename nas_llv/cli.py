@@ -11,6 +11,7 @@ import sys
 from typing import NoReturn, Sequence
 
 from nas_llv.config import ConfigError
+from nas_llv.device import set_threads
 from nas_llv.registry import RegistryError
 
 COMMANDS = ("list", "space", "search", "derive", "train", "import-ruas", "enhance", "eval", "compare")
@@ -34,7 +35,20 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name in COMMANDS:
         import_module(f".commands.{name.replace('-', '_')}", __package__).add_parser(sub)
+    for command in sub.choices.values():
+        command.add_argument("--threads", type=_positive, metavar="N",
+                             help="CPU threads for torch (default: the cores this process may use)")
     return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"expected a number of threads >= 1, got '{text}'")
+    return n
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -48,6 +62,7 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"(see nas-llv {args.command} --help)", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    set_threads(args.threads)
     try:
         return int(args.run(args) or 0)
     except (ConfigError, RegistryError) as exc:

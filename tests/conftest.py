@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import pytest
-import torch
+# Tiny tensors run fastest, and steadiest on a busy machine, on one thread (the CLI's default
+# thread count follows OMP_NUM_THREADS, so tests that call it in-process keep one too).
+os.environ["OMP_NUM_THREADS"] = "1"
 
-# Tiny tensors run fastest, and steadiest on a busy machine, on one thread.
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
 torch.set_num_threads(1)
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"

@@ -5,31 +5,38 @@ candidates under a label (equal labels are one shared choice), ``ModelSpace.simp
 lists the choices, and ``freeze()`` turns a supernet into the chosen network. Choices must
 be created inside a ModelSpace's ``__init__``, so supernets are built through ``Space``,
 which calls a factory in that context. Nothing else in nas-llv imports nni.
+
+NNI (with lightning) takes seconds to import, so it is imported on first use: a derived network,
+and every command that only checks its input, never loads it.
 """
 from __future__ import annotations
 
+import functools
+import logging
 import warnings
 from typing import Any, Callable, Iterator, Mapping
 
 from torch import nn
 
-with warnings.catch_warnings():
-    # NNI 3.0 predates some torch module types and warns about each at import
-    warnings.simplefilter("ignore")
-    import logging as _logging
 
-    from nni.nas.nn.pytorch import LayerChoice, ModelSpace
-
-_logging.getLogger("nni").setLevel(_logging.ERROR)
+@functools.cache
+def _nni() -> Any:
+    """``nni.nas.nn.pytorch``, imported once, quietly."""
+    with warnings.catch_warnings():
+        # NNI 3.0 predates some torch module types and warns about each at import
+        warnings.simplefilter("ignore")
+        import nni.nas.nn.pytorch as nn_pytorch
+    logging.getLogger("nni").setLevel(logging.ERROR)
+    return nn_pytorch
 
 
 def choice(candidates: Mapping[str, nn.Module], label: str) -> nn.Module:
     """A labelled choice among named candidate modules (NNI ``LayerChoice``)."""
-    return LayerChoice(dict(candidates), label=label)
+    return _nni().LayerChoice(dict(candidates), label=label)
 
 
 def is_choice(module: nn.Module) -> bool:
-    return isinstance(module, LayerChoice)
+    return isinstance(module, _nni().LayerChoice)
 
 
 def candidates(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
@@ -38,18 +45,25 @@ def candidates(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:
         yield name, module[name]
 
 
-class Space(ModelSpace):
+def Space(factory: Callable[[], nn.Module]) -> nn.Module:  # noqa: N802  (builds an instance of a class)
     """Root of a supernet: calls ``factory()`` where NNI can register its choices.
 
     ``space.net`` is the network itself; the wrapper exists for ``labels`` and ``freeze``.
     """
+    return _space_class()(factory)
 
-    def __init__(self, factory: Callable[[], nn.Module]) -> None:
-        super().__init__()
-        self.net = factory()
 
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        return self.net(*args, **kwargs)
+@functools.cache
+def _space_class() -> type:
+    class _Space(_nni().ModelSpace):
+        def __init__(self, factory: Callable[[], nn.Module]) -> None:
+            super().__init__()
+            self.net = factory()
+
+        def forward(self, *args: Any, **kwargs: Any) -> Any:
+            return self.net(*args, **kwargs)
+
+    return _Space
 
 
 def labels(space: Space) -> dict[str, list[Any]]:
