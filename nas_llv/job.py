@@ -7,6 +7,7 @@ once and keeps the last checkpoint).
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
@@ -45,6 +46,10 @@ class Progress:
             log.info("%s: step %d/%d, %.2f s/step, about %s left", self.job.kind, done, total, per_step,
                      _duration(per_step * (total - done)))
             self.last = now
+
+    def logging(self) -> contextlib.AbstractContextManager[Any]:
+        """While the bar is drawn, console log lines print above it instead of into it."""
+        return contextlib.nullcontext() if self.bar.disable else logging_redirect_tqdm()
 
     def close(self) -> None:
         self.bar.close()
@@ -159,7 +164,7 @@ class Job:
         bar = Progress(self)
         whole = True
         try:
-            with deferred_interrupt() as interrupt, logging_redirect_tqdm():  # log lines above the bar
+            with deferred_interrupt() as interrupt, bar.logging():
                 while not self.done():
                     if limit is not None and self.step >= limit:
                         self.save(start)

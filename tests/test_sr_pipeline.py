@@ -4,7 +4,6 @@ llsr demo) -> derive -> train -> eval (PSNR/SSIM at HR, checked against scikit-i
 from __future__ import annotations
 
 import csv
-import dataclasses
 import json
 import re
 from pathlib import Path
@@ -27,7 +26,6 @@ from nas_llv.metrics import count_flops, psnr, quantize, ssim
 from nas_llv.export.modelfile import load_model, save_model
 from nas_llv.recipe import load_recipe
 from nas_llv.export.ruas_import import ruas_genotype
-from nas_llv.space.spec import load_space
 from nas_llv.derive.train import Trainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,16 +97,6 @@ def _check_eval(model: Path, data: Path, out: Path, pairs: list[tuple[Path, Path
     assert summary["scale"] == scale and summary["resolution"] == f"{side}x{side}"  # cost at the LR input
     assert summary["flops"] == count_flops(net, torch.rand(1, 3, side, side))
     assert summary["psnr"] == pytest.approx(np.mean([float(r["psnr"]) for r in rows]))
-
-
-def test_genotype_scale_reads_the_model_option():
-    assert genotype_scale(ruas_genotype("cvpr", "ruas")) == 1
-    space = load_space("collaba_llsr")
-    bare = {k: v for k, v in space.model.items() if k != "scale"}  # not recorded: the model's default, 2
-    geno = ruas_genotype("cvpr", "ruas_s")
-    for model, want in ((bare, 2), ({**bare, "scale": 4}, 4), ({**bare, "scale": 1}, 1)):
-        spaces = {"llsr": dataclasses.replace(space, model=model)}
-        assert genotype_scale(dataclasses.replace(geno, spaces=spaces)) == want
 
 
 def test_paired_sr_folders_train_with_aligned_crops(tmp_path):

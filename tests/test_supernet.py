@@ -75,16 +75,6 @@ def test_cvpr_genotype_parameter_counts():
     assert count(net) == 3438
 
 
-def test_full_size_rebuild(tmp_path):
-    space = load_space("ruas_denoise")
-    path = Genotype({"type": "single"}, {"net": space}, CVPR_DENOISE).save(tmp_path / "g.yaml")
-    geno = load_genotype(path)
-    small, big = geno.build(), geno.build(channels=16, repeat=5)
-    assert len(big.blocks) == 5 and big.stem.out_channels == 16
-    x = torch.rand(1, 3, 16, 16)
-    assert big(x).shape == small(x).shape == x.shape
-
-
 def test_search_network_labels_are_prefixed_per_module():
     spaces = {"scene": load_space("ruas_scene"), "denoise": load_space("ruas_denoise")}
     net = build_search_network({"type": "ruas", "variant": "ruas"}, spaces)

@@ -15,15 +15,16 @@ from skimage.metrics import peak_signal_noise_ratio
 
 from conftest import RECIPES
 from nas_llv.cli import main
-from nas_llv.config import ConfigError
-from nas_llv.space.genotype import Genotype, with_variant
+from nas_llv.space.genotype import Genotype
 from nas_llv.losses.ruas import RUASDenoiseLoss, RUASSceneLoss
 from nas_llv.metrics import quantize
 from nas_llv.export.modelfile import load_model, save_model
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.runs import Run
-from nas_llv.derive.train import Trainer, load_source, resolve_build
+from nas_llv.config import ConfigError
+from nas_llv.derive.train import Objective, Trainer, load_source, resolve_build
+from nas_llv.space.spec import load_space
 
 TINY = {
     "name": "tiny",
@@ -202,6 +203,35 @@ def test_task_entry_trains_the_denoiser_alone(genotype, tmp_path):
         torch.testing.assert_close(grads[name], p.grad, msg=name)
 
 
+def test_an_entry_for_an_absent_module_is_refused():
+    net = ruas_genotype("cvpr", "ruas_s").build()  # RUAS.objective_modules: task trains net.denoise
+    with pytest.raises(ConfigError) as err:
+        Objective(TINY["losses"], {"scene": 1.0, "task": 1.0}, net)
+    assert str(err.value) == ("train.objective: task trains the denoise module, which this network does not "
+                              "have (variant ruas_s); drop it from train.objective")
+
+
+def test_a_network_without_hooks_trains_every_entry_on_its_full_output():
+    space = load_space("ruas_denoise")
+    net = Genotype({"type": "single"}, {"net": space}, {e.label: "conv_3x3" for e in space.cell.searchable}).build()
+    objective = Objective(TINY["losses"], {"l1": 1.0}, net)
+    assert objective.own == frozenset() and not objective.partial
+    batch = {"low": torch.rand(2, 3, 16, 16), "high": torch.rand(2, 3, 16, 16)}
+    total, terms, out = objective(net, batch)
+    total.backward()
+    assert set(terms) == {"l1"} and out.shape == (2, 3, 16, 16)
+    assert all(p.grad is not None for p in net.parameters())
+
+
+def test_ruas_a_from_random_weights_warns_that_its_gate_is_untrained(genotype, tmp_path, caplog):
+    with caplog.at_level("WARNING", logger="nas_llv"):
+        _trainer(genotype, tmp_path / "a", steps=1, variant="ruas_a")
+    assert "no objective term trains the noise estimator" in caplog.text
+    caplog.clear()
+    _trainer(genotype, tmp_path / "b", steps=1)
+    assert "noise estimator" not in caplog.text
+
+
 def _searched_as_ruas_s():
     full = ruas_genotype("cvpr", "ruas")  # a ruas_s search keeps the denoise space but chooses no op in it
     scene = {k: v for k, v in full.choices.items() if k.startswith("scene.")}
@@ -209,11 +239,8 @@ def _searched_as_ruas_s():
 
 
 def test_variant_with_a_denoiser_needs_denoiser_choices(tmp_path, recipe_file, capsys):
-    geno = _searched_as_ruas_s()
-    with pytest.raises(ConfigError, match="chooses no denoiser ops"):
-        with_variant(geno, "ruas_a")
-    assert with_variant(geno, "ruas_s") is geno
-    path = geno.save(tmp_path / "genotype.yaml")
+    # (with_variant itself: tests/test_genotype.py)
+    path = _searched_as_ruas_s().save(tmp_path / "genotype.yaml")
     err = _error(capsys, ["train", str(path), "--recipe", recipe_file(), "--output", str(tmp_path / "o"),
                           "train.variant=ruas"])
     assert "train.variant=ruas needs a denoise module" in err and not (tmp_path / "o").exists()

@@ -1,10 +1,44 @@
-"""Running a long job (search, train) in its run folder, with the resume hint on a stop."""
+"""Starting and running a long job (search, train) in its run folder, with the resume hint on a stop."""
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, Callable
 
 log = logging.getLogger("nas_llv")
+
+
+def start_job(recipe: Any, recipe_arg: str, output: str | None, build: Callable[[], Any]) -> tuple[Any, Any]:
+    """A new run of the job ``build()`` makes, in ``output`` (else the recipe's output folder).
+
+    The output folder is checked and the job built (it checks the recipe on one batch) before the
+    run folder exists, so bad input leaves nothing behind; a failure while attaching removes it.
+    """
+    from nas_llv.paths import check_output_dir
+    from nas_llv.runs import Run
+
+    root = output or recipe.output
+    check_output_dir(root, "--output" if output else f"{recipe_arg}: output")
+    job = build()
+    run = Run.create(recipe.to_dict(), recipe.name, root)
+    with run.discarded_on_error():
+        job.attach(run)
+    return job, run
+
+
+def resume_job(path: str, kind: str, build: Callable[[Any, Any, dict[str, Any]], Any]) -> tuple[Any, Any]:
+    """The job of run ``path`` (whose checkpoint ``kind`` wrote), rebuilt from the run's own
+    config.yaml by ``build(recipe, run, state)``, attached and restored; on any error the run is
+    closed again."""
+    from nas_llv.recipe import recipe_from_dict
+    from nas_llv.runs import Run
+
+    run, state = Run.resume(path, kind)
+    with run.closed_on_error():
+        recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
+        job = build(recipe, run, state)
+        job.attach(run)
+        job.restore(state)
+    return job, run
 
 
 def run_job(job: Any, run: Any, command: str, stop_after: int | None) -> int:

@@ -11,33 +11,25 @@ log = logging.getLogger("nas_llv.search")
 
 def start(args: argparse.Namespace):
     """The Searcher and its run folder: a new run, or one resumed from its checkpoint."""
-    from nas_llv.paths import check_output_dir
-    from nas_llv.recipe import load_recipe, recipe_from_dict
-    from nas_llv.registry import STRATEGIES
-    from nas_llv.runs import Run
+    from nas_llv.commands._job import resume_job, start_job
+    from nas_llv.recipe import load_recipe
 
     if args.resume:
         if args.recipe or args.overrides:
             raise ConfigError("--resume continues a run from its own config.yaml; give no recipe or overrides")
-        run, state = Run.resume(args.resume, "search")
-        with run.closed_on_error():
-            recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
-            searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
-            searcher.attach(run)
-            searcher.restore(state)
+        searcher, run = resume_job(args.resume, "search", lambda recipe, run, state: _searcher(recipe))
         log.info("resuming %s at step %d (epoch %d)", run.dir, searcher.step, searcher.epoch + 1)
         return searcher, run
     if not args.recipe:
         raise ConfigError("give a recipe file (e.g. recipes/ruas_demo.yaml) or --resume RUN")
     recipe = load_recipe(args.recipe, args.overrides)
-    root = args.output or recipe.output
-    check_output_dir(root, "--output" if args.output else f"{args.recipe}: output")
-    # Build (and check one batch) before creating the run folder: bad input leaves nothing behind.
-    searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
-    run = Run.create(recipe.to_dict(), recipe.name, root)
-    with run.discarded_on_error():
-        searcher.attach(run)
-    return searcher, run
+    return start_job(recipe, args.recipe, args.output, lambda: _searcher(recipe))
+
+
+def _searcher(recipe):
+    from nas_llv.search.loop import Searcher  # heavy (NNI): only once the recipe has been checked
+
+    return Searcher(recipe)
 
 
 def run_search(args: argparse.Namespace) -> int:

@@ -18,29 +18,23 @@ def _split_target(args: argparse.Namespace) -> None:
 
 
 def resume(args: argparse.Namespace):
+    from nas_llv.commands._job import resume_job
     from nas_llv.space.genotype import load_genotype
-    from nas_llv.recipe import recipe_from_dict
-    from nas_llv.runs import Run
     from nas_llv.derive.train import Trainer
 
     if args.target or args.recipe or args.overrides or args.init:
         raise ConfigError("--resume continues a run from its own config.yaml and genotype.yaml; "
                           "give no genotype, --recipe, --init or overrides")
-    run, state = Run.resume(args.resume, "train")
-    with run.closed_on_error():
-        recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
-        trainer = Trainer(recipe, load_genotype(run.dir / "genotype.yaml"), build=state.get("build"))
-        trainer.attach(run, new=False)
-        trainer.restore(state)
+    trainer, run = resume_job(args.resume, "train", lambda recipe, run, state: Trainer(
+        recipe, load_genotype(run.dir / "genotype.yaml"), build=state.get("build")))
     log.info("resuming %s at step %d of %d", run.dir, trainer.step, trainer.total_steps)
     return trainer, run
 
 
 def start(args: argparse.Namespace):
     """The Trainer and its run folder: a new run, or one resumed from its checkpoint."""
-    from nas_llv.paths import check_output_dir
+    from nas_llv.commands._job import start_job
     from nas_llv.recipe import load_recipe
-    from nas_llv.runs import Run
     from nas_llv.derive.train import Trainer, load_source, resolve_build
 
     _split_target(args)
@@ -52,15 +46,13 @@ def start(args: argparse.Namespace):
         raise ConfigError("give what to train: a genotype.yaml, a run folder holding one, or a model file "
                           "(or --init MODEL alone to fine-tune that model's network)")
     recipe = load_recipe(args.recipe, args.overrides)
-    check_output_dir(args.output or recipe.output, "--output" if args.output else f"{args.recipe}: output")
-    genotype, base_build = load_source(args.target or args.init)
-    # Build (and check one batch) before creating the run folder: bad input leaves nothing behind.
-    trainer = Trainer(recipe, genotype, resolve_build(recipe.train, base_build), init=args.init)
-    run = Run.create(recipe.to_dict(), recipe.name, args.output or recipe.output)
-    with run.discarded_on_error():
-        log.info("genotype from %s%s", args.target or args.init, f", weights from {args.init}" if args.init else "")
-        trainer.attach(run)
-    return trainer, run
+    source = args.target or args.init
+
+    def build() -> Trainer:
+        genotype, base_build = load_source(source)
+        return Trainer(recipe, genotype, resolve_build(recipe.train, base_build), init=args.init, source=source)
+
+    return start_job(recipe, args.recipe, args.output, build)
 
 
 def run_train(args: argparse.Namespace) -> int:

@@ -30,8 +30,8 @@ class OutputError(ConfigError):
 def select_output(out: torch.Tensor | dict[str, Any], which: str = "x") -> torch.Tensor:
     """The image ``which`` names among a network's outputs.
 
-    Networks return a tensor (the final image) or a dict: RUAS gives 'x' (final, after the
-    denoiser when there is one) and 'u' (the scene module's enhanced image).
+    Networks return a tensor (the final image, 'x') or a dict holding 'x' and whatever
+    intermediate images the network names (e.g. 'u', the enhanced image before denoising).
     """
     if isinstance(out, torch.Tensor):
         if which != "x":

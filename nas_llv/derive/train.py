@@ -28,7 +28,6 @@ from nas_llv.space.genotype import Genotype, find_genotype, genotype_from_dict, 
 from nas_llv.derive.inference import select_output
 from nas_llv.device import resolve_device
 from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
-from nas_llv.space.models import RUAS
 from nas_llv.job import Job
 from nas_llv.losses import build_loss
 from nas_llv.optim import make_optimizer, make_scheduler
@@ -36,10 +35,14 @@ from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 
 log = logging.getLogger(__name__)
 
-# Objective entries bound to one RUAS module: absent module -> error; 'task' trains the denoiser only.
-MODULE_OF_ENTRY = {"scene": "scene", "task": "denoise"}
-# What RUAS.forward adds to its scene module's outputs.
-FULL_OUTPUT_KEYS = frozenset({"x", "noise"})
+# Hooks a network may define to shape its retraining (RUAS defines them all, space/models/networks.py);
+# without them every entry reads the full forward and is back-propagated through all of it:
+#   objective_modules: {entry: attribute}   the submodule an entry trains; None there -> entry refused
+#   own_output_entries: set of entries      they read entry_outputs(entry, out), not the full outputs
+#   partial_forward(y), full_output_keys     a cheaper forward, lacking those keys, used when no
+#                                            other entry reads them
+#   variant: str                             named in the error for an absent module
+#   random_init_warnings() -> [str]          logged when retraining starts from random weights
 
 
 def load_source(target: str | Path) -> tuple[Genotype, dict[str, Any]]:
@@ -85,13 +88,14 @@ def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any]) -> Non
 class Objective(nn.Module):
     """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms, out).
 
-    On a RUAS network the entry ``task`` (the denoiser's loss) sees the denoiser applied to the
-    scene output *detached*, as the task level of the cooperative search does: it trains the
-    denoiser only (a TV term reaching the scene module would darken u). Every other entry is
+    An entry the network lists in ``own_output_entries`` sees ``net.entry_outputs(entry, out)``
+    instead of ``out`` (on RUAS the entry ``task``, the denoiser's loss, sees the denoiser applied
+    to the scene output *detached*: it trains the denoiser only). Every other entry is
     back-propagated through the whole network. Terms are logged by entry name (``<entry>.<term>``
-    for an entry that is a composite of several terms). The network's full output (its ``x``) is
-    computed only when an entry other than ``task`` reads it, or the caller asks for it: with
-    ``{scene, task}`` a step runs the scene module once and the denoiser once.
+    for an entry that is a composite of several terms). A network with a ``partial_forward`` runs
+    only that when no other entry reads its ``full_output_keys`` and the caller does not ask for
+    the full output: on RUAS, with ``{scene, task}`` a step runs the scene module once and the
+    denoiser once.
     """
 
     def __init__(self, losses: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float], net: nn.Module) -> None:
@@ -100,12 +104,7 @@ class Objective(nn.Module):
         if unknown:
             raise ConfigError(f"train.objective: {', '.join(unknown)} not in the recipe's losses "
                               f"(it has: {', '.join(losses) or 'none'})")
-        if isinstance(net, RUAS):
-            absent = [k for k in weights if k in MODULE_OF_ENTRY and getattr(net, MODULE_OF_ENTRY[k]) is None]
-            if absent:
-                raise ConfigError(f"train.objective: {', '.join(absent)} trains the "
-                                  f"{', '.join(MODULE_OF_ENTRY[k] for k in absent)} module, which this network "
-                                  f"does not have (variant ruas_s); drop it from train.objective")
+        _check_modules(net, weights)
         self.terms = nn.ModuleDict({k: build_loss(dict(losses[k])) for k in weights})
         learned = [k for k, t in self.terms.items() if t.hyper_parameters()]
         if learned:
@@ -113,14 +112,15 @@ class Objective(nn.Module):
                               f"retraining takes fixed weights")
         self.weights = dict(weights)
         self.single = {k for k in weights if "type" in losses[k]}  # one loss: logged as the entry
-        self.detach_task = isinstance(net, RUAS) and net.denoise is not None
-        others = [t for k, t in self.terms.items() if not (k == "task" and self.detach_task)]
-        self.scene_only = self.detach_task and not any(_reads_full_output(t) for t in others)
+        self.own = frozenset(getattr(net, "own_output_entries", ())) & set(weights)
+        full_keys = frozenset(getattr(net, "full_output_keys", ()))
+        shared = [t for k, t in self.terms.items() if k not in self.own]
+        self.partial = hasattr(net, "partial_forward") and not any(_reads(t, full_keys) for t in shared)
 
     def outputs(self, net: nn.Module, low: torch.Tensor, need_x: bool = False) -> Any:
-        """``net``'s outputs for ``low`` that the entries read: the scene module's alone (no ``x``)
-        when none reads the full output and ``need_x`` is False."""
-        return net.scene(low) if self.scene_only and not need_x else net(low)
+        """``net``'s outputs for ``low`` that the entries read: its ``partial_forward``'s (no ``x``)
+        when no entry reads the full output and ``need_x`` is False."""
+        return net.partial_forward(low) if self.partial and not need_x else net(low)
 
     def forward(self, net: nn.Module, batch: Mapping[str, Any],
                 need_x: bool = False) -> tuple[torch.Tensor, dict[str, torch.Tensor], Any]:
@@ -129,26 +129,29 @@ class Objective(nn.Module):
         total: torch.Tensor | float = 0.0
         terms: dict[str, torch.Tensor] = {}
         for key, loss in self.terms.items():
-            seen = self._task_outputs(net, out) if key == "task" and self.detach_task else out
+            seen = net.entry_outputs(key, out) if key in self.own else out
             value, parts = loss(seen if isinstance(seen, Mapping) else {"x": seen}, batch)
             total = total + self.weights[key] * value
             terms.update({key: value} if key in self.single else {f"{key}.{n}": v for n, v in parts.items()})
         return total, terms, out  # type: ignore[return-value]
 
-    @staticmethod
-    def _task_outputs(net: RUAS, out: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-        u = out["u"].detach()
-        # Without gradients an ungated full forward's x is denoise(u) already; with them, only the
-        # detached copy keeps the task loss off the scene module.
-        reuse = "x" in out and net.estimator is None and not torch.is_grad_enabled()
-        return {"x": out["x"] if reuse else net.denoise(u), "u": u}
+
+def _check_modules(net: nn.Module, weights: Mapping[str, float]) -> None:
+    """Entries that train a submodule ``net`` does not have are an error (RUAS_S: no denoiser)."""
+    modules: Mapping[str, str] = getattr(net, "objective_modules", {})
+    absent = [k for k in weights if k in modules and getattr(net, modules[k]) is None]
+    if absent:
+        variant = getattr(net, "variant", None)
+        raise ConfigError(f"train.objective: {', '.join(absent)} trains the "
+                          f"{', '.join(modules[k] for k in absent)} module, which this network "
+                          f"does not have{f' (variant {variant})' if variant else ''}; drop it from train.objective")
 
 
-def _reads_full_output(loss: nn.Module) -> bool:
-    """Whether an objective entry reads what RUAS adds after the scene module (``x``, ``noise``);
-    a term that does not declare its ``needs`` is assumed to."""
+def _reads(loss: nn.Module, keys: frozenset[str]) -> bool:
+    """Whether an objective entry reads any of ``keys`` (what the full forward adds); a term that
+    does not declare its ``needs`` is assumed to."""
     needs = [getattr(term, "needs", None) for term in loss.terms.values()]
-    return any(n is None or FULL_OUTPUT_KEYS & set(n) for n in needs)
+    return any(n is None or keys & set(n) for n in needs)
 
 
 class Trainer(Job):
@@ -158,8 +161,9 @@ class Trainer(Job):
     kind = "train"
 
     def __init__(self, recipe: Any, genotype: Genotype, build: Mapping[str, Any] | None = None,
-                 init: str | Path | None = None) -> None:
+                 init: str | Path | None = None, source: str | Path | None = None) -> None:
         self.recipe, self.cfg = recipe, recipe.train
+        self.source = None if source is None else str(source)  # where the genotype came from (logged)
         seed_everything(recipe.seed)
         self.device = resolve_device(recipe.device)
         self.genotype, self.build = with_variant(genotype, self.cfg.variant, "train.variant"), dict(build or {})
@@ -196,18 +200,21 @@ class Trainer(Job):
         return "high" in batch
 
     # -- run folder -------------------------------------------------------------------------------
-    def attach(self, run: Run, new: bool = True) -> None:
-        """Use ``run``; a new run gets genotype.yaml and a step-0 validation row."""
+    def attach(self, run: Run, new: bool | None = None) -> None:
+        """Use ``run``; a new run (by default: one ``Run.create`` made) gets genotype.yaml and a
+        step-0 validation row."""
         super().attach(run)
-        if not new:
+        if not (run.created if new is None else new):
             return
+        if self.source is not None:
+            log.info("genotype from %s%s", self.source, f", weights from {self.init}" if self.init else "")
         self.genotype.save(run.dir / "genotype.yaml")
         params = sum(p.numel() for p in self.net.parameters())
         log.info("training %s (%s params, build %s, init %s) for %d steps on %s", self.genotype.network,
                  f"{params:,}", self.build or "as searched", self.init or "random", self.total_steps, self.device)
-        if getattr(self.net, "estimator", None) is not None and self.init is None:
-            log.warning("variant ruas_a: no objective term trains the noise estimator; its gate stays random "
-                        "unless --init gives a model that has one")
+        if self.init is None:
+            for warning in getattr(self.net, "random_init_warnings", list)():
+                log.warning(warning)
         self._log_row(time.perf_counter())
 
     # -- the loop ---------------------------------------------------------------------------------

@@ -61,8 +61,11 @@ def find_model(target: str | Path) -> Path:
 
 
 def read_model_file(path: str | Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
-    """The raw mapping of a model file, checked to be one."""
-    path = find_model(path)
+    """The raw mapping of a model file (or a run folder's ``model.pt``), checked to be one."""
+    return _read(find_model(path), map_location)
+
+
+def _read(path: Path, map_location: str | torch.device) -> dict[str, Any]:
     data = load_torch_file(path, "nas-llv model file", map_location)
     if not isinstance(data, dict) or "nas_llv" not in data or "state_dict" not in data:
         raise ConfigError(f"{path}: not a nas-llv model file (no 'nas_llv'/'state_dict' keys); "
@@ -73,7 +76,7 @@ def read_model_file(path: str | Path, map_location: str | torch.device = "cpu") 
 def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tuple[nn.Module, Genotype]:
     """Rebuild the network of a model file (or a run folder's ``model.pt``), in eval mode."""
     path = find_model(path)
-    data = read_model_file(path, map_location)
+    data = _read(path, map_location)
     genotype = genotype_from_dict(data["genotype"], f"{path}: genotype")
     build = data.get("build") or {}
     net = genotype.build(**{k: build.get(k) for k in BUILD_KEYS})

@@ -23,7 +23,7 @@ from nas_llv.config import ConfigError, check_finite, load_yaml
 from nas_llv.io_utils import write_yaml
 from nas_llv.space.models import build_fixed_network, resize_space
 from nas_llv.space.ops import canonical_op
-from nas_llv.registry import MODELS
+from nas_llv.registry import MODELS, NETWORKS
 from nas_llv.space.spec import SpaceSpec, parse_space, space_to_dict
 
 
@@ -90,24 +90,20 @@ def find_genotype(target: str | Path) -> Path:
 
 
 def with_variant(genotype: Genotype, variant: str | None, where: str = "variant") -> Genotype:
-    """The genotype with its RUAS variant replaced (ruas_s drops the denoiser's space and choices).
+    """The genotype with its network's variant replaced by the ``with_variant`` hook of its network
+    builder (``NETWORKS``; e.g. ruas_s drops the RUAS denoiser's space and choices).
 
-    ``where`` names the setting in errors (``train.variant``). A genotype searched as ruas_s may
-    keep the denoiser's space but has no denoiser choices, so it cannot become ruas or ruas_a.
+    ``where`` names the setting in errors (``train.variant``); a network without variants refuses
+    any (one line).
     """
     if variant is None or genotype.network.get("variant") == variant:
         return genotype
-    if genotype.network.get("type") != "ruas":
-        raise ConfigError(f"{where}={variant}: the genotype's network is "
-                          f"'{genotype.network.get('type', 'single')}', not ruas; leave {where} unset")
-    spaces, choices = dict(genotype.spaces), dict(genotype.choices)
-    if variant == "ruas_s":
-        spaces.pop("denoise", None)
-        choices = {k: v for k, v in choices.items() if not k.startswith("denoise.")}
-    elif "denoise" not in spaces or not any(k.startswith("denoise.") for k in choices):
-        raise ConfigError(f"{where}={variant} needs a denoise module; this genotype chooses no denoiser ops "
-                          f"(it was searched as ruas_s); use ruas_s, or a genotype searched as ruas or ruas_a")
-    return Genotype({**genotype.network, "variant": variant}, spaces, choices, dict(genotype.meta))
+    kind = genotype.network.get("type", "single")
+    hook = getattr(NETWORKS.get(kind), "with_variant", None) if kind in NETWORKS else None
+    if hook is None:
+        raise ConfigError(f"{where}={variant}: the genotype's network '{kind}' has no variants; leave {where} unset")
+    network, spaces, choices = hook(genotype.network, genotype.spaces, genotype.choices, variant, where)
+    return Genotype(dict(network), dict(spaces), dict(choices), dict(genotype.meta))
 
 
 def genotype_from_dict(data: Mapping[str, Any], source: str = "<genotype>") -> Genotype:
@@ -145,7 +141,7 @@ def declared_labels(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec])
 
 def _check_labels(choices: Mapping[str, str], declared: Mapping[str, Any], source: str) -> None:
     """Choices for labels no space declares are an error (a label without a choice fails at build:
-    a ruas_s genotype may keep the denoiser's space and choose nothing in it)."""
+    a genotype whose variant drops a module, e.g. ruas_s, may keep its space and choose nothing in it)."""
     unknown = [label for label in choices if label not in declared]
     if unknown:
         raise ConfigError(f"{source}: genotype: unknown labels {_few(unknown)}; the spaces declare: "

@@ -71,6 +71,8 @@ class TriCoLLSR(nn.Module):
     """
 
     OPTIONS = ("scale", "upscaler", "unet_width", "unet_depth", "alpha_channels", "image_skip", "eps")
+    # ω_i of strategy hyper's S2: TriCo's illumination regulator N_ir
+    illumination_modules: tuple[str, ...] = ("regulator",)
 
     def __init__(self, space: SpaceSpec, edges: EdgeFactory, prefix: str = "", scale: int = 2,
                  upscaler: str | list[str] = tuple(UPSCALERS), unet_width: int = 16, unet_depth: int = 2,
@@ -116,6 +118,9 @@ class CollaBALLSR(nn.Module):
     """
 
     OPTIONS = ("scale", "modulation", "fusion", "upscaler", "branches", "unet_width", "unet_depth", "image_skip")
+    # ω_i of strategy hyper's S2: the attention U-Net (the generative prior x^Att; its feature conv
+    # ``prior`` feeds the SR branches, so it stays in ω_s)
+    illumination_modules: tuple[str, ...] = ("attention",)
 
     def __init__(self, space: SpaceSpec, edges: EdgeFactory, prefix: str = "", scale: int = 2,
                  modulation: str | list[str] = tuple(MODULATIONS), fusion: str | list[str] = tuple(FUSIONS),

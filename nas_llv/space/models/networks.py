@@ -3,6 +3,9 @@
 A network builder in ``NETWORKS`` takes ``(spaces, make, **options)``: ``spaces`` maps module
 names to SpaceSpecs and ``make(name, prefix)`` builds that module (searchable or fixed,
 chosen by the caller). Labels of a multi-module network are prefixed by the module name.
+A builder whose network comes in variants has a ``with_variant`` attribute,
+``(network, spaces, choices, variant, where) -> (network, spaces, choices)``, which
+``genotype.with_variant`` calls (``ruas``: ``ruas_with_variant``).
 """
 from __future__ import annotations
 
@@ -37,7 +40,17 @@ class RUAS(nn.Module):
 
     y: (N, 3, H, W) in [0, 1] -> the scene outputs plus 'x', the final image, and for
     RUAS_A 'noise' (N,), the estimated noise level.
+
+    Retraining (``nas_llv.derive.train.Objective``) reads the hooks below; a network that defines
+    none is trained on its full forward, every objective entry back-propagated through all of it.
     """
+
+    #: objective entry -> the submodule it trains (an attribute; None there: the entry is refused)
+    objective_modules = {"scene": "scene", "task": "denoise"}
+    #: what ``forward`` adds to the outputs of ``partial_forward``
+    full_output_keys = frozenset({"x", "noise"})
+    #: ω_i of strategy hyper's S2: the illumination (scene) module
+    illumination_modules: tuple[str, ...] = ("scene",)
 
     def __init__(self, scene: nn.Module, denoise: nn.Module | None = None,
                  estimator: NoiseEstimator | None = None, threshold: float = 0.035) -> None:
@@ -61,6 +74,41 @@ class RUAS(nn.Module):
             out["x"] = torch.where(noisy[:, None, None, None], self.denoise(u), u)
         return out
 
+    # -- retraining hooks -------------------------------------------------------------------------
+    @property
+    def variant(self) -> str:
+        """ruas_s (no denoiser), ruas, or ruas_a (the denoiser gated by the noise estimator)."""
+        return "ruas_s" if self.denoise is None else "ruas_a" if self.estimator is not None else "ruas"
+
+    @property
+    def own_output_entries(self) -> frozenset[str]:
+        """Objective entries that see ``entry_outputs`` instead of the full forward's outputs:
+        ``task`` (the denoiser's loss) when there is a denoiser."""
+        return frozenset() if self.denoise is None else frozenset({"task"})
+
+    def entry_outputs(self, entry: str, out: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+        """What ``task`` sees: the denoiser applied to the scene output *detached*, as the task level
+        of the cooperative search does: it trains the denoiser only (a TV term reaching the scene
+        module would darken u). ``out``: the outputs of ``forward`` or ``partial_forward``."""
+        u = out["u"].detach()
+        # Without gradients an ungated full forward's x is denoise(u) already; with them, only the
+        # detached copy keeps the task loss off the scene module.
+        reuse = "x" in out and self.estimator is None and not torch.is_grad_enabled()
+        return {"x": out["x"] if reuse else self.denoise(u), "u": u}
+
+    def partial_forward(self, y: torch.Tensor) -> dict[str, Any]:
+        """The scene module's outputs alone (no ``x``): all the objective needs when no entry but
+        ``task`` reads ``x``, so with ``{scene, task}`` a step runs the scene module once and the
+        denoiser once (in ``entry_outputs``)."""
+        return self.scene(y)
+
+    def random_init_warnings(self) -> list[str]:
+        """What retraining from random weights leaves untrained."""
+        if self.estimator is None:
+            return []
+        return ["variant ruas_a: no objective term trains the noise estimator; its gate stays random "
+                "unless --init gives a model that has one"]
+
 
 @NETWORKS.register("ruas")
 def ruas(spaces: Mapping[str, SpaceSpec], make: Make, variant: str = "ruas", threshold: float = 0.035,
@@ -77,6 +125,27 @@ def ruas(spaces: Mapping[str, SpaceSpec], make: Make, variant: str = "ruas", thr
     denoise = make("denoise", "denoise.") if variant != "ruas_s" else None
     estimator = NoiseEstimator(estimator_width) if variant == "ruas_a" else None
     return RUAS(scene, denoise, estimator, threshold)
+
+
+def ruas_with_variant(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec], choices: Mapping[str, str],
+                      variant: str, where: str) -> tuple[dict[str, Any], dict[str, SpaceSpec], dict[str, str]]:
+    """The ``ruas`` builder's variant hook (``genotype.with_variant``): (network, spaces, choices) of
+    the genotype as ``variant``. ruas_s drops the denoiser's space and choices; a genotype searched
+    as ruas_s may keep the denoiser's space but has no denoiser choices, so it cannot become ruas
+    or ruas_a. ``where`` names the setting in errors (``train.variant``)."""
+    if variant not in RUAS_VARIANTS:
+        raise ConfigError(f"{where}={variant}: unknown RUAS variant; allowed: {', '.join(RUAS_VARIANTS)}")
+    spaces, choices = dict(spaces), dict(choices)
+    if variant == "ruas_s":
+        spaces.pop("denoise", None)
+        choices = {k: v for k, v in choices.items() if not k.startswith("denoise.")}
+    elif "denoise" not in spaces or not any(k.startswith("denoise.") for k in choices):
+        raise ConfigError(f"{where}={variant} needs a denoise module; this genotype chooses no denoiser ops "
+                          f"(it was searched as ruas_s); use ruas_s, or a genotype searched as ruas or ruas_a")
+    return {**network, "variant": variant}, spaces, choices
+
+
+ruas.with_variant = ruas_with_variant  # type: ignore[attr-defined]
 
 
 def _check_model(module: str, space: SpaceSpec, model: str) -> None:
