@@ -2,26 +2,36 @@
 
 ``load_trajectory`` gives a tidy frame, one row per (step, module, edge, op) with ``prob``;
 the columns are described in ``docs/runs.md``. Plots use matplotlib's Agg canvas directly (no
-pyplot state) and are written atomically.
+pyplot state, see ``nas_llv.plotting``) and are written atomically.
 """
 from __future__ import annotations
 
 import glob
 import logging
 import math
+import re
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pandas as pd
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from nas_llv.config import ConfigError
-from nas_llv.io_utils import atomic_write
+from nas_llv.plotting import Figure, save_png
+
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
 
 log = logging.getLogger(__name__)
 
 PROB, HYPER = "prob/", "hyper/"
 SCALARS = ("step", "epoch", "module", "phase", "train_loss", "val_loss", "lr", "seconds")
+# one dtype for every text column of a trajectory: pandas' nullable string, on pandas 2 and 3 alike
+TEXT = "string"
+# pandas >= 3.1 reads every float exactly (float_precision is deprecated there); older versions
+# need the round-trip converter for repr floats to come back bit-identical
+_PANDAS = tuple(int(v) for v in re.findall(r"\d+", pd.__version__)[:2])
+CSV_FLOATS: dict[str, str] = {} if _PANDAS >= (3, 1) else {"float_precision": "round_trip"}
 RunOrFrame = str | Path | pd.DataFrame
 
 
@@ -33,8 +43,7 @@ def load_trajectory_wide(run_dir: str | Path) -> pd.DataFrame:
     path = run_dir / "trajectory.csv"
     if not path.is_file() or path.stat().st_size == 0:
         raise ConfigError(f"{run_dir}: no trajectory.csv (has the run taken a step yet?)")
-    # round_trip: floats written with repr read back bit-identical
-    frame = pd.read_csv(path, float_precision="round_trip", dtype={"module": "string", "phase": "string"})
+    frame = pd.read_csv(path, dtype={"module": TEXT, "phase": TEXT}, **CSV_FLOATS)
     if "step" not in frame.columns:
         raise ConfigError(f"{path}: no 'step' column; columns are {', '.join(frame.columns)}")
     return frame
@@ -56,7 +65,7 @@ def to_tidy(wide: pd.DataFrame) -> pd.DataFrame:
     long = long.dropna(subset=["prob"]).sort_values("_row", kind="stable")
     # labels may hold dots ('scene.c1_d'); op names never hold '/', so split on the last one
     parts = long["_col"].str.slice(len(PROB)).str.rsplit("/", n=1, expand=True)
-    long = long.assign(edge=parts[0], op=parts[1]).drop(columns=["_row", "_col"])
+    long = long.assign(edge=parts[0].astype(TEXT), op=parts[1].astype(TEXT)).drop(columns=["_row", "_col"])
     head = [c for c in ("run", *SCALARS[:4], "edge", "op", "prob") if c in long.columns]
     return long[head + [c for c in long.columns if c not in head]].reset_index(drop=True)
 
@@ -69,21 +78,42 @@ def load_trajectory(run_dir: str | Path) -> pd.DataFrame:
 
 
 def load_runs(pattern: str) -> pd.DataFrame:
-    """``load_trajectory`` of every run folder matching the glob, stacked with a ``run`` column
-    (the folder name). Folders without a trajectory yet are skipped with a warning."""
+    """``load_trajectory`` of every run folder matching the glob, stacked with ``run`` (the folder
+    name) and ``finished`` (see ``is_finished``) columns first. Folders without a trajectory yet
+    are skipped with a warning; a run still going (or stopped early) is kept, with a warning."""
     dirs = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser())) if Path(p).is_dir())
     if not dirs:
         raise ConfigError(f"no run folders match '{pattern}'")
-    frames = []
-    for d in dirs:
-        if not (d / "trajectory.csv").is_file():
-            log.warning("%s: no trajectory.csv; skipped", d)
-            continue
-        frames.append(load_trajectory(d).assign(run=d.name))
+    frames = [frame for frame in map(_run_rows, dirs) if frame is not None]
     if not frames:
         raise ConfigError(f"'{pattern}' matches {len(dirs)} folders, none with a trajectory.csv")
     out = pd.concat(frames, ignore_index=True)
-    return out[["run", *[c for c in out.columns if c != "run"]]]
+    return out[["run", "finished", *[c for c in out.columns if c not in ("run", "finished")]]]
+
+
+def _run_rows(run_dir: Path) -> pd.DataFrame | None:
+    if not (run_dir / "trajectory.csv").is_file():
+        log.warning("%s: no trajectory.csv; skipped", run_dir)
+        return None
+    wide = load_trajectory_wide(run_dir)
+    finished = is_finished(run_dir, wide)
+    if not finished:
+        log.warning("%s: not finished (no %s yet); its rows are kept with finished=False",
+                    run_dir, _end_file(wide))
+    return to_tidy(wide).assign(run=run_dir.name, finished=finished).astype({"run": TEXT})
+
+
+def _end_file(wide: pd.DataFrame) -> str:
+    # a search writes genotype.yaml when it ends; a training run writes it when it starts
+    return "genotype.yaml" if any(c.startswith(PROB) for c in wide.columns) else "model.pt"
+
+
+def is_finished(run_dir: str | Path, wide: pd.DataFrame | None = None) -> bool:
+    """Whether the run wrote its last file: ``genotype.yaml`` for a search (a trajectory with
+    ``prob/`` columns), ``model.pt`` for a training run. Reads no checkpoint."""
+    run_dir = Path(run_dir)
+    wide = load_trajectory_wide(run_dir) if wide is None else wide
+    return (run_dir / _end_file(wide)).is_file()
 
 
 def _one_run(run_or_frame: RunOrFrame) -> pd.DataFrame:
@@ -111,22 +141,52 @@ def _probs(run_or_frame: RunOrFrame, module: str | None = None) -> pd.DataFrame:
 
 
 def plot_alphas(run_or_frame: RunOrFrame, out_png: str | Path, module: str | None = None) -> Path:
-    """One subplot per edge, a line per op probability vs step (DARTS-style alpha evolution).
+    """Per edge, a line per op probability vs step (DARTS-style alpha evolution) and, below it,
+    each op's change from uniform (prob - 1/n_candidates): the ops above zero are gaining.
     ``module`` keeps the edges labelled ``<module>.*`` (the supernet prefixes labels so)."""
+    return save_png(alphas_figure(run_or_frame, module), out_png)
+
+
+def alphas_figure(run_or_frame: RunOrFrame, module: str | None = None) -> Figure:
+    """The figure ``plot_alphas`` saves: for edge i, axes 2i (probabilities, y-limits fitted to
+    that edge) and 2i+1 (change from uniform, y-limits fitted to all edges, so the edges that
+    moved most stand out); limits from ``y_limits``."""
     frame = _probs(run_or_frame, module)
+    frame = frame.assign(gain=frame["prob"] - 1.0 / frame.groupby("edge")["op"].transform("nunique"))
     edges = list(dict.fromkeys(frame["edge"]))
     cols = min(4, len(edges))
     rows = math.ceil(len(edges) / cols)
-    fig = Figure(figsize=(3.6 * cols, 2.8 * rows), layout="constrained")
+    fig = Figure(figsize=(3.6 * cols, 4.4 * rows), layout="constrained")
+    grid = fig.add_gridspec(2 * rows, cols, height_ratios=[3, 2] * rows)
     for i, edge in enumerate(edges):
-        ax = fig.add_subplot(rows, cols, i + 1)
-        sub = frame[frame["edge"] == edge]
-        for op, line in sub.groupby("op", sort=False):
-            line = line.sort_values("step")
-            ax.plot(line["step"], line["prob"], label=op)
-        ax.set(title=edge, xlabel="step", ylabel="probability", ylim=(0, 1))
-        ax.legend(fontsize="x-small")
-    return _save(fig, out_png)
+        top = fig.add_subplot(grid[2 * (i // cols), i % cols])
+        bottom = fig.add_subplot(grid[2 * (i // cols) + 1, i % cols], sharex=top)
+        _edge_panels(top, bottom, frame[frame["edge"] == edge])
+        top.set_title(edge)
+        bottom.set_ylim(y_limits(frame["gain"]))
+    return fig
+
+
+def _edge_panels(top: Axes, bottom: Axes, sub: pd.DataFrame) -> None:
+    for op, line in sub.groupby("op", sort=False):
+        line = line.sort_values("step")
+        top.plot(line["step"], line["prob"], label=op)
+        bottom.plot(line["step"], line["gain"])
+    top.axhline(1.0 / sub["op"].nunique(), color="grey", lw=0.8, ls=":")
+    bottom.axhline(0.0, color="grey", lw=0.8, ls=":")
+    top.set(ylabel="probability", ylim=y_limits(sub["prob"]))
+    top.tick_params(labelbottom=False)
+    bottom.set(xlabel="step", ylabel="prob − 1/n")
+    top.legend(fontsize="x-small")
+
+
+def y_limits(values: pd.Series | np.ndarray, margin: float = 0.05, min_span: float = 1e-3) -> tuple[float, float]:
+    """Axis limits around ``values`` with ``margin`` x their span on each side; a span under
+    ``min_span`` (a flat line) is widened to it, centred, so noise is not blown up."""
+    lo, hi = float(np.nanmin(values)), float(np.nanmax(values))
+    half = max(hi - lo, min_span) * (0.5 + margin)
+    mid = (lo + hi) / 2
+    return mid - half, mid + half
 
 
 def plot_hyper(run_or_frame: RunOrFrame, out_png: str | Path) -> Path:
@@ -143,7 +203,7 @@ def plot_hyper(run_or_frame: RunOrFrame, out_png: str | Path) -> Path:
         ax.plot(line["step"], line[name], label=name[len(HYPER):])
     ax.set(xlabel="step", ylabel="hyper-variable value")
     ax.legend()
-    return _save(fig, out_png)
+    return save_png(fig, out_png)
 
 
 def final_probs(run_or_frame: RunOrFrame) -> pd.DataFrame:
@@ -156,8 +216,3 @@ def final_probs(run_or_frame: RunOrFrame) -> pd.DataFrame:
     table = table.reindex(index=list(dict.fromkeys(frame["edge"])), columns=list(dict.fromkeys(frame["op"])))
     table.index.name, table.columns.name = "edge", "op"
     return table
-
-
-def _save(fig: Figure, out_png: str | Path) -> Path:
-    FigureCanvasAgg(fig)
-    return atomic_write(out_png, lambda p: fig.savefig(p, format="png", dpi=100))

@@ -21,6 +21,7 @@ from nas_llv.metrics import quantize
 from nas_llv.export.modelfile import load_model, save_model
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.export.ruas_import import ruas_genotype
+from nas_llv.results import CSV_FLOATS
 from nas_llv.runs import Run
 from nas_llv.config import ConfigError
 from nas_llv.derive.train import Objective, Trainer, load_source, resolve_build
@@ -69,7 +70,7 @@ def _runs(root):
 
 
 def _frame(run):
-    return pd.read_csv(run / "trajectory.csv", float_precision="round_trip")
+    return pd.read_csv(run / "trajectory.csv", **CSV_FLOATS)
 
 
 def test_run_folder_is_complete_and_model_rebuilds(genotype, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -66,7 +67,8 @@ def find_summaries(target: str | Path) -> list[Path]:
 
 def label_of(path: Path) -> str:
     """'run/eval-mit5' for a run's eval folder, else the folder's name."""
-    folder = path.parent
+    # absolute (with '..' folded, links kept): 'eval-mit5/summary.json' names no parent as given
+    folder = Path(os.path.abspath(path)).parent
     return f"{folder.parent.name}/{folder.name}" if folder.name.startswith("eval-") else folder.name
 
 
