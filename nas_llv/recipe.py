@@ -113,6 +113,7 @@ class TrainConfig:
     val_batches: int = 4          # batches per validation (the same batches every time)
     checkpoint_every: int = 100   # steps between checkpoints (and at the end)
     variant: str | None = None
+    keep: Literal["last", "best"] = "last"   # which weights model.pt holds (the other: model_best/last.pt)
 
     def validate(self) -> None:
         for name in ("steps", "val_every", "val_batches", "checkpoint_every"):

@@ -153,3 +153,10 @@ def test_full_size_rebuild(tmp_path):
     net = ruas.build(channels={"denoise": 8}, repeat={"denoise": 2})  # per module: the scene stays as searched
     assert net.denoise.stem.out_channels == 8 and len(net.denoise.blocks) == 2
     assert len(net.scene.stages) == ruas.spaces["scene"].repeat
+
+
+def test_describe_names_the_network_in_words():
+    geno = ruas_genotype("cvpr", "ruas")
+    assert geno.describe() == ("ruas (variant ruas): scene ruas_scene at 3 channels x 3, "
+                               "denoise ruas_denoise at 6 channels x 3")
+    assert "denoise ruas_denoise at 16 channels x 5" in geno.describe(channels={"denoise": 16}, repeat={"denoise": 5})

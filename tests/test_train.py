@@ -308,3 +308,24 @@ def test_demo_train_recipe_runs_on_the_cli(genotype, tmp_path):
     (run,) = _runs(tmp_path)
     assert all((run / f).is_file() for f in FILES)
     assert {"loss/l1", "loss/ssim", "metric/psnr"} <= set(_frame(run).columns)
+
+
+@pytest.mark.parametrize("keep", ["best", "last"])
+def test_keep_chooses_what_model_pt_holds(genotype, tmp_path, caplog, capsys, keep):
+    args = ["train", genotype, "--recipe", str(RECIPES / "ruas_demo_train.yaml"), "--output", str(tmp_path),
+            "train.steps=3", "train.val_every=1", "train.val_batches=1", "data.demo_size=32", "data.crop=16",
+            "--keep", keep]
+    with caplog.at_level("INFO"):
+        assert main(args) == 0
+    (run,) = _runs(tmp_path)
+    assert capsys.readouterr().out.strip() == str(run)  # the one stdout line: the run folder
+    model = run / "model.pt"
+    if keep == "best":
+        assert model.read_bytes() == (run / "model_best.pt").read_bytes()
+        final = torch.load(run / "model_last.pt", weights_only=True)
+    else:
+        assert not (run / "model_last.pt").exists() and (run / "model_best.pt").is_file()
+        final = torch.load(model, weights_only=True)
+    assert final["extra"]["step"] == 3
+    finished = next(r.getMessage() for r in caplog.records if "training finished" in r.getMessage())
+    assert "final step 3: PSNR" in finished and "best step" in finished and f"holds the {keep} weights" in finished

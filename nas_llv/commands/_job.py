@@ -58,7 +58,7 @@ def run_job(job: Any, run: Any, command: str, stop_after: int | None) -> int:
             if hasattr(job, "close"):
                 job.close()
     if not finished:
-        log.info("stopped after step %d; continue with: nas-llv %s --resume %s", job.step, command, run.dir)
-        return 0
-    print(run.dir)
+        log.info("stopped at step %d (the end of the %s unit that passed --stop-after); continue with: "
+                 "nas-llv %s --resume %s", job.step, command, command, run.dir)
+    print(run.dir)  # the one line on standard output: a shell captures it, RUN=$(nas-llv ...)
     return 0

@@ -22,9 +22,9 @@ def resume(args: argparse.Namespace):
     from nas_llv.space.genotype import load_genotype
     from nas_llv.derive.train import Trainer
 
-    if args.target or args.recipe or args.overrides or args.init:
+    if args.target or args.recipe or args.overrides or args.init or args.keep:
         raise ConfigError("--resume continues a run from its own config.yaml and genotype.yaml; "
-                          "give no genotype, --recipe, --init or overrides")
+                          "give no genotype, --recipe, --init, --keep or overrides")
     trainer, run = resume_job(args.resume, "train", lambda recipe, run, state: Trainer(
         recipe, load_genotype(run.dir / "genotype.yaml"), build=state.get("build")))
     log.info("resuming %s at step %d of %d", run.dir, trainer.step, trainer.total_steps)
@@ -45,7 +45,8 @@ def start(args: argparse.Namespace):
     if not args.target and not args.init:
         raise ConfigError("give what to train: a genotype.yaml, a run folder holding one, or a model file "
                           "(or --init MODEL alone to fine-tune that model's network)")
-    recipe = load_recipe(args.recipe, args.overrides)
+    keep = [f"train.keep={args.keep}"] if args.keep else []
+    recipe = load_recipe(args.recipe, [*(args.overrides or []), *keep])
     source = args.target or args.init
 
     def build() -> Trainer:
@@ -66,7 +67,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="retrain a derived network (from scratch or from a model file)",
                        description="Retrain the network of a genotype at the size the recipe's train: section "
                                    "asks for; the run folder collects config, log, trajectory, checkpoints, "
-                                   "genotype.yaml, model.pt and model_best.pt (docs/training.md).")
+                                   "genotype.yaml and the model files (docs/training.md).")
     p.add_argument("target", nargs="?", help="genotype.yaml, a run folder holding one, or a model file")
     p.add_argument("overrides", nargs="*", help="KEY=VALUE overrides, e.g. train.steps=200 data.crop=64")
     p.add_argument("--recipe", metavar="R", help="recipe YAML with data, losses and a train: section")
@@ -74,4 +75,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN", help="continue a stopped training run from checkpoints/last.pt")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop (with a checkpoint) after N more steps")
     p.add_argument("--output", metavar="DIR", help="parent folder of the run (default: the recipe's output, results/)")
+    p.add_argument("--keep", choices=("last", "best"), help="which weights model.pt holds: the final step's (last, "
+                   "the default; model_best.pt beside it) or the best validation step's (best; the final ones in "
+                   "model_last.pt); the same as train.keep=...")
     p.set_defaults(run=run_train)

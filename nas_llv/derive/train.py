@@ -4,8 +4,9 @@ The genotype is rebuilt at the size ``recipe.train`` asks for (``channels``/``re
 started from a model file's weights, and trained on ``recipe.data`` with the weighted sum of the
 ``losses`` that ``train.objective`` names. The run folder has the layout of a search run
 (config.yaml, log.txt, trajectory.csv, checkpoints/last.pt, genotype.yaml) plus ``model.pt``
-(final weights) and ``model_best.pt`` (best validation PSNR on paired data, else lowest
-validation loss). A checkpoint holds everything a resumed run needs to continue exactly.
+and ``model_best.pt`` (best validation PSNR on paired data, else lowest validation loss):
+``train.keep: last`` (default) leaves the final weights in ``model.pt``, ``best`` puts the best
+step's there and the final ones in ``model_last.pt``. A checkpoint holds everything a resumed run needs to continue exactly.
 A super-resolution genotype needs ``data.scale`` equal to its scale: losses and validation
 compare its (sH, sW) output with the HR ground truth.
 """
@@ -28,6 +29,7 @@ from nas_llv.space.genotype import Genotype, find_genotype, genotype_from_dict, 
 from nas_llv.derive.inference import select_output
 from nas_llv.device import resolve_device
 from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
+from nas_llv.io_utils import atomic_write
 from nas_llv.job import Job
 from nas_llv.losses import build_loss
 from nas_llv.optim import make_optimizer, make_scheduler
@@ -147,6 +149,14 @@ def _check_modules(net: nn.Module, weights: Mapping[str, float]) -> None:
                           f"does not have{f' (variant {variant})' if variant else ''}; drop it from train.objective")
 
 
+def _score(entry: Mapping[str, Any]) -> str:
+    """'step 50: PSNR 20.22 dB, SSIM 0.8512' (or the validation loss on unpaired data)."""
+    if entry.get("psnr") is not None and math.isfinite(entry["psnr"]):
+        ssim = f", SSIM {entry['ssim']:.4f}" if entry.get("ssim") is not None else ""
+        return f"step {entry['step']}: PSNR {entry['psnr']:.2f} dB{ssim}"
+    return f"step {entry['step']}: validation loss {entry['val_loss']:.5f}"
+
+
 def _reads(loss: nn.Module, keys: frozenset[str]) -> bool:
     """Whether an objective entry reads any of ``keys`` (what the full forward adds); a term that
     does not declare its ``needs`` is assumed to."""
@@ -210,8 +220,9 @@ class Trainer(Job):
             log.info("genotype from %s%s", self.source, f", weights from {self.init}" if self.init else "")
         self.genotype.save(run.dir / "genotype.yaml")
         params = sum(p.numel() for p in self.net.parameters())
-        log.info("training %s (%s params, build %s, init %s) for %d steps on %s", self.genotype.network,
-                 f"{params:,}", self.build or "as searched", self.init or "random", self.total_steps, self.device)
+        log.info("training %s; %s parameters, %s weights, %d steps on %s",
+                 self.genotype.describe(**self.build), f"{params:,}", f"initial from {self.init}" if self.init else "random",
+                 self.total_steps, self.device)
         if self.init is None:
             for warning in getattr(self.net, "random_init_warnings", list)():
                 log.warning(warning)
@@ -292,7 +303,8 @@ class Trainer(Job):
     def _update_best(self, val: Mapping[str, float]) -> None:
         better = (val["metric/psnr"] > self.best["psnr"]) if self.paired else (val["val_loss"] < self.best["val_loss"])
         if better:
-            self.best = {"step": self.step, "psnr": val.get("metric/psnr", -math.inf), "val_loss": val["val_loss"]}
+            self.best = {"step": self.step, "psnr": val.get("metric/psnr", -math.inf), "val_loss": val["val_loss"],
+                         "ssim": val.get("metric/ssim")}
             self._save_model("model_best.pt")
 
     # -- results and checkpoints ------------------------------------------------------------------
@@ -302,11 +314,19 @@ class Trainer(Job):
         return save_model(self.run_dir.dir / name, self.genotype, self.net, self.build, extra)
 
     def finish(self, start: float) -> None:
+        """Write the final weights, and make ``model.pt`` the ones ``train.keep`` names (``last``:
+        the final weights, ``model_best.pt`` beside them; ``best``: the best validation step's,
+        the final ones in ``model_last.pt``); log both scores."""
         self.save(start)
-        path = self._save_model("model.pt")
-        log.info("training finished after %d steps: %s (best validation at step %s)", self.step, path, self.best["step"])
-        if "metric/psnr" in self.last:
-            log.info("final validation: PSNR %.2f dB, SSIM %.4f", self.last["metric/psnr"], self.last["metric/ssim"])
+        final = self._save_model("model.pt" if self.cfg.keep == "last" else "model_last.pt")
+        if self.cfg.keep == "best":
+            best = (self.run_dir.dir / "model_best.pt").read_bytes()
+            atomic_write(self.run_dir.dir / "model.pt", lambda p: p.write_bytes(best))
+        last = {"step": self.step, "psnr": self.last.get("metric/psnr"), "ssim": self.last.get("metric/ssim"),
+                "val_loss": self.last.get("val_loss")}
+        log.info("training finished after %d steps; final %s; best %s; model.pt holds the %s weights%s",
+                 self.step, _score(last), _score(self.best), self.cfg.keep,
+                 f" (the final ones are in {final.name})" if self.cfg.keep == "best" else "")
 
     def state_dict(self) -> dict[str, Any]:
         return {

@@ -40,6 +40,16 @@ class Genotype:
         spaces = {k: resize_space(s, _pick(channels, k), _pick(repeat, k)) for k, s in self.spaces.items()}
         return build_fixed_network(self.network, spaces, self.choices)
 
+    def describe(self, channels: Mapping[str, int] | int | None = None,
+                 repeat: Mapping[str, int] | int | None = None) -> str:
+        """The network in words, at the size ``build`` would give it, e.g. 'ruas (variant ruas):
+        scene ruas_scene at 3 channels x 3, denoise ruas_denoise at 16 channels x 5'."""
+        options = ", ".join(f"{k} {v}" for k, v in self.network.items() if k != "type")
+        modules = ", ".join(
+            f"{name} {s.name} at {_pick(channels, name) or s.cell.channels} channels x {_pick(repeat, name) or s.repeat}"
+            for name, s in self.spaces.items())
+        return f"{self.network.get('type', 'single')}{f' ({options})' if options else ''}: {modules}"
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "nas_llv": __version__,
