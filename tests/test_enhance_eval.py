@@ -167,3 +167,21 @@ def test_compare_writes_one_markdown_row_per_evaluation(tmp_path):
                         "| cpu (x86_64) |")
     assert lines[3].startswith("| evalB | mit5 (GT-mean) | 8.189 | 0.5629 |  | 0.1000 | 3,438 |")
     assert markdown_table(load_summaries([tmp_path / "runA"])).count("\n") == 3
+
+
+def test_no_progress_bar_into_a_pipe(tmp_path):
+    """A bar is drawn on a terminal only; into a pipe or a log, enhance prints its lines alone."""
+    import subprocess
+    import sys
+
+    from nas_llv.export.modelfile import save_model
+    from nas_llv.export.ruas_import import ruas_genotype
+
+    geno = ruas_genotype("cvpr", "ruas_s")
+    model = save_model(tmp_path / "m.pt", geno, geno.build())
+    (tmp_path / "in").mkdir()
+    Image.fromarray(np.full((16, 16, 3), 30, np.uint8)).save(tmp_path / "in" / "a.png")
+    done = subprocess.run([sys.executable, "-m", "nas_llv", "enhance", str(model), str(tmp_path / "in"),
+                           str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "img/s" not in done.stderr and "it/s" not in done.stderr and "%|" not in done.stderr

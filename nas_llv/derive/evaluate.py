@@ -80,7 +80,7 @@ def evaluate_images(net: nn.Module, pairs: PairedFolder | LowLightSRFolder, devi
     The output must be the ground truth's size (``pairs`` checks high = scale x low)."""
     net = net.to(device).eval()
     rows = []
-    for i in tqdm(range(len(pairs)), desc="eval", unit="img", disable=not progress):
+    for i in tqdm(range(len(pairs)), desc="eval", unit="img", disable=None if progress else True):  # terminal only
         item = pairs[i]
         x = enhance_tensor(net, item["low"][None].to(device), output)
         if x.shape[-2:] != item["high"].shape[-2:]:

@@ -84,7 +84,8 @@ def enhance_folder(net: nn.Module, in_dir: str | Path, out_dir: str | Path, outp
     net = net.to(device).eval()
     out_dir = Path(out_dir)
     result = EnhanceResult()
-    for src, dst in tqdm(plan_outputs(list_images(in_dir), out_dir), desc="enhance", unit="img", disable=not progress):
+    for src, dst in tqdm(plan_outputs(list_images(in_dir), out_dir), desc="enhance", unit="img",
+                        disable=None if progress else True):  # None: a bar on a terminal only
         try:
             y = read_image(src)[None].to(device)
             x = enhance_tensor(net, y, output)[0]
