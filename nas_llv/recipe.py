@@ -11,18 +11,32 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from nas_llv.choices import DEVICES
-from nas_llv.config import ConfigError, apply_overrides, check_range, from_dict, load_yaml, to_dict
+from nas_llv.config import ConfigError, Variant, apply_overrides, check_range, from_dict, load_yaml, to_dict
 from nas_llv.data import DataConfig
 
 
 @dataclass(frozen=True)
-class NetworkConfig:
-    """``type``: a network builder (``nas-llv list networks``); ``spaces``: module -> space file or name."""
+class NetworkConfig(Variant):
+    """``type``: a network builder (``nas-llv list networks``); ``spaces``: module -> space file or
+    name; ``options``: the builder's own options, checked against its dataclass (RUAS:
+    ``RUASOptions``); ``fuse``: run mixed edges of linear ops as one convolution (exact)."""
+
+    NESTED = True
 
     type: str = "ruas"
     spaces: dict[str, str] = field(default_factory=lambda: {"scene": "ruas_scene", "denoise": "ruas_denoise"})
-    options: dict[str, Any] = field(default_factory=lambda: {"variant": "ruas"})
-    fuse: bool = True  # run mixed edges of linear ops as one convolution (exact)
+    options: Any = None
+    fuse: bool = True
+
+    @classmethod
+    def variant_registry(cls) -> Any:
+        from nas_llv.registry import NETWORKS
+
+        return NETWORKS
+
+    def builder_config(self) -> dict[str, Any]:
+        """``{type, **options}``: what the network builder and a genotype file take."""
+        return {"type": self.type, **(to_dict(self.options) if self.options is not None else {})}
 
 
 @dataclass(frozen=True)
@@ -139,7 +153,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class Recipe:
     name: str
-    network: NetworkConfig = field(default_factory=NetworkConfig)
+    network: NetworkConfig = field(default_factory=lambda: from_dict(NetworkConfig, {}, "network"))
     data: DataConfig = field(default_factory=DataConfig)
     losses: dict[str, dict[str, Any]] = field(default_factory=dict)
     search: SearchConfig = field(default_factory=SearchConfig)

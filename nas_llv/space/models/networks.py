@@ -9,6 +9,8 @@ A builder whose network comes in variants has a ``with_variant`` attribute,
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from typing import Any, Callable, Mapping
 
 import torch
@@ -16,7 +18,7 @@ from torch import nn
 
 from nas_llv.space import nni_bridge
 from nas_llv.choices import RUAS_VARIANTS
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, check_range
 from nas_llv.registry import NETWORKS
 from nas_llv.space.spec import SpaceSpec
 from nas_llv.space.models.base import build_derived, build_searchable
@@ -110,7 +112,24 @@ class RUAS(nn.Module):
                 "unless --init gives a model that has one"]
 
 
-@NETWORKS.register("ruas")
+@dataclass(frozen=True)
+class RUASOptions:
+    """``network.options`` of a RUAS network: the variant (ruas_s: scene module only; ruas: and the
+    denoiser; ruas_a: and the noise-estimation gate), the gate's threshold on the estimated noise
+    level, and the estimator's width."""
+
+    variant: str = "ruas"
+    threshold: float = 0.035
+    estimator_width: int = 32
+
+    def validate(self) -> None:
+        if self.variant not in RUAS_VARIANTS:
+            raise ValueError(f"variant={self.variant!r} is not allowed; allowed: {', '.join(RUAS_VARIANTS)}")
+        check_range("threshold", self.threshold, 0.0)
+        check_range("estimator_width", self.estimator_width, 1)
+
+
+@NETWORKS.register("ruas", config=RUASOptions)
 def ruas(spaces: Mapping[str, SpaceSpec], make: Make, variant: str = "ruas", threshold: float = 0.035,
          estimator_width: int = 32) -> RUAS:
     if variant not in RUAS_VARIANTS:
