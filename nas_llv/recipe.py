@@ -154,7 +154,7 @@ class TrainConfig:
 class Recipe:
     name: str
     network: NetworkConfig = field(default_factory=lambda: from_dict(NetworkConfig, {}, "network"))
-    data: DataConfig = field(default_factory=DataConfig)
+    data: DataConfig = field(default_factory=lambda: from_dict(DataConfig, {}, "data"))
     losses: dict[str, dict[str, Any]] = field(default_factory=dict)
     search: SearchConfig = field(default_factory=SearchConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
