@@ -15,8 +15,7 @@ import time
 import torch
 
 from nas_llv.recipe import recipe_from_dict
-from nas_llv.registry import HYPERGRADS, STRATEGIES
-from nas_llv.search.strategies import Searcher  # noqa: F401  (registers strategies)
+from nas_llv.search.loop import Searcher
 
 
 def make_searcher(size: int, fuse: bool, method: str, device: str) -> Searcher:
@@ -27,7 +26,7 @@ def make_searcher(size: int, fuse: bool, method: str, device: str) -> Searcher:
         "losses": {"scene": {"type": "ruas_scene"}, "task": {"type": "ruas_denoise"}},
         "search": {"strategy": "cooperative", "hypergrad": {"type": method}},
     }, "bench")
-    return STRATEGIES.get("cooperative")(recipe)
+    return Searcher(recipe)
 
 
 def sync(device: torch.device) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from nas_llv.choices import DEVICES
+from nas_llv.optim import OptimConfig
 from nas_llv.config import ConfigError, Variant, apply_overrides, check_range, from_dict, load_yaml, to_dict
 from nas_llv.data import DataConfig
 
@@ -39,60 +40,38 @@ class NetworkConfig(Variant):
         return {"type": self.type, **(to_dict(self.options) if self.options is not None else {})}
 
 
-@dataclass(frozen=True)
-class OptimConfig:
-    optimizer: Literal["adam", "sgd"] = "adam"
-    lr: float = 3e-4
-    momentum: float = 0.9                       # sgd
-    betas: tuple[float, float] = (0.9, 0.999)   # adam
-    weight_decay: float = 0.0
-    schedule: Literal["cosine", "constant"] = "cosine"
-    min_lr: float = 0.0
-    grad_clip: float | None = 5.0
-
-    def validate(self) -> None:
-        check_range("lr", self.lr, 0.0, None, lo_open=True)
-        check_range("weight_decay", self.weight_decay, 0.0)
-        check_range("min_lr", self.min_lr, 0.0, self.lr)
-        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
-            raise ValueError(f"betas={list(self.betas)} must be two numbers in [0, 1)")
-
-
 def _arch_optim() -> OptimConfig:
     # RUAS Sec. 6.1 / DARTS: Adam, lr 3e-4, betas (0.5, 0.999), weight decay 1e-3, no schedule
     return OptimConfig(lr=3e-4, betas=(0.5, 0.999), weight_decay=1e-3, schedule="constant", grad_clip=None)
 
 
-def _upper_optim() -> OptimConfig:
-    # TriCo Sec. 4.1: Adam (0.9, 0.999), γ_u = o_u = 1e-4 for ς (S1) and ω_i (S2)
-    return OptimConfig(lr=1e-4, schedule="constant", grad_clip=None)
-
-
 @dataclass(frozen=True)
-class SearchConfig:
+class SearchConfig(Variant):
+    """The ``search:`` section: the keys every strategy shares, plus (in ``options``) the keys of
+    the strategy ``strategy`` names (its options dataclass, ``nas-llv list strategies``), written
+    among these ones."""
+
+    VARIANT_KEY = "strategy"
+
     strategy: str = "cooperative"
     epochs: int = 20
     steps_per_epoch: int | None = None   # default: one pass over the training split
     hypergrad: dict[str, Any] = field(default_factory=lambda: {"type": "finite_difference"})
-    beta: float = 1.0                    # weight of the task loss in the scene's upper loss (Eq. 7)
-    scene_steps: int = 1                 # scene updates per iteration (cooperative)
-    task_steps: int = 1                  # task updates per iteration (cooperative)
     weights: OptimConfig = field(default_factory=OptimConfig)
     arch: OptimConfig = field(default_factory=_arch_optim)
     val_batches: int = 4                 # batches in the end-of-epoch validation (best genotype)
     checkpoint_every: int = 50           # steps between checkpoints (and at every epoch end)
-    # strategy 'hyper' (TriCo Alg. 1; docs/hyper.md): S1 the first epochs - s2_epochs epochs, S2 the rest
-    s2_epochs: int = 0                   # epochs of S2 (ς frozen; ω_i upper, ω_s lower)
-    upper_objective: Literal["fixed", "total"] = "fixed"   # Φ^ul: losses.upper, or the learned total
-    hyper: OptimConfig = field(default_factory=_upper_optim)   # optimizer of ς (S1)
-    illum: OptimConfig = field(default_factory=_upper_optim)   # optimizer of ω_i (S2)
-    illum_modules: tuple[str, ...] | None = None   # ω_i: network submodules; None: the model's default
+    options: Any = None
+
+    @classmethod
+    def variant_registry(cls) -> Any:
+        from nas_llv.registry import STRATEGIES
+
+        return STRATEGIES
 
     def validate(self) -> None:
         check_range("epochs", self.epochs, 1)
-        check_range("s2_epochs", self.s2_epochs, 0, self.epochs)
-        check_range("beta", self.beta, 0.0)
-        for name in ("scene_steps", "task_steps", "val_batches", "checkpoint_every"):
+        for name in ("val_batches", "checkpoint_every"):
             check_range(name, getattr(self, name), 1)
         if self.steps_per_epoch is not None:
             check_range("steps_per_epoch", self.steps_per_epoch, 1)
@@ -156,7 +135,7 @@ class Recipe:
     network: NetworkConfig = field(default_factory=lambda: from_dict(NetworkConfig, {}, "network"))
     data: DataConfig = field(default_factory=lambda: from_dict(DataConfig, {}, "data"))
     losses: dict[str, dict[str, Any]] = field(default_factory=dict)
-    search: SearchConfig = field(default_factory=SearchConfig)
+    search: SearchConfig = field(default_factory=lambda: from_dict(SearchConfig, {}, "search"))
     train: TrainConfig = field(default_factory=TrainConfig)
     seed: int = 0
     device: str = "auto"
@@ -177,12 +156,7 @@ def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
+    """A checked Recipe; each variant section (data, network, search) takes its variant's keys."""
     if "name" not in data:
         data = {**data, "name": Path(source).stem}
-    recipe = from_dict(Recipe, data, f"{source}:")
-    from nas_llv.registry import STRATEGIES
-
-    if recipe.search.strategy not in STRATEGIES:
-        raise ConfigError(f"{source}: search.strategy: unknown '{recipe.search.strategy}'; "
-                          f"allowed: {', '.join(STRATEGIES.names())}")
-    return recipe
+    return from_dict(Recipe, data, f"{source}:")

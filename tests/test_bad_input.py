@@ -210,7 +210,7 @@ case("search-grad-clip-inf-string", "search.weights.grad_clip: 'inf' is not a fi
 case("search-unknown-key", "unknown key 'epoch'", lambda d: ["search", SEARCH, "search.epoch=2"])
 case("search-wrong-type", "search.epochs: expected int, got 'two'", lambda d: ["search", SEARCH, "search.epochs=two"])
 case("search-out-of-range", "epochs=0 must be >= 1", lambda d: ["search", SEARCH, "search.epochs=0"])
-case("search-unknown-strategy", "unknown 'greedy'", lambda d: ["search", SEARCH, "search.strategy=greedy"])
+case("search-unknown-strategy", "unknown strategy 'greedy'", lambda d: ["search", SEARCH, "search.strategy=greedy"])
 case("search-unknown-device", "device='tpu'", lambda d: ["search", SEARCH, "device=tpu"])
 case("search-scene-is-cell", "module 'scene' needs a space with model type ruas_scene",
      lambda d: ["search", SEARCH, "network.spaces.scene=ruas_cell", *TINY])

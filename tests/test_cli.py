@@ -59,3 +59,32 @@ def test_bad_override_is_one_line(capsys):
     assert main(["search", str(RECIPES / "ruas_demo.yaml"), "search.epochs=zero"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "search.epochs: expected int, got 'zero'" in err
+
+
+@pytest.mark.parametrize("argv, absent", [
+    (["list", "ops"], ["nni", "pytorch_lightning", "torchvision", "nas_llv.losses", "nas_llv.search"]),
+    (["--help"], ["torch", "nni", "nas_llv.space.ops"]),
+    (["search", str(RECIPES / "ruas_lol.yaml")], ["nni", "pytorch_lightning"]),  # its data is missing
+])
+def test_commands_leave_heavy_modules_unimported(argv, absent):
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom nas_llv.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+            f"print([m for m in {absent!r} if m in sys.modules])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "[]"
+
+
+def test_threads_option_sets_torch_threads(capsys):
+    import torch
+
+    try:
+        assert main(["list", "ops", "--threads", "3"]) == 0
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(1)
+        import os
+
+        os.environ["OMP_NUM_THREADS"] = "1"

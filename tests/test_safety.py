@@ -18,7 +18,7 @@ from nas_llv.derive.evaluate import write_summary
 from nas_llv.io_utils import atomic_write
 from nas_llv.export.modelfile import save_model
 from nas_llv.recipe import recipe_from_dict
-from nas_llv.registry import STRATEGIES
+from nas_llv.search.loop import Searcher
 from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.runs import Run
 
@@ -181,7 +181,7 @@ def test_a_diverging_training_run_stops_at_that_step(runs, tmp_path, capsys):
 def test_a_search_never_writes_a_genotype_from_nan(tmp_path):
     recipe = recipe_from_dict({**yaml.safe_load((RECIPES / "ruas_demo.yaml").read_text()),
                                "data": {"type": "demo", "demo_count": 4, "demo_size": 32, "crop": 16}}, "r.yaml")
-    searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
+    searcher = Searcher(recipe)
     searcher.attach(Run.create(recipe.to_dict(), recipe.name, tmp_path))
     with torch.no_grad():
         next(iter(searcher.levels["scene"].upper.values())).fill_(float("nan"))
@@ -276,7 +276,7 @@ def test_atomic_files_get_the_umask_mode(tmp_path):
 def _draws_after_build(seed: int) -> tuple[float, float]:
     recipe = recipe_from_dict({**yaml.safe_load((RECIPES / "ruas_demo.yaml").read_text()), "seed": seed,
                                "data": {"type": "demo", "demo_count": 4, "demo_size": 32, "crop": 16}}, "r.yaml")
-    STRATEGIES.get(recipe.search.strategy)(recipe).close()
+    Searcher(recipe).close()
     return random.random(), float(np.random.rand())
 
 

@@ -91,3 +91,18 @@ def named(module: nn.Module, params: list[nn.Parameter]) -> dict[str, nn.Paramet
     """``params`` keyed by their names inside ``module`` (for functional calls)."""
     wanted = {id(p) for p in params}
     return {n: p for n, p in module.named_parameters() if id(p) in wanted}
+
+
+def arch_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """Every α of ``module``. The supernet module (and with it NNI) is imported here, on use, so
+    that importing the strategies (the recipe loader lists their options) stays light."""
+    from nas_llv.space import supernet
+
+    return supernet.arch_parameters(module)
+
+
+def weight_parameters(module: nn.Module) -> list[nn.Parameter]:
+    """The weights ω of ``module``: every parameter that is not an α (see ``arch_parameters``)."""
+    from nas_llv.space import supernet
+
+    return supernet.weight_parameters(module)

@@ -1,10 +1,11 @@
 """The search loop shared by every strategy: data, levels, optimizers, trajectory, checkpoints.
 
-A strategy subclass supplies ``build_levels()`` (name -> Level) and ``schedule(epoch)`` (the
-level names to update, in order, in one iteration). Each scheduled level takes one arch step
-(hypergradient on a validation batch), then the method's ``lower_steps`` weight steps (the first
-on the same training batch, as in DARTS), and writes one trajectory row. Checkpoints hold everything a resumed run needs to
-continue exactly as an uninterrupted one would.
+The loop owns a strategy (``nas_llv.search.strategy.Strategy``, from ``STRATEGIES`` by
+``search.strategy``), which supplies the levels (name -> Level) and the schedule (the level names
+to update, in order, in one iteration). Each scheduled level takes one arch step (hypergradient
+on a validation batch), then the method's ``lower_steps`` weight steps (the first on the same
+training batch, as in DARTS), and writes one trajectory row. Checkpoints hold everything a
+resumed run needs to continue exactly as an uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -18,27 +19,25 @@ import torch
 from torch import nn
 
 from nas_llv import __version__
-from nas_llv.config import ConfigError
 from nas_llv.data import build_loaders
 from nas_llv.device import resolve_device
 from nas_llv.space.genotype import Genotype
 from nas_llv.job import Job
-from nas_llv.losses import build_loss
 from nas_llv.space.models import build_search_network
 from nas_llv.space.models.base import fit_scale
-from nas_llv.registry import HYPERGRADS
+from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.space.supernet import arch_parameters, genotype_of, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search.level import Level, named
+from nas_llv.search.strategy import Losses, Strategy
 
 log = logging.getLogger(__name__)
 
 
-
 class Searcher(Job):
-    """Runs a strategy; ``run()`` returns True when the search finished (False: stopped early)."""
+    """Runs the recipe's strategy; ``run()`` returns True when the search finished (False: stopped early)."""
 
     kind = "search"
 
@@ -47,24 +46,43 @@ class Searcher(Job):
         self.run_dir: Run | None = None  # set by attach(): build first, so bad input leaves no folder
         seed_everything(recipe.seed)
         self.device = resolve_device(recipe.device)
-        self.spaces = self.load_spaces()
-        self.network_cfg = {"type": recipe.network.type, **recipe.network.options}
-        self.space = build_search_network(self.network_cfg, self.spaces, recipe.network.fuse)
-        self.net: nn.Module = self.space.net.to(self.device)
+        # the data first: a missing dataset fails before the supernet (and NNI) is built
         self.train_data, self.val_data = build_loaders(recipe.data)
+        try:
+            self._build()
+            self._preflight()
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self) -> None:
+        """The supernet, the strategy and its levels, each level's optimizers and lr schedule."""
+        self.spaces = self.load_spaces()
+        self.network_cfg = self.recipe.network.builder_config()
+        self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.fuse)
+        self.net: nn.Module = self.space.net.to(self.device)
         self.method = HYPERGRADS.build(self.cfg.hypergrad)
-        self.levels = self.build_levels()
+        # the strategy's own options: ``search.options``, or (recipes that keep them among the
+        # shared keys) the search config itself
+        self.opts = getattr(self.cfg, "options", None) or self.cfg
+        self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
+        self.levels: dict[str, Level] = self.strategy.build_levels(self.net, self.losses())
+        self.schedulers = self._attach_optimizers()
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
-        self.schedulers = {}
-        for name, level in self.levels.items():
-            w_opt = make_optimizer(self.cfg.weights, list(level.lower.values()))
-            a_opt = self.upper_optimizer(name, level) if level.upper else None
-            level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
-            self.schedulers[name] = make_scheduler(self.cfg.weights, w_opt, len(self.active_epochs(name)))
         self.step = self.epoch = self.it = 0
         self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
         self.elapsed = 0.0
-        self._preflight()
+
+    def _attach_optimizers(self) -> dict[str, Any]:
+        """Each level's weight optimizer (``search.weights``) and upper optimizer (the strategy's);
+        returns each level's lr schedule, which spans the epochs that level is updated in."""
+        schedulers = {}
+        for name, level in self.levels.items():
+            w_opt = make_optimizer(self.cfg.weights, list(level.lower.values()))
+            a_opt = self.strategy.upper_optimizer(name, level) if level.upper else None
+            level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
+            schedulers[name] = make_scheduler(self.cfg.weights, w_opt, len(self.active_epochs(name)))
+        return schedulers
 
     @torch.no_grad()
     def _preflight(self) -> None:
@@ -84,33 +102,18 @@ class Searcher(Job):
         self.train_data.close()
         self.val_data.close()
 
-    # -- what a strategy provides ------------------------------------------------------------
+    # -- building ----------------------------------------------------------------------------
     def load_spaces(self) -> dict[str, SpaceSpec]:
         """The recipe's spaces, resolved; SR models take their scale from ``data.scale``."""
         return fit_scale({k: load_space(v) for k, v in self.recipe.network.spaces.items()}, self.recipe.data.scale)
 
-    def build_levels(self) -> dict[str, Level]:
-        raise NotImplementedError
-
-    def upper_optimizer(self, name: str, level: Level) -> torch.optim.Optimizer:
-        """The optimizer of a level's upper variables (α by default: ``search.arch``)."""
-        return make_optimizer(self.cfg.arch, list(level.upper.values()))
+    def losses(self) -> Losses:
+        """The recipe's losses, built on this device when the strategy asks for them."""
+        return Losses(self.recipe.losses, self.device, self.strategy.needed_losses(self.net))
 
     def active_epochs(self, level: str) -> list[int]:
         """The epochs in which ``level`` is updated (all of them, unless the strategy has phases)."""
-        return [e for e in range(self.cfg.epochs) if level in self.schedule(e)]
-
-    def schedule(self, epoch: int) -> list[str]:
-        raise NotImplementedError
-
-    def loss(self, key: str) -> nn.Module:
-        if key not in self.recipe.losses:
-            raise ConfigError(f"recipe: losses.{key} is missing; this strategy needs losses: "
-                              f"{', '.join(self._needed_losses())}")
-        return build_loss(self.recipe.losses[key]).to(self.device)
-
-    def _needed_losses(self) -> list[str]:
-        return ["scene", "task"] if getattr(self.net, "denoise", None) is not None else ["scene"]
+        return [e for e in range(self.cfg.epochs) if level in self.strategy.schedule(e)]
 
     # -- the loop ----------------------------------------------------------------------------
     def done(self) -> bool:
@@ -130,7 +133,7 @@ class Searcher(Job):
         return self.step % self.cfg.checkpoint_every == 0
 
     def _iteration(self, start: float) -> None:
-        for name in self.schedule(self.epoch):
+        for name in self.strategy.schedule(self.epoch):
             level = self.levels[name]
             train_loss, terms, val_b = level.iterate(
                 self.method, lambda: self._batch(self.train_data), lambda: self._batch(self.val_data))
@@ -141,14 +144,10 @@ class Searcher(Job):
                    "train_loss": train_loss, "val_loss": level.val_loss(val_b), "lr": level.lr,
                    "seconds": round(time.perf_counter() - start, 4)}
             row.update({f"loss/{k}": v for k, v in terms.items()})
-            row.update(self.extra_columns())
+            row.update(self.strategy.extra_columns())
             row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
             row.update(self._prob_columns())
             self.run_dir.trajectory.append(row)
-
-    def extra_columns(self) -> dict[str, float]:
-        """Strategy-specific trajectory columns (e.g. the hyper-variables)."""
-        return {}
 
     def _prob_columns(self) -> dict[str, float]:
         return {f"prob/{label}/{op}": p for label, ops in probs_of(self.net).items() for op, p in ops.items()}
@@ -172,12 +171,10 @@ class Searcher(Job):
 
     @torch.no_grad()
     def validate(self) -> float:
-        """Mean upper objective of every level over ``val_batches`` validation batches."""
-        total = 0.0
-        for _ in range(self.cfg.val_batches):
-            batch = self._batch(self.val_data)
-            total += sum(level.val_loss(batch) for level in self.levels.values())
-        return total / self.cfg.val_batches
+        """The strategy's validation objective (by default every level's upper loss, summed),
+        averaged over ``val_batches`` validation batches."""
+        n = self.cfg.val_batches
+        return sum(self.strategy.val_loss(self.levels, self._batch(self.val_data)) for _ in range(n)) / n
 
     # -- results and checkpoints ---------------------------------------------------------------
     def genotype(self, choices: dict[str, str] | None = None) -> Genotype:
@@ -191,8 +188,17 @@ class Searcher(Job):
         if self.best["genotype"] is not None:
             self.genotype(self.best["genotype"]).save(self.run_dir.dir / "genotype_best.yaml")
         log.info("search finished after %d steps; genotype written to %s", self.step, path)
+        self.strategy.finish(self.run_dir.dir, self.step)
 
     def state_dict(self) -> dict[str, Any]:
+        """The loop's entries and the strategy's (e.g. learned loss weights), side by side."""
+        own, extra = self._state(), self.strategy.state_dict()
+        clash = own.keys() & extra.keys()
+        if clash:
+            raise ValueError(f"strategy '{self.cfg.strategy}': checkpoint keys {sorted(clash)} belong to the loop")
+        return {**own, **extra}
+
+    def _state(self) -> dict[str, Any]:
         return {
             "nas_llv": __version__, "kind": "search", "config": self.recipe.to_dict(),
             "network": self.net.state_dict(),  # weights and α
@@ -205,6 +211,7 @@ class Searcher(Job):
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.strategy.load_state_dict(state)
         self.net.load_state_dict(state["network"])
         for name, level in self.levels.items():
             level.weight_opt.load_state_dict(state["optimizers"][name]["weights"])

@@ -15,8 +15,9 @@ from nas_llv.config import ConfigError
 from nas_llv.space.genotype import load_genotype
 from nas_llv.losses import CompositeLoss
 from nas_llv.recipe import OptimConfig, load_recipe, recipe_from_dict
-from nas_llv.registry import HYPERGRADS, STRATEGIES
+from nas_llv.registry import HYPERGRADS
 from nas_llv.runs import Run
+from nas_llv.search.loop import Searcher
 from nas_llv.search.strategies.hyper import LossObjective, hyper_level, hyper_optimizer
 from nas_llv.optim import make_optimizer
 
@@ -88,7 +89,7 @@ def test_outer_product_moves_sigma_by_loss_values_with_a_fixed_upper_loss():
 
 def test_first_order_with_a_fixed_upper_loss_is_refused():
     with pytest.raises(ConfigError, match="first_order gives ς no gradient"):
-        STRATEGIES.get("hyper")(load_recipe(DEMO, SMALL + ["search.hypergrad={type: first_order}"]))
+        Searcher(load_recipe(DEMO, SMALL + ["search.hypergrad={type: first_order}"]))
 
 
 # -- (c) S2: the upper level is ω_i only; ς and α stay frozen ------------------------------------
@@ -103,9 +104,9 @@ def _changed(before: dict[str, torch.Tensor], module: nn.Module) -> set[str]:
 
 def test_s2_updates_only_the_illumination_regulator_at_the_upper_level(tmp_path):
     recipe = load_recipe(DEMO, SMALL)
-    searcher = STRATEGIES.get("hyper")(recipe)
+    searcher = Searcher(recipe)
     searcher.attach(Run.create(recipe.to_dict(), recipe.name, tmp_path))
-    level, obj = searcher.levels["illum"], searcher.objective
+    level, obj = searcher.levels["illum"], searcher.strategy.objective
     regulator = {f"net.regulator.{n}" for n, _ in obj.net.regulator.named_parameters()}
     assert set(level.upper) == regulator and not set(level.lower) & regulator
     assert "lower.learned.raw" not in {**level.upper, **level.lower}
@@ -146,8 +147,8 @@ def test_demo_recipe_through_the_cli_learns_sigma_then_derives_x2(tmp_path):
 
 def test_collaba_recipe_at_x4_derives_a_4x_model(tmp_path):
     run = _cli_run(tmp_path, ROOT / "recipes" / "collaba_rellisur_x4.yaml", *SMALL,
-                   "data.type=demo_sr", "data.root=null", "data.num_workers=0", "search.s2_epochs=0",
-                   "losses.lower.terms.perceptual.on_missing=drop")
+                   "data.type=demo_sr", "data.root=null", "data.split=null", "data.num_workers=0",
+                   "search.s2_epochs=0", "losses.lower.terms.perceptual.on_missing=drop")
     frame = pd.read_csv(run / "trajectory.csv")
     assert {"hyper/l1", "hyper/illum_prior", "hypergrad/coef"} <= set(frame.columns)
     _check_derived(run, 4)
@@ -167,7 +168,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     recipe = load_recipe(DEMO, SMALL)
 
     def searcher(sub):
-        s = STRATEGIES.get("hyper")(recipe_from_dict(recipe.to_dict(), "r.yaml"))
+        s = Searcher(recipe_from_dict(recipe.to_dict(), "r.yaml"))
         s.attach(Run.create(recipe.to_dict(), recipe.name, tmp_path / sub))
         return s
 
@@ -177,7 +178,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert b.run(stop_after=1) is False
     b.run_dir.close()
     run = Run.open(b.run_dir.dir)
-    c = STRATEGIES.get("hyper")(recipe_from_dict(run.config(), "config.yaml"))
+    c = Searcher(recipe_from_dict(run.config(), "config.yaml"))
     c.attach(run)
     c.load_state_dict(run.load_checkpoint())
     assert c.run()

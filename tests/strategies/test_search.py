@@ -13,10 +13,10 @@ from conftest import RECIPES
 from nas_llv.cli import main
 from nas_llv.search.hypergrad import Bilevel
 from nas_llv.recipe import recipe_from_dict
-from nas_llv.registry import HYPERGRADS, STRATEGIES
+from nas_llv.registry import HYPERGRADS
 from nas_llv.results import load_trajectory
 from nas_llv.runs import Run
-from nas_llv.search.strategies import Searcher  # noqa: F401  (registers the strategies)
+from nas_llv.search.loop import Searcher
 
 TINY = {
     "name": "tiny",
@@ -36,7 +36,7 @@ def _recipe(**search):
 
 def _searcher(tmp_path, **search):
     recipe = _recipe(**search)
-    searcher = STRATEGIES.get(recipe.search.strategy)(recipe)
+    searcher = Searcher(recipe)
     searcher.attach(Run.create(recipe.to_dict(), recipe.name, tmp_path))
     return searcher
 
@@ -121,7 +121,7 @@ def test_resume_equals_uninterrupted(tmp_path):
     b.run_dir.close()
     run = Run.open(b.run_dir.dir)
     recipe = recipe_from_dict(run.config(), "config.yaml")
-    c = STRATEGIES.get(recipe.search.strategy)(recipe)
+    c = Searcher(recipe)
     c.attach(run)
     c.load_state_dict(run.load_checkpoint())
     assert c.run() is True
@@ -209,7 +209,7 @@ def test_interrupt_checkpoints_at_an_iteration_boundary_and_resumes_exactly(tmp_
         s.run()
     state = s.run_dir.load_checkpoint()
     assert state["progress"]["step"] == 4  # two whole iterations of (scene, task)
-    again = STRATEGIES.get("cooperative")(s.recipe)
+    again = Searcher(s.recipe)
     again.attach(Run.open(s.run_dir.dir))
     again.load_state_dict(state)
     assert again.run()
@@ -223,7 +223,7 @@ def test_independent_phases_each_follow_their_own_cosine(tmp_path):
     orig = s._end_epoch
 
     def spy(start):
-        seen.append((s.schedule(s.epoch)[0], s.levels[s.schedule(s.epoch)[0]].lr))
+        seen.append((s.strategy.schedule(s.epoch)[0], s.levels[s.strategy.schedule(s.epoch)[0]].lr))
         orig(start)
     s._end_epoch = spy
     s.run()

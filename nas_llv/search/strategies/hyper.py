@@ -8,8 +8,8 @@ splits 1:5, so the recipes set ``data.val_ratio: 0.1667``.
   space has choices, α, as ONE upper set of the chosen hypergradient method (the same Φ^ul
   judges both; each keeps its own optimizer: ``search.hyper`` for ς, ``search.arch`` for α).
 - S2, module ``illum`` (the last ``s2_epochs`` epochs): ς and α frozen; upper ω_i = the
-  illumination network (``search.illum_modules``, default ``ILLUM_MODULES``), lower ω_s = the
-  other weights, Φ^ll with the frozen ς on D_ll.
+  illumination network (``search.illum_modules``, default: the network's ``illumination_modules``),
+  lower ω_s = the other weights, Φ^ll with the frozen ς on D_ll.
 
 Φ^ul (``search.upper_objective``): ``fixed`` (default) is ``losses.upper``, an unlearned loss
 (L1 to the ground truth in the recipes), so ς gets only the response term (TriCo's A_ω):
@@ -22,28 +22,48 @@ Every iteration: one upper step (hypergradient on a D_ll and a D_ul batch), then
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping
 
 import torch
 from torch import nn
 
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, check_range
 from nas_llv.io_utils import write_yaml
-from nas_llv.losses import CompositeLoss
-from nas_llv.registry import STRATEGIES
-from nas_llv.space.supernet import arch_parameters, weight_parameters
 from nas_llv.optim import make_optimizer
-from nas_llv.search.level import Batch, Level, Objective, call, named
-from nas_llv.search.loop import Searcher
+from nas_llv.optim import OptimConfig
+from nas_llv.registry import STRATEGIES
+from nas_llv.search.level import Batch, Level, Objective, arch_parameters, call, named, weight_parameters
+from nas_llv.search.strategy import Losses, Strategy
+
+if TYPE_CHECKING:
+    from nas_llv.losses import CompositeLoss
 
 log = logging.getLogger(__name__)
 
-# ω_i of S2 by model type: TriCo's illumination regulator N_ir, CollaBA's attention U-Net (the
-# generative prior x^Att; its feature conv ``prior`` feeds the SR branches, so it stays in ω_s),
-# RUAS's illumination (scene) module.
-ILLUM_MODULES: dict[str, tuple[str, ...]] = {
-    "trico_llsr": ("regulator",), "collaba_llsr": ("attention",), "ruas": ("scene",),
-}
+
+def _upper_optim() -> OptimConfig:
+    # TriCo Sec. 4.1: Adam (0.9, 0.999), γ_u = o_u = 1e-4 for ς (S1) and ω_i (S2)
+    return OptimConfig(lr=1e-4, schedule="constant", grad_clip=None)
+
+
+@dataclass(frozen=True)
+class HyperConfig:
+    """Options of strategy ``hyper`` (TriCo Alg. 1; docs/hyper.md): S1 the first
+    ``epochs - s2_epochs`` epochs, S2 the rest."""
+
+    s2_epochs: int = 0                   # epochs of S2 (ς frozen; ω_i upper, ω_s lower)
+    upper_objective: Literal["fixed", "total"] = "fixed"   # Φ^ul: losses.upper, or the learned total
+    hyper: OptimConfig = field(default_factory=_upper_optim)   # optimizer of ς (S1)
+    illum: OptimConfig = field(default_factory=_upper_optim)   # optimizer of ω_i (S2)
+    # ω_i: network submodules; None: the network's ``illumination_modules`` (TriCo's illumination
+    # regulator N_ir, CollaBA's attention U-Net x^Att, RUAS's scene module)
+    illum_modules: tuple[str, ...] | None = None
+
+    def validate(self) -> None:
+        # the upper bound, s2_epochs <= search.epochs, needs the shared config: HyperSearch checks it
+        check_range("s2_epochs", self.s2_epochs, 0)
 
 
 class LossObjective(nn.Module):
@@ -135,36 +155,38 @@ def hyper_optimizer(level: ObjectiveLevel, hyper_cfg: Any, arch_cfg: Any) -> Upp
     return UpperOptimizer(parts, (weights.project_,) if weights is not None else ())
 
 
-@STRATEGIES.register("hyper")
-class HyperSearch(Searcher):
+@STRATEGIES.register("hyper", config=HyperConfig)
+class HyperSearch(Strategy):
     """TriCo Alg. 1: S1 learns ς (and α), S2 learns ω_i over ω_s with ς frozen (module docstring)."""
+
+    def __init__(self, cfg: Any, opts: Any) -> None:
+        super().__init__(cfg, opts)
+        if opts.s2_epochs > cfg.epochs:
+            raise ConfigError(f"search.s2_epochs={opts.s2_epochs} must be <= search.epochs={cfg.epochs}")
+        self.s1_epochs = cfg.epochs - opts.s2_epochs
+
+    def needed_losses(self, net: nn.Module) -> list[str]:
+        return ["lower", "upper"] if self.opts.upper_objective == "fixed" else ["lower"]
 
     def upper_optimizer(self, name: str, level: Level) -> torch.optim.Optimizer:
         # ς (search.hyper) and α (search.arch) in S1; ω_i (search.illum) in S2. The weights' cosine
-        # restarts in each phase: Searcher schedules a level over its own epochs.
+        # restarts in each phase: the loop schedules a level over its own epochs.
         if name == "hyper":
-            return hyper_optimizer(level, self.cfg.hyper, self.cfg.arch)
-        return make_optimizer(self.cfg.illum, list(level.upper.values()))
+            return hyper_optimizer(level, self.opts.hyper, self.cfg.arch)
+        return make_optimizer(self.opts.illum, list(level.upper.values()))
 
-    @property
-    def s1_epochs(self) -> int:
-        return self.cfg.epochs - self.cfg.s2_epochs
-
-    def _needed_losses(self) -> list[str]:
-        return ["lower", "upper"] if self.cfg.upper_objective == "fixed" else ["lower"]
-
-    def build_levels(self) -> dict[str, Level]:
-        lower = self.loss("lower")
-        upper = self.loss("upper") if self.cfg.upper_objective == "fixed" else None
-        if upper is None and "upper" in self.recipe.losses:
+    def build_levels(self, net: nn.Module, losses: Losses) -> dict[str, Level]:
+        lower = losses("lower")
+        upper = losses("upper") if self.opts.upper_objective == "fixed" else None
+        if upper is None and "upper" in losses:
             log.warning("strategy 'hyper': losses.upper is not used with search.upper_objective: total")
-        self.objective = LossObjective(self.net, lower, upper)
+        self.objective = LossObjective(net, lower, upper)
         levels: dict[str, Level] = {}
         if self.s1_epochs > 0:
             levels["hyper"] = hyper_level(self.objective)
             self._check_s1(levels["hyper"])
-        if self.cfg.s2_epochs > 0:
-            levels["illum"] = illum_level(self.objective, self._illum_modules())
+        if self.opts.s2_epochs > 0:
+            levels["illum"] = illum_level(self.objective, self._illum_modules(net))
         return levels
 
     def _check_s1(self, level: ObjectiveLevel) -> None:
@@ -172,7 +194,7 @@ class HyperSearch(Searcher):
             raise ConfigError("strategy 'hyper', S1: nothing to learn: losses.lower has no 'learned:' weights "
                               "and the space has no choices (add learned: {form: trico}, or use s2_epochs = epochs)")
         learned = self.objective.lower.learned is not None
-        fixed = self.cfg.upper_objective == "fixed"
+        fixed = self.opts.upper_objective == "fixed"
         kind = self.cfg.hypergrad["type"]
         if learned and fixed and kind == "first_order":
             raise ConfigError("strategy 'hyper': hypergrad first_order gives ς no gradient, because the fixed "
@@ -183,16 +205,16 @@ class HyperSearch(Searcher):
                         "not by their usefulness, when losses.upper is fixed (docs/hyper.md); prefer "
                         "finite_difference or implicit_cg, or search.upper_objective: total")
 
-    def _illum_modules(self) -> tuple[str, ...]:
-        if self.cfg.illum_modules is not None:
-            return tuple(self.cfg.illum_modules)
-        kind = self.network_cfg["type"]
-        if kind == "single":
-            kind = next(iter(self.spaces.values())).model.get("type")
-        if kind not in ILLUM_MODULES:
-            raise ConfigError(f"strategy 'hyper', S2: no default illumination modules for '{kind}'; set "
-                              f"search.illum_modules (known defaults: {', '.join(ILLUM_MODULES)})")
-        return ILLUM_MODULES[kind]
+    def _illum_modules(self, net: nn.Module) -> tuple[str, ...]:
+        """ω_i: ``search.illum_modules``, else the network's own ``illumination_modules``."""
+        if self.opts.illum_modules is not None:
+            return tuple(self.opts.illum_modules)
+        declared = getattr(net, "illumination_modules", None)
+        if declared is None:
+            top = ", ".join(n for n, _ in net.named_children())
+            raise ConfigError(f"strategy 'hyper', S2: the network ({type(net).__name__}) declares no "
+                              f"illumination_modules; set search.illum_modules (top-level modules: {top})")
+        return tuple(declared)
 
     def schedule(self, epoch: int) -> list[str]:
         return ["hyper"] if epoch < self.s1_epochs else ["illum"]
@@ -205,26 +227,22 @@ class HyperSearch(Searcher):
         return {**{f"hyper/{k}": v for k, v in learned.values().items()},
                 **{f"coef/{k}": v for k, v in learned.coefficients().items()}}
 
-    @torch.no_grad()
-    def validate(self) -> float:
-        """Mean Φ^ul over ``val_batches`` D_ul batches (both phases share Φ^ul)."""
-        level = next(iter(self.levels.values()))
-        return sum(level.val_loss(self._batch(self.val_data)) for _ in range(self.cfg.val_batches)) / self.cfg.val_batches
+    def val_loss(self, levels: Mapping[str, Level], batch: Batch) -> float:
+        """Φ^ul on one D_ul batch (both phases share Φ^ul, so one level's is the objective)."""
+        return next(iter(levels.values())).val_loss(batch)
 
     # -- results and checkpoints ---------------------------------------------------------------
-    def finish(self, start: float | None = None) -> None:
-        super().finish(start)
+    def finish(self, folder: Path, step: int) -> None:
         learned = self.objective.lower.learned
         if learned is not None:
-            path = write_yaml(self.run_dir.dir / "hyper.yaml", {
+            path = write_yaml(folder / "hyper.yaml", {
                 "form": learned.form, "values": learned.values(), "coefficients": learned.coefficients(),
-                "step": self.step, "s1_epochs": self.s1_epochs, "s2_epochs": self.cfg.s2_epochs})
+                "step": step, "s1_epochs": self.s1_epochs, "s2_epochs": self.opts.s2_epochs})
             log.info("learned loss weights written to %s: %s", path,
                      ", ".join(f"{k}={v:.4g}" for k, v in learned.values().items()))
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "losses": self.objective.lower.state_dict()}
+        return {"losses": self.objective.lower.state_dict()}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.objective.lower.load_state_dict(state["losses"])
-        super().load_state_dict(state)

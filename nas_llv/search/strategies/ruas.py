@@ -4,20 +4,23 @@ Cooperative (Alg. 1, Eq. 6-8): α_s is updated with the upper loss L^s_val + β�
 task module runs on the scene's output so the task loss reaches α_s through u; the scene's
 training loss is the scene loss alone (Eq. 8). Then α_t is updated given the new α_s. During the
 search the denoiser always runs (the RUAS_A gate belongs to the derived network only).
+
+The network is RUAS (``nas_llv.space.models.networks``): ``net.scene``, and ``net.denoise``
+(None for variant ruas_s). Losses: ``losses.scene``, and ``losses.task`` with a denoiser.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 from torch import nn
 
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, check_range
 from nas_llv.registry import STRATEGIES
-from nas_llv.space.supernet import arch_parameters, weight_parameters
-from nas_llv.search.level import Batch, Level, Objective, call, named
-from nas_llv.search.loop import Searcher
+from nas_llv.search.level import Batch, Level, Objective, arch_parameters, call, named, weight_parameters
+from nas_llv.search.strategy import Losses, Strategy
 
 
 def _prefixed(prefix: str, terms: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -91,50 +94,84 @@ def _sub(ov: Mapping[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]
     return {k[len(prefix):]: v for k, v in ov.items() if k.startswith(prefix)}
 
 
-class _RUASSearch(Searcher):
-    def _losses(self) -> tuple[nn.Module, nn.Module | None]:
-        scene = self.loss("scene")
-        task = self.loss("task") if self.net.denoise is not None else None
+@dataclass(frozen=True)
+class CooperativeConfig:
+    """Options of strategy ``cooperative``."""
+
+    beta: float = 1.0                    # weight of the task loss in the scene's upper loss (Eq. 7)
+    scene_steps: int = 1                 # scene updates per iteration
+    task_steps: int = 1                  # task updates per iteration
+
+    def validate(self) -> None:
+        check_range("beta", self.beta, 0.0)
+        for name in ("scene_steps", "task_steps"):
+            check_range(name, getattr(self, name), 1)
+
+
+@dataclass(frozen=True)
+class GlobalConfig:
+    """Options of strategy ``global``."""
+
+    beta: float = 1.0                    # weight of the task loss in the joint loss ℓ_s + β·ℓ_t
+
+    def validate(self) -> None:
+        check_range("beta", self.beta, 0.0)
+
+
+class _RUASStrategy(Strategy):
+    """A strategy on the RUAS network: the task loss only where the network has a denoiser."""
+
+    def needed_losses(self, net: nn.Module) -> list[str]:
+        return ["scene", "task"] if getattr(net, "denoise", None) is not None else ["scene"]
+
+    def _losses(self, net: nn.Module, losses: Losses) -> tuple[nn.Module, nn.Module | None]:
+        """(scene loss, task loss or None); checks that ``net`` is the RUAS network."""
+        scene = losses("scene")
+        if not hasattr(net, "scene") or not hasattr(net, "denoise"):
+            raise ConfigError(f"strategy '{self.cfg.strategy}' searches the RUAS network (network.type: ruas), "
+                              f"not {type(net).__name__}; for other networks use strategy hyper")
+        task = losses("task") if net.denoise is not None else None
         return scene, task
 
 
-@STRATEGIES.register("cooperative")
-class Cooperative(_RUASSearch):
+@STRATEGIES.register("cooperative", config=CooperativeConfig)
+class Cooperative(_RUASStrategy):
     """RUAS Alg. 1: scene_steps updates of (α_s, ω_s), then task_steps of (α_t, ω_t), per iteration."""
 
-    def build_levels(self) -> dict[str, Level]:
-        scene_loss, task_loss = self._losses()
-        levels: dict[str, Level] = {"scene": SceneLevel(self.net, scene_loss, task_loss, self.cfg.beta)}
+    def build_levels(self, net: nn.Module, losses: Losses) -> dict[str, Level]:
+        scene_loss, task_loss = self._losses(net, losses)
+        levels: dict[str, Level] = {"scene": SceneLevel(net, scene_loss, task_loss, self.opts.beta)}
         if task_loss is not None:
-            levels["task"] = TaskLevel(self.net, task_loss)
+            levels["task"] = TaskLevel(net, task_loss)
+        self.has_task = task_loss is not None
         return levels
 
     def schedule(self, epoch: int) -> list[str]:
-        plan = ["scene"] * self.cfg.scene_steps
-        return plan + ["task"] * self.cfg.task_steps if "task" in self.levels else plan
+        plan = ["scene"] * self.opts.scene_steps
+        return plan + ["task"] * self.opts.task_steps if self.has_task else plan
 
 
-@STRATEGIES.register("global")
-class Global(_RUASSearch):
+@STRATEGIES.register("global", config=GlobalConfig)
+class Global(_RUASStrategy):
     """Baseline: one supernet, one α over both modules, searched end to end."""
 
-    def build_levels(self) -> dict[str, Level]:
-        return {"all": JointLevel(self.net, *self._losses(), self.cfg.beta)}
+    def build_levels(self, net: nn.Module, losses: Losses) -> dict[str, Level]:
+        return {"all": JointLevel(net, *self._losses(net, losses), self.opts.beta)}
 
     def schedule(self, epoch: int) -> list[str]:
         return ["all"]
 
 
 @STRATEGIES.register("independent")
-class Independent(Cooperative):
-    """Baseline: the first ceil(epochs/2) epochs search the scene alone (β = 0), the rest the task
-    module on the frozen scene."""
+class Independent(_RUASStrategy):
+    """Baseline: the first ceil(epochs/2) epochs search the scene alone (β = 0, by definition: no
+    options), the rest the task module on the frozen scene."""
 
-    def build_levels(self) -> dict[str, Level]:
-        scene_loss, task_loss = self._losses()
+    def build_levels(self, net: nn.Module, losses: Losses) -> dict[str, Level]:
+        scene_loss, task_loss = self._losses(net, losses)
         if task_loss is None:
             raise ConfigError("strategy 'independent' needs a task module (network variant ruas or ruas_a)")
-        return {"scene": SceneLevel(self.net, scene_loss, None, 0.0), "task": TaskLevel(self.net, task_loss)}
+        return {"scene": SceneLevel(net, scene_loss, None, 0.0), "task": TaskLevel(net, task_loss)}
 
     def schedule(self, epoch: int) -> list[str]:
         return ["scene"] if epoch < math.ceil(self.cfg.epochs / 2) else ["task"]
