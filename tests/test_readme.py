@@ -67,4 +67,5 @@ def test_every_readme_command_runs_as_written(tmp_path, shared_data):
     assert "Traceback" not in done.stderr
     for made in ("alphas.png", "cell.png", "table.md", "enhanced", "published/upe.pt"):
         assert (clone / made).exists(), made
-    assert "upe.pt" in (clone / "table.md").read_text()
+    table = (clone / "table.md").read_text()
+    assert "published/eval-mit5" in table and table.count("| mit5 |") == 2
