@@ -18,7 +18,11 @@ def start(args: argparse.Namespace):
         if args.recipe or args.overrides:
             raise ConfigError("--resume continues a run from its own config.yaml; give no recipe or overrides")
         searcher, run = resume_job(args.resume, "search", lambda recipe, run, state: _searcher(recipe))
-        log.info("resuming %s at step %d (epoch %d)", run.dir, searcher.step, searcher.epoch + 1)
+        if searcher.done():
+            log.info("%s finished at step %d of %d; nothing left to run", run.dir, searcher.step, searcher.total_steps)
+        else:
+            log.info("resuming %s at step %d of %d (epoch %d)", run.dir, searcher.step, searcher.total_steps,
+                     searcher.epoch + 1)
         return searcher, run
     if not args.recipe:
         raise ConfigError("give a recipe file (e.g. recipes/ruas_demo.yaml) or --resume RUN")

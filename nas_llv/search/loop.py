@@ -120,7 +120,12 @@ class Searcher(Job):
         return self.epoch >= self.cfg.epochs
 
     def progress(self) -> tuple[int, int]:
-        return self.epoch * self.steps_per_epoch + self.it, self.cfg.epochs * self.steps_per_epoch
+        """(steps done, steps in all): one step per level update, as the log and the trajectory count."""
+        return self.step, self.total_steps
+
+    @property
+    def total_steps(self) -> int:
+        return sum(self.steps_per_epoch * len(self.strategy.schedule(e)) for e in range(self.cfg.epochs))
 
     def advance(self, start: float) -> None:
         """One iteration of the schedule; the epoch's end (validation, lr step) after its last."""

@@ -247,3 +247,12 @@ def test_resume_refuses_a_run_of_another_kind(tmp_path, capsys):
     assert main(["search", "--resume", str(s.run_dir.dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "a train run, not a search run" in err
+
+
+@pytest.mark.parametrize("strategy", ["cooperative", "independent"])
+def test_progress_counts_the_steps_the_log_and_trajectory_count(tmp_path, strategy):
+    s = _searcher(tmp_path, strategy=strategy)
+    assert s.progress() == (0, s.total_steps)
+    s.run()
+    rows = len(pd.read_csv(s.run_dir.dir / "trajectory.csv"))
+    assert s.progress() == (rows, rows) == (s.step, s.total_steps)
