@@ -63,6 +63,12 @@ class Registry:
                 f"unknown {self.kind} '{name}'; allowed: {', '.join(sorted(self._table))}"
             ) from None
 
+    def unregister(self, name: str) -> None:
+        """Remove ``name`` (an entry registered for a while, e.g. in a test)."""
+        self.get(name)
+        del self._table[name]
+        self._configs.pop(name, None)
+
     def config_of(self, name: str) -> type | None:
         """The options dataclass ``name`` was registered with (None: it takes no options)."""
         self.get(name)

@@ -27,3 +27,13 @@ def test_duplicates_and_unknown_names_are_errors():
         reg.get("b")
     with pytest.raises(RegistryError, match="needs a 'type'"):
         reg.build({"size": 1})
+
+
+def test_unregister_removes_the_entry_and_its_config():
+    reg = Registry("thing")
+    reg.register("a", config=dict)(lambda: 1)
+    assert reg.config_of("a") is dict
+    reg.unregister("a")
+    assert "a" not in reg and reg.names() == []
+    with pytest.raises(RegistryError, match="unknown thing 'a'"):
+        reg.unregister("a")

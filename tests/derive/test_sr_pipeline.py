@@ -28,7 +28,7 @@ from nas_llv.recipe import load_recipe
 from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.derive.train import Trainer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TINY_DATA = ["data.demo_count=4", "data.demo_size=32", "data.crop=8"]
 SEARCH = ["search.epochs=2", "search.s2_epochs=1", "search.steps_per_epoch=1", "search.val_batches=1",
           "data.batch_size=1", *TINY_DATA]

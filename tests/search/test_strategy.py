@@ -54,12 +54,11 @@ class SceneOnly(Strategy):
 
 
 @pytest.fixture
-def scene_only(monkeypatch):
+def scene_only():
     """SceneOnly registered for one test; the registry is restored afterwards."""
-    STRATEGIES.names()  # load the shipped strategies into the table before it is swapped
-    monkeypatch.setattr(STRATEGIES, "_table", dict(STRATEGIES._table))
-    monkeypatch.setattr(STRATEGIES, "_configs", dict(STRATEGIES._configs))
-    return STRATEGIES.register("test_scene_only", config=SceneOnlyConfig)(SceneOnly)
+    yield STRATEGIES.register("test_scene_only", config=SceneOnlyConfig)(SceneOnly)
+    STRATEGIES.unregister("test_scene_only")
+    assert "test_scene_only" not in STRATEGIES
 
 
 def _recipe(**losses):
