@@ -30,8 +30,8 @@ class Progress:
     """A bar on a terminal (none in a pipe or a file), and a line in the log every ``every``
     seconds wherever the log goes: step, rate, time left."""
 
-    def __init__(self, job: Job, every: float = PROGRESS_EVERY) -> None:
-        self.job, self.every = job, every
+    def __init__(self, job: Job, every: float | None = None) -> None:
+        self.job, self.every = job, PROGRESS_EVERY if every is None else every
         done, total = job.progress()
         self.bar = tqdm(total=total, initial=done, desc=f"{job.kind} {job.recipe.name}", unit="step", disable=None)
         self.start_done, self.start = done, time.perf_counter()

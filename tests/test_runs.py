@@ -181,3 +181,26 @@ def test_resumed_trajectory_equals_uninterrupted(tmp_path):
         set_rng_state(ckpt["rng"])
         _train(resumed, range(ckpt["step"] + 1, 8))
     assert (cut.dir / "trajectory.csv").read_bytes() == (full.dir / "trajectory.csv").read_bytes()
+
+
+@pytest.mark.parametrize("command", ["search", "train"])
+def test_progress_reaches_the_log_file(tmp_path, monkeypatch, command):
+    """Written to a file (no terminal, no bar), a run still shows its progress at a steady interval."""
+    import nas_llv.job
+    from conftest import RECIPES
+    from nas_llv.cli import main
+    from nas_llv.export.ruas_import import ruas_genotype
+
+    monkeypatch.setattr(nas_llv.job, "PROGRESS_EVERY", 0.0)  # every step, instead of every 15 s
+    tiny = ["data.demo_count=4", "data.demo_size=32", "data.crop=16", "data.batch_size=1"]
+    if command == "search":
+        args = ["search", str(RECIPES / "ruas_demo.yaml"), "search.epochs=1", "search.steps_per_epoch=2",
+                "search.val_batches=1", *tiny]
+    else:
+        genotype = ruas_genotype("cvpr", "ruas").save(tmp_path / "g.yaml")
+        args = ["train", str(genotype), "--recipe", str(RECIPES / "ruas_demo_train.yaml"), "train.steps=3",
+                "train.val_batches=1", *tiny]
+    assert main([*args, "--output", str(tmp_path / "runs")]) == 0
+    (run,) = (tmp_path / "runs").iterdir()
+    lines = [line for line in (run / "log.txt").read_text().splitlines() if f"{command}: step" in line]
+    assert len(lines) >= 2 and "s/step" in lines[-1] and "left" in lines[-1]
