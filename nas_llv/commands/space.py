@@ -11,7 +11,8 @@ if TYPE_CHECKING:
 
 def describe(spec: SpaceSpec) -> list[str]:
     """Human-readable summary: nodes, edges, candidates, space size, supernet params."""
-    from nas_llv.space.models import build_supernet
+    from nas_llv.space import nni_bridge
+    from nas_llv.space.models import build_searchable
     from nas_llv.space.supernet import weight_parameters
 
     cell = spec.cell
@@ -28,7 +29,7 @@ def describe(spec: SpaceSpec) -> list[str]:
         lines.append(f"    {e.src:>4s} -> {e.dst:<4s} {e.label or '-':6s} {what}")
     for label, names in spec.parts().items():
         lines.append(f"  part {label}: {len(names)} candidates: {', '.join(names)}")
-    supernet = build_supernet(spec)
+    supernet = nni_bridge.plain(lambda: build_searchable(spec))  # the weights alone: no need to load NNI
     n_weights = sum(p.numel() for p in weight_parameters(supernet))
     lines += [f"  labels: {len(spec.labels())}; architectures in the space: {spec.size():,}",
               f"  supernet weights: {n_weights:,} parameters"]

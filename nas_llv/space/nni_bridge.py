@@ -11,8 +11,10 @@ and every command that only checks its input, never loads it.
 """
 from __future__ import annotations
 
+import contextvars
 import functools
 import logging
+import sys
 import warnings
 from typing import Any, Callable, Iterator, Mapping
 
@@ -30,13 +32,42 @@ def _nni() -> Any:
     return nn_pytorch
 
 
+_PLAIN: contextvars.ContextVar[bool] = contextvars.ContextVar("nas_llv_plain_choices", default=False)
+
+
+class PlainChoice(nn.ModuleDict):
+    """The same candidates without NNI's bookkeeping: for inspecting a supernet (its weights, its
+    parameters) where NNI's labels are not needed and its seconds-long import is not wanted."""
+
+    def __init__(self, candidates: Mapping[str, nn.Module], label: str) -> None:
+        super().__init__(dict(candidates))
+        self.label = label
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.keys())
+
+
 def choice(candidates: Mapping[str, nn.Module], label: str) -> nn.Module:
-    """A labelled choice among named candidate modules (NNI ``LayerChoice``)."""
+    """A labelled choice among named candidate modules (NNI ``LayerChoice``; a ``PlainChoice``
+    inside ``plain``)."""
+    if _PLAIN.get():
+        return PlainChoice(candidates, label)
     return _nni().LayerChoice(dict(candidates), label=label)
 
 
 def is_choice(module: nn.Module) -> bool:
-    return isinstance(module, _nni().LayerChoice)
+    return isinstance(module, PlainChoice) or ("nni" in sys.modules and isinstance(module, _nni().LayerChoice))
+
+
+def plain(factory: Callable[[], nn.Module]) -> nn.Module:
+    """``factory()`` with its choices built as ``PlainChoice``: the supernet's modules and weights,
+    without NNI (no labels to simplify, nothing to freeze)."""
+    token = _PLAIN.set(True)
+    try:
+        return factory()
+    finally:
+        _PLAIN.reset(token)
 
 
 def candidates(module: nn.Module) -> Iterator[tuple[str, nn.Module]]:

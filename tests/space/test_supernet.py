@@ -82,3 +82,14 @@ def test_search_network_labels_are_prefixed_per_module():
     assert len(labels) == 14 and "scene.c1_d" in labels and "denoise.c1_d" in labels
     out = net(torch.rand(1, 3, 16, 16))
     assert out["x"].shape == (1, 3, 16, 16)
+
+
+def test_plain_choices_build_the_same_supernet_without_nni_bookkeeping():
+    from nas_llv.space.models import build_searchable, build_supernet
+
+    space = load_space("ruas_denoise")
+    plain = nni_bridge.plain(lambda: build_searchable(space))
+    full = build_supernet(space).net
+    assert [(n, p.shape) for n, p in plain.named_parameters()] == [(n, p.shape) for n, p in full.named_parameters()]
+    edges = [m for m in plain.modules() if isinstance(m, nni_bridge.PlainChoice)]
+    assert edges and all(nni_bridge.is_choice(m) for m in edges)
