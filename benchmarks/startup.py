@@ -2,7 +2,8 @@
 
 Each command runs `--repeats` times; the median is printed. The error cases (a recipe whose
 data folder is missing, a recipe with an unknown key) measure how soon a user learns of a
-mistake. Run from the repository root.
+mistake. Run from the repository root; to time another checkout side by side, put it first on
+PYTHONPATH (``PYTHONPATH=../old python benchmarks/startup.py``).
 
     python benchmarks/startup.py [--repeats 3]
 """
@@ -28,7 +29,9 @@ COMMANDS = {
 
 def wall(args: list[str]) -> float:
     start = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "nas_llv", *args], capture_output=True)
+    # the CLI's entry point itself (works for any checkout on PYTHONPATH, old or new)
+    subprocess.run([sys.executable, "-c", "import sys; from nas_llv.cli import main; sys.exit(main())", *args],
+                   capture_output=True)
     return time.perf_counter() - start
 
 

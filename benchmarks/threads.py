@@ -1,10 +1,12 @@
-"""A search step's time alone and beside a second busy process, by OpenMP wait policy.
+"""A search iteration's time alone and beside a second busy process, by how OpenMP workers wait.
 
-torch's OpenMP workers spin for a while when they wait for work (OMP_WAIT_POLICY unset). On a machine whose cores are shared with another busy process, the spinning workers
-and the other process fight for the same cores. nas-llv sets OMP_WAIT_POLICY=PASSIVE before
-torch loads (nas_llv/__init__.py) unless the user set it. Each figure is the median wall time of
-a few RUAS cooperative finite-difference search iterations at 160x160 (batch 1), measured in a
-fresh process (the policy is read when OpenMP starts), all in one run of this script.
+torch's OpenMP (libgomp) workers spin a long while when they wait for work. On a machine whose
+cores are shared with another busy process, the spinning workers and that process fight for the
+same cores. nas-llv sets GOMP_SPINCOUNT=10000 (a short spin) before torch loads
+(nas_llv/__init__.py) unless the user set it; OMP_WAIT_POLICY=PASSIVE (no spin) is the other
+choice measured. Each figure is the median wall time of RUAS cooperative finite-difference search
+iterations at 160x160 (batch 1), each setting in a fresh process (OpenMP reads it when it
+starts), all in one run of this script.
 
     python benchmarks/threads.py [--size 160] [--repeats 5] [--threads 2]
 """
@@ -47,16 +49,21 @@ def _burn(seconds: float) -> None:
         x += 1
 
 
-def measure(policy: str | None, busy: bool, args: argparse.Namespace) -> float:
-    env = {**os.environ, "OMP_NUM_THREADS": str(args.threads)}
-    env.pop("OMP_WAIT_POLICY", None)
-    if policy is not None:
-        env["OMP_WAIT_POLICY"] = policy
+SETTINGS = {  # label -> environment
+    "libgomp default (before)": {},
+    "GOMP_SPINCOUNT=10000 (nas-llv default)": {"GOMP_SPINCOUNT": "10000"},
+    "OMP_WAIT_POLICY=PASSIVE": {"OMP_WAIT_POLICY": "PASSIVE"},
+}
+
+
+def measure(setting: dict[str, str], busy: bool, args: argparse.Namespace) -> float:
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")}
+    env.update({"OMP_NUM_THREADS": str(args.threads), **setting})
     burner = mp.Process(target=_burn, args=(600.0,)) if busy else None
     if burner is not None:
         burner.start()
     try:
-        # -c without importing nas_llv first would leave its default in place; set it explicitly
+        # the child imports torch before nas_llv, so only the setting given here is in force
         out = subprocess.run([sys.executable, "-c", CHILD, str(args.size), str(args.repeats)], env=env,
                              capture_output=True, text=True, check=True).stdout
     finally:
@@ -73,11 +80,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     args = parser.parse_args()
     print(f"search iteration, {args.size}x{args.size}, {args.threads} threads, median of {args.repeats}")
-    print("| OMP_WAIT_POLICY | alone (s) | beside a busy process (s) | slowdown |")
+    print("| OpenMP workers | alone (s) | beside a busy process (s) | slowdown |")
     print("| --- | --- | --- | --- |")
-    for policy in (None, "PASSIVE"):  # None: torch's own default, what nas-llv ran with before
-        alone, busy = measure(policy, False, args), measure(policy, True, args)
-        print(f"| {policy or 'unset (before)'} | {alone:.3f} | {busy:.3f} | {busy / alone:.1f}x |", flush=True)
+    for label, setting in SETTINGS.items():
+        alone, busy = measure(setting, False, args), measure(setting, True, args)
+        print(f"| {label} | {alone:.3f} | {busy:.3f} | {busy / alone:.1f}x |", flush=True)
 
 
 if __name__ == "__main__":
