@@ -62,9 +62,7 @@ class Searcher(Job):
         self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.fuse)
         self.net: nn.Module = self.space.net.to(self.device)
         self.method = HYPERGRADS.build(self.cfg.hypergrad)
-        # the strategy's own options: ``search.options``, or (recipes that keep them among the
-        # shared keys) the search config itself
-        self.opts = getattr(self.cfg, "options", None) or self.cfg
+        self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
         self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
         self.levels: dict[str, Level] = self.strategy.build_levels(self.net, self.losses())
         self.schedulers = self._attach_optimizers()

@@ -60,8 +60,8 @@ class Losses:
 class Strategy:
     """A search strategy: ``build_levels`` and ``schedule`` are required, the rest have defaults.
 
-    ``cfg`` is the shared search config, ``opts`` this strategy's options (its registered
-    dataclass; for a recipe loaded before options were split out, ``cfg`` itself).
+    ``cfg`` is the shared search config, ``opts`` this strategy's options (an instance of the
+    dataclass it was registered with; None when it was registered without one).
     """
 
     needs: tuple[str, ...] = ()  # the recipe losses this strategy uses, named when one is missing
