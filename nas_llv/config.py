@@ -222,6 +222,9 @@ class Variant:
         registry = cls.variant_registry()
         name = data.get(cls.VARIANT_KEY, next(f.default for f in dataclasses.fields(cls) if f.name == cls.VARIANT_KEY))
         if cls.NESTED:
+            stray = sorted(k for k in own if k != "options")
+            if stray:
+                raise ConfigError(f"{_at(where)} unknown key '{stray[0]}'; allowed: {', '.join([*shared, 'options'])}")
             own, where = own.get("options") or {}, _join(where, "options")
             if not isinstance(own, Mapping):
                 raise ConfigError(f"{_at(where)} expected a mapping, got {own!r}")

@@ -126,6 +126,7 @@ def test_nested_variant_options():
     (Section, {"type": "round", "colour": 1}, "s: unknown key 'colour'; allowed: type, size, radius"),
     (Section, {"type": "box", "width": "wide"}, "s.width: expected int, got 'wide'"),
     (Section, {"type": "cone"}, "s.type: unknown thing 'cone'; allowed: ball, box, dot, round"),
+    (NestedSection, {"type": "box", "width": 3}, "s: unknown key 'width'; allowed: type, size, options"),
     (NestedSection, {"type": "box", "options": {"radius": 1.0}},
      "s.options.radius: belongs to thing ball, round, not 'box' (set it to null to drop it); allowed here: width, height"),
 ])
