@@ -97,7 +97,8 @@ class Job:
         raise NotImplementedError
 
     def progress(self) -> tuple[int, int]:
-        """(units done, units in all), for the progress bar."""
+        """(steps done, steps in all), as the log and the trajectory count them: the bar and the
+        progress lines show these."""
         raise NotImplementedError
 
     def checkpoint_due(self) -> bool:
