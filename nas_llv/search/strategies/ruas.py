@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Mapping
+from typing import Callable, Mapping
 
 import torch
 from torch import nn
@@ -34,38 +34,54 @@ class _ModuleLevel(Level):
         self.lower = named(module, weight_parameters(module))
 
 
-class SceneLevel(_ModuleLevel):
-    """α_s / ω_s. Upper objective adds β·(task loss on the scene's output) when a task module exists."""
+def image_output(x: torch.Tensor) -> dict[str, torch.Tensor]:
+    """What a task loss reads from an image-restoring task module: its output as the image 'x'."""
+    return {"x": x}
 
-    def __init__(self, net: nn.Module, scene_loss: nn.Module, task_loss: nn.Module | None, beta: float) -> None:
+
+TaskOutputs = Callable[[torch.Tensor], Mapping[str, torch.Tensor]]
+
+
+class SceneLevel(_ModuleLevel):
+    """α_s / ω_s. Upper objective adds β·(task loss on the scene's output) when a task module exists.
+
+    ``task`` is the task module on the scene's output (default: ``net.denoise``, RUAS's denoiser;
+    a high-level head for ``cooperative_highlevel``); ``task_outputs`` turns its output into what
+    the task loss reads."""
+
+    def __init__(self, net: nn.Module, scene_loss: nn.Module, task_loss: nn.Module | None, beta: float, *,
+                 task: nn.Module | None = None, task_outputs: TaskOutputs = image_output) -> None:
         super().__init__("scene", net.scene)
-        self.denoise, self.scene_loss, self.task_loss, self.beta = net.denoise, scene_loss, task_loss, beta
+        self.task = getattr(net, "denoise", None) if task is None else task
+        self.scene_loss, self.task_loss, self.beta, self.task_outputs = scene_loss, task_loss, beta, task_outputs
 
     def objective(self, batch: Batch, train: bool) -> Objective:
         def f(ov):
             out = call(self.module, ov, batch["low"])
             total, terms = self.scene_loss(out, batch)
             terms = _prefixed("scene", terms)
-            if not train and self.denoise is not None and self.beta > 0:
-                t_total, t_terms = self.task_loss({"x": self.denoise(out["u"]), "u": out["u"]}, batch)
+            if not train and self.task is not None and self.beta > 0:
+                t_total, t_terms = self.task_loss({**self.task_outputs(self.task(out["u"])), "u": out["u"]}, batch)
                 total, terms = total + self.beta * t_total, {**terms, **_prefixed("task", t_terms)}
             return total, terms
         return f
 
 
 class TaskLevel(_ModuleLevel):
-    """α_t / ω_t on the current scene module's output (the scene is not updated here)."""
+    """α_t / ω_t of a task module (default: ``net.denoise``) on the current scene module's output
+    (the scene is not updated here); the level is called ``name``."""
 
-    def __init__(self, net: nn.Module, task_loss: nn.Module) -> None:
-        super().__init__("task", net.denoise)
-        self.scene, self.task_loss = net.scene, task_loss
+    def __init__(self, net: nn.Module, task_loss: nn.Module, *, task: nn.Module | None = None,
+                 task_outputs: TaskOutputs = image_output, name: str = "task") -> None:
+        super().__init__(name, net.denoise if task is None else task)
+        self.scene, self.task_loss, self.task_outputs = net.scene, task_loss, task_outputs
 
     def objective(self, batch: Batch, train: bool) -> Objective:
         with torch.no_grad():
             u = self.scene(batch["low"])["u"]
 
         def f(ov):
-            total, terms = self.task_loss({"x": call(self.module, ov, u), "u": u}, batch)
+            total, terms = self.task_loss({**self.task_outputs(call(self.module, ov, u)), "u": u}, batch)
             return total, _prefixed("task", terms)
         return f
 
