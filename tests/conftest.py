@@ -28,3 +28,11 @@ def shared_data() -> Path:
 def _seed_and_threads():
     torch.manual_seed(0)
     yield
+
+
+def grads_ok(module, *inputs) -> None:
+    """Every input and every parameter of ``module`` got a finite gradient."""
+    for t in inputs:
+        assert t.grad is not None and torch.isfinite(t.grad).all()
+    for name, p in module.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all(), name

@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from conftest import grads_ok as _grads_ok
 from nas_llv.space import nni_bridge
 from nas_llv.config import ConfigError
 from nas_llv.space.models import build_derived, build_supernet, resize_space
@@ -18,13 +19,6 @@ from nas_llv.space.supernet import ArchParams, MixedPart, arch_parameters, deriv
 
 C, P, HW = 8, 5, 16
 MODELS = ["trico_llsr", "collaba_llsr"]
-
-
-def _grads_ok(module, *inputs):
-    for t in inputs:
-        assert t.grad is not None and torch.isfinite(t.grad).all()
-    for name, p in module.named_parameters():
-        assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
 @pytest.mark.parametrize("name", list(MODULATIONS))
@@ -173,7 +167,7 @@ def test_every_upscaler_derives_to_the_one_hot_supernet(model):
     supernet = build_supernet(space).double()
     x = torch.rand(1, 3, HW, HW, dtype=torch.float64)
     base = genotype_of(supernet)
-    for name in UPSCALERS:
+    for name in space.parts()["upscaler"]:
         geno = {**base, "upscaler": name}
         derived = build_derived(space, geno).double()
         derived.load_state_dict(derived_state_dict(supernet.net, geno))
@@ -185,7 +179,8 @@ def test_collaba_labels_and_trico_alpha():
     space = load_space("collaba_llsr")
     parts = space.parts()
     assert parts == {"modulation": ("cft", "dcft", "concat"), "fusion": ("skff", "sum"),
-                     "upscaler": ("pixelshuffle", "bilinear_conv", "bicubic_conv", "msmu")}
+                     "upscaler": ("pixelshuffle", "bilinear_conv", "bicubic_conv", "msmu"),
+                     "stem": ("conv", "unshuffle"), "reconstruction": ("none", "crb")}
     assert space.parts("net.") == {f"net.{k}": v for k, v in parts.items()}
     supernet = build_supernet(resize_space(space, channels=8))
     assert set(parts) <= set(nni_bridge.labels(supernet))

@@ -17,7 +17,8 @@ splits 1:5, so the recipes set ``data.val_ratio: 0.1667``.
 Φ^ul = L_total(ς, ω; D_ul), whose direct ς gradient is uncertainty weighting.
 
 Every iteration: one upper step (hypergradient on a D_ll and a D_ul batch), then
-``method.lower_steps`` lower steps (the first on the same D_ll batch, as DARTS), one row.
+``method.lower_steps`` lower steps (the first on the same D_ll batch, as DARTS), then one step of
+each adversarial term's discriminator (CollaBA Eq. 10, ``losses/adversarial.py``), one row.
 """
 from __future__ import annotations
 
@@ -31,6 +32,7 @@ from torch import nn
 
 from nas_llv.config import ConfigError, check_range
 from nas_llv.io_utils import write_yaml
+from nas_llv.losses.adversarial import step_discriminators
 from nas_llv.optim import make_optimizer
 from nas_llv.optim import OptimConfig
 from nas_llv.registry import STRATEGIES
@@ -92,6 +94,14 @@ class ObjectiveLevel(Level):
 
     def objective(self, batch: Batch, train: bool) -> Objective:
         return lambda ov: call(self.module, ov, batch, train)
+
+    def iterate(self, method: Any, next_train: Callable[[], Batch], next_val: Callable[[], Batch]
+                ) -> tuple[float, dict[str, float], Batch]:
+        """Level.iterate, then one step of every adversarial term's discriminator (losses/adversarial.py)
+        on the output of the last lower step; their losses are kept for the trajectory."""
+        result = super().iterate(method, next_train, next_val)
+        self.discriminator_losses = step_discriminators(self.module.lower)
+        return result
 
 
 def hyper_level(module: LossObjective, with_arch: bool = True) -> ObjectiveLevel:
@@ -187,6 +197,7 @@ class HyperSearch(Strategy):
             self._check_s1(levels["hyper"])
         if self.opts.s2_epochs > 0:
             levels["illum"] = illum_level(self.objective, self._illum_modules(net))
+        self.levels = levels
         return levels
 
     def _check_s1(self, level: ObjectiveLevel) -> None:
@@ -220,12 +231,15 @@ class HyperSearch(Strategy):
         return ["hyper"] if epoch < self.s1_epochs else ["illum"]
 
     def extra_columns(self) -> dict[str, float]:
-        """ς, ϱ or λ as the papers report them (hyper/), and the factor on each loss (coef/)."""
+        """ς, ϱ or λ as the papers report them (hyper/), the factor on each loss (coef/), and the
+        last loss of each adversarial term's discriminator (discriminator/)."""
         learned = self.objective.lower.learned
+        disc = {f"discriminator/{k}": v for level in getattr(self, "levels", {}).values()
+                for k, v in getattr(level, "discriminator_losses", {}).items()}
         if learned is None:
-            return {}
+            return disc
         return {**{f"hyper/{k}": v for k, v in learned.values().items()},
-                **{f"coef/{k}": v for k, v in learned.coefficients().items()}}
+                **{f"coef/{k}": v for k, v in learned.coefficients().items()}, **disc}
 
     def val_loss(self, levels: Mapping[str, Level], batch: Batch) -> float:
         """Φ^ul on one D_ul batch (both phases share Φ^ul, so one level's is the objective)."""

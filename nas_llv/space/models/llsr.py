@@ -4,7 +4,9 @@
   -> up-scaler; labels ``{prefix}upscaler`` plus the cell edges.
 - ``collaba_llsr`` (CollaBA Sec. 3.2): illumination attention -> head conv -> per branch
   (full, 1/2, ... resolution) modulation by the attention features, then cells -> fusion ->
-  up-scaler; labels ``{prefix}modulation``, ``{prefix}fusion``, ``{prefix}upscaler``.
+  up-scaler; labels ``{prefix}modulation``, ``{prefix}fusion``, ``{prefix}upscaler``, and when the
+  space gives the option, ``{prefix}stem`` (conv or pixel-unshuffle input) and
+  ``{prefix}reconstruction`` (none or the three-path CRB, ``collaba_parts.py``).
 
 The feature width is the space's ``cell.channels`` (so ``resize_space`` widens the whole
 network). Part options take a name or a list of names; one name is a fixed part (still a
@@ -24,7 +26,10 @@ from nas_llv.registry import MODELS
 from nas_llv.space.spec import SpaceSpec
 from nas_llv.space.supernet import EdgeFactory
 from nas_llv.space.models.base import make_cells
+from nas_llv.space.models.collaba_parts import RECONSTRUCTIONS, STEMS, conv_stem
 from nas_llv.space.models.parts import FUSIONS, MODULATIONS, UPSCALERS, IlluminationAttention, IlluminationRegulator
+from nas_llv.space.models.semantic import BACKBONE_IDS, SEMANTIC_BACKBONES, build_semantic_backbone
+from nas_llv.space.models.trico_parts import IHEMS, NoIHEM
 
 SCALES = (1, 2, 4)
 
@@ -67,15 +72,20 @@ class TriCoLLSR(nn.Module):
 
     x: (N, 3, H, W) in [0, 1] -> {'x': (N, 3, sH, sW) SR output, 'v': (N, 3, H, W) brightened LR,
     'illum': u (N, 3, H, W), 'alpha': (N, a, H, W)}. With ``image_skip`` the up-scaler predicts
-    a residual over bicubic(v).
+    a residual over bicubic(v). When the space gives ``ihem`` (a part label, e.g. [none, ihem]),
+    each cell is followed by TriCo's IHEM (``trico_parts.py``), guided by a frozen semantic
+    backbone of v (``semantic``: auto, sam_vit_b or local; ``semantic.py``) and the regulator's
+    last U-Net decoder features.
     """
 
-    OPTIONS = ("scale", "upscaler", "unet_width", "unet_depth", "alpha_channels", "image_skip", "eps")
+    OPTIONS = ("scale", "upscaler", "ihem", "semantic", "unet_width", "unet_depth", "alpha_channels",
+               "image_skip", "eps")
     # ω_i of strategy hyper's S2: TriCo's illumination regulator N_ir
     illumination_modules: tuple[str, ...] = ("regulator",)
 
     def __init__(self, space: SpaceSpec, edges: EdgeFactory, prefix: str = "", scale: int = 2,
-                 upscaler: str | list[str] = tuple(UPSCALERS), unet_width: int = 16, unet_depth: int = 2,
+                 upscaler: str | list[str] = tuple(UPSCALERS), ihem: str | list[str] | None = None,
+                 semantic: str = "auto", unet_width: int = 16, unet_depth: int = 2,
                  alpha_channels: int = 3, image_skip: bool = True, eps: float = 1e-4, **unknown: Any) -> None:
         super().__init__()
         _check("trico_llsr", scale, unet_depth, unknown, self.OPTIONS)
@@ -86,20 +96,62 @@ class TriCoLLSR(nn.Module):
         self.regulator = IlluminationRegulator(unet_width, unet_depth, alpha_channels, eps)
         self.head = nn.Conv2d(3, c, 3, padding=1)
         self.blocks = make_cells(space, edges, prefix)
-        self.upscaler = _choice(edges, f"{prefix}upscaler", self.part_choices({"upscaler": upscaler})["upscaler"],
-                                lambda n: UPSCALERS[n](c, scale, 3))
+        parts = self.part_choices({"upscaler": upscaler, **({} if ihem is None else {"ihem": ihem})})
+        self.upscaler = _choice(edges, f"{prefix}upscaler", parts["upscaler"], lambda n: UPSCALERS[n](c, scale, 3))
+        self.ihem = None
+        object.__setattr__(self, "_semantic", None)
+        if "ihem" in parts:
+            self._build_ihem(edges, f"{prefix}ihem", parts["ihem"], semantic, c, unet_width)
+
+    def _build_ihem(self, edges: EdgeFactory, label: str, names: tuple[str, ...], semantic: str,
+                    c: int, illum_channels: int) -> None:
+        if semantic not in SEMANTIC_BACKBONES:
+            raise ConfigError(f"trico_llsr: unknown semantic '{semantic}'; allowed: {', '.join(SEMANTIC_BACKBONES)}")
+        kind, backbone = build_semantic_backbone(semantic if "ihem" in names else "local")
+        self.ihem = nn.ModuleList(_choice(edges, label, names, lambda n: IHEMS[n](c, backbone.out_channels,
+                                                                              illum_channels))
+                                  for _ in self.blocks)
+        # frozen and rebuilt from local files: kept out of the module tree (state dict, optimizers)
+        object.__setattr__(self, "_semantic", backbone if any(not isinstance(m, NoIHEM) for m in self.ihem) else None)
+        # which backbone the weights were trained with; loading weights of the other is refused
+        self.register_buffer("semantic_backbone", torch.tensor(BACKBONE_IDS[kind]))
+        self._semantic_id = BACKBONE_IDS[kind]
+
+    def _load_from_state_dict(self, state_dict: Mapping[str, Any], prefix: str, local_metadata: Any, strict: bool,
+                              missing_keys: list[str], unexpected_keys: list[str], error_msgs: list[str]) -> None:
+        tag = state_dict.get(f"{prefix}semantic_backbone")
+        if self._semantic is not None and tag is not None and int(tag) != self._semantic_id:
+            names = {i: k for k, i in BACKBONE_IDS.items()}
+            error_msgs.append(f"trico_llsr: these weights were trained with the {names[int(tag)]} semantic "
+                              f"backbone, but {names[self._semantic_id]} was built here (model option 'semantic')")
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys,
+                                      error_msgs)
 
     @staticmethod
     def part_choices(options: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
-        """Part label (unprefixed) -> candidates, from the model options of a space."""
-        return {"upscaler": part_names("trico_llsr", "upscaler", options.get("upscaler", tuple(UPSCALERS)), UPSCALERS)}
+        """Part label (unprefixed) -> candidates, from the model options of a space (``ihem`` only
+        when the space gives it: spaces and genotypes written before IHEM keep their network)."""
+        out = {"upscaler": part_names("trico_llsr", "upscaler", options.get("upscaler", tuple(UPSCALERS)), UPSCALERS)}
+        if options.get("ihem") is not None:
+            out["ihem"] = part_names("trico_llsr", "ihem", options["ihem"], IHEMS)
+        return out
+
+    def _semantics(self, v: torch.Tensor) -> torch.Tensor | None:
+        if self._semantic is None:
+            return None
+        self._semantic.to(device=v.device, dtype=v.dtype)
+        with torch.no_grad():
+            return self._semantic(v)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        alpha, u, v = self.regulator(x)
+        alpha, u, v, illum_feat = self.regulator.regulate(x)
+        sem = self._semantics(v)
         feat = self.head(v)
         refined = feat
-        for block in self.blocks:
+        for k, block in enumerate(self.blocks):
             refined = block(refined)
+            if self.ihem is not None:
+                refined = self.ihem[k](refined, sem, illum_feat)
         out = self.upscaler(refined + feat)
         if self.image_skip:
             out = out + _skip(v, self.scale)
@@ -112,29 +164,39 @@ class CollaBALLSR(nn.Module):
 
     Branch k works at 1/2^k resolution (stride-2 convs down, bilinear back up); every branch's
     modulation and cells share one architecture (CollaBA shares its CRBs across scales), each
-    with its own weights.
+    with its own weights; the optional reconstruction part (one module) follows every branch's cells.
     x: (N, 3, H, W) in [0, 1] -> {'x': (N, 3, sH, sW), 'v': (N, 3, H, W) = x / (1 - illum)
     clamped, 'illum': x^Att (N, 1, H, W) in (0, 1)}.
     """
 
-    OPTIONS = ("scale", "modulation", "fusion", "upscaler", "branches", "unet_width", "unet_depth", "image_skip")
+    OPTIONS = ("scale", "modulation", "fusion", "upscaler", "stem", "reconstruction", "branches", "unet_width",
+               "unet_depth", "image_skip")
+    # part labels a space declares only by giving the option (spaces and genotypes written before
+    # these parts existed keep their network): label -> (table, the part used when undeclared)
+    OPTIONAL_PARTS = {"stem": (STEMS, "conv"), "reconstruction": (RECONSTRUCTIONS, "none")}
     # ω_i of strategy hyper's S2: the attention U-Net (the generative prior x^Att; its feature conv
     # ``prior`` feeds the SR branches, so it stays in ω_s)
     illumination_modules: tuple[str, ...] = ("attention",)
 
     def __init__(self, space: SpaceSpec, edges: EdgeFactory, prefix: str = "", scale: int = 2,
                  modulation: str | list[str] = tuple(MODULATIONS), fusion: str | list[str] = tuple(FUSIONS),
-                 upscaler: str | list[str] = tuple(UPSCALERS), branches: int = 2, unet_width: int = 16,
+                 upscaler: str | list[str] = tuple(UPSCALERS), stem: str | list[str] | None = None,
+                 reconstruction: str | list[str] | None = None, branches: int = 2, unet_width: int = 16,
                  unet_depth: int = 2, image_skip: bool = True, **unknown: Any) -> None:
         super().__init__()
         _check("collaba_llsr", scale, unet_depth, unknown, self.OPTIONS)
         if not isinstance(branches, int) or not 1 <= branches <= 3:
             raise ConfigError(f"collaba_llsr: branches must be 1, 2 or 3 (full, 1/2, 1/4 resolution), got {branches!r}")
         c = space.cell.channels
-        parts = self.part_choices({"modulation": modulation, "fusion": fusion, "upscaler": upscaler})
+        given = {k: v for k, v in {"stem": stem, "reconstruction": reconstruction}.items() if v is not None}
+        parts = self.part_choices({"modulation": modulation, "fusion": fusion, "upscaler": upscaler, **given})
         self.scale, self.image_skip = scale, image_skip
         self.attention = IlluminationAttention(unet_width, unet_depth)
-        self.head = nn.Sequential(nn.Conv2d(3, c, 3, padding=1), nn.LeakyReLU(0.2))
+        self.head = (_choice(edges, f"{prefix}stem", parts["stem"], lambda n: STEMS[n](c)) if "stem" in parts
+                     else conv_stem(c))
+        # one CRB for every branch: CollaBA shares the CRB's parameters across its scales
+        self.reconstruct = (_choice(edges, f"{prefix}reconstruction", parts["reconstruction"],
+                                    lambda n: RECONSTRUCTIONS[n](c)) if "reconstruction" in parts else None)
         self.prior = nn.Sequential(nn.Conv2d(1, c, 3, padding=1), nn.LeakyReLU(0.2))
         self.down = nn.ModuleList(nn.Conv2d(c, c, 3, stride=2, padding=1) for _ in range(branches - 1))
         self.modulate = nn.ModuleList(_choice(edges, f"{prefix}modulation", parts["modulation"],
@@ -147,14 +209,17 @@ class CollaBALLSR(nn.Module):
     def part_choices(options: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
         """Part label (unprefixed) -> candidates, from the model options of a space."""
         tables = {"modulation": MODULATIONS, "fusion": FUSIONS, "upscaler": UPSCALERS}
-        return {k: part_names("collaba_llsr", k, options.get(k, tuple(t)), t) for k, t in tables.items()}
+        out = {k: part_names("collaba_llsr", k, options.get(k, tuple(t)), t) for k, t in tables.items()}
+        out.update({k: part_names("collaba_llsr", k, options[k], t)
+                    for k, (t, _) in CollaBALLSR.OPTIONAL_PARTS.items() if options.get(k) is not None})
+        return out
 
     def _branch(self, k: int, feat: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         prior = F.interpolate(prior, size=feat.shape[-2:], mode="bilinear", align_corners=False) if k else prior
         y = self.modulate[k](feat, prior)
         for cell in self.branches[k]:
             y = cell(y)
-        return y
+        return y if self.reconstruct is None else self.reconstruct(y)
 
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         att = self.attention(x)

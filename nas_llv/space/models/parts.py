@@ -7,6 +7,9 @@ a factory with one signature per kind:
 - ``MODULATIONS[name](channels, prior_channels)``: (feat (N,C,H,W), prior (N,P,H,W)) -> (N,C,H,W)
 - ``FUSIONS[name](channels, branches)``: B tensors (N,C,H,W) -> (N,C,H,W)
 - ``UPSCALERS[name](channels, scale, out_channels)``: (N,C,H,W) -> (N,out,sH,sW)
+
+CollaBA's stem and reconstruction block are in ``collaba_parts.py``; TriCo's dynamic-grid
+up-sampler (an entry here) and IHEM in ``trico_parts.py``.
 """
 from __future__ import annotations
 
@@ -16,6 +19,8 @@ from typing import Callable
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from nas_llv.space.models.trico_parts import DynamicGridUp
 
 
 def _conv(cin: int, cout: int, k: int = 3, stride: int = 1, bias: bool = True) -> nn.Conv2d:
@@ -47,7 +52,9 @@ class UNet(nn.Module):
     def _block(cin: int, cout: int) -> nn.Sequential:
         return nn.Sequential(_conv(cin, cout), nn.LeakyReLU(0.2), _conv(cout, cout), nn.LeakyReLU(0.2))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The last decoder level before the head: (N, in, H, W) -> (N, width, H', W'), H' = H
+        rounded up to a multiple of 2^depth (crop ``[..., :H, :W]`` to align with x)."""
         h, w = x.shape[-2:]
         m = 2 ** self.depth
         x = F.pad(x, (0, -w % m, 0, -h % m), mode="replicate")
@@ -57,7 +64,11 @@ class UNet(nn.Module):
             skips.append(x)
         for k in reversed(range(self.depth)):
             x = self.dec[k](torch.cat([_resize(x, skips[k].shape[-2:]), skips[k]], 1))
-        return self.head(x)[..., :h, :w]
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        return self.head(self.features(x))[..., :h, :w]
 
 
 class IlluminationRegulator(nn.Module):
@@ -74,10 +85,17 @@ class IlluminationRegulator(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        alpha = torch.sigmoid(self.net(x))
+        return self.regulate(x)[:3]
+
+    def regulate(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(alpha, u, v) as ``forward``, plus the U-Net's last decoder features (N, width, H, W),
+        TriCo's illumination features f_i for IHEM."""
+        h, w = x.shape[-2:]
+        feat = self.net.features(x)
+        alpha = torch.sigmoid(self.net.head(feat)[..., :h, :w])
         u = alpha * x + (1 - alpha)
         v = torch.clamp(x / u.clamp_min(self.eps), 0.0, 1.0)
-        return alpha, u, v
+        return alpha, u, v, feat[..., :h, :w]
 
 
 class IlluminationAttention(nn.Module):
@@ -266,4 +284,5 @@ UPSCALERS: dict[str, Callable[[int, int, int], nn.Module]] = {
     "bilinear_conv": lambda c, s, out=3: InterpConv(c, s, out, "bilinear"),
     "bicubic_conv": lambda c, s, out=3: InterpConv(c, s, out, "bicubic"),
     "msmu": MSMU,
+    "dynamic_grid": DynamicGridUp,  # TriCo's dynamic-grid up-sampler (trico_parts.py)
 }
