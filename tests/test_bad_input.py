@@ -287,6 +287,15 @@ case("import-junk-weights", "w.pt", lambda d: ["import-ruas", _binary(d / "w.pt"
 case("import-nas-llv-model", "unrecognised RUAS weight names",
      lambda d: ["import-ruas", _model(d / "w.pt"), "-o", "m.pt"])
 
+# export
+case("export-missing", "nope.pt: no such model file", lambda d: ["export", "nope.pt", "-o", "m.onnx"])
+case("export-output-is-folder", "--output out: is a folder",
+     lambda d: ["export", _model(d / "m.pt"), "-o", (d / "out").mkdir() or "out"])
+case("export-output-is-model", "is the model file itself", lambda d: ["export", _model(d / "m.pt"), "-o", "m.pt"])
+case("export-bad-opset", "--opset 5: not supported",
+     lambda d: ["export", _model(d / "m.pt"), "-o", "m.onnx", "--opset", "5"])
+case("export-junk-model", "cannot read as a nas-llv model file", lambda d: ["export", _binary(d / "w.pt"), "-o", "m.onnx"])
+
 # enhance
 case("enhance-out-is-in", "is the input folder",
      lambda d: ["enhance", _model(d / "m.pt"), _pairs(d / "p") + "/low", "p/low"])

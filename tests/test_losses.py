@@ -13,7 +13,9 @@ from nas_llv.losses import (CompositeLoss, build_composite, illumination_prior, 
 from nas_llv.losses.perceptual import VGG19_LAYERS, vgg19_weights_path
 from nas_llv.registry import LOSSES
 
-TEST_OPTIONS = {"perceptual": {"random_init": True, "layers": ["relu2_2", "conv5_4"]}}
+TEST_OPTIONS = {"perceptual": {"random_init": True, "layers": ["relu2_2", "conv5_4"]},
+                "noise_level": {"key": "x"},  # the smoke outputs hold no noise map
+                "edge": {"key": "x"}}  # nor edge logits
 
 
 def _outputs(z: torch.Tensor) -> dict[str, torch.Tensor]:

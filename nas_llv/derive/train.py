@@ -16,7 +16,7 @@ import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -31,7 +31,7 @@ from nas_llv.device import resolve_device
 from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
 from nas_llv.io_utils import atomic_write
 from nas_llv.job import Job
-from nas_llv.losses import build_loss
+from nas_llv.losses import build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 
@@ -40,11 +40,11 @@ log = logging.getLogger(__name__)
 # Hooks a network may define to shape its retraining (RUAS defines them all, space/models/networks.py);
 # without them every entry reads the full forward and is back-propagated through all of it:
 #   objective_modules: {entry: attribute}   the submodule an entry trains; None there -> entry refused
-#   own_output_entries: set of entries      they read entry_outputs(entry, out), not the full outputs
+#   own_output_entries: set of entries      they read entry_outputs(entry, out, batch), not the full outputs
 #   partial_forward(y), full_output_keys     a cheaper forward, lacking those keys, used when no
 #                                            other entry reads them
 #   variant: str                             named in the error for an absent module
-#   random_init_warnings() -> [str]          logged when retraining starts from random weights
+#   random_init_warnings(entries) -> [str]   logged when retraining starts from random weights
 
 
 def load_source(target: str | Path) -> tuple[Genotype, dict[str, Any]]:
@@ -78,21 +78,31 @@ def check_scale(genotype: Genotype, data_scale: int) -> None:
         raise ConfigError(f"data.scale={data_scale}, but the genotype's network {need}")
 
 
-def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any]) -> None:
-    """Load a model file's weights into ``net``; they must fit exactly."""
+def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any], fresh: Iterable[str] = ()) -> list[str]:
+    """Load a model file's weights into ``net``; they must fit exactly, except that a submodule named
+    in ``fresh`` (one the objective trains) that the file lacks entirely keeps its new weights
+    (e.g. RUAS_A's estimator on a RUAS model file). Returns the submodules so kept."""
     data = read_model_file(path)
-    load_weights(net, data["state_dict"], f"--init {path}", "the network being trained",
+    state, own, kept = dict(data["state_dict"]), net.state_dict(), []
+    for name in fresh:
+        keys = [k for k in own if k.startswith(f"{name}.")]
+        if keys and not any(k.startswith(f"{name}.") for k in state):
+            state.update({k: own[k] for k in keys})
+            kept.append(name)
+    load_weights(net, state, f"--init {path}", "the network being trained",
                  f"the network is built with {dict(build) or 'the genotype sizes'}, the file with "
                  f"{data.get('build') or 'its genotype sizes'}. Match train.channels, train.repeat and "
                  f"train.variant to the file")
+    return kept
 
 
 class Objective(nn.Module):
     """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms, out).
 
-    An entry the network lists in ``own_output_entries`` sees ``net.entry_outputs(entry, out)``
+    An entry the network lists in ``own_output_entries`` sees ``net.entry_outputs(entry, out, batch)``
     instead of ``out`` (on RUAS the entry ``task``, the denoiser's loss, sees the denoiser applied
-    to the scene output *detached*: it trains the denoiser only). Every other entry is
+    to the scene output *detached*: it trains the denoiser only; ``estimator`` sees RUAS_A's noise
+    map of the batch's noisy images). Every other entry is
     back-propagated through the whole network. Terms are logged by entry name (``<entry>.<term>``
     for an entry that is a composite of several terms). A network with a ``partial_forward`` runs
     only that when no other entry reads its ``full_output_keys`` and the caller does not ask for
@@ -131,7 +141,7 @@ class Objective(nn.Module):
         total: torch.Tensor | float = 0.0
         terms: dict[str, torch.Tensor] = {}
         for key, loss in self.terms.items():
-            seen = net.entry_outputs(key, out) if key in self.own else out
+            seen = net.entry_outputs(key, out, batch) if key in self.own else out
             value, parts = loss(seen if isinstance(seen, Mapping) else {"x": seen}, batch)
             total = total + self.weights[key] * value
             terms.update({key: value} if key in self.single else {f"{key}.{n}": v for n, v in parts.items()})
@@ -181,7 +191,10 @@ class Trainer(Job):
         self.net: nn.Module = self.genotype.build(**self.build)
         self.init = None if init is None else str(init)
         if init is not None:
-            load_init(self.net, init, self.build)
+            modules = getattr(self.net, "objective_modules", {})
+            fresh = [modules[k] for k in self.cfg.objective if modules.get(k)]
+            for name in load_init(self.net, init, self.build, fresh):
+                log.info("--init %s has no %s module; it starts from random weights", init, name)
         self.net.to(self.device).train()
         self.train_data, self.val_data = build_loaders(recipe.data)
         self._val_start = self.val_data.state_dict()
@@ -224,7 +237,8 @@ class Trainer(Job):
                  self.genotype.describe(**self.build), f"{params:,}", f"initial from {self.init}" if self.init else "random",
                  self.total_steps, self.device)
         if self.init is None:
-            for warning in getattr(self.net, "random_init_warnings", list)():
+            warnings = getattr(self.net, "random_init_warnings", None)
+            for warning in warnings(self.cfg.objective) if warnings else ():
                 log.warning(warning)
         self._log_row(time.perf_counter())
 
@@ -254,10 +268,13 @@ class Trainer(Job):
         self.last_lr = float(self.opt.param_groups[0]["lr"])
         self.opt.step()
         self.sched.step()
+        disc = step_discriminators(self.objective)  # adversarial terms: their own optimizer step
         self.step += 1
         self.check_finite("all", {"weight": dict(self.net.named_parameters())})
         for key, value in {"train_loss": total, **{f"loss/{k}": v for k, v in terms.items()}}.items():
             self.acc[key] = self.acc.get(key, 0.0) + float(value.detach())
+        for key, value in disc.items():
+            self.acc[f"discriminator/{key}"] = self.acc.get(f"discriminator/{key}", 0.0) + value
         self.acc["n"] = self.acc.get("n", 0.0) + 1
 
     @torch.no_grad()

@@ -2,20 +2,24 @@
 
 Every loss is called as ``loss(out, batch)`` and returns an unweighted scalar (see ``base``).
 Importing this package registers: ruas_scene, ruas_denoise, l1, mse, ssim, tv, luminance,
-illum_prior, perceptual.
+illum_prior, perceptual, edge, noise_level, adversarial.
 """
 from __future__ import annotations
 
+from nas_llv.losses.adversarial import AdversarialLoss, UNetDiscriminator, step_discriminators
 from nas_llv.losses.base import Loss, fetch
 from nas_llv.losses.image import (IllumPriorLoss, L1Loss, LuminanceLoss, MSELoss, SSIMLoss, TVLoss,
                     illumination_prior, total_variation)
+from nas_llv.losses.noise import NoiseLevelLoss
 from nas_llv.losses.perceptual import VGG19_LAYERS, PerceptualLoss, vgg19_weights_path
 from nas_llv.losses.ruas import RUASDenoiseLoss, RUASSceneLoss, relative_total_variation, ruas_code_smoothness
+from nas_llv.losses.task import EdgeLoss, sobel_edges
 from nas_llv.losses.weighting import CompositeLoss, LossWeights, available_terms, build_composite, build_loss
 
 __all__ = [
-    "CompositeLoss", "IllumPriorLoss", "L1Loss", "Loss", "LossWeights", "LuminanceLoss", "MSELoss",
+    "AdversarialLoss", "CompositeLoss", "EdgeLoss", "IllumPriorLoss", "L1Loss", "Loss", "LossWeights", "LuminanceLoss", "MSELoss", "NoiseLevelLoss",
     "PerceptualLoss", "RUASDenoiseLoss", "RUASSceneLoss", "SSIMLoss", "TVLoss", "VGG19_LAYERS",
     "available_terms", "build_composite", "build_loss", "fetch", "illumination_prior", "relative_total_variation",
-    "ruas_code_smoothness", "total_variation", "vgg19_weights_path",
+    "ruas_code_smoothness", "sobel_edges", "step_discriminators", "total_variation", "UNetDiscriminator",
+    "vgg19_weights_path",
 ]

@@ -30,7 +30,7 @@ def _same(a: list[dict], b: list[dict]) -> bool:
 @pytest.mark.parametrize("bad, match", [
     ({"val_ratio": 1.0}, "val_ratio=1.0 must be < 1"), ({"val_ratio": 0}, "val_ratio=0.0 must be > 0"),
     ({"batch_size": 0}, "batch_size=0 must be >= 1"), ({"scale": 3}, "allowed: 1, 2, 4"),
-    ({"crop": 0}, "crop=0"), ({"type": "nope"}, "allowed: demo, demo_sr, folder, lol, paired, rellisur"),
+    ({"crop": 0}, "crop=0"), ({"type": "nope"}, "allowed: demo, demo_sr, folder, lol, noisy_demo, paired, rellisur"),
     ({"shuffle": True}, "unknown key 'shuffle'"),
 ])
 def test_config_is_checked(bad: dict, match: str) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -48,7 +48,7 @@ class RUAS(nn.Module):
     """
 
     #: objective entry -> the submodule it trains (an attribute; None there: the entry is refused)
-    objective_modules = {"scene": "scene", "task": "denoise"}
+    objective_modules = {"scene": "scene", "task": "denoise", "estimator": "estimator"}
     #: what ``forward`` adds to the outputs of ``partial_forward``
     full_output_keys = frozenset({"x", "noise"})
     #: ω_i of strategy hyper's S2: the illumination (scene) module
@@ -85,13 +85,25 @@ class RUAS(nn.Module):
     @property
     def own_output_entries(self) -> frozenset[str]:
         """Objective entries that see ``entry_outputs`` instead of the full forward's outputs:
-        ``task`` (the denoiser's loss) when there is a denoiser."""
-        return frozenset() if self.denoise is None else frozenset({"task"})
+        ``task`` (the denoiser's loss) when there is a denoiser, ``estimator`` (the noise
+        estimator's) when there is one."""
+        own = set() if self.denoise is None else {"task"}
+        return frozenset(own | ({"estimator"} if self.estimator is not None else set()))
 
-    def entry_outputs(self, entry: str, out: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    def entry_outputs(self, entry: str, out: Mapping[str, Any],
+                      batch: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
         """What ``task`` sees: the denoiser applied to the scene output *detached*, as the task level
         of the cooperative search does: it trains the denoiser only (a TV term reaching the scene
-        module would darken u). ``out``: the outputs of ``forward`` or ``partial_forward``."""
+        module would darken u). ``out``: the outputs of ``forward`` or ``partial_forward``.
+
+        What ``estimator`` sees: ``{'noise_map': Ψ_e(batch['low'])}``, θ: (N, 3, H, W). Ψ_e judges
+        u^K, a normal-light image, whose noise is unknown on real data; it is trained on normal-light
+        noisy/clean pairs standing for u^K (``noisy_demo``, loss ``noise_level``), the input taken
+        as is, so the entry trains the estimator only."""
+        if entry == "estimator":
+            if batch is None or batch.get("low") is None:
+                raise ConfigError("objective entry 'estimator' needs the batch's noisy images 'low'")
+            return {"noise_map": self.estimator(batch["low"])}
         u = out["u"].detach()
         # Without gradients an ungated full forward's x is denoise(u) already; with them, only the
         # detached copy keeps the task loss off the scene module.
@@ -104,12 +116,14 @@ class RUAS(nn.Module):
         denoiser once (in ``entry_outputs``)."""
         return self.scene(y)
 
-    def random_init_warnings(self) -> list[str]:
-        """What retraining from random weights leaves untrained."""
-        if self.estimator is None:
+    def random_init_warnings(self, objective: Iterable[str] = ()) -> list[str]:
+        """What retraining from random weights with these ``objective`` entries leaves untrained:
+        RUAS_A's noise estimator unless an ``estimator`` entry trains it."""
+        if self.estimator is None or "estimator" in objective:
             return []
         return ["variant ruas_a: no objective term trains the noise estimator; its gate stays random "
-                "unless --init gives a model that has one"]
+                "unless --init gives a model that has one, or train.objective has an 'estimator' entry "
+                "(recipes/ruas_a_estimator_train.yaml)"]
 
 
 @dataclass(frozen=True)

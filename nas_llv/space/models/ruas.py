@@ -88,7 +88,11 @@ class DenoiseModule(nn.Module):
 class NoiseEstimator(nn.Module):
     """Ψ_e of RUAS_A: five 3x3 convs 3->w->w->w->w->3 with ReLU between (w=32 in TPAMI).
 
-    ``level(u)`` = Σ|Ψ_e(u)| / (C·H·W) per image: (N,).
+    ``forward(u)`` = θ, the noise map: (N, 3, H, W); ``level(u)`` = Σ|θ| / (C·H·W) per image: (N,),
+    the quantity RUAS_A's gate compares with its threshold. Trained (``nas-llv train`` with an
+    ``estimator`` objective entry, loss ``noise_level``, ``nas_llv.losses.noise``), |θ| regresses the
+    local absolute noise, so ``level`` estimates the image's mean absolute noise (≈ 0.8σ for
+    Gaussian noise of std σ).
     """
 
     def __init__(self, width: int = 32, channels: int = 3) -> None:
@@ -100,6 +104,9 @@ class NoiseEstimator(nn.Module):
             if i < 4:
                 layers.append(nn.ReLU())
         self.estimation = nn.Sequential(*layers)
+
+    def forward(self, u: torch.Tensor) -> torch.Tensor:
+        return self.estimation(u)
 
     def level(self, u: torch.Tensor) -> torch.Tensor:
         return self.estimation(u).abs().flatten(1).mean(1)
