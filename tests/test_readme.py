@@ -24,6 +24,8 @@ SPEEDUPS = {
                               "data.demo_count=4 data.demo_size=32 data.crop=8 data.batch_size=1",
     "recipes/llsr_demo_train.yaml": "train.steps=2 train.val_every=1 train.val_batches=1 "
                                     "data.demo_count=4 data.demo_size=32 data.crop=8 data.batch_size=1",
+    "recipes/collaba_demo.yaml": "search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 data.demo_count=4",
+    "recipes/ruas_highlevel_demo.yaml": f"search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 {TINY_DATA}",
 }
 
 
