@@ -17,18 +17,21 @@ def test_every_subcommand_has_help(command, capsys):
     assert command in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind", ["ops", "spaces", "losses", "strategies", "hypergrads", "datasets", "networks"])
+@pytest.mark.parametrize("kind", ["ops", "spaces", "parts", "losses", "strategies", "hypergrads", "datasets", "networks"])
 def test_list(kind, capsys):
     assert main(["list", kind]) == 0
     out = capsys.readouterr().out.split("\n")
     names = {line.split()[0] for line in out if line.strip()}
+    if kind == "parts":
+        assert {"stem:", "reconstruction:", "ihem:"} <= {line.split()[1] for line in out if line.strip()}
     expected = {
-        "ops": set(OPS), "spaces": set(shipped_spaces()),
-        "losses": {"ruas_scene", "ruas_denoise", "l1", "ssim", "perceptual", "luminance", "tv", "illum_prior"},
-        "strategies": {"cooperative", "global", "independent", "hyper"},
+        "ops": set(OPS), "spaces": set(shipped_spaces()), "parts": {"collaba_llsr", "trico_llsr"},
+        "losses": {"ruas_scene", "ruas_denoise", "l1", "ssim", "perceptual", "luminance", "tv", "illum_prior",
+                   "adversarial", "noise_level", "edge"},
+        "strategies": {"cooperative", "global", "independent", "hyper", "cooperative_highlevel"},
         "hypergrads": {"first_order", "finite_difference", "unrolled_exact", "implicit_cg", "implicit_gn"},
-        "datasets": {"demo", "demo_sr", "folder", "paired", "lol", "rellisur"},
-        "networks": {"single", "ruas"},
+        "datasets": {"demo", "demo_sr", "folder", "paired", "lol", "rellisur", "noisy_demo"},
+        "networks": {"single", "ruas", "ruas_highlevel"},
     }[kind]
     assert expected <= names
 

@@ -1,9 +1,9 @@
-"""``nas-llv list ops|spaces|losses|strategies|hypergrads|datasets|networks``."""
+"""``nas-llv list ops|spaces|parts|losses|strategies|hypergrads|datasets|networks``."""
 from __future__ import annotations
 
 import argparse
 
-KINDS = ("ops", "spaces", "losses", "strategies", "hypergrads", "datasets", "networks")
+KINDS = ("ops", "spaces", "parts", "losses", "strategies", "hypergrads", "datasets", "networks")
 REGISTRIES = {"losses": "LOSSES", "strategies": "STRATEGIES", "hypergrads": "HYPERGRADS",
               "datasets": "DATASETS", "networks": "NETWORKS"}
 
@@ -18,6 +18,11 @@ def table(kind: str) -> list[str]:
         from nas_llv.space.spec import load_space, shipped_spaces
 
         return [f"{name:18s} {load_space(name).description}" for name in shipped_spaces()]
+    if kind == "parts":  # the sub-network choices of the shipped spaces' models
+        from nas_llv.space.spec import load_space, shipped_spaces
+
+        return [f"{name:18s} {label}: {', '.join(names)}" for name in shipped_spaces()
+                for label, names in load_space(name).parts().items()]
     from nas_llv import registry
 
     return getattr(registry, REGISTRIES[kind]).names()
