@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 TOLERANCE = 1e-4  # max |torch - onnxruntime| accepted by the check
 CHECK_SIZES = ((40, 56), (27, 33))  # two sizes, neither the traced one: the dynamic axes are used
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace) -> int:
     sizes = " and ".join(f"{w}x{h}" for h, w in CHECK_SIZES)
     print(f"checked with onnxruntime at {sizes}: max |torch - onnx| = {diff:.2g}")
     if not diff <= TOLERANCE:
-        print(f"warning: the difference exceeds {TOLERANCE:g}; the exported graph does not reproduce the network")
+        print(f"nas-llv export: warning: the difference exceeds {TOLERANCE:g}; the exported graph does not "
+              f"reproduce the network", file=sys.stderr)
         return 1
     return 0
 
