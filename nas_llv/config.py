@@ -25,6 +25,13 @@ class ConfigError(ValueError):
     """Bad user configuration; the message names the file, the key and what is allowed."""
 
 
+def first_line(exc: BaseException, empty: str = "", limit: int = 200) -> str:
+    """The first line of ``exc``'s message, at most ``limit`` characters (``empty`` when it has none):
+    a foreign library's error, quoted in one line of ours."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else empty
+
+
 def read_text(path: str | Path, kind: str = "YAML") -> str:
     """The UTF-8 text of a file, or one ConfigError line: missing, a folder, unreadable, binary."""
     path = Path(path)

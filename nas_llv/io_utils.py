@@ -9,7 +9,7 @@ from typing import Any, Callable
 
 import yaml
 
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, first_line
 
 TEMP_SUFFIX = ".tmp"
 
@@ -80,5 +80,4 @@ def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> A
                               f"a {what} or was written by an untrusted source (nothing in it was run)") from None
         raise ConfigError(f"{path}: cannot read as a {what} (not a PyTorch file, or a damaged one)") from None
     except Exception as exc:  # torch raises many types for an empty, torn or foreign file
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ConfigError(f"{path}: cannot read as a {what} ({type(exc).__name__}: {first})") from None
+        raise ConfigError(f"{path}: cannot read as a {what} ({type(exc).__name__}: {first_line(exc)})") from None

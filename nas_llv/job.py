@@ -17,7 +17,7 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, first_line
 from nas_llv.runs import Run, deferred_interrupt
 
 
@@ -123,9 +123,8 @@ class Job:
         try:
             self.load_state_dict(state)
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            first = (str(exc).strip().splitlines() or [""])[0][:200]
             raise ConfigError(f"{self.run_dir.dir / 'checkpoints' / 'last.pt'}: does not fit this run's network "
-                              f"and config ({type(exc).__name__}: {first})") from None
+                              f"and config ({type(exc).__name__}: {first_line(exc)})") from None
         self.saved_step = self.step  # the checkpoint on disk is this state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, first_line
 from nas_llv.data import list_images, read_image, write_image
 
 log = logging.getLogger(__name__)
@@ -93,7 +93,7 @@ def enhance_folder(net: nn.Module, in_dir: str | Path, out_dir: str | Path, outp
         except OutputError:
             raise  # a wrong --output fails every file alike: stop at once
         except (ConfigError, RuntimeError, ValueError, OSError) as exc:
-            reason = str(exc).splitlines()[0]
+            reason = first_line(exc, type(exc).__name__)
             log.warning("failed: %s", reason if reason.startswith(str(src)) else f"{src}: {reason}")
             result.failed.append((src, reason))
             continue

@@ -26,7 +26,7 @@ from typing import Sequence
 import torch
 from torch import nn
 
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, first_line
 from nas_llv.io_utils import atomic_write
 from nas_llv.space.models.networks import RUAS
 
@@ -116,8 +116,8 @@ class OnnxNet(nn.Module):
         try:
             self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         except Exception as exc:  # onnxruntime raises its own exception types (Fail, InvalidProtobuf, ...)
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise ConfigError(f"{path}: onnxruntime cannot load this file as an ONNX model: {reason}") from None
+            raise ConfigError(f"{path}: onnxruntime cannot load this file as an ONNX model: "
+                              f"{first_line(exc, type(exc).__name__)}") from None
         inputs = self.session.get_inputs()
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise ConfigError(f"{path}: needs one 4-D image input (N, 3, H, W), as `nas-llv export` writes; "
