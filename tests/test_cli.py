@@ -68,6 +68,7 @@ def test_bad_override_is_one_line(capsys):
     (["list", "ops"], ["nni", "pytorch_lightning", "torchvision", "nas_llv.losses", "nas_llv.search"]),
     (["--help"], ["torch", "nni", "nas_llv.space.ops"]),
     (["space", "show", "ruas_cell"], ["nni", "pytorch_lightning", "nas_llv.search"]),
+    (["list", "strategies"], ["nni", "torchvision", "nas_llv.losses"]),  # recipe checks import the strategies
     (["search", str(RECIPES / "ruas_lol.yaml")], ["nni", "pytorch_lightning"]),  # its data is missing
 ])
 def test_commands_leave_heavy_modules_unimported(argv, absent):

@@ -32,7 +32,6 @@ from torch import nn
 
 from nas_llv.config import ConfigError, check_range
 from nas_llv.io_utils import write_yaml
-from nas_llv.losses.adversarial import step_discriminators
 from nas_llv.optim import make_optimizer
 from nas_llv.optim import OptimConfig
 from nas_llv.registry import STRATEGIES
@@ -99,6 +98,8 @@ class ObjectiveLevel(Level):
                 ) -> tuple[float, dict[str, float], Batch]:
         """Level.iterate, then one step of every adversarial term's discriminator (losses/adversarial.py)
         on the output of the last lower step; their losses are kept for the trajectory."""
+        from nas_llv.losses.adversarial import step_discriminators  # on use: listing strategies stays light
+
         result = super().iterate(method, next_train, next_val)
         self.discriminator_losses = step_discriminators(self.module.lower)
         return result
