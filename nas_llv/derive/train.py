@@ -6,8 +6,8 @@ started from a model file's weights, and trained on ``recipe.data`` with the wei
 (config.yaml, log.txt, trajectory.csv, checkpoints/last.pt, genotype.yaml) plus ``model.pt``
 and ``model_best.pt`` (best validation PSNR on paired data, else lowest validation loss):
 ``train.keep: last`` (default) leaves the final weights in ``model.pt``, ``best`` puts the best
-step's there and the final ones in ``model_last.pt``. A checkpoint holds everything a resumed run needs to continue exactly.
-A super-resolution genotype needs ``data.scale`` equal to its scale: losses and validation
+step's there and the final ones in ``model_last.pt``. A checkpoint holds everything a resumed run
+needs to continue exactly. A super-resolution genotype needs ``data.scale`` equal to its scale: losses and validation
 compare its (sH, sW) output with the HR ground truth.
 """
 from __future__ import annotations
@@ -102,8 +102,8 @@ class Objective(nn.Module):
     An entry the network lists in ``own_output_entries`` sees ``net.entry_outputs(entry, out, batch)``
     instead of ``out`` (on RUAS the entry ``task``, the denoiser's loss, sees the denoiser applied
     to the scene output *detached*: it trains the denoiser only; ``estimator`` sees RUAS_A's noise
-    map of the batch's noisy images). Every other entry is
-    back-propagated through the whole network. Terms are logged by entry name (``<entry>.<term>``
+    map of the batch's noisy images). Every other entry is back-propagated through the whole
+    network. Terms are logged by entry name (``<entry>.<term>``
     for an entry that is a composite of several terms). A network with a ``partial_forward`` runs
     only that when no other entry reads its ``full_output_keys`` and the caller does not ask for
     the full output: on RUAS, with ``{scene, task}`` a step runs the scene module once and the
