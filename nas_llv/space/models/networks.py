@@ -10,7 +10,6 @@ A builder whose network comes in variants has a ``with_variant`` attribute,
 from __future__ import annotations
 
 from dataclasses import dataclass
-
 from typing import Any, Callable, Iterable, Mapping
 
 import torch
