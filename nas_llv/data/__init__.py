@@ -2,7 +2,8 @@
 embedded demo set, and endless resumable batch streams for bilevel search.
 
 Importing this package registers the dataset builders in ``nas_llv.registry.DATASETS``:
-``demo``, ``demo_sr``, ``noisy_demo``, ``folder``, ``paired``, ``lol``, ``rellisur``.
+``demo``, ``demo_sr``, ``noisy_demo``, ``synth`` (low-light synthesis, docs/data.md), ``folder``,
+``paired``, ``lol``, ``rellisur``.
 """
 from __future__ import annotations
 
@@ -14,10 +15,11 @@ from nas_llv.data.io import IMAGE_EXTS, list_images, read_image, write_image
 from nas_llv.data.noisy import add_noise, noisy_pairs
 from nas_llv.data.loaders import BatchStream, DataConfig, build_loaders, collate, split_indices
 from nas_llv.data.rellisur import LowLightSRFolder
+from nas_llv.data.synth import SynthOptions, SynthPairs, synthesise
 
 __all__ = [
     "IMAGE_EXTS", "LOL_SPLITS", "SOURCE_NAMES", "BatchStream", "DataConfig", "LowLightSRFolder",
     "PairedFolder", "TensorPairs", "UnpairedFolder", "add_noise", "build_dataset", "build_loaders", "collate",
     "darken", "demo_pairs", "demo_sr_pairs", "linear_to_srgb", "list_images", "lol", "match_pairs", "noisy_pairs",
-    "read_image", "split_indices", "srgb_to_linear", "write_image",
+    "read_image", "split_indices", "srgb_to_linear", "SynthOptions", "SynthPairs", "synthesise", "write_image",
 ]

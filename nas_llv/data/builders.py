@@ -2,12 +2,13 @@
 
 A recipe's ``data:`` section holds the keys every dataset shares (``DataConfig``) and those of
 the dataset it names (its options below); a key of another dataset is an error naming it. A
-builder's keyword names are its options' fields plus any shared ones it needs (``scale``,
+builder's keyword names are its options' fields (or ``**options``) plus any shared ones it needs (``scale``,
 ``seed``), so ``build_dataset(cfg)`` passes exactly those, and ``DATASETS.build({"type": "lol",
 "root": ...})`` works directly too. Adding a dataset: a builder and its options here.
 """
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from dataclasses import dataclass
 from typing import Any
@@ -93,5 +94,8 @@ def build_rellisur(root: str | None = None, split: str = "train", scale: int = 2
 def build_dataset(cfg: Any) -> Dataset:
     """Build ``DATASETS[cfg.type]`` from its options and the shared keys it takes (a DataConfig)."""
     fn = DATASETS.get(cfg.type)
-    kwargs = {name: getattr(cfg, name) for name in inspect.signature(fn).parameters if hasattr(cfg, name)}
+    params = inspect.signature(fn).parameters
+    kwargs = {n: getattr(cfg, n) for n, p in params.items() if p.kind is not p.VAR_KEYWORD and hasattr(cfg, n)}
+    if any(p.kind is p.VAR_KEYWORD for p in params.values()) and cfg.options is not None:
+        kwargs.update(dataclasses.asdict(cfg.options))  # a builder taking **options gets all of its options
     return fn(**kwargs)
