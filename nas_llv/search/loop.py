@@ -127,6 +127,8 @@ class Searcher(Job):
 
     def advance(self, start: float) -> None:
         """One iteration of the schedule; the epoch's end (validation, lr step) after its last."""
+        if self.it == 0:
+            self.strategy.start_epoch(self.epoch)
         self._iteration(start)
         self.it += 1
         if self.it >= self.steps_per_epoch:

@@ -87,6 +87,10 @@ class Strategy:
         """The optimizer of level ``name``'s upper variables (α by default: ``search.arch``)."""
         return make_optimizer(self.cfg.arch, list(level.upper.values()))
 
+    def start_epoch(self, epoch: int) -> None:
+        """Called before the first iteration of ``epoch`` (0-based), also when a run resumes at
+        that epoch's start; a run resumed inside an epoch continues it without a call."""
+
     def extra_columns(self) -> dict[str, float]:
         """Strategy-specific trajectory columns of each row (e.g. learned loss weights)."""
         return {}

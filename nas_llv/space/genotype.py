@@ -14,8 +14,9 @@ import inspect
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
+import torch
 from torch import nn
 
 from nas_llv import __version__
@@ -136,6 +137,12 @@ def genotype_from_dict(data: Mapping[str, Any], source: str = "<genotype>") -> G
     check_finite(network, f"{source}: network")
     _check_labels(choices, declared_labels(network, spaces), source)
     return Genotype(dict(network), spaces, choices, dict(data.get("meta") or {}))
+
+
+def random_choices(labels: Mapping[str, Sequence[str]], generator: torch.Generator) -> dict[str, str]:
+    """One choice per label, drawn uniformly from its candidates, each label independently (so a
+    genotype of the space is drawn uniformly); ``generator`` makes the draw repeatable."""
+    return {label: cands[int(torch.randint(len(cands), (), generator=generator))] for label, cands in labels.items()}
 
 
 def module_prefix(network: Mapping[str, Any], name: str) -> str:
