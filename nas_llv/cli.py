@@ -14,7 +14,7 @@ from nas_llv.config import ConfigError
 from nas_llv.device import set_threads
 from nas_llv.registry import RegistryError
 
-COMMANDS = ("list", "space", "search", "derive", "train", "import-ruas", "export", "enhance", "eval", "compare")
+COMMANDS = ("list", "space", "search", "derive", "train", "import-ruas", "export", "enhance", "eval", "compare", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):

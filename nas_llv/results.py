@@ -79,19 +79,25 @@ def load_trajectory(run_dir: str | Path) -> pd.DataFrame:
 
 def load_runs(pattern: str) -> pd.DataFrame:
     """``load_trajectory`` of every run folder matching the glob, stacked with ``run`` (the folder
-    name) and ``finished`` (see ``is_finished``) columns first. Folders without a trajectory yet
-    are skipped with a warning; a run still going (or stopped early) is kept, with a warning."""
+    name) and ``finished`` (see ``is_finished``) columns first. A sweep folder (``nas-llv sweep``)
+    stands for its trials' search runs, which also get the sweep's ``trial``, ``seed`` and grid
+    columns. Folders without a trajectory yet are skipped with a warning; a run still going (or
+    stopped early) is kept, with a warning."""
+    from nas_llv.sweep import is_sweep, sweep_runs
+
     dirs = sorted(Path(p) for p in glob.glob(str(Path(pattern).expanduser())) if Path(p).is_dir())
     if not dirs:
         raise ConfigError(f"no run folders match '{pattern}'")
-    frames = [frame for frame in map(_run_rows, dirs) if frame is not None]
+    runs = [run for d in dirs for run in (sweep_runs(d) if is_sweep(d) else [(d, {})])]
+    frames = [frame for frame in (_run_rows(d, cols) for d, cols in runs) if frame is not None]
     if not frames:
         raise ConfigError(f"'{pattern}' matches {len(dirs)} folders, none with a trajectory.csv")
     out = pd.concat(frames, ignore_index=True)
-    return out[["run", "finished", *[c for c in out.columns if c not in ("run", "finished")]]]
+    first = ["run", "finished", *dict.fromkeys(k for _, cols in runs for k in cols)]
+    return out[[*first, *[c for c in out.columns if c not in first]]]
 
 
-def _run_rows(run_dir: Path) -> pd.DataFrame | None:
+def _run_rows(run_dir: Path, columns: dict | None = None) -> pd.DataFrame | None:
     if not (run_dir / "trajectory.csv").is_file():
         log.warning("%s: no trajectory.csv; skipped", run_dir)
         return None
@@ -100,7 +106,7 @@ def _run_rows(run_dir: Path) -> pd.DataFrame | None:
     if not finished:
         log.warning("%s: not finished (no %s yet); its rows are kept with finished=False",
                     run_dir, _end_file(wide))
-    return to_tidy(wide).assign(run=run_dir.name, finished=finished).astype({"run": TEXT})
+    return to_tidy(wide).assign(run=run_dir.name, finished=finished, **(columns or {})).astype({"run": TEXT})
 
 
 def _end_file(wide: pd.DataFrame) -> str:

@@ -353,6 +353,29 @@ case("compare-output-under-file", "is a file, not a folder",
 case("compare-output-proc", "virtual file system",
      lambda d: ["compare", _summary(d / "e", {"psnr": 20.0}), "-o", PROC + ".md"])
 
+# sweep (Ray is in the test extra; every case fails before Ray starts)
+case("sweep-no-recipe", "give a recipe file", lambda d: ["sweep"])
+case("sweep-seeds-backwards", "--seeds 3-1: expected seeds >= 0", lambda d: ["sweep", SEARCH, "--seeds", "3-1"])
+case("sweep-seeds-twice", "a seed is given twice", lambda d: ["sweep", SEARCH, "--seeds", "0-2,1"])
+case("sweep-grid-no-values", "--grid search.beta: expected KEY=V1,V2",
+     lambda d: ["sweep", SEARCH, "--grid", "search.beta"])
+case("sweep-grid-seed", "use --seeds", lambda d: ["sweep", SEARCH, "--grid", "seed=1,2"])
+case("sweep-grid-unknown-key", "search: unknown key 'bta'",
+     lambda d: ["sweep", SEARCH, "--grid", "search.bta=1,2", *TINY])
+case("sweep-grid-bad-value", "search.epochs: expected int, got 'two'",
+     lambda d: ["sweep", SEARCH, "--grid", "search.epochs=1,two", *TINY])
+case("sweep-eval-without-train", "has no train: section; give --train-recipe",
+     lambda d: ["sweep", SEARCH, "--eval", _pairs(d / "p"), *TINY])
+case("sweep-eval-missing", "--eval nope: expected paired folders",
+     lambda d: ["sweep", SEARCH, "--eval", "nope", "--train-recipe", TRAIN, *TINY])
+case("sweep-train-recipe-alone", "give --eval DIR too", lambda d: ["sweep", SEARCH, "--train-recipe", TRAIN])
+case("sweep-cpus-zero", "need --cpus-per-trial >= 1", lambda d: ["sweep", SEARCH, "--cpus-per-trial", "0"])
+case("sweep-output-is-file", "--output f.txt: is a file",
+     lambda d: ["sweep", SEARCH, "--output", _text(d / "f.txt", "x"), *TINY])
+case("sweep-resume-not-a-sweep", "not a sweep folder (sweep.yaml is missing)",
+     lambda d: ["sweep", "--resume", (d / "s").mkdir() or "s"])
+case("sweep-resume-and-recipe", "give no recipe", lambda d: ["sweep", SEARCH, "--resume", "s"])
+
 
 # ---- the check ---------------------------------------------------------------------------------
 
