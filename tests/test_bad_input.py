@@ -364,8 +364,8 @@ case("sweep-grid-unknown-key", "search: unknown key 'bta'",
      lambda d: ["sweep", SEARCH, "--grid", "search.bta=1,2", *TINY])
 case("sweep-grid-bad-value", "search.epochs: expected int, got 'two'",
      lambda d: ["sweep", SEARCH, "--grid", "search.epochs=1,two", *TINY])
-case("sweep-eval-without-train", "has no train: section; give --train-recipe",
-     lambda d: ["sweep", SEARCH, "--eval", _pairs(d / "p"), *TINY])
+case("sweep-eval-without-train", "has no train: section and there is no r_train.yaml beside it",
+     lambda d: ["sweep", _text(d / "r.yaml", Path(SEARCH).read_text()), "--eval", _pairs(d / "p"), *TINY])
 case("sweep-eval-missing", "--eval nope: expected paired folders",
      lambda d: ["sweep", SEARCH, "--eval", "nope", "--train-recipe", TRAIN, *TINY])
 case("sweep-train-recipe-alone", "give --eval DIR too", lambda d: ["sweep", SEARCH, "--train-recipe", TRAIN])

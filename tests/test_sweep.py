@@ -115,18 +115,20 @@ def _summary(sweep: Path) -> list[dict[str, str]]:
 
 @pytest.fixture(scope="module")
 def sweep(local_ray, tmp_path_factory):
-    """A finished sweep of 2 tiny trials (seeds 0 and 1), each searched, retrained and evaluated."""
+    """A finished sweep of 2 tiny trials (seeds 0 and 1), each searched, retrained (by ruas_demo_train.yaml,
+    beside the recipe) and evaluated."""
     root = tmp_path_factory.mktemp("sweep")
     pairs = _pairs(root / "pairs")
-    assert main(["sweep", SEARCH, "--seeds", "0-1", "--eval", str(pairs), "--train-recipe", TRAIN,
-                 "--output", str(root / "results"), *TINY]) == 0
-    (folder,) = (root / "results").iterdir()
+    out = root / "results"
+    assert main(["sweep", SEARCH, "--seeds", "0-1", "--eval", str(pairs), "--output", str(out), *TINY]) == 0
+    (folder,) = out.iterdir()
     return folder
 
 
 def test_a_sweep_makes_one_finished_run_folder_per_trial(sweep):
     plan = yaml.safe_load((sweep / "sweep.yaml").read_text())
-    assert [t["seed"] for t in plan["trials"]] == [0, 1]
+    assert [t["seed"] for t in plan["trials"]] == [0, 1] and plan["train_recipe"] == TRAIN
+    assert [t["train"]["train"]["steps"] for t in plan["trials"]] == [2, 2]  # the overrides reach the retraining
     runs = sorted(p for p in sweep.iterdir() if p.is_dir() and p.name != "retrain")
     assert [p.name.rsplit("-", 2)[0] for p in runs] == ["ruas_demo-t00-seed0", "ruas_demo-t01-seed1"]
     for run in runs:

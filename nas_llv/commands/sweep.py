@@ -70,7 +70,8 @@ def new_plan(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
 
 def _train_recipe(args: argparse.Namespace, raw: dict[str, Any]) -> str | None:
-    """The recipe that retrains with --eval: --train-recipe, else the recipe itself when it has a train: section."""
+    """The recipe that retrains with --eval: --train-recipe, else the recipe itself when it has a
+    train: section, else ``<recipe>_train.yaml`` beside it (recipes/ruas_demo_train.yaml)."""
     if args.train_recipe and not args.eval:
         raise ConfigError("--train-recipe retrains for --eval; give --eval DIR too")
     if not args.eval:
@@ -79,8 +80,12 @@ def _train_recipe(args: argparse.Namespace, raw: dict[str, Any]) -> str | None:
         return args.train_recipe
     if "train" in raw:
         return args.recipe
-    raise ConfigError(f"--eval retrains each trial's genotype, but {args.recipe} has no train: section; give "
-                      f"--train-recipe R (e.g. recipes/ruas_demo_train.yaml)")
+    beside = Path(args.recipe).with_name(f"{Path(args.recipe).stem}_train.yaml")
+    if beside.is_file():
+        log.info("retraining with %s (the recipe has no train: section)", beside)
+        return str(beside)
+    raise ConfigError(f"--eval retrains each trial's genotype, but {args.recipe} has no train: section and there "
+                      f"is no {beside.name} beside it; give --train-recipe R (e.g. recipes/ruas_demo_train.yaml)")
 
 
 def _check_eval(data: str | None, scale: int) -> str | None:
@@ -358,7 +363,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--eval", metavar="DIR", help="also retrain each genotype and evaluate it on DIR (paired "
                    "low/ and high/, as nas-llv eval takes)")
     p.add_argument("--train-recipe", metavar="R", help="the retraining recipe for --eval (default: the recipe "
-                   "itself, when it has a train: section)")
+                   "itself when it has a train: section, else <recipe>_train.yaml beside it)")
     p.add_argument("--address", metavar="ADDR", help="join this Ray cluster (e.g. HEAD:6379) instead of "
                    "starting Ray here")
     p.add_argument("--cpus-per-trial", type=float, default=1, metavar="C",
