@@ -1,77 +1,150 @@
-"""Latency of RUAS networks on one 600x400 image (a LOL frame), median after warm-up.
+"""Inference latency of the derived CVPR RUAS network: today's plain path against the fast path.
 
-Uses the published CVPR-2021 weights from ../shared/data/ruas_cvpr_weights when present
-(otherwise the same architecture with random weights: latency does not depend on the values),
-and a RUAS_A network with the TPAMI genotype and noise gate, with the gate open and shut.
+Uses the published CVPR-2021 weights (``lol.pt``) from ../shared/data/ruas_cvpr_weights when
+present (otherwise the same architecture with random weights: latency does not depend on the
+values), on one 600x400 image. The plain path is the network ``import_ruas`` builds, run as
+``nas-llv enhance --engine torch`` runs it; the fast path is ``nas_llv.export.fold.fold(net)``
+(``enhance --engine fast``). They are timed in one run, alternating run by run: ``--rounds``
+rounds, each the median of ``--repeats`` runs of each path after 3 warm-up runs of each.
 
-    python benchmarks/inference.py [--device auto] [--repeats 20] [--threads N] [--onnx]
+    python benchmarks/inference.py --threads 2 [--repeats 15] [--rounds 2] [--levers] [--compile] [--onnx] [--tpami]
 
-``--onnx`` exports each network (``nas_llv.export.onnx``) and times onnxruntime's CPU provider
-beside torch, in the same run and with the same thread count (needs ``pip install -e '.[onnx]'``).
-The exported RUAS_A graph runs its denoiser whatever the gate decides (a traced ``where``), so
-"gate shut" costs as much as "gate open" there.
+It prints fast/plain and the implied ratio to the public RUAS code, whose CVPR network took 0.88x
+the plain path's time side by side (issue 11), and the largest |fast - plain| of the final image
+over the timing input and the shared MIT images. ``--levers`` also times each part of the fast
+path alone, each against the plain path in the same alternating way; ``--compile`` adds
+``torch.compile`` of the fast path; ``--onnx`` adds onnxruntime (CPU provider, same threads) on
+the exported plain and folded graphs; ``--tpami`` adds the TPAMI RUAS_A network (gate open).
 """
 from __future__ import annotations
 
 import argparse
+import statistics
 import tempfile
+import time
 from pathlib import Path
+from typing import Callable
 
 import torch
 
+from nas_llv.data import list_images, read_image
 from nas_llv.device import resolve_device
-from nas_llv.metrics import count_flops, count_params, latency
+from nas_llv.export.fold import fold
 from nas_llv.export.ruas_import import import_ruas, ruas_genotype
 
-WEIGHTS = Path(__file__).resolve().parents[2] / "shared" / "data" / "ruas_cvpr_weights" / "lol.pt"
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"
+WEIGHTS = SHARED / "ruas_cvpr_weights" / "lol.pt"
+PUBLIC_PER_PLAIN = 0.88  # the public CVPR network's time / the plain path's, side by side (issue 11)
+TOLERANCE = 1 / 255
 
 
-def networks() -> dict[str, torch.nn.Module]:
-    if WEIGHTS.is_file():
-        cvpr, _, _ = import_ruas(WEIGHTS)
-    else:
-        cvpr = ruas_genotype("cvpr").build()
-    tpami = ruas_genotype("tpami", "ruas_a").build()
-    shut = ruas_genotype("tpami", "ruas_a").build()
-    shut.threshold = float("inf")  # no image passes the gate: the denoiser is skipped
-    return {"CVPR RUAS (lol.pt)": cvpr, "TPAMI RUAS_A, gate open": _open(tpami), "TPAMI RUAS_A, gate shut": shut}
+def cvpr() -> torch.nn.Module:
+    return import_ruas(WEIGHTS)[0] if WEIGHTS.is_file() else ruas_genotype("cvpr").build().eval()
 
 
-def _open(net: torch.nn.Module) -> torch.nn.Module:
-    net.threshold = float("-inf")
+def tpami_open() -> torch.nn.Module:
+    net = ruas_genotype("tpami", "ruas_a").build().eval()
+    net.threshold = float("-inf")  # every image passes the gate: the denoiser runs
     return net
+
+
+def levers(net: torch.nn.Module, args: argparse.Namespace) -> dict[str, Callable[[], torch.nn.Module]]:
+    """Name -> the network of that variant (built when timed)."""
+    out: dict[str, Callable[[], torch.nn.Module]] = {}
+    if args.levers:
+        out.update({
+            "channels_last only": lambda: fold(net, cells=False, pool=False),
+            "shifted max only": lambda: fold(net, cells=False, channels_last=False),
+            "cells folded only": lambda: fold(net, pool=False, channels_last=False),
+            "folded + shifted max (NCHW)": lambda: fold(net, channels_last=False),
+        })
+    out["fast: fold(net)"] = lambda: fold(net)
+    if args.compile:
+        out["fast + torch.compile"] = lambda: torch.compile(fold(net))
+    if args.onnx:
+        out["onnxruntime, plain graph"] = lambda: _onnx(net)
+        out["onnxruntime, folded graph"] = lambda: _onnx(fold(net, channels_last=False))
+    return out
+
+
+def _onnx(net: torch.nn.Module) -> torch.nn.Module:
+    from nas_llv.export.onnx import OnnxNet, export_onnx
+
+    with tempfile.TemporaryDirectory() as tmp:
+        return OnnxNet(export_onnx(net, Path(tmp) / "net.onnx"))
+
+
+def final(net: torch.nn.Module, y: torch.Tensor) -> torch.Tensor:
+    out = net(y)
+    return out if isinstance(out, torch.Tensor) else out["x"]
+
+
+@torch.inference_mode()
+def max_difference(plain: torch.nn.Module, fast: torch.nn.Module, images: list[torch.Tensor]) -> float:
+    return max(float((final(plain, y) - final(fast, y)).abs().max()) for y in images)
+
+
+@torch.inference_mode()
+def compare(plain: torch.nn.Module, fast: torch.nn.Module, x: torch.Tensor, args: argparse.Namespace,
+            device: torch.device) -> tuple[list[float], list[float]]:
+    """Median ms of plain and fast per round; within a round the two alternate run by run (plain,
+    fast, plain, fast, ...), after 3 warm-up runs of each, so a load that comes and goes on a
+    shared machine weighs on both alike."""
+    x = x.to(device)
+    plain, fast = plain.to(device).eval(), fast.to(device).eval()
+    ms: dict[str, list[float]] = {"plain": [], "fast": []}
+    for _ in range(args.rounds):
+        times: dict[str, list[float]] = {"plain": [], "fast": []}
+        for i in range(3 + args.repeats):
+            for name, net in (("plain", plain), ("fast", fast)):
+                _sync(device)
+                start = time.perf_counter()
+                net(x)
+                _sync(device)
+                if i >= 3:
+                    times[name].append((time.perf_counter() - start) * 1e3)
+        for name in ms:
+            ms[name].append(statistics.median(times[name]))
+    return ms["plain"], ms["fast"]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--device", default="auto")
-    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--rounds", type=int, default=2)
     ap.add_argument("--threads", type=int, help="CPU threads for torch and onnxruntime (default: torch's)")
-    ap.add_argument("--onnx", action="store_true", help="also time the exported network with onnxruntime (CPU)")
+    ap.add_argument("--levers", action="store_true", help="also time each part of the fast path alone")
+    ap.add_argument("--compile", action="store_true", help="also time torch.compile of the fast path")
+    ap.add_argument("--onnx", action="store_true", help="also time onnxruntime on the plain and folded graphs")
+    ap.add_argument("--tpami", action="store_true", help="also time the TPAMI RUAS_A network, gate open")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     x = torch.rand(1, 3, 400, 600)
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, input 600x400")
-    print(f"{'network':28s} {'params':>8s} {'GFLOPs':>8s} {'median ms':>10s}"
-          + (f" {'onnxrt ms':>10s}" if args.onnx else ""))
-    for name, net in networks().items():
-        net.eval()
-        flops = count_flops(net, x)
-        lat = latency(net, x.to(device), repeats=args.repeats, warmup=3, device=device)
-        extra = f" {_onnx_ms(net, x, args.repeats):10.1f}" if args.onnx else ""
-        print(f"{name:28s} {count_params(net):8,d} {flops / 1e9:8.3f} {lat['median_s'] * 1e3:10.1f}{extra}")
-    print(f"device: {lat['device_name']}" + ("; onnxruntime: CPU provider" if args.onnx else ""))
-
-
-def _onnx_ms(net: torch.nn.Module, x: torch.Tensor, repeats: int) -> float:
-    """Median ms of the exported ``net`` run by onnxruntime on CPU, at torch's thread count."""
-    from nas_llv.export.onnx import OnnxNet, export_onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = export_onnx(net, Path(tmp) / "net.onnx")
-        return latency(OnnxNet(path), x, repeats=repeats, warmup=3, device="cpu")["median_s"] * 1e3
+    mit = SHARED / "mit5" / "low"
+    images = [x] + ([read_image(p)[None] for p in list_images(mit)] if mit.is_dir() else [])
+    nets = {"CVPR RUAS (lol.pt)" if WEIGHTS.is_file() else "CVPR RUAS (random weights)": cvpr()}
+    if args.tpami:
+        nets["TPAMI RUAS_A, gate open"] = tpami_open()
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, input 600x400, device {device}, "
+          f"median of {args.repeats} after 3 warm-up, {args.rounds} alternating rounds")
+    print(f"{'network':26s} {'path':30s} {'plain ms':>18s} {'path ms':>18s} {'ratio':>6s} {'x0.88':>6s} {'max |diff|':>10s}")
+    for name, plain in nets.items():
+        for lever, build in levers(plain, args).items():
+            fast = build()
+            diff = max_difference(plain, fast, images)
+            p, f = compare(plain, fast, x, args, device)
+            ratio = statistics.median(f) / statistics.median(p)
+            flag = "" if diff <= TOLERANCE else "  > 1/255!"
+            print(f"{name:26s} {lever:30s} {' / '.join(f'{v:.1f}' for v in p):>18s} "
+                  f"{' / '.join(f'{v:.1f}' for v in f):>18s} {ratio:6.3f} {ratio * PUBLIC_PER_PLAIN:6.3f} {diff:10.2e}{flag}")
 
 
 if __name__ == "__main__":

@@ -6,9 +6,11 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import os
 import sys
-from typing import NoReturn, Sequence
+from typing import Iterator, NoReturn, Sequence
 
 from nas_llv.config import ConfigError
 from nas_llv.device import set_threads
@@ -51,6 +53,21 @@ def _positive(text: str) -> int:
     return n
 
 
+@contextlib.contextmanager
+def _process_group() -> Iterator[None]:
+    """Join torchrun's process group for the command (imports torch only under torchrun)."""
+    if "LOCAL_RANK" not in os.environ:  # not started by torchrun
+        yield
+        return
+    from nas_llv import distributed
+
+    distributed.init()
+    try:
+        yield
+    finally:
+        distributed.teardown()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args, extra = parser.parse_known_args(argv)
@@ -61,12 +78,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"nas-llv {args.command}: error: unrecognized arguments: {' '.join(extra)} "
               f"(see nas-llv {args.command} --help)", file=sys.stderr)
         return 2
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(message)s", stream=sys.stderr)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # what --nproc hands to torchrun
+    # under torchrun (nas_llv.distributed) only rank 0 speaks: the others log warnings only
+    quiet = int(os.environ.get("RANK", "0")) > 0
+    level = logging.WARNING if quiet else logging.DEBUG if args.verbose else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     set_threads(args.threads)
     try:
-        return int(args.run(args) or 0)
+        with _process_group():
+            return int(args.run(args) or 0)
     except (ConfigError, RegistryError) as exc:
-        print(f"nas-llv {args.command}: error: {exc}", file=sys.stderr)
+        if not quiet:  # every rank meets the same user error; rank 0 reports it
+            print(f"nas-llv {args.command}: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"nas-llv {args.command}: interrupted", file=sys.stderr)

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
+from nas_llv import distributed
 from nas_llv.config import ConfigError, first_line
 from nas_llv.runs import Run, deferred_interrupt
 
@@ -33,7 +34,8 @@ class Progress:
     def __init__(self, job: Job, every: float | None = None) -> None:
         self.job, self.every = job, PROGRESS_EVERY if every is None else every
         done, total = job.progress()
-        self.bar = tqdm(total=total, initial=done, desc=f"{job.kind} {job.recipe.name}", unit="step", disable=None)
+        self.bar = tqdm(total=total, initial=done, desc=f"{job.kind} {job.recipe.name}", unit="step",
+                        disable=None if distributed.is_main() else True)  # one bar for a data-parallel run
         self.start_done, self.start = done, time.perf_counter()
         self.last = self.start
 

@@ -37,6 +37,8 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 class Run:
     """One run folder. Build with ``Run.create`` (new run) or ``Run.open`` (resume)."""
 
+    writes = True  # False for MirrorRun: the other ranks of a data-parallel run write nothing
+
     def __init__(self, path: str | Path) -> None:
         self.dir = Path(path)
         self.trajectory = TrajectoryWriter(self.dir / "trajectory.csv")
@@ -170,6 +172,41 @@ class Run:
 
     def __repr__(self) -> str:
         return f"Run({str(self.dir)!r})"
+
+
+class MirrorRun(Run):
+    """Rank 0's run folder as the other ranks of a data-parallel run see it (nas_llv.distributed):
+    the same path, but no log file, trajectory rows, checkpoints or deletions; what a job writes
+    itself (genotype, model files) it skips where ``writes`` is False."""
+
+    writes = False
+
+    def __init__(self, path: str | Path, created: bool = False) -> None:
+        self.dir, self.created = Path(path), created
+        self.trajectory = _NoTrajectory()  # type: ignore[assignment]
+        self._handler = None
+
+    @classmethod
+    def resume(cls, path: str | Path, kind: str) -> tuple[Run, dict[str, Any]]:
+        run = cls(path)
+        return run, run.load_checkpoint(kind=kind)
+
+    def save_checkpoint(self, state: Mapping[str, Any], name: str = "last.pt") -> Path:
+        return self.dir / "checkpoints" / name
+
+    def discard(self) -> None:
+        """Rank 0 deletes the folder."""
+
+    def remove_temp_files(self) -> None:
+        """Rank 0 tidies the folder."""
+
+
+class _NoTrajectory:
+    def append(self, row: Mapping[str, Any]) -> None:
+        pass
+
+    def truncate_after(self, step: int) -> None:
+        pass
 
 
 def _plain(data: Any) -> Any:

@@ -37,13 +37,20 @@ def _searcher(recipe):
 
 
 def run_search(args: argparse.Namespace) -> int:
-    from nas_llv.commands._job import run_job
+    from nas_llv.commands._job import launch_ranks, run_job
+    from nas_llv.recipe import load_recipe
 
+    if args.nproc is not None:
+        code = launch_ranks(args, load_recipe(args.recipe, args.overrides) if args.recipe and not args.resume else None)
+        if code is not None:
+            return code
     searcher, run = start(args)
     return run_job(searcher, run, "search", args.stop_after)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from nas_llv.commands._job import add_nproc
+
     p = sub.add_parser("search", help="run an architecture (and hyper-variable) search from a recipe",
                        description="Search a recipe's spaces; the run folder collects config, log, "
                                    "trajectory, checkpoints and genotype.")
@@ -52,4 +59,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--resume", metavar="RUN", help="continue a stopped run from checkpoints/last.pt")
     p.add_argument("--stop-after", type=int, metavar="N", help="stop (with a checkpoint) after N more steps")
     p.add_argument("--output", metavar="DIR", help="parent folder of the run (default: the recipe's output, results/)")
+    add_nproc(p)
     p.set_defaults(run=run_search)

@@ -57,13 +57,22 @@ def start(args: argparse.Namespace):
 
 
 def run_train(args: argparse.Namespace) -> int:
-    from nas_llv.commands._job import run_job
+    from nas_llv.commands._job import launch_ranks, run_job
+    from nas_llv.recipe import load_recipe
 
+    if args.nproc is not None:
+        _split_target(args)
+        new = args.recipe and not args.resume
+        code = launch_ranks(args, load_recipe(args.recipe, args.overrides) if new else None)
+        if code is not None:
+            return code
     trainer, run = start(args)
     return run_job(trainer, run, "train", args.stop_after)
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from nas_llv.commands._job import add_nproc
+
     p = sub.add_parser("train", help="retrain a derived network (from scratch or from a model file)",
                        description="Retrain the network of a genotype at the size the recipe's train: section "
                                    "asks for; the run folder collects config, log, trajectory, checkpoints, "
@@ -78,4 +87,5 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", choices=("last", "best"), help="which weights model.pt holds: the final step's (last, "
                    "the default; model_best.pt beside it) or the best validation step's (best; the final ones in "
                    "model_last.pt); the same as train.keep=...")
+    add_nproc(p)
     p.set_defaults(run=run_train)

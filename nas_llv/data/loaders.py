@@ -23,6 +23,7 @@ from torch.utils.data import Dataset, Subset
 
 from nas_llv.config import ConfigError, Variant, check_range
 from nas_llv.data.builders import build_dataset
+from nas_llv.distributed import check_batch
 from nas_llv.registry import DATASETS
 
 log = logging.getLogger(__name__)
@@ -111,9 +112,11 @@ class BatchStream:
     """An endless, resumable iterator of batches over ``dataset`` (see the module docstring)."""
 
     def __init__(self, dataset: Dataset, batch_size: int, crop: int | None = None, scale: int = 1,
-                 seed: int = 0, stream: int = TRAIN, num_workers: int = 0) -> None:
+                 seed: int = 0, stream: int = TRAIN, num_workers: int = 0, shard: tuple[int, int] = (0, 1)) -> None:
         if len(dataset) == 0:  # type: ignore[arg-type]
             raise ConfigError("cannot draw batches from an empty dataset")
+        # (rank, ranks): this process keeps the rank-th of ``ranks`` equal slices of each batch
+        self.shard = shard
         self.dataset, self.batch_size, self.crop, self.scale = dataset, batch_size, crop, scale
         self.seed, self.stream, self.num_workers = seed, stream, num_workers
         self.position = 0  # items served so far, over all epochs
@@ -152,12 +155,19 @@ class BatchStream:
 
     def __next__(self) -> dict[str, Any]:
         indices = self._next_indices()
+        rank, ranks = self.shard
+        own = slice(rank * self.batch_size // ranks, (rank + 1) * self.batch_size // ranks)
+        # With crops every rank loads the whole batch: the crops follow one generator in item order
+        # (and need each image's size), so the shards are fixed by the global stream, whose state
+        # resumes them all. Without crops a rank loads its own items only.
+        if self.crop is None:
+            indices, own = indices[own], slice(None)
         # Loading may run in threads; every random draw stays here, in item order.
         load = self._pool.map if self._pool is not None else map
         items = list(load(self.dataset.__getitem__, indices))
         if self.crop is not None:
             items = [_crop(it, self.crop, self.scale, self._rng) for it in items]
-        return collate(items)
+        return collate(items[own])
 
     def state_dict(self) -> dict[str, Any]:
         """Where the stream is: position, crop RNG state, and what it was built from."""
@@ -178,12 +188,14 @@ class BatchStream:
             self._pool.shutdown(wait=False)
 
 
-def build_loaders(cfg: DataConfig) -> tuple[BatchStream, BatchStream]:
-    """Dataset ``cfg.type`` split by ``cfg.seed`` into endless (train, val) batch streams."""
+def build_loaders(cfg: DataConfig, shard: tuple[int, int] = (0, 1)) -> tuple[BatchStream, BatchStream]:
+    """Dataset ``cfg.type`` split by ``cfg.seed`` into endless (train, val) batch streams; ``shard``
+    (rank, ranks) keeps one of ``ranks`` equal slices of each ``cfg.batch_size`` batch."""
     try:
         cfg.validate()
     except ValueError as exc:
         raise ConfigError(f"data: {exc}") from None
+    check_batch(cfg.batch_size, shard[1])
     dataset = build_dataset(cfg)
     ds_scale = getattr(dataset, "scale", 1)
     if ds_scale != cfg.scale:
@@ -192,6 +204,6 @@ def build_loaders(cfg: DataConfig) -> tuple[BatchStream, BatchStream]:
     train_idx, val_idx = split_indices(len(dataset), cfg.val_ratio, cfg.seed)  # type: ignore[arg-type]
     log.info("data '%s': %d train / %d val items", cfg.type, len(train_idx), len(val_idx))
     common = dict(batch_size=cfg.batch_size, crop=cfg.crop, scale=cfg.scale, seed=cfg.seed,
-                  num_workers=cfg.num_workers)
+                  num_workers=cfg.num_workers, shard=shard)
     return (BatchStream(Subset(dataset, train_idx), stream=TRAIN, **common),
             BatchStream(Subset(dataset, val_idx), stream=VAL, **common))

@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 import torch
 from torch import nn
 
-from nas_llv import __version__
+from nas_llv import __version__, distributed
 from nas_llv.config import ConfigError
 from nas_llv.data import build_loaders
 from nas_llv.derive.evaluate import image_metrics
@@ -185,7 +185,7 @@ class Trainer(Job):
         self.recipe, self.cfg = recipe, recipe.train
         self.source = None if source is None else str(source)  # where the genotype came from (logged)
         seed_everything(recipe.seed)
-        self.device = resolve_device(recipe.device)
+        self.device = distributed.local_device(resolve_device(recipe.device))
         self.genotype, self.build = with_variant(genotype, self.cfg.variant, "train.variant"), dict(build or {})
         check_scale(self.genotype, recipe.data.scale)
         self.net: nn.Module = self.genotype.build(**self.build)
@@ -196,7 +196,7 @@ class Trainer(Job):
             for name in load_init(self.net, init, self.build, fresh):
                 log.info("--init %s has no %s module; it starts from random weights", init, name)
         self.net.to(self.device).train()
-        self.train_data, self.val_data = build_loaders(recipe.data)
+        self.train_data, self.val_data = build_loaders(recipe.data, distributed.shard())  # this rank's slices
         self._val_start = self.val_data.state_dict()
         self.objective = Objective(recipe.losses, self.cfg.objective, self.net).to(self.device)
         self.total_steps = self.cfg.epochs * self.train_data.epoch_length if self.cfg.epochs else self.cfg.steps
@@ -231,7 +231,8 @@ class Trainer(Job):
             return
         if self.source is not None:
             log.info("genotype from %s%s", self.source, f", weights from {self.init}" if self.init else "")
-        self.genotype.save(run.dir / "genotype.yaml")
+        if run.writes:  # rank 0 alone in a data-parallel run
+            self.genotype.save(run.dir / "genotype.yaml")
         params = sum(p.numel() for p in self.net.parameters())
         log.info("training %s; %s parameters, %s weights, %d steps on %s",
                  self.genotype.describe(**self.build), f"{params:,}", f"initial from {self.init}" if self.init else "random",
@@ -263,6 +264,9 @@ class Trainer(Job):
         self.check_finite("all", {"training loss": {"total": total.detach(), **terms}}, self.step + 1)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
+        # data-parallel: the mean over ranks, as in search (DDP's wrapper would hide partial_forward
+        # and entry_outputs, which the objective calls on the bare network)
+        distributed.average_gradients(dict(self.net.named_parameters()))
         if self.cfg.optim.grad_clip is not None:
             nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip)
         self.last_lr = float(self.opt.param_groups[0]["lr"])
@@ -271,10 +275,10 @@ class Trainer(Job):
         disc = step_discriminators(self.objective)  # adversarial terms: their own optimizer step
         self.step += 1
         self.check_finite("all", {"weight": dict(self.net.named_parameters())})
-        for key, value in {"train_loss": total, **{f"loss/{k}": v for k, v in terms.items()}}.items():
-            self.acc[key] = self.acc.get(key, 0.0) + float(value.detach())
-        for key, value in disc.items():
-            self.acc[f"discriminator/{key}"] = self.acc.get(f"discriminator/{key}", 0.0) + value
+        values = {"train_loss": float(total.detach()), **{f"loss/{k}": float(v.detach()) for k, v in terms.items()},
+                  **{f"discriminator/{k}": v for k, v in disc.items()}}
+        for key, value in distributed.mean_floats(values).items():  # the global batch's
+            self.acc[key] = self.acc.get(key, 0.0) + value
         self.acc["n"] = self.acc.get("n", 0.0) + 1
 
     @torch.no_grad()
@@ -294,6 +298,9 @@ class Trainer(Job):
                 sums = {k: v + float(metrics[k].sum()) for k, v in sums.items()}
                 n += batch["high"].shape[0]
         self.net.train()
+        # the global batches': each rank's sums, averaged, over the ranks' image counts, averaged
+        sums = distributed.mean_floats({"loss": loss, "n": n, **sums})
+        loss, n = sums.pop("loss"), sums.pop("n")
         result = {"val_loss": loss / self.cfg.val_batches}
         if n:
             result.update({f"metric/{k}": v / n for k, v in sums.items()})
@@ -326,6 +333,8 @@ class Trainer(Job):
 
     # -- results and checkpoints ------------------------------------------------------------------
     def _save_model(self, name: str) -> Path:
+        if not self.run_dir.writes:  # another rank than 0 of a data-parallel run
+            return self.run_dir.dir / name
         extra = {"run": self.run_dir.dir.name, "recipe": self.recipe.name, "step": self.step,
                  "init": self.init, "validation": dict(self.last)}
         return save_model(self.run_dir.dir / name, self.genotype, self.net, self.build, extra)
@@ -335,6 +344,8 @@ class Trainer(Job):
         the final weights, ``model_best.pt`` beside them; ``best``: the best validation step's,
         the final ones in ``model_last.pt``); log both scores."""
         self.save(start)
+        if not self.run_dir.writes:
+            return
         final = self._save_model("model.pt" if self.cfg.keep == "last" else "model_last.pt")
         if self.cfg.keep == "best":
             best = (self.run_dir.dir / "model_best.pt").read_bytes()
@@ -353,6 +364,7 @@ class Trainer(Job):
             "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
             "progress": {"step": self.step, "elapsed": self.elapsed}, "best": dict(self.best),
             "acc": dict(self.acc), "last": dict(self.last), "rng": rng_state(),
+            "world_size": distributed.world_size(),
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

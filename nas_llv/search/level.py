@@ -11,6 +11,7 @@ from typing import Any, Callable, Mapping
 import torch
 from torch import nn
 
+from nas_llv.distributed import all_reduce_mean, mean_floats
 from nas_llv.search.hypergrad import Bilevel, HypergradMethod, apply_upper_grads
 
 Batch = Mapping[str, Any]
@@ -59,14 +60,15 @@ class Level:
         """One optimizer step on ω with the training objective; returns (loss, terms)."""
         total, terms = self.objective(batch, True)({})
         params = list(self.lower.values())
-        grads = torch.autograd.grad(total, params)
-        for p, g in zip(params, grads):
+        grads = all_reduce_mean(dict(zip(self.lower, torch.autograd.grad(total, params))))  # over ranks
+        for p, g in zip(params, grads.values()):
             p.grad = g
         if self.grad_clip is not None:
             nn.utils.clip_grad_norm_(params, self.grad_clip)
         self.weight_opt.step()
         self.weight_opt.zero_grad(set_to_none=True)
-        return float(total.detach()), {k: float(v.detach()) for k, v in terms.items()}
+        logged = mean_floats({"": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}})
+        return logged.pop(""), logged  # the global batch's (mean over ranks)
 
     def iterate(self, method: HypergradMethod, next_train: Callable[[], Batch], next_val: Callable[[], Batch]
                 ) -> tuple[float, dict[str, float], Batch]:
@@ -84,7 +86,8 @@ class Level:
 
     @torch.no_grad()
     def val_loss(self, batch: Batch) -> float:
-        return float(self.objective(batch, False)({})[0])
+        """The validation objective on ``batch`` (of the global batch: the mean over ranks)."""
+        return mean_floats({"val": float(self.objective(batch, False)({})[0])})["val"]
 
 
 def named(module: nn.Module, params: list[nn.Parameter]) -> dict[str, nn.Parameter]:

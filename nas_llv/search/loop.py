@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from nas_llv import __version__
+from nas_llv import __version__, distributed
 from nas_llv.data import build_loaders
 from nas_llv.device import resolve_device
 from nas_llv.space.genotype import Genotype
@@ -45,9 +45,10 @@ class Searcher(Job):
         self.recipe, self.cfg = recipe, recipe.search
         self.run_dir: Run | None = None  # set by attach(): build first, so bad input leaves no folder
         seed_everything(recipe.seed)
-        self.device = resolve_device(recipe.device)
-        # the data first: a missing dataset fails before the supernet (and NNI) is built
-        self.train_data, self.val_data = build_loaders(recipe.data)
+        self.device = distributed.local_device(resolve_device(recipe.device))
+        # the data first: a missing dataset fails before the supernet (and NNI) is built; each rank
+        # of a data-parallel run keeps its slice of every batch
+        self.train_data, self.val_data = build_loaders(recipe.data, distributed.shard())
         try:
             self._build()
             self._preflight()
@@ -189,6 +190,8 @@ class Searcher(Job):
     def finish(self, start: float | None = None) -> None:
         # never a genotype from NaN probabilities (each step checks α; this guards the file itself)
         self.check_finite("all", {"upper variable (α)": named(self.net, arch_parameters(self.net))})
+        if not self.run_dir.writes:  # another rank than 0 of a data-parallel run
+            return
         path = self.genotype().save(self.run_dir.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
             self.genotype(self.best["genotype"]).save(self.run_dir.dir / "genotype_best.yaml")
@@ -212,7 +215,7 @@ class Searcher(Job):
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
             "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed},
-            "best": self.best, "rng": rng_state(),
+            "best": self.best, "rng": rng_state(), "world_size": distributed.world_size(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

@@ -15,9 +15,8 @@ from PIL import Image
 
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
-from nas_llv.data import list_images, read_image
 from nas_llv.export.modelfile import save_model
-from nas_llv.export.ruas_import import import_ruas, ruas_genotype
+from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.space.genotype import Genotype, declared_labels
 from nas_llv.space.spec import load_space
 
@@ -33,15 +32,6 @@ def onnx():
     return module
 
 
-def _images(count: int = 2) -> list[torch.Tensor]:
-    """Tiny random images at two sizes, plus ``count`` shared MIT images where present."""
-    images = [torch.rand(1, 3, 16, 24), torch.rand(2, 3, 21, 13)]
-    mit = SHARED / "mit5" / "low"
-    if mit.is_dir():
-        images += [read_image(p)[None] for p in list_images(mit)[:count]]
-    return images
-
-
 def _check(onnx, net: torch.nn.Module, path: Path, images: list[torch.Tensor], scale: int = 1) -> float:
     ort_net = onnx.OnnxNet(path)
     for y in images:
@@ -51,16 +41,11 @@ def _check(onnx, net: torch.nn.Module, path: Path, images: list[torch.Tensor], s
     return diff
 
 
-def _cvpr_ruas() -> torch.nn.Module:
-    weights = SHARED / "ruas_cvpr_weights" / "lol.pt"
-    return import_ruas(weights)[0] if weights.is_file() else ruas_genotype("cvpr", "ruas").build().eval()
-
-
 @pytest.mark.parametrize("variant", ["ruas_s", "ruas"])
-def test_ruas_matches_onnxruntime_at_every_size(onnx, variant, tmp_path):
-    net = _cvpr_ruas() if variant == "ruas" else ruas_genotype("cvpr", variant).build().eval()
+def test_ruas_matches_onnxruntime_at_every_size(onnx, variant, tmp_path, sample_images, cvpr_ruas):
+    net = cvpr_ruas if variant == "ruas" else ruas_genotype("cvpr", variant).build().eval()
     path = onnx.export_onnx(net, tmp_path / "net.onnx")
-    _check(onnx, net, path, _images())
+    _check(onnx, net, path, sample_images())
     assert not list(tmp_path.glob(".*.tmp"))  # written atomically: no temp file left
 
 
@@ -71,7 +56,7 @@ def _ruas_a(threshold: float) -> torch.nn.Module:
 
 
 @pytest.mark.parametrize("threshold", [0.0, 1e9], ids=["gate-open", "gate-shut"])
-def test_ruas_a_gate_survives_export(onnx, threshold, tmp_path):
+def test_ruas_a_gate_survives_export(onnx, threshold, tmp_path, sample_images):
     net = _ruas_a(threshold)
     y = torch.rand(1, 3, 16, 24)
     with torch.no_grad():
@@ -80,7 +65,7 @@ def test_ruas_a_gate_survives_export(onnx, threshold, tmp_path):
     assert not torch.equal(out["x"], out["u"]) or threshold > 0  # the open gate does change the image
     path = onnx.export_onnx(net, tmp_path / "gate.onnx")
     torch.testing.assert_close(onnx.OnnxNet(path)(y), expected, rtol=0, atol=TOL)
-    _check(onnx, net, path, _images(1))
+    _check(onnx, net, path, sample_images(1))
 
 
 def test_ruas_a_gate_decides_per_image_in_one_graph(onnx, tmp_path):
@@ -113,10 +98,10 @@ def _llsr(model: str, **pick: str) -> Genotype:
     ("trico_llsr", {"upscaler": "msmu"}, 0),  # MSMU at 1000x666 takes half a minute on one thread
     ("collaba_llsr", {"modulation": "dcft", "upscaler": "bicubic_conv"}, 1),
 ])
-def test_llsr_matches_onnxruntime_at_every_size(onnx, model, pick, mit, tmp_path):
+def test_llsr_matches_onnxruntime_at_every_size(onnx, model, pick, mit, tmp_path, sample_images):
     net = _llsr(model, **pick).build().eval()
     path = onnx.export_onnx(net, tmp_path / "sr.onnx")
-    _check(onnx, net, path, _images(mit), scale=2)
+    _check(onnx, net, path, sample_images(mit), scale=2)
 
 
 # -- the command line ----------------------------------------------------------------------------

@@ -21,6 +21,7 @@ import torch
 from torch import Tensor
 
 from nas_llv.config import checked, field_values
+from nas_llv.distributed import all_reduce_mean
 from nas_llv.registry import HYPERGRADS
 
 logger = logging.getLogger(__name__)
@@ -66,20 +67,27 @@ def leaves(tensors: Mapping[str, Tensor]) -> Tensors:
 
 def grads(loss: Tensor, wrt: Mapping[str, Tensor], create_graph: bool = False,
           retain_graph: bool | None = None) -> Tensors:
-    """d loss / d wrt[name] for each name; zeros where the loss does not depend on it."""
+    """d loss / d wrt[name] for each name; zeros where the loss does not depend on it.
+
+    In a data-parallel run (``nas_llv.distributed``) the result is averaged over the ranks, so
+    every method sees the gradient of the global batch's mean loss; with ``create_graph`` the
+    average stays differentiable (its backward averages again), for methods that differentiate it.
+    """
     names = list(wrt)
     if not loss.requires_grad:
         return {n: torch.zeros_like(wrt[n]) for n in names}
     got = torch.autograd.grad(loss, [wrt[n] for n in names], create_graph=create_graph,
                               retain_graph=retain_graph, allow_unused=True)
-    return {n: torch.zeros_like(wrt[n]) if g is None else g for n, g in zip(names, got)}
+    out = {n: torch.zeros_like(wrt[n]) if g is None else g for n, g in zip(names, got)}
+    return all_reduce_mean(out, differentiable=create_graph)
 
 
 def vjp(outputs: Mapping[str, Tensor], wrt: Mapping[str, Tensor], cotangents: Mapping[str, Tensor],
         retain_graph: bool = True) -> Tensors:
     """sum_k <cotangents[k], d outputs[k] / d wrt[name]> for each name (zeros where unused).
 
-    With ``outputs`` = ∇_ω L (built with create_graph) this is a Hessian-vector product.
+    With ``outputs`` = ∇_ω L (built with create_graph) this is a Hessian-vector product; averaged
+    over the ranks of a data-parallel run, as ``grads`` is.
     """
     keys = [k for k in outputs if outputs[k].requires_grad]
     names = list(wrt)
@@ -88,7 +96,7 @@ def vjp(outputs: Mapping[str, Tensor], wrt: Mapping[str, Tensor], cotangents: Ma
     got = torch.autograd.grad([outputs[k] for k in keys], [wrt[n] for n in names],
                               grad_outputs=[cotangents[k] for k in keys],
                               retain_graph=retain_graph, allow_unused=True)
-    return {n: torch.zeros_like(wrt[n]) if g is None else g for n, g in zip(names, got)}
+    return all_reduce_mean({n: torch.zeros_like(wrt[n]) if g is None else g for n, g in zip(names, got)})
 
 
 def dot(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> Tensor:

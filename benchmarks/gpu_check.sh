@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# The first thing to run on a CUDA machine: are the CUDA paths of nas-llv ready, and how fast?
+#
+#   benchmarks/gpu_check.sh            (from the repository root, in its virtual environment)
+#
+# 1. installs nni and lpips from ./wheels (pip install --no-index --find-links wheels) where they
+#    are not installed and the folder is there (a machine without network access);
+# 2. runs the tests marked cuda (pytest -m cuda: the commands on the device, resume on CUDA,
+#    data-parallel NCCL runs on one GPU and on two where present);
+# 3. runs benchmarks/search_step.py and benchmarks/inference.py with --device cuda, few repeats;
+# 4. prints a Markdown table: each check, passed or not, its time; the outputs are in $LOGS.
+# Without CUDA, steps 2-3 print "skipped: no CUDA" rows (the script then takes seconds; CI runs it).
+# Exit status: 0 when nothing failed. PYTHON picks the interpreter (default: python),
+# GPU_CHECK_PACKAGES the packages of step 1 (default: nni lpips).
+set -u
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python}
+PACKAGES=${GPU_CHECK_PACKAGES:-nni lpips}
+LOGS=${LOGS:-$(mktemp -d -t gpu_check.XXXXXX)}
+mkdir -p "$LOGS"
+ROWS=()
+FAILED=0
+
+# check NAME CMD...: run CMD, its output into $LOGS, one table row
+check() {
+    local name=$1 log status start end
+    shift
+    log="$LOGS/$(echo "$name" | tr -c 'A-Za-z0-9' '_').txt"
+    start=$(date +%s.%N)
+    if "$@" >"$log" 2>&1; then
+        status=passed
+    else
+        status="FAILED (exit $?; see $log)"
+        FAILED=1
+        tail -n 20 "$log" >&2
+    fi
+    end=$(date +%s.%N)
+    ROWS+=("| $name | $status | $(awk "BEGIN {printf \"%.1f\", $end - $start}") |")
+}
+
+skip() { ROWS+=("| $1 | skipped: $2 | 0.0 |"); }
+
+# what is here, in one interpreter start: torch's version, the CUDA devices, the missing packages
+INFO_PY='
+import importlib.util, sys
+import torch
+cuda = torch.cuda.is_available()
+print(torch.__version__)
+print(", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())) if cuda else "")
+print(" ".join(p for p in sys.argv[1:] if importlib.util.find_spec(p) is None))
+'
+# shellcheck disable=SC2086  # PACKAGES is a list of words
+if ! INFO=$("$PY" -c "$INFO_PY" $PACKAGES); then
+    echo "gpu_check: $PY cannot import torch" >&2
+    exit 1
+fi
+TORCH=$(sed -n 1p <<<"$INFO")
+DEVICE=$(sed -n 2p <<<"$INFO")
+MISSING=$(sed -n 3p <<<"$INFO")
+
+# 1. the heavy dependencies, from local wheels when they are missing
+for pkg in $PACKAGES; do
+    if [[ " $MISSING " != *" $pkg "* ]]; then
+        skip "install $pkg" "installed"
+    elif [ -d wheels ]; then
+        check "install $pkg" "$PY" -m pip install --no-index --find-links wheels "$pkg"
+    else
+        ROWS+=("| install $pkg | FAILED (not installed, no wheels/ folder) | 0.0 |")
+        FAILED=1
+    fi
+done
+
+if [ -n "$DEVICE" ]; then
+    # 2. the tests marked cuda; 3. the two benchmarks on the device
+    check "pytest -m cuda" "$PY" -m pytest -q -m cuda tests
+    check "search_step.py --device cuda" "$PY" benchmarks/search_step.py --device cuda --iters 2 --warmup 1
+    check "inference.py --device cuda" "$PY" benchmarks/inference.py --device cuda --repeats 3 --rounds 1
+else
+    DEVICE="none (CPU only)"
+    for name in "pytest -m cuda" "search_step.py --device cuda" "inference.py --device cuda"; do
+        skip "$name" "no CUDA"
+    done
+fi
+
+# 4. the table
+echo "GPU check, $(date -u +%Y-%m-%dT%H:%MZ), torch $TORCH, CUDA devices: $DEVICE"
+echo
+echo "| check | result | seconds |"
+echo "| --- | --- | --- |"
+printf '%s\n' "${ROWS[@]}"
+echo
+echo "outputs: $LOGS"
+exit $FAILED
