@@ -195,6 +195,34 @@ def y_limits(values: pd.Series | np.ndarray, margin: float = 0.05, min_span: flo
     return mid - half, mid + half
 
 
+def edge_entropy(run_or_frame: RunOrFrame, module: str | None = None) -> pd.DataFrame:
+    """Each edge's entropy at each step, normalised by log(number of candidates): 1 is uniform
+    (nothing chosen yet), 0 one-hot. Columns step, edge, entropy (``module`` as in plot_alphas)."""
+    frame = _probs(run_or_frame, module)
+    p = frame["prob"].clip(lower=0.0)
+    frame = frame.assign(h=-(p * np.log(p.where(p > 0, 1.0))))
+    out = frame.groupby(["step", "edge"], sort=False).agg(h=("h", "sum"), n=("op", "nunique")).reset_index()
+    out["entropy"] = out["h"] / np.log(out["n"].where(out["n"] > 1, np.e))
+    return out[["step", "edge", "entropy"]].sort_values(["edge", "step"], kind="stable").reset_index(drop=True)
+
+
+def plot_entropy(run_or_frame: RunOrFrame, out_png: str | Path, module: str | None = None) -> Path:
+    """Each edge's normalised entropy (``edge_entropy``) against step, one panel per module (the
+    label prefix before the first '.'), one line per edge: an edge whose line stays near 1 never
+    chose; one still falling at the end had not finished choosing."""
+    frame = edge_entropy(run_or_frame, module)
+    modules = list(dict.fromkeys(e.split(".")[0] if "." in e else "" for e in frame["edge"]))
+    fig = Figure(figsize=(6.4, 3.6 * len(modules)), layout="constrained")
+    axes = [fig.add_subplot(len(modules), 1, i + 1) for i in range(len(modules))]
+    for ax, mod in zip(axes, modules):
+        for edge, line in frame.groupby("edge", sort=False):
+            if (edge.split(".")[0] if "." in edge else "") == mod:
+                ax.plot(line["step"], line["entropy"], label=edge[len(mod) + 1:] if mod else edge)
+        ax.set(xlabel="step", ylabel="entropy / log(n)", ylim=(-0.02, 1.02), title=mod or "edges")
+        ax.legend(fontsize="x-small", ncol=2)
+    return save_png(fig, out_png)
+
+
 def plot_hyper(run_or_frame: RunOrFrame, out_png: str | Path) -> Path:
     """Loss-weight hyper-variables vs step, one line each (TriCo Fig. 7)."""
     frame = _one_run(run_or_frame)

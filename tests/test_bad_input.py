@@ -260,6 +260,13 @@ case("derive-size-words", "expected WIDTHxHEIGHT", lambda d: ["derive", "g.yaml"
 case("derive-channels-zero", "--channels: must be >= 1", lambda d: ["derive", "g.yaml", "--channels", "0"])
 case("derive-repeat-negative", "--repeat: must be >= 1", lambda d: ["derive", "g.yaml", "--repeat=-1"])
 case("derive-channels-word", "expected a whole number", lambda d: ["derive", "g.yaml", "--channels", "wide"])
+case("derive-sample-zero", "--sample: must be >= 1", lambda d: ["derive", "--sample", "0", "ruas_scene"])
+case("derive-sample-unknown-space", "--sample nope_space: ", lambda d: ["derive", "--sample", "2", "nope_space"])
+case("derive-sample-taken", "already holds samples; choose another -o DIR",
+     lambda d: ["derive", "--sample", "2", "ruas_scene", "-o", _text(d / "out" / "sample_001" / "genotype.yaml", "x")
+                and "out"])
+case("derive-sample-draw", "--draw does not apply to --sample", lambda d: ["derive", "--sample", "2", "ruas_scene", "--draw"])
+case("derive-output-without-sample", "give --sample N with it", lambda d: ["derive", "g.yaml", "-o", "out"])
 
 # train
 case("train-binary-genotype", "not a text YAML file", lambda d: ["train", _binary(d / "g.yaml"), "--recipe", TRAIN])

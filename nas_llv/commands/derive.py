@@ -1,7 +1,10 @@
-"""``nas-llv derive GENOTYPE_OR_RUN``: build the fixed network, print ops, params, FLOPs."""
+"""``nas-llv derive GENOTYPE_OR_RUN``: build the fixed network, print ops, params, FLOPs, and for
+a search run its diagnostics (edge margins, when α settled); ``--sample N SPACE``: random genotypes."""
 from __future__ import annotations
 
 import argparse
+import math
+from pathlib import Path
 
 
 def summary(geno, net, size: tuple[int, int] | None) -> list[str]:
@@ -50,10 +53,28 @@ def _positive(text: str) -> int:
     return n
 
 
+def search_lines(folder: Path) -> list[str]:
+    """The diagnostics of the search that wrote ``folder`` (nas_llv/derive/margins.py): each edge's
+    margin and when α settled, or a random search's best candidates; none for other folders."""
+    from nas_llv.derive.margins import candidate_lines, margin_lines
+    from nas_llv.results import PROB, load_trajectory_wide
+
+    if not (folder / "trajectory.csv").is_file():
+        return []
+    wide = load_trajectory_wide(folder)
+    if not any(c.startswith(PROB) for c in wide.columns):
+        return []  # a training run
+    return candidate_lines(folder / "candidates.csv") if (folder / "candidates.csv").is_file() else margin_lines(wide)
+
+
 def run(args: argparse.Namespace) -> int:
     from nas_llv.config import ConfigError
     from nas_llv.space.genotype import find_genotype, load_genotype, module_prefix
 
+    if args.sample is not None:
+        return sample(args)
+    if args.output is not None:
+        raise ConfigError("-o/--output is where --sample writes; give --sample N with it")
     path = find_genotype(args.target)
     geno = load_genotype(path)
     try:
@@ -61,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     print("\n".join(summary(geno, net, None if args.no_flops else args.size)))
+    diagnostics = search_lines(path.parent)
+    if diagnostics:
+        print("\n".join(diagnostics))
     if args.draw:
         from nas_llv.space.draw import draw_cell
 
@@ -69,17 +93,89 @@ def run(args: argparse.Namespace) -> int:
             choices = {k[len(prefix):]: v for k, v in geno.choices.items() if k.startswith(prefix)}
             out = draw_cell(spec.cell, path.parent / f"cell_{name}.png", title=f"derived {name}", choices=choices)
             print(f"wrote {out}")
+        if diagnostics and not (path.parent / "candidates.csv").is_file():  # a random search's α is one-hot
+            from nas_llv.results import plot_entropy
+
+            print(f"wrote {plot_entropy(path.parent, path.parent / 'entropy.png')}")
     return 0
+
+
+def sample(args: argparse.Namespace) -> int:
+    """``--sample N SPACE``: N genotypes drawn uniformly (each label independently, seeded), each
+    written as ``sample_<i>/genotype.yaml`` under ``-o`` for ``nas-llv train``; nothing is written
+    unless all N build."""
+    import torch
+
+    from nas_llv.config import ConfigError
+    from nas_llv.space.genotype import Genotype, declared_labels, random_choices
+
+    given = [flag for flag, value in (("--channels", args.channels), ("--repeat", args.repeat),
+                                      ("--draw", args.draw)) if value]
+    if given:
+        raise ConfigError(f"{given[0]} does not apply to --sample; derive a written sample with it")
+    network, spaces, name = sample_source(args.target)
+    labels = declared_labels(network, spaces)
+    if not labels:
+        raise ConfigError(f"{args.target}: the space has no choices to sample")
+    out = Path(args.output or f"samples-{name}-seed{args.seed}")
+    taken = sorted(out.glob("sample_*")) if out.is_dir() else []
+    if taken or (out.exists() and not out.is_dir()):
+        raise ConfigError(f"{out}: {'already holds samples' if taken else 'is a file'}; choose another -o DIR")
+    generator = torch.Generator().manual_seed(args.seed)
+    genotypes = [Genotype(network, spaces, random_choices(labels, generator),
+                          {"sampled": {"from": str(args.target), "seed": args.seed, "index": i + 1, "of": args.sample}})
+                 for i in range(args.sample)]
+    for geno in genotypes:
+        geno.build()  # every sample builds before any is written
+    width = max(3, len(str(args.sample)))
+    for i, geno in enumerate(genotypes):
+        geno.save(out / f"sample_{i + 1:0{width}d}" / "genotype.yaml")
+    size = math.prod(len(c) for c in labels.values())
+    print(f"wrote {args.sample} genotypes drawn uniformly from {size:,} ({len(labels)} labels) to {out}/sample_*/"
+          f"genotype.yaml; train one with: nas-llv train {out / f'sample_{1:0{width}d}'} --recipe RECIPE")
+    return 0
+
+
+def sample_source(target: str) -> tuple[dict, dict, str]:
+    """(network, spaces, a name) of what ``--sample`` draws from: a genotype file or run folder (its
+    network and spaces), a recipe (its ``network:``), or a space name or file (a single network)."""
+    from nas_llv.config import ConfigError, load_yaml
+    from nas_llv.space.genotype import find_genotype, load_genotype
+    from nas_llv.space.spec import load_space
+
+    path = Path(target)
+    data = load_yaml(path) if path.is_file() and path.suffix.lower() in (".yaml", ".yml") else {}
+    if path.is_dir() or "genotype" in data:
+        geno = load_genotype(find_genotype(path))
+        return dict(geno.network), dict(geno.spaces), (path.resolve().parent if path.is_file() else path.resolve()).name
+    if "network" in data:
+        from nas_llv.recipe import load_recipe
+        from nas_llv.space.models.base import fit_scale
+
+        recipe = load_recipe(path, [])
+        spaces = fit_scale({k: load_space(v) for k, v in recipe.network.spaces.items()}, recipe.data.scale)
+        return recipe.network.builder_config(), spaces, recipe.name
+    try:
+        space = load_space(target)
+    except ConfigError as exc:
+        raise ConfigError(f"--sample {target}: {exc}") from None
+    return {"type": "single"}, {space.name: space}, space.name
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("derive", help="build the fixed network of a genotype and summarise it",
                        description="Build the derived network from a genotype file (or a run folder) alone.")
-    p.add_argument("target", help="genotype.yaml, or a run folder containing one")
+    p.add_argument("target", help="genotype.yaml, or a run folder containing one (with --sample: what to sample)")
     p.add_argument("--channels", type=_positive, help="rebuild every module at this width (full-size retraining)")
     p.add_argument("--repeat", type=_positive, help="rebuild with this many stages/blocks per module")
     p.add_argument("--size", type=_size, default=(600, 400), help="input WIDTHxHEIGHT for FLOPs, the low-resolution "
                    "size for a super-resolution network (default 600x400)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
-    p.add_argument("--draw", action="store_true", help="draw each derived cell to PNG beside the genotype")
+    p.add_argument("--draw", action="store_true", help="draw each derived cell to PNG beside the genotype, and "
+                   "for a search run each edge's entropy against step (entropy.png)")
+    p.add_argument("--sample", type=_positive, metavar="N", help="instead: write N random genotypes of TARGET (a "
+                   "space name or file, a recipe, or a genotype or run folder), each label drawn uniformly")
+    p.add_argument("-o", "--output", metavar="DIR", help="with --sample: the folder for sample_<i>/genotype.yaml "
+                   "(default samples-<name>-seed<S>)")
+    p.add_argument("--seed", type=int, default=0, help="with --sample: the seed of the draw (default 0)")
     p.set_defaults(run=run)
