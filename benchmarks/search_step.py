@@ -1,32 +1,46 @@
-"""Seconds per RUAS cooperative search step on 320x320 crops (batch 1), as RUAS searches.
+"""Seconds per RUAS search iteration as ``nas-llv search`` runs it, unfused (yardstick) vs default.
 
-Prints, for each hypergradient method and with/without the fused mixed edge, the median
-time of a scene step (3 channels: arch + weight update), a task step (6 channels) and a whole
-cooperative iteration (one of each). Compare ratios within one run on one machine.
+Drives the real ``Searcher`` (nas_llv/search/loop.py) on ``recipes/ruas_demo.yaml`` at 320x320
+crops, batch 1: each timed iteration is what the CLI does per iteration (draw the batches, the
+scene level's arch and weight steps, the task level's, the checks and the trajectory rows). The
+yardstick is ``network.fuse: false`` with every ``speed`` option off (the code the public RUAS
+loop was measured against, issue 11: the public loop took 1.43x its time); the other path is the
+default recipe. Both searchers are built first, then timed alternately A B A B.
 
-    python benchmarks/search_step.py [--size 320] [--repeats 5] [--device auto]
+    python benchmarks/search_step.py [--size 320] [--iters 8] [--warmup 2] [--device cpu]
+        [--methods first_order,finite_difference] [--set speed.channels_last=true ...]
 """
 from __future__ import annotations
 
 import argparse
+import logging
 import statistics
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 
-from nas_llv.recipe import recipe_from_dict
+from nas_llv.recipe import load_recipe
+from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
 
+RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ruas_demo.yaml"
+PUBLIC_OVER_UNFUSED = 1.43  # issue 11: the public RUAS iteration / nas-llv's unfused iteration, side by side
+YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null",
+             "speed.channels_last=false", "speed.compile=false"]
 
-def make_searcher(size: int, fuse: bool, method: str, device: str) -> Searcher:
-    recipe = recipe_from_dict({
-        "name": "bench", "device": device,
-        "network": {"type": "ruas", "fuse": fuse},
-        "data": {"type": "demo", "demo_count": 2, "demo_size": size, "crop": size, "batch_size": 1},
-        "losses": {"scene": {"type": "ruas_scene"}, "task": {"type": "ruas_denoise"}},
-        "search": {"strategy": "cooperative", "hypergrad": {"type": method}},
-    }, "bench")
-    return Searcher(recipe)
+
+def make_searcher(size: int, method: str, device: str, overrides: list[str], root: str) -> Searcher:
+    """A Searcher on the demo recipe at ``size`` crops, batch 1, attached to a run folder under ``root``.
+    The epoch is made long enough that no end-of-epoch validation falls among the timed iterations."""
+    recipe = load_recipe(RECIPE, [
+        f"device={device}", f"data.demo_size={size + 32}", f"data.crop={size}", "data.batch_size=1",
+        "data.demo_count=4", f"search.hypergrad={{type: {method}}}", "search.steps_per_epoch=1000",
+        "search.checkpoint_every=100000", *overrides])
+    s = Searcher(recipe)
+    s.attach(Run.create(recipe.to_dict(), "bench", root))
+    return s
 
 
 def sync(device: torch.device) -> None:
@@ -34,40 +48,64 @@ def sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def time_level(s: Searcher, name: str, repeats: int) -> float:
-    level = s.levels[name]
-    times = []
-    for i in range(repeats + 1):
-        train_b, val_b = s._batch(s.train_data), s._batch(s.val_data)
-        sync(s.device)
-        t0 = time.perf_counter()
-        level.arch_step(s.method, train_b, val_b)
-        level.weight_step(train_b)
-        sync(s.device)
-        if i:  # the first is warm-up
-            times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+def iteration(s: Searcher, start: float) -> float:
+    """Seconds of one ``Searcher.advance`` (one iteration of the schedule)."""
+    sync(s.device)
+    t0 = time.perf_counter()
+    s.advance(start)
+    sync(s.device)
+    return time.perf_counter() - t0
+
+
+def compare(size: int, method: str, device: str, paths: list[list[str]], iters: int, warmup: int, root: str
+            ) -> list[float]:
+    """Median seconds per iteration of each path (overrides), timed alternately A B C A B C ...
+    after ``warmup`` iterations each."""
+    searchers = [make_searcher(size, method, device, p, root) for p in paths]
+    start = time.perf_counter()
+    times: list[list[float]] = [[] for _ in paths]
+    try:
+        for i in range(warmup + iters):
+            for k, s in enumerate(searchers):
+                t = iteration(s, start)
+                if i >= warmup:
+                    times[k].append(t)
+    finally:
+        for s in searchers:
+            s.close()
+    return [statistics.median(t) for t in times]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--size", type=int, default=320)
-    ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--device", default="auto")
+    ap.add_argument("--iters", type=int, default=8)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--device", default="cpu")
     ap.add_argument("--methods", default="first_order,finite_difference")
+    ap.add_argument("--set", dest="overrides", action="append", default=[],
+                    help="a KEY=VALUE override of the timed default path, e.g. speed.channels_last=true")
+    ap.add_argument("--variant", action="append", default=[],
+                    help="one more path to time in the same alternation: KEY=VALUE overrides joined by ';'")
     args = ap.parse_args()
-    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, size {args.size}x{args.size}")
-    print(f"{'method':18s} {'fused':>5s} {'scene (3ch) s':>14s} {'task (6ch) s':>13s} {'iteration s':>12s}")
-    rows = {}
-    for method in args.methods.split(","):
-        for fuse in (True, False):
-            s = make_searcher(args.size, fuse, method, args.device)
-            scene, task = time_level(s, "scene", args.repeats), time_level(s, "task", args.repeats)
-            rows[(method, fuse)] = scene + task
-            print(f"{method:18s} {str(fuse):>5s} {scene:14.3f} {task:13.3f} {scene + task:12.3f}")
-    print(f"device: {s.device} ({torch.cuda.get_device_name(s.device) if s.device.type == 'cuda' else 'cpu'})")
-    for method in args.methods.split(","):
-        print(f"{method}: fused mixed edges are {rows[(method, False)] / rows[(method, True)]:.2f}x faster")
+    logging.getLogger("nas_llv").setLevel(logging.WARNING)
+    variants = [[o for o in v.split(";") if o] for v in args.variant]
+    paths = [YARDSTICK, args.overrides, *variants]
+    print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, {args.size}x{args.size} crops, batch 1, "
+          f"device {args.device}, median of {args.iters} after {args.warmup} warm-up, alternating")
+    print(f"default path overrides: {args.overrides or 'none'}")
+    for k, v in enumerate(variants, 1):
+        print(f"variant {k}: {v}")
+    head = f"{'method':18s} {'unfused s':>10s} {'default s':>10s} {'unfused/default':>16s} {'x public':>9s}"
+    print(head + "".join(f" {'v%d ratio' % k:>9s}" for k in range(1, len(variants) + 1)))
+    with tempfile.TemporaryDirectory() as root:
+        for method in args.methods.split(","):
+            slow, fast, *others = compare(args.size, method, args.device, paths, args.iters, args.warmup, root)
+            ratio = slow / fast
+            print(f"{method:18s} {slow:10.3f} {fast:10.3f} {ratio:16.2f} {1 / (PUBLIC_OVER_UNFUSED * ratio):9.3f}"
+                  + "".join(f" {slow / t:9.2f}" for t in others), flush=True)
+    print("x public: the implied fraction of the public RUAS code's iteration time, 1 / (1.43 x unfused/default);"
+          " vN ratio: unfused / variant N")
 
 
 if __name__ == "__main__":

@@ -130,6 +130,24 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class SpeedConfig:
+    """The ``speed:`` section, for ``search`` and ``train`` (docs/speed.md).
+
+    ``shortcuts`` (search, exact): the logged ``val_loss`` is the upper loss the hypergradient
+    computed (no extra forward), and the arch step and the first weight step share one training
+    objective. ``amp``: ``bf16`` runs the forward passes under bfloat16 autocast (CPU and CUDA;
+    not exact, docs/speed.md states the tolerance); null keeps float32. ``channels_last``
+    (exact): the network and its batches in channels-last memory format. ``compile``:
+    ``torch.compile`` of the network's modules (one log line and eager mode where it cannot).
+    """
+
+    shortcuts: bool = True
+    amp: Literal["bf16"] | None = None
+    channels_last: bool = False
+    compile: bool = False
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     network: NetworkConfig = field(default_factory=lambda: from_dict(NetworkConfig, {}, "network"))
@@ -137,6 +155,7 @@ class Recipe:
     losses: dict[str, dict[str, Any]] = field(default_factory=dict)
     search: SearchConfig = field(default_factory=lambda: from_dict(SearchConfig, {}, "search"))
     train: TrainConfig = field(default_factory=TrainConfig)
+    speed: SpeedConfig = field(default_factory=SpeedConfig)
     seed: int = 0
     device: str = "auto"
     output: str = "results"

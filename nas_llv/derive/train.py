@@ -34,6 +34,7 @@ from nas_llv.job import Job
 from nas_llv.losses import build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
+from nas_llv.speed import apply_speed, channels_last_batch
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +197,7 @@ class Trainer(Job):
             for name in load_init(self.net, init, self.build, fresh):
                 log.info("--init %s has no %s module; it starts from random weights", init, name)
         self.net.to(self.device).train()
+        self.amp = apply_speed(self.net, recipe.speed, self.device, "train")
         self.train_data, self.val_data = build_loaders(recipe.data, distributed.shard())  # this rank's slices
         self._val_start = self.val_data.state_dict()
         self.objective = Objective(recipe.losses, self.cfg.objective, self.net).to(self.device)
@@ -258,9 +260,14 @@ class Trainer(Job):
     def checkpoint_due(self) -> bool:
         return self.step % self.cfg.checkpoint_every == 0
 
+    def _batch(self, stream: Any) -> dict[str, Any]:
+        batch = super()._batch(stream)
+        return channels_last_batch(batch) if self.recipe.speed.channels_last else batch
+
     def _iteration(self) -> None:
         batch = self._batch(self.train_data)
-        total, terms, _ = self.objective(self.net, batch)
+        with self.amp():
+            total, terms, _ = self.objective(self.net, batch)
         self.check_finite("all", {"training loss": {"total": total.detach(), **terms}}, self.step + 1)
         self.opt.zero_grad(set_to_none=True)
         total.backward()

@@ -6,6 +6,7 @@ parameter overrides, which is what a hypergradient method needs (``nas_llv.searc
 """
 from __future__ import annotations
 
+import contextlib
 from typing import Any, Callable, Mapping
 
 import torch
@@ -27,12 +28,22 @@ def call(module: nn.Module, overrides: Overrides, *args: Any) -> Any:
 
 
 class Level:
-    """Subclasses set ``name``, ``module``, ``upper``, ``lower`` and implement ``objective``."""
+    """Subclasses set ``name``, ``module``, ``upper``, ``lower`` and implement ``objective``.
+
+    ``shortcuts`` and ``amp`` are set by the loop from the recipe's ``speed:`` section
+    (docs/speed.md): with ``shortcuts`` an iteration builds the training objective once for the
+    arch step and the first weight step, and keeps the upper loss the hypergradient evaluated
+    first (``upper_loss``) for the log; ``amp`` is a context (e.g. bf16 autocast) every
+    objective is evaluated under.
+    """
 
     name: str
     module: nn.Module
     upper: dict[str, nn.Parameter]
     lower: dict[str, nn.Parameter]
+    shortcuts: bool = False
+    amp: Callable[[], Any] = contextlib.nullcontext
+    upper_loss: torch.Tensor | None = None  # of the last arch step, see ``arch_step``
 
     def objective(self, batch: Batch, train: bool) -> Objective:
         """The loss on ``batch`` as a function of overrides: (total, unweighted terms)."""
@@ -46,19 +57,38 @@ class Level:
     def lr(self) -> float:
         return float(self.weight_opt.param_groups[0]["lr"])
 
-    def arch_step(self, method: HypergradMethod, train_batch: Batch, val_batch: Batch) -> None:
-        """One upper step: hypergradient of the validation objective, then the arch optimizer."""
-        lower_obj, upper_obj = self.objective(train_batch, True), self.objective(val_batch, False)
+    def arch_step(self, method: HypergradMethod, train_batch: Batch, val_batch: Batch,
+                  lower_obj: Objective | None = None) -> None:
+        """One upper step: hypergradient of the validation objective, then the arch optimizer.
+
+        ``lower_obj``: the training objective on ``train_batch`` when the caller built it already.
+        Keeps in ``upper_loss`` the first upper loss the method evaluated (first_order: at ω;
+        finite_difference and unrolled_exact: at the unrolled ω')."""
+        lower_obj = lower_obj or self.objective(train_batch, True)
+        upper_obj = self.objective(val_batch, False)
+        self.upper_loss = None
+
+        def upper_loss(ov: Overrides) -> torch.Tensor:
+            loss = self._eval(upper_obj, ov)[0]
+            if self.upper_loss is None:
+                self.upper_loss = loss.detach()
+            return loss
+
         problem = Bilevel(upper=self.upper, lower=self.lower, lower_lr=self.lr,
-                          lower_loss=lambda ov: lower_obj(ov)[0], upper_loss=lambda ov: upper_obj(ov)[0])
+                          lower_loss=lambda ov: self._eval(lower_obj, ov)[0], upper_loss=upper_loss)
         grads = method(problem)
         self.arch_opt.zero_grad(set_to_none=True)
         apply_upper_grads(self.upper, grads)
         self.arch_opt.step()
 
-    def weight_step(self, batch: Batch) -> tuple[float, dict[str, float]]:
-        """One optimizer step on ω with the training objective; returns (loss, terms)."""
-        total, terms = self.objective(batch, True)({})
+    def _eval(self, objective: Objective, ov: Overrides) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        with self.amp():
+            return objective(ov)
+
+    def weight_step(self, batch: Batch, objective: Objective | None = None) -> tuple[float, dict[str, float]]:
+        """One optimizer step on ω with the training objective (``objective``: already built on
+        ``batch``); returns (loss, terms)."""
+        total, terms = self._eval(objective or self.objective(batch, True), {})
         params = list(self.lower.values())
         grads = all_reduce_mean(dict(zip(self.lower, torch.autograd.grad(total, params))))  # over ranks
         for p, g in zip(params, grads.values()):
@@ -75,10 +105,11 @@ class Level:
         """One upper step, then ``method.lower_steps`` weight steps (the first on the same training
         batch, as DARTS). Returns the mean training loss, mean terms and the validation batch."""
         train_b, val_b = next_train(), next_val()
-        self.arch_step(method, train_b, val_b)
+        train_obj = self.objective(train_b, True) if self.shortcuts else None
+        self.arch_step(method, train_b, val_b, train_obj)
         losses, terms = [], []
         for i in range(method.lower_steps):
-            loss, t = self.weight_step(train_b if i == 0 else next_train())
+            loss, t = self.weight_step(train_b, train_obj) if i == 0 else self.weight_step(next_train())
             losses.append(loss)
             terms.append(t)
         k = len(losses)

@@ -28,7 +28,8 @@ from nas_llv.space.models.base import fit_scale
 from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
-from nas_llv.space.supernet import arch_parameters, genotype_of, probs_of
+from nas_llv.speed import apply_speed, channels_last_batch
+from nas_llv.space.supernet import arch_parameters, fuse_by_dilation, genotype_of, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search.level import Level, named
 from nas_llv.search.strategy import Losses, Strategy
@@ -66,11 +67,24 @@ class Searcher(Job):
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
         self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
         self.levels: dict[str, Level] = self.strategy.build_levels(self.net, self.losses())
+        self._apply_speed()
         self.schedulers = self._attach_optimizers()
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
         self.step = self.epoch = self.it = 0
         self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
         self.elapsed = 0.0
+
+    def _apply_speed(self) -> None:
+        """The recipe's ``speed:`` options (docs/speed.md) on the network and the levels."""
+        speed = self.recipe.speed
+        amp = apply_speed(self.net, speed, self.device, "search")
+        fuse_by_dilation(self.net, speed.channels_last)
+        for level in self.levels.values():
+            level.shortcuts, level.amp = speed.shortcuts, amp
+
+    def _batch(self, stream: Any) -> dict[str, Any]:
+        batch = super()._batch(stream)
+        return channels_last_batch(batch) if self.recipe.speed.channels_last else batch
 
     def _attach_optimizers(self) -> dict[str, Any]:
         """Each level's weight optimizer (``search.weights``) and upper optimizer (the strategy's);
@@ -147,13 +161,20 @@ class Searcher(Job):
             self.check_finite(name, {"training loss": {"total": train_loss, **terms},
                                      "upper variable (α or ς)": level.upper, "weight": level.lower})
             row = {"step": self.step, "epoch": self.epoch + 1, "module": name, "phase": "search",
-                   "train_loss": train_loss, "val_loss": level.val_loss(val_b), "lr": level.lr,
+                   "train_loss": train_loss, "val_loss": self._logged_val_loss(level, val_b), "lr": level.lr,
                    "seconds": round(time.perf_counter() - start, 4)}
             row.update({f"loss/{k}": v for k, v in terms.items()})
             row.update(self.strategy.extra_columns())
             row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
             row.update(self._prob_columns())
             self.run_dir.trajectory.append(row)
+
+    def _logged_val_loss(self, level: Level, val_b: Any) -> float:
+        """The trajectory's ``val_loss``: with ``speed.shortcuts`` the upper loss the hypergradient
+        evaluated first on ``val_b`` (``Level.arch_step``), else one more forward after the weight step."""
+        if level.shortcuts and level.upper_loss is not None:
+            return distributed.mean_floats({"val": float(level.upper_loss)})["val"]
+        return level.val_loss(val_b)
 
     def _prob_columns(self) -> dict[str, float]:
         return {f"prob/{label}/{op}": p for label, ops in probs_of(self.net).items() for op, p in ops.items()}

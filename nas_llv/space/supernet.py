@@ -70,15 +70,21 @@ class MixedEdge(nn.Module):
         arch.add(label, names)
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
         self.fuse = fuse and all(isinstance(m, (ConvOp, Skip)) for m in ops) and max(m.extent for m in ops) <= FUSE_MAX_EXTENT
+        self.by_dilation = False  # fused: one kernel per dilation, not one dense kernel (``fuse_by_dilation``)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, identity: float = 0.0) -> torch.Tensor:
+        """The mixed op on ``x``, plus ``identity`` * x (a residual node's own input: folded into
+        the combined kernel when fused)."""
         if not nni_bridge.is_choice(self.choice):  # frozen by NNI: the chosen op alone
-            return self.choice(x)
+            y = self.choice(x)
+            return y + identity * x if identity else y
         w = F.softmax(self._arch[self.label], dim=0)
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
         if self.fuse:
-            return mixed_conv(x, ops, w)
-        return sum(wi * op(x) for wi, op in zip(w, ops))
+            return mixed_conv(x, ops, w, identity, by_dilation=self.by_dilation)
+        y = sum(wi * op(x) for wi, op in zip(w, ops))
+        return y + identity * x if identity else y
+
 
 
 class MixedPart(nn.Module):
@@ -173,6 +179,13 @@ class Cell(nn.Module):
     def _edge(self, e: EdgeSpec, x: torch.Tensor) -> torch.Tensor:
         return self.edges[e.key](x) if e.key in self.edges else x
 
+    def _residual(self, e: EdgeSpec, x: torch.Tensor) -> torch.Tensor:
+        """edge(x) + x; a fused mixed edge adds x inside its combined kernel (exact, one add fewer)."""
+        edge = self.edges[e.key] if e.key in self.edges else None
+        if isinstance(edge, MixedEdge) and edge.fuse:
+            return edge(x, identity=1.0)
+        return self._edge(e, x) + x
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, torch.Tensor] = {self.spec.input.name: x}
         for node in self.order:
@@ -180,7 +193,7 @@ class Cell(nn.Module):
             if node.combine == "concat_fuse":
                 v = self.fuse[node.name](torch.cat([self._edge(e, values[e.src]) for e in ins], dim=1))
             elif node.combine == "residual":
-                v = sum(self._edge(e, values[e.src]) + values[e.src] for e in ins)
+                v = sum(self._residual(e, values[e.src]) for e in ins)
             else:
                 v = sum(self._edge(e, values[e.src]) for e in ins)
             values[node.name] = self.act(v) if node.activated else v
@@ -190,6 +203,14 @@ class Cell(nn.Module):
 def _topological(spec: CellSpec) -> list:
     order = list(nx.topological_sort(graph_of(spec)))
     return [spec.node(n) for n in order if n != spec.input.name]
+
+
+def fuse_by_dilation(model: nn.Module, on: bool = True) -> None:
+    """Fused mixed edges of ``model`` run one convolution per dilation (``mixed_conv``): faster in
+    channels-last layout on CPU, where one dense kernel is faster in NCHW (benchmarks/README.md)."""
+    for m in model.modules():
+        if isinstance(m, MixedEdge):
+            m.by_dilation = on
 
 
 def arch_modules(model: nn.Module) -> list[ArchParams]:

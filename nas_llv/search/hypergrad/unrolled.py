@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 
 import torch
+from torch.profiler import record_function
 
 from nas_llv.search.hypergrad.base import Bilevel, HypergradMethod, Tensors, axpy, dot, evaluate, grads, leaves, register
 
@@ -55,6 +56,7 @@ class FiniteDifference(HypergradMethod):
     """
 
     r: float = 0.01
+    batched: bool = False
 
     def validate(self) -> None:
         if not (self.r > 0 and math.isfinite(self.r)):
@@ -62,8 +64,10 @@ class FiniteDifference(HypergradMethod):
 
     def __call__(self, problem: Bilevel) -> Tensors:
         u, w = leaves(problem.upper), leaves(problem.lower)
-        w1 = _unrolled_step(problem, u, w)
-        both = grads(evaluate(problem.upper_loss, u, w1), {**u, **w1})
+        with record_function("hypergrad.unrolled_step"):
+            w1 = _unrolled_step(problem, u, w)
+        with record_function("hypergrad.upper"):
+            both = grads(evaluate(problem.upper_loss, u, w1), {**u, **w1})
         direct = {k: both[k].detach() for k in u}
         v = {k: both[k].detach() for k in w1}
         norm = dot(v, v).sqrt()
@@ -73,11 +77,22 @@ class FiniteDifference(HypergradMethod):
         eps = self.r / norm
         with torch.no_grad():
             w_plus, w_minus = axpy(eps, v, w), axpy(-eps, v, w)
-        g_plus = grads(evaluate(problem.lower_loss, u, w_plus), u)
-        g_minus = grads(evaluate(problem.lower_loss, u, w_minus), u)
+        with record_function("hypergrad.perturbations"):
+            diff = self._perturbed(problem, u, w_plus, w_minus)
         scale = problem.lower_lr / (2 * eps)
         self._record(eps=eps, v_norm=norm)
-        return {k: (direct[k] - scale * (g_plus[k] - g_minus[k])).detach() for k in u}
+        return {k: (direct[k] - scale * diff[k]).detach() for k in u}
+
+    def _perturbed(self, problem: Bilevel, u: Tensors, w_plus: Tensors, w_minus: Tensors) -> Tensors:
+        """∇_u L_low(ω⁺, u) - ∇_u L_low(ω⁻, u). ``batched``: both losses in one call vectorised over
+        the two weight sets (``torch.func.vmap``), and one backward of their difference."""
+        if not self.batched:
+            g_plus = grads(evaluate(problem.lower_loss, u, w_plus), u)
+            g_minus = grads(evaluate(problem.lower_loss, u, w_minus), u)
+            return {k: g_plus[k] - g_minus[k] for k in u}
+        pair = {k: torch.stack([w_plus[k], w_minus[k]]) for k in w_plus}
+        losses = torch.func.vmap(lambda w: evaluate(problem.lower_loss, u, w), randomness="same")(pair)
+        return grads(losses[0] - losses[1], u)
 
 
 @register("unrolled_exact")

@@ -1,0 +1,88 @@
+"""The ``speed:`` options of a recipe applied to a network and its batches (docs/speed.md).
+
+``amp_context`` gives the autocast context of ``speed.amp`` (bf16 on CPU and CUDA),
+``channels_last_batch`` moves a batch to channels-last memory format, and ``apply_speed`` puts a
+network in that format and compiles its modules with ``torch.compile``, falling back to eager
+mode with one log line where it cannot (no compiler, an unsupported op).
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import logging
+from typing import Any, Callable, Iterable, Mapping
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+
+def amp_context(amp: str | None, device: torch.device) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """A factory of the autocast context for ``amp`` (None: no autocast)."""
+    if amp is None:
+        return contextlib.nullcontext
+    return functools.partial(torch.autocast, device.type, dtype=torch.bfloat16)
+
+
+def channels_last_batch(batch: Mapping[str, Any]) -> dict[str, Any]:
+    """The batch with its image tensors (4-d) in channels-last memory format."""
+    return {k: v.contiguous(memory_format=torch.channels_last) if torch.is_tensor(v) and v.dim() == 4 else v
+            for k, v in batch.items()}
+
+
+#: the torch.compile backend of ``speed.compile`` (tests swap in others)
+COMPILE_BACKEND = "inductor"
+
+
+def apply_speed(net: nn.Module, speed: Any, device: torch.device, where: str
+                ) -> Callable[[], contextlib.AbstractContextManager[Any]]:
+    """``speed.channels_last`` and ``speed.compile`` on ``net`` (in place); returns the autocast
+    context factory of ``speed.amp``. ``where`` names the command in the compile fallback's line."""
+    if speed.channels_last:
+        net.to(memory_format=torch.channels_last)
+    if speed.compile:
+        compile_modules([m for m in net.children() if any(True for _ in m.parameters())], where)
+    return amp_context(speed.amp, device)
+
+
+def compile_modules(modules: Iterable[nn.Module], where: str) -> None:
+    """Each module's ``forward`` compiled by ``torch.compile`` (in place: parameter names, state
+    dicts and functional calls are unchanged). Compiling happens at the first call; where it fails
+    (no C++ compiler for inductor, an unsupported op) every module runs eagerly from then on, after
+    one log line naming ``where``."""
+    fallback = {"eager": False}
+    for m in modules:
+        eager = m.forward
+        m.forward = compiled_call(torch.compile(eager, backend=COMPILE_BACKEND), eager, where, fallback)
+
+
+def compiled_call(fn: Callable[..., Any], eager: Callable[..., Any], where: str,
+                  fallback: dict[str, bool]) -> Callable[..., Any]:
+    """``fn`` (compiled), or ``eager`` once any compiled call sharing ``fallback`` has failed to
+    compile (the first failure logs one line)."""
+    def call(*args: Any, **kwargs: Any) -> Any:
+        if fallback["eager"]:
+            return eager(*args, **kwargs)
+        try:
+            return fn(*args, **kwargs)
+        except Exception as exc:  # noqa: BLE001 - only compiler failures fall back, see below
+            if not _is_compile_error(exc):
+                raise
+            log.warning("%s: torch.compile failed (%s); running eagerly", where, _first_line(exc))
+            fallback["eager"] = True
+            return eager(*args, **kwargs)
+    return call
+
+
+def _is_compile_error(exc: BaseException) -> bool:
+    try:
+        from torch._dynamo.exc import BackendCompilerFailed, TorchDynamoException
+    except Exception:  # noqa: BLE001
+        return False
+    return isinstance(exc, (BackendCompilerFailed, TorchDynamoException))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__

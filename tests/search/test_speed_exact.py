@@ -1,0 +1,62 @@
+"""The fast search path is exact: the default recipe (fused, by-dilation kernels in channels-last,
+speed shortcuts) follows the same α trajectory as ``network.fuse: false`` with every speed option
+off (the yardstick of benchmarks/search_step.py), and logs the upper loss it computed."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from conftest import RECIPES
+from nas_llv.recipe import load_recipe
+from nas_llv.runs import Run
+from nas_llv.search.loop import Searcher
+from nas_llv.space.ops import OPS, mixed_conv
+
+STEPS = 20
+YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null", "speed.channels_last=false",
+             "speed.compile=false"]
+
+
+def demo_searcher(tmp_path, method: str, overrides: list[str]) -> Searcher:
+    """The demo recipe at 16x16 crops, batch 1 (seconds for 20 steps); one epoch spans the run."""
+    recipe = load_recipe(RECIPES / "ruas_demo.yaml", [
+        "device=cpu", "data.demo_size=32", "data.crop=16", "data.batch_size=1", f"search.hypergrad={{type: {method}}}",
+        "search.steps_per_epoch=100", "search.checkpoint_every=1000", *overrides])
+    s = Searcher(recipe)
+    s.attach(Run.create(recipe.to_dict(), recipe.name, tmp_path))
+    return s
+
+
+def alpha_trajectory(s: Searcher, steps: int = STEPS) -> torch.Tensor:
+    """α after each iteration up to ``steps`` level updates (a row: every α, concatenated)."""
+    start, rows = 0.0, []
+    try:
+        while s.step < steps:
+            s.advance(start)
+            rows.append(torch.cat([p.detach().flatten().clone() for _, p in sorted(s.net.named_parameters())
+                                   if ".alphas." in _]))
+    finally:
+        s.close()
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("method", ["finite_difference", "first_order"])
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_fast_path_follows_the_yardstick_alpha_trajectory(tmp_path, method, channels_last):
+    ref = alpha_trajectory(demo_searcher(tmp_path, method, YARDSTICK))
+    fast = alpha_trajectory(demo_searcher(tmp_path, method, [f"speed.channels_last={str(channels_last).lower()}"]))
+    assert ref.shape == fast.shape and ref.shape[0] == STEPS // 2  # one row per iteration (scene + task)
+    moved = (ref[-1] - ref[0]).abs().max()
+    assert moved > 1e-3  # α moved, so the comparison means something
+    torch.testing.assert_close(fast, ref, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("by_dilation", [False, True])
+@pytest.mark.parametrize("identity", [0.0, 1.0])
+def test_mixed_conv_is_the_weighted_sum_of_the_ruas_ops(by_dilation, identity):
+    names = ["conv_1x1", "conv_3x3", "resconv_1x1", "resconv_3x3", "dilconv_3x3_d2", "resdilconv_3x3_d2", "skip"]
+    ops = [OPS[n](4) for n in names]
+    w = torch.softmax(torch.randn(len(ops)), 0)
+    x = torch.randn(2, 4, 11, 9).contiguous(memory_format=torch.channels_last if by_dilation else torch.contiguous_format)
+    want = sum(wi * op(x) for wi, op in zip(w, ops)) + identity * x
+    torch.testing.assert_close(mixed_conv(x, ops, w, identity, by_dilation=by_dilation), want, rtol=1e-5, atol=1e-5)
