@@ -116,14 +116,20 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert ours == theirs
 
 
-def test_random_run_folder_derives_and_trains(tmp_path):
+def test_random_run_folder_derives_and_trains(tmp_path, capsys):
     recipe = tmp_path / "r.yaml"
     recipe.write_text(yaml.safe_dump(TINY))
     assert main(["search", str(recipe), "--output", str(tmp_path / "s"), "search.epochs=2",
                  "search.steps_per_epoch=1", "search.levels_of=global"]) == 0
     (run,) = (tmp_path / "s").iterdir()
     assert set(pd.read_csv(run / "trajectory.csv")["module"]) == {"all"}
-    assert main(["derive", str(run), "--no-flops"]) == 0
+    capsys.readouterr()
+    assert main(["derive", str(run), "--no-flops", "--draw"]) == 0
+    out = capsys.readouterr().out
+    best = pd.read_csv(run / "candidates.csv").sort_values("val_loss").iloc[0]
+    # derive names the best candidates instead of margins (a random search's α is one-hot)
+    assert "random search: 2 candidates" in out and f"candidate {best['candidate']:3d}" in out
+    assert " margin " not in out and not (run / "entropy.png").exists()
     assert main(["train", str(run), "--recipe", str(RECIPES / "ruas_demo_train.yaml"), *TINY_TRAIN,
                  "--output", str(tmp_path / "t")]) == 0
     assert (next((tmp_path / "t").iterdir()) / "model.pt").is_file()
