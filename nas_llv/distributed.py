@@ -131,6 +131,15 @@ def average_gradients(named: Mapping[str, torch.nn.Parameter]) -> None:
         have[k].grad = g
 
 
+def any_rank(flag: bool) -> bool:
+    """Whether ``flag`` is set on any rank (e.g. an interrupt: all ranks stop at the same step)."""
+    if not active():
+        return flag
+    t = torch.tensor([int(flag)], device=_collective_device())
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
 def broadcast(obj: Any) -> Any:
     """Rank 0's ``obj`` on every rank (picklable)."""
     if not active():
@@ -165,6 +174,7 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     """Run ``python -m nas_llv ARGV`` as ``nproc`` ranks on this machine (torchrun's standalone
     rendezvous); returns the first failed rank's exit status, else 0. The ranks share this
     process's standard streams; each gets an equal share of the CPU threads."""
+    from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
@@ -173,7 +183,8 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     if launched():
         raise ConfigError("--nproc inside torchrun: torchrun already started the processes; drop --nproc")
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, available_cores() // nproc)))
-    logging.getLogger("torch.distributed.elastic").setLevel(logging.ERROR)
+    for name in [n for n in logging.root.manager.loggerDict if n.startswith("torch.distributed.elastic")]:
+        logging.getLogger(name).setLevel(logging.CRITICAL)  # the ranks report their own errors and stops
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
                           rdzv_backend="c10d", rdzv_endpoint="localhost:0", max_restarts=0, monitor_interval=0.1)
     try:
@@ -181,7 +192,14 @@ def launch(nproc: int, argv: Sequence[str]) -> int:
     except ChildFailedError as exc:
         codes = [f.exitcode for _, f in sorted(exc.failures.items())]
         return next((c for c in codes if c > 0), 1)
+    except SignalException:  # Ctrl-C: the ranks got one SIGINT each, checkpointed and said how to resume
+        return 130
     return 0
+
+
+def resume_hint(command: str, run: Any) -> str:
+    """The command that continues ``run``, at this run's world size."""
+    return f"nas-llv {command} --resume {run}" + (f" --nproc {world_size()}" if world_size() > 1 else "")
 
 
 def strip_nproc(argv: Sequence[str]) -> list[str]:

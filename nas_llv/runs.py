@@ -26,6 +26,7 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
+from nas_llv import distributed
 from nas_llv.config import ConfigError, load_yaml
 from nas_llv.io_utils import atomic_write, load_torch_file, remove_temp_files, write_yaml
 
@@ -347,7 +348,8 @@ class _Interrupt:
     pending = False
 
     def check(self) -> None:
-        if self.pending:
+        # every rank of a data-parallel run stops at the same step when any was interrupted
+        if distributed.any_rank(self.pending):
             raise KeyboardInterrupt
 
 
@@ -364,7 +366,8 @@ def deferred_interrupt() -> Iterator[_Interrupt]:
         if flag.pending:
             raise KeyboardInterrupt
         flag.pending = True
-        log.warning("interrupt: stopping after this step (press Ctrl-C again to stop at once)")
+        if distributed.is_main():  # one line for a data-parallel run
+            log.warning("interrupt: stopping after this step (press Ctrl-C again to stop at once)")
 
     previous = signal.signal(signal.SIGINT, handler)
     try:

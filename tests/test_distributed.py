@@ -137,6 +137,7 @@ def test_finite_difference_two_ranks_resumed_match_one_rank(work: Path) -> None:
     stopped = nas_llv("search", recipe, *common, "data.batch_size=2", "--output", "fd2", "--nproc", "2",
                       "--stop-after", "1", cwd=work)
     two = run_of(work, stopped)
+    assert f"continue with: nas-llv search --resume {two.relative_to(work)} --nproc 2" in stopped.stderr
     assert len(pd.read_csv(two / "trajectory.csv")) < len(pd.read_csv(one / "trajectory.csv"))
     resumed = nas_llv("search", "--resume", str(two), "--nproc", "2", cwd=work)
     assert run_of(work, resumed) == two

@@ -88,12 +88,14 @@ def add_nproc(parser: Any) -> None:
 
 def run_job(job: Any, run: Any, command: str, stop_after: int | None) -> int:
     """``job.run(stop_after)``; prints the run folder when it finishes, says how to resume if not."""
+    from nas_llv.distributed import resume_hint
+
     fresh = run.created and job.step == 0  # a failure before a new run's first step leaves no folder
     with run:
         try:
             finished = job.run(stop_after=stop_after)
         except KeyboardInterrupt:
-            log.info("interrupted at step %d; continue with: nas-llv %s --resume %s", job.step, command, run.dir)
+            log.info("interrupted at step %d; continue with: %s", job.step, resume_hint(command, run.dir))
             return 130
         except BaseException:
             if fresh and job.step == 0:
@@ -103,8 +105,8 @@ def run_job(job: Any, run: Any, command: str, stop_after: int | None) -> int:
             if hasattr(job, "close"):
                 job.close()
     if not finished:
-        log.info("stopped at step %d (the end of the %s unit that passed --stop-after); continue with: "
-                 "nas-llv %s --resume %s", job.step, command, command, run.dir)
+        log.info("stopped at step %d (the end of the %s unit that passed --stop-after); continue with: %s",
+                 job.step, command, resume_hint(command, run.dir))
     if run.writes:  # rank 0 only in a data-parallel run
         print(run.dir)  # the one line on standard output: a shell captures it, RUN=$(nas-llv ...)
     return 0
