@@ -141,10 +141,6 @@ def is_sweep(path: str | Path) -> bool:
     return (Path(path) / PLAN).is_file()
 
 
-def trial_from_dict(data: Mapping[str, Any]) -> Trial:
-    return Trial(int(data["index"]), int(data["seed"]), dict(data.get("grid") or {}), dict(data.get("grid_text") or {}))
-
-
 def trial_dict(trial: Trial, base: str) -> dict[str, Any]:
     return {"index": trial.index, "name": trial.name(base), "seed": trial.seed, "grid": dict(trial.grid),
             "grid_text": dict(trial.grid_text)}

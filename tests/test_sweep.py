@@ -86,13 +86,25 @@ def test_without_ray_the_command_says_how_to_install_it(monkeypatch, tmp_path, c
     assert not list(tmp_path.iterdir())
 
 
+def test_an_address_where_nothing_listens_fails_in_one_line_not_minutes():
+    import socket
+
+    from nas_llv.commands.sweep import _check_reachable
+
+    with socket.socket() as sock:  # a port that was free a moment ago
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    with pytest.raises(ConfigError, match=f"--address 127.0.0.1:{port}: nothing answers there"):
+        _check_reachable(f"127.0.0.1:{port}")
+
+
 # -- on Ray ------------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def local_ray():
     """One embedded Ray for the module: the sweeps below join it rather than start their own."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20,
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False, object_store_memory=100 * 2**20,
              logging_level=logging.ERROR)
     yield ray
     ray.shutdown()

@@ -277,14 +277,20 @@ def _init_ray(ray: Any, args: argparse.Namespace) -> bool:
     started = not ray.is_initialized()
     if started:
         quiet = {"include_dashboard": False, "logging_level": logging.ERROR, "log_to_driver": False}
+        if args.address:
+            _check_reachable(args.address)
         try:
             if args.address:
                 ray.init(address=args.address, **quiet)
             else:
-                ray.init(num_cpus=available_cores(), object_store_memory=100 * 2**20, **quiet)
+                # "local": a Ray of our own even where `ray start` runs one on this machine
+                ray.init(address="local", num_cpus=available_cores(), object_store_memory=100 * 2**20, **quiet)
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
+            hint = ("; a cluster that `ray start` made asks for its token: set RAY_AUTH_MODE=token here (the token is "
+                    "read from ~/.ray/auth_token, or RAY_AUTH_TOKEN)" if args.address and "RAY_AUTH_MODE" not in
+                    os.environ else "")
             raise ConfigError(f"Ray{f' at --address {args.address}' if args.address else ''} did not start: "
-                              f"{type(exc).__name__}: {first_line(exc)}") from None
+                              f"{type(exc).__name__}: {first_line(exc)}{hint}") from None
     have = ray.cluster_resources()
     for what, need, key in (("--cpus-per-trial", args.cpus_per_trial, "CPU"),
                             ("--gpus-per-trial", args.gpus_per_trial, "GPU")):
@@ -293,6 +299,20 @@ def _init_ray(ray: Any, args: argparse.Namespace) -> bool:
                 ray.shutdown()
             raise ConfigError(f"{what} {need:g}: the Ray cluster has {have.get(key, 0):g} {key}s in all")
     return started
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """A HOST:PORT that answers nothing fails here in seconds (Ray itself retries for minutes)."""
+    import socket
+
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # 'auto', 'ray://...' and the like: Ray's own checks
+    try:
+        socket.create_connection((host.removeprefix("ray://") or "127.0.0.1", int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ConfigError(f"--address {address}: nothing answers there ({exc.strerror or exc}); start Ray with "
+                          f"`ray start --head --port {port}` on that machine") from None
 
 
 def _run_trials(ray: Any, args: argparse.Namespace, plan: dict[str, Any], sweep_dir: Path) -> int:
