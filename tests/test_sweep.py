@@ -222,3 +222,15 @@ def test_more_cpus_per_trial_than_the_cluster_has_is_one_error(local_ray, tmp_pa
     err = capsys.readouterr().err.strip().splitlines()
     assert "--cpus-per-trial 64: the Ray cluster has 2 CPUs in all" in err[-1]
     assert not (tmp_path / "results").exists()
+
+
+def test_a_failing_trial_is_marked_failed_and_the_others_finish(local_ray, tmp_path, caplog):
+    """data.crop=64 passes the recipe check but not the 32-pixel demo images: only trial 1 fails,
+    in its Ray task, leaving no run folder; the command exits 1 after trial 0 finished."""
+    tiny = [*TINY[:3], "search.epochs=1", "data.demo_count=4", "data.demo_size=32", "data.batch_size=1"]
+    assert main(["sweep", SEARCH, "--grid", "data.crop=16,64", "--output", str(tmp_path), *tiny]) == 1
+    (folder,) = tmp_path.iterdir()
+    rows = _summary(folder)
+    assert [(r["data.crop"], r["status"]) for r in rows] == [("16", "finished"), ("64", "failed")]
+    assert rows[1]["run"] == "" and not list(folder.glob("ruas_demo-t01-*"))
+    assert "trial 1 (ruas_demo-t01-seed0) failed: ConfigError: " in caplog.text
