@@ -21,6 +21,7 @@ log = logging.getLogger("nas_llv.sweep")
 
 INSTALL = "pip install -e '.[ray]'"
 FLOPS_AT = (600, 400)  # (width, height) of the input the summary's FLOPs are counted at, as `derive`'s default
+SEEDS_DEFAULT = "0"
 EVAL_REPEATS, EVAL_WARMUP = 3, 1  # latency runs of each trial's eval (the summary does not report latency)
 
 
@@ -362,9 +363,6 @@ def _note(plan: dict[str, Any]) -> str:
     if plan.get("eval"):
         text += f"; psnr, ssim, lpips: retrained with {plan['train_recipe']}, evaluated on {plan['eval']}"
     return text + "."
-
-
-SEEDS_DEFAULT = "0"
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:
