@@ -110,7 +110,8 @@ def all_reduce_mean(tensors: Mapping[str, torch.Tensor], differentiable: bool = 
         dist.all_reduce(flat)
         flat /= n
         for k, piece in zip(names, flat.split([tensors[k].numel() for k in names])):
-            out[k] = piece.view_as(tensors[k])
+            t = tensors[k]  # a channels-last gradient stays channels-last, as its parameter is
+            out[k] = piece.view(t.shape) if t.is_contiguous() else torch.empty_like(t).copy_(piece.view(t.shape))
     return {k: out[k] for k in tensors}
 
 

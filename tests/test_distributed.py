@@ -277,3 +277,25 @@ def test_nccl_ranks_match_one_process_on_cuda(work: Path, gpus: int) -> None:
     assert (a["val_loss"] - b["val_loss"]).abs().max() <= 1e-4
     wa, wb = _weights(one / "checkpoints/last.pt"), _weights(two / "checkpoints/last.pt")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-4, rtol=0) for k in wa)
+
+
+def _layout_rank(rank: int, store: str) -> None:
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
+    try:
+        g = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).view(2, 3, 4, 5) * (rank + 1)
+        cl = g.contiguous(memory_format=torch.channels_last)
+        out = distributed.all_reduce_mean({"plain": g, "cl": cl, "i": torch.tensor([rank], dtype=torch.float64)})
+        assert torch.equal(out["plain"], g / (rank + 1) * 1.5) and torch.equal(out["cl"], out["plain"])
+        assert out["cl"].is_contiguous(memory_format=torch.channels_last) and out["plain"].is_contiguous()
+        assert out["i"].item() == 0.5 and out["i"].dtype == torch.float64
+        assert distributed.mean_floats({"a": float(rank), "b": 2.0}) == {"a": 0.5, "b": 2.0}
+        assert distributed.any_rank(rank == 1) and not distributed.any_rank(False)
+        assert distributed.broadcast(f"from {rank}") == "from 0"
+    finally:
+        dist.destroy_process_group()
+
+
+def test_all_reduce_mean_keeps_names_dtypes_and_layouts(tmp_path: Path) -> None:
+    mp.spawn(_layout_rank, args=(str(tmp_path / "store"),), nprocs=2)
