@@ -87,30 +87,33 @@ def is_label(name: str) -> bool:
 
 
 def breakdown(events: Any) -> tuple[dict[str, dict[str, float]], float]:
-    """label -> {forward, backward, overhead} ms (each op counted in its innermost label), and the
-    operators' self time in all."""
+    """"phase | module" -> {forward, backward, overhead} ms: each operator counted under the
+    innermost phase label and the module whose forward ran it (backward operators, run by autograd
+    outside any module's forward, under the phase alone); and the operators' self time in all."""
     out: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     total_ops = 0.0
 
-    def walk(ev: Any, label: str, backward: bool = False) -> None:
+    def walk(ev: Any, phase: str, module: str, backward: bool = False) -> None:
         nonlocal total_ops
         name = ev.name
         backward = backward or is_backward(name)
         if is_label(name):
-            label = name
+            if name.endswith(".forward"):
+                module = name[:-len(".forward")]
+            else:
+                phase = name
             # the label's own time not spent in any child operator: Python between the ops
             child = sum(c.cpu_time_total for c in ev.cpu_children)
-            out[label]["overhead"] += (ev.cpu_time_total - child) / 1e3
+            out[f"{phase} | {module}"]["overhead"] += (ev.cpu_time_total - child) / 1e3
         else:
-            kind = "backward" if backward else "forward"
-            out[label][kind] += ev.self_cpu_time_total / 1e3
+            out[f"{phase} | {module}"]["backward" if backward else "forward"] += ev.self_cpu_time_total / 1e3
             total_ops += ev.self_cpu_time_total / 1e3
         for c in ev.cpu_children:
-            walk(c, label, backward)
+            walk(c, phase, module, backward)
 
     for ev in events:
         if ev.cpu_parent is None:
-            walk(ev, "iteration")
+            walk(ev, "iteration", "-")
     return out, total_ops
 
 
@@ -144,10 +147,10 @@ def main() -> None:
     print(f"{args.method}, {'yardstick (unfused, options off)' if args.yardstick else 'default'} "
           f"{overrides or ''}, {args.size}x{args.size}, threads {torch.get_num_threads()}: "
           f"{wall:.0f} ms per iteration (wall, under the profiler), operators {ops / n:.0f} ms")
-    print(f"{'range (innermost label)':32s} {'forward ms':>11s} {'backward ms':>12s} {'python ms':>10s} {'share':>6s}")
+    print(f"{'phase | module':44s} {'forward ms':>11s} {'backward ms':>12s} {'python ms':>10s} {'share':>6s}")
     for label, row in sorted(table.items(), key=lambda kv: -sum(kv[1].values())):
         tot = sum(row.values()) / n
-        print(f"{label:32s} {row['forward'] / n:11.1f} {row['backward'] / n:12.1f} {row['overhead'] / n:10.1f} "
+        print(f"{label:44s} {row['forward'] / n:11.1f} {row['backward'] / n:12.1f} {row['overhead'] / n:10.1f} "
               f"{tot / wall:6.1%}")
     print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=args.top))
 

@@ -8,7 +8,7 @@ loop was measured against, issue 11: the public loop took 1.43x its time); the o
 default recipe. Both searchers are built first, then timed alternately A B A B.
 
     python benchmarks/search_step.py [--size 320] [--iters 8] [--warmup 2] [--device cpu]
-        [--methods first_order,finite_difference] [--set speed.channels_last=true ...]
+        [--methods first_order,finite_difference] [--set KEY=VALUE ...] [--variant "KEY=VALUE;KEY=VALUE"]
 """
 from __future__ import annotations
 
@@ -24,9 +24,11 @@ import torch
 from nas_llv.recipe import load_recipe
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
+from nas_llv.space.supernet import fuse_by_dilation
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ruas_demo.yaml"
 PUBLIC_OVER_UNFUSED = 1.43  # issue 11: the public RUAS iteration / nas-llv's unfused iteration, side by side
+DENSE = "dense_kernels"  # not a recipe key: --variant "dense_kernels" runs fused edges as one dense kernel
 YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null",
              "speed.channels_last=false", "speed.compile=false"]
 
@@ -37,8 +39,10 @@ def make_searcher(size: int, method: str, device: str, overrides: list[str], roo
     recipe = load_recipe(RECIPE, [
         f"device={device}", f"data.demo_size={size + 32}", f"data.crop={size}", "data.batch_size=1",
         "data.demo_count=4", f"search.hypergrad={{type: {method}}}", "search.steps_per_epoch=1000",
-        "search.checkpoint_every=100000", *overrides])
+        "search.checkpoint_every=100000", *(o for o in overrides if o != DENSE)])
     s = Searcher(recipe)
+    if DENSE in overrides:  # fused edges as one dense kernel even in channels-last (a lever measured)
+        fuse_by_dilation(s.net, False)
     s.attach(Run.create(recipe.to_dict(), "bench", root))
     return s
 

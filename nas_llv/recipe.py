@@ -137,14 +137,20 @@ class SpeedConfig:
     computed (no extra forward), and the arch step and the first weight step share one training
     objective. ``amp``: ``bf16`` runs the forward passes under bfloat16 autocast (CPU and CUDA;
     not exact, docs/speed.md states the tolerance); null keeps float32. ``channels_last``
-    (exact): the network and its batches in channels-last memory format. ``compile``:
+    (exact): the network and its batches in channels-last memory format (default: on for search,
+    off for train). ``compile``:
     ``torch.compile`` of the network's modules (one log line and eager mode where it cannot).
     """
 
     shortcuts: bool = True
     amp: Literal["bf16"] | None = None
-    channels_last: bool = False
+    channels_last: bool | None = None   # None: on for search, off for train
     compile: bool = False
+
+    def uses_channels_last(self, command: str) -> bool:
+        """``channels_last``, or where unset its default for ``command``: on for ``search`` (exact,
+        measured faster on CPU), off for ``train`` (not measured there)."""
+        return self.channels_last if self.channels_last is not None else command == "search"
 
 
 @dataclass(frozen=True)

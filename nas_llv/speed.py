@@ -38,8 +38,8 @@ COMPILE_BACKEND = "inductor"
 def apply_speed(net: nn.Module, speed: Any, device: torch.device, where: str
                 ) -> Callable[[], contextlib.AbstractContextManager[Any]]:
     """``speed.channels_last`` and ``speed.compile`` on ``net`` (in place); returns the autocast
-    context factory of ``speed.amp``. ``where`` names the command in the compile fallback's line."""
-    if speed.channels_last:
+    context factory of ``speed.amp``. ``where`` names the command (``search`` or ``train``)."""
+    if speed.uses_channels_last(where):
         net.to(memory_format=torch.channels_last)
     if speed.compile:
         compile_modules([m for m in net.children() if any(True for _ in m.parameters())], where)

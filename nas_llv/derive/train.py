@@ -262,7 +262,7 @@ class Trainer(Job):
 
     def _batch(self, stream: Any) -> dict[str, Any]:
         batch = super()._batch(stream)
-        return channels_last_batch(batch) if self.recipe.speed.channels_last else batch
+        return channels_last_batch(batch) if self.recipe.speed.uses_channels_last("train") else batch
 
     def _iteration(self) -> None:
         batch = self._batch(self.train_data)

@@ -78,13 +78,13 @@ class Searcher(Job):
         """The recipe's ``speed:`` options (docs/speed.md) on the network and the levels."""
         speed = self.recipe.speed
         amp = apply_speed(self.net, speed, self.device, "search")
-        fuse_by_dilation(self.net, speed.channels_last)
+        fuse_by_dilation(self.net, speed.uses_channels_last("search"))
         for level in self.levels.values():
             level.shortcuts, level.amp = speed.shortcuts, amp
 
     def _batch(self, stream: Any) -> dict[str, Any]:
         batch = super()._batch(stream)
-        return channels_last_batch(batch) if self.recipe.speed.channels_last else batch
+        return channels_last_batch(batch) if self.recipe.speed.uses_channels_last("search") else batch
 
     def _attach_optimizers(self) -> dict[str, Any]:
         """Each level's weight optimizer (``search.weights``) and upper optimizer (the strategy's);

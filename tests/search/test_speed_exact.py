@@ -40,10 +40,22 @@ def alpha_trajectory(s: Searcher, steps: int = STEPS) -> torch.Tensor:
     return torch.stack(rows)
 
 
+@pytest.fixture(scope="module")
+def yardstick(tmp_path_factory):
+    """The yardstick's α trajectory for a method, computed once per module."""
+    runs: dict[str, torch.Tensor] = {}
+
+    def get(method: str) -> torch.Tensor:
+        if method not in runs:
+            runs[method] = alpha_trajectory(demo_searcher(tmp_path_factory.mktemp("yardstick"), method, YARDSTICK))
+        return runs[method]
+    return get
+
+
 @pytest.mark.parametrize("method", ["finite_difference", "first_order"])
 @pytest.mark.parametrize("channels_last", [True, False])
-def test_fast_path_follows_the_yardstick_alpha_trajectory(tmp_path, method, channels_last):
-    ref = alpha_trajectory(demo_searcher(tmp_path, method, YARDSTICK))
+def test_fast_path_follows_the_yardstick_alpha_trajectory(tmp_path, yardstick, method, channels_last):
+    ref = yardstick(method)
     fast = alpha_trajectory(demo_searcher(tmp_path, method, [f"speed.channels_last={str(channels_last).lower()}"]))
     assert ref.shape == fast.shape and ref.shape[0] == STEPS // 2  # one row per iteration (scene + task)
     moved = (ref[-1] - ref[0]).abs().max()
