@@ -5,6 +5,7 @@ where edges share a source, and leaves what does not fold (mixed edges, the nois
 from __future__ import annotations
 
 import random
+import shutil
 
 import numpy as np
 import pytest
@@ -82,6 +83,15 @@ def test_cvpr_network_folds_exactly(cvpr_ruas, sample_images):
     # the plain network is left as it was
     assert all(isinstance(c, Cell) for c in net.scene.stages)
     assert all(torch.equal(v, before[k]) for k, v in net.state_dict().items())
+
+
+@pytest.mark.skipif(shutil.which("g++") is None and shutil.which("c++") is None,
+                    reason="torch.compile on CPU needs a C++ compiler")
+def test_compiled_fold_matches_plain_at_two_sizes():
+    """One compilation (dynamic sizes) serves both sizes, within float rounding (a one-stage scene
+    module: compiling the whole CVPR network takes a minute here)."""
+    net = ruas_genotype("cvpr", "ruas_s").build(repeat=1).eval()
+    _assert_same(net, fold(net, compile=True), [torch.rand(1, 3, 16, 24), torch.rand(2, 3, 21, 13)])
 
 
 def _genotype(choose) -> Genotype:
