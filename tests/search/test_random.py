@@ -129,7 +129,7 @@ def test_random_run_folder_derives_and_trains(tmp_path, capsys):
     best = pd.read_csv(run / "candidates.csv").sort_values("val_loss").iloc[0]
     # derive names the best candidates instead of margins (a random search's α is one-hot)
     assert "random search: 2 candidates" in out and f"candidate {best['candidate']:3d}" in out
-    assert " margin " not in out and not (run / "entropy.png").exists()
+    assert "margin" not in out and not (run / "entropy.png").exists()
     assert main(["train", str(run), "--recipe", str(RECIPES / "ruas_demo_train.yaml"), *TINY_TRAIN,
                  "--output", str(tmp_path / "t")]) == 0
     assert (next((tmp_path / "t").iterdir()) / "model.pt").is_file()
