@@ -16,6 +16,7 @@ from conftest import SHARED_DATA
 
 REPO = Path(__file__).resolve().parents[1]
 TINY_DATA = "data.demo_count=4 data.demo_size=32 data.crop=16 data.batch_size=1"
+TINY_SYNTH = "data.synth_count=4 data.synth_size=32 data.crop=16 data.batch_size=1"
 # recipe -> overrides appended to every command that runs it
 SPEEDUPS = {
     "recipes/ruas_demo.yaml": f"search.epochs=2 search.steps_per_epoch=2 search.val_batches=1 {TINY_DATA}",
@@ -26,6 +27,8 @@ SPEEDUPS = {
                                     "data.demo_count=4 data.demo_size=32 data.crop=8 data.batch_size=1",
     "recipes/collaba_demo.yaml": "search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 data.demo_count=4",
     "recipes/ruas_highlevel_demo.yaml": f"search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 {TINY_DATA}",
+    "recipes/ruas_quality.yaml": f"search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 {TINY_SYNTH}",
+    "recipes/ruas_quality_train.yaml": f"train.steps=2 train.val_every=1 train.val_batches=1 {TINY_SYNTH}",
 }
 
 
@@ -39,7 +42,7 @@ def speed_up(script: str) -> str:
     out = []
     for line in script.splitlines():
         for recipe, extra in SPEEDUPS.items():
-            if line.lstrip().startswith(("nas-llv ", "RUN=", "TRAIN=", "STOPPED=", "LLSR=")) and recipe in line:
+            if line.lstrip().startswith(("nas-llv ", "RUN=", "TRAIN=", "STOPPED=", "LLSR=", "QUALITY=")) and recipe in line:
                 code, hash_, comment = line.partition("  #")
                 closing = ")" if code.rstrip().endswith(")") else ""
                 code = code.rstrip()[: len(code.rstrip()) - len(closing)]
