@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Callable
 
 # Tiny tensors run fastest, and steadiest on a busy machine, on one thread (the CLI's default
 # thread count follows OMP_NUM_THREADS, so tests that call it in-process keep one too).
@@ -36,3 +37,29 @@ def grads_ok(module, *inputs) -> None:
         assert t.grad is not None and torch.isfinite(t.grad).all()
     for name, p in module.named_parameters():
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
+
+
+# -- the export tests' inputs: sample images and the published CVPR RUAS network -------------------
+
+@pytest.fixture
+def sample_images() -> Callable[[int], list[torch.Tensor]]:
+    """``sample_images(count=2)``: tiny random images at two sizes (one odd, batch 2), plus ``count``
+    shared MIT images (500x333) where present."""
+    from nas_llv.data import list_images, read_image
+
+    def make(count: int = 2) -> list[torch.Tensor]:
+        images = [torch.rand(1, 3, 16, 24), torch.rand(2, 3, 21, 13)]
+        mit = SHARED_DATA / "mit5" / "low"
+        if mit.is_dir():
+            images += [read_image(p)[None] for p in list_images(mit)[:count]]
+        return images
+    return make
+
+
+@pytest.fixture
+def cvpr_ruas() -> torch.nn.Module:
+    """The CVPR RUAS network with the published ``lol.pt`` weights where present, else random ones."""
+    from nas_llv.export.ruas_import import import_ruas, ruas_genotype
+
+    weights = SHARED_DATA / "ruas_cvpr_weights" / "lol.pt"
+    return import_ruas(weights)[0] if weights.is_file() else ruas_genotype("cvpr", "ruas").build().eval()

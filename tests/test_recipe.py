@@ -37,7 +37,7 @@ def test_checking_does_not_depend_on_import_order():
      "network.options.variant: belongs to network ruas, not 'single'"),
     ({"network": {"options": {"variant": "ruas_x"}}}, "variant='ruas_x' is not allowed; allowed: ruas_s, ruas, ruas_a"),
     ({"search": {"strategy": "greedy"}}, "search.strategy: unknown strategy 'greedy'"),
-    ({"search": {"strategy": "hyper", "beta": 1.0}}, "search.beta: belongs to strategy cooperative, cooperative_highlevel, global, not 'hyper'"),
+    ({"search": {"strategy": "hyper", "beta": 1.0}}, "search.beta: belongs to strategy cooperative, cooperative_highlevel, global, random, not 'hyper'"),
     ({"search": {"strategy": "hyper", "scene_steps": 2}}, "search.scene_steps: belongs to strategy cooperative, cooperative_highlevel, not 'hyper'"),
     ({"search": {"strategy": "independent", "s2_epochs": 1}}, "search.s2_epochs: belongs to strategy hyper, not 'independent'"),
     ({"search": {"strategy": "cooperative", "beta": -1}}, "beta=-1.0 must be >= 0"),
