@@ -84,7 +84,11 @@ class Loss(nn.Module):
         if not self.available:
             raise ConfigError(f"loss '{self.loss_name}' is unavailable here ({self.unavailable_reason()}); "
                               "leave it out of the recipe or let a composite loss drop it")
-        return self.compute(*(fetch(out, batch, k, self.loss_name) for k in self.needs))
+        tensors = [fetch(out, batch, k, self.loss_name) for k in self.needs]
+        # losses run in float32 outside autocast (speed.amp): reductions and ratios such as RTV's
+        # need the precision, and CPU bf16 has no fast depthwise convolution (its Gaussian windows)
+        with torch.autocast(tensors[0].device.type if tensors else "cpu", enabled=False):
+            return self.compute(*(t.float() if t.dtype in (torch.float16, torch.bfloat16) else t for t in tensors))
 
     def compute(self, *tensors: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
