@@ -31,7 +31,6 @@ PLAN = "sweep.yaml"
 RETRAIN = "retrain"
 # the summary's columns after the grid's: measured by each trial (None: not measured)
 RESULT_COLUMNS = ("status", "val_loss", "genotype_hash", "params", "flops", "train_run", "psnr", "ssim", "lpips")
-VAL_LINE = re.compile(r"epoch (\d+)/(\d+): validation loss (\S+)")
 
 
 @dataclass(frozen=True)
@@ -171,17 +170,6 @@ def genotype_hash(choices: Mapping[str, str]) -> str:
     """12 hex digits of SHA-256 over the sorted ``{label: op}`` choices: equal genotypes, equal hashes."""
     text = json.dumps(dict(sorted(choices.items())), separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()[:12]
-
-
-def final_val_loss(run_dir: str | Path) -> float | None:
-    """The validation loss of a finished search's last epoch, as its log.txt records it."""
-    path = Path(run_dir) / "log.txt"
-    found = None
-    if path.is_file():
-        for m in VAL_LINE.finditer(path.read_text(encoding="utf-8", errors="replace")):
-            if m.group(1) == m.group(2):
-                found = float(m.group(3))
-    return found
 
 
 # -- the summary -------------------------------------------------------------------------------

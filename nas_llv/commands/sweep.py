@@ -239,11 +239,11 @@ def _search_row(run_dir: Path) -> dict[str, Any]:
 
     from nas_llv.metrics import count_flops, count_params
     from nas_llv.space.genotype import load_genotype
-    from nas_llv.sweep import final_val_loss, genotype_hash
+    from nas_llv.sweep import genotype_hash
 
     genotype = load_genotype(run_dir / "genotype.yaml")
     net = genotype.build()
-    return {"val_loss": final_val_loss(run_dir), "genotype_hash": genotype_hash(genotype.choices),
+    return {"val_loss": genotype.meta.get("val_loss"), "genotype_hash": genotype_hash(genotype.choices),
             "params": count_params(net), "flops": count_flops(net, torch.rand(1, 3, FLOPS_AT[1], FLOPS_AT[0]))}
 
 
@@ -358,7 +358,7 @@ def _scores(row: dict[str, Any]) -> str:
 
 
 def _note(plan: dict[str, Any]) -> str:
-    text = (f"Recipe {plan['recipe']}, seeds {plan['seeds']}. val_loss: the search's last-epoch validation loss; "
+    text = (f"Recipe {plan['recipe']}, seeds {plan['seeds']}. val_loss: the validation loss genotype.yaml records (its last epoch's; random search: the best candidate's); "
             f"params and FLOPs: the derived network at its searched size, FLOPs at {FLOPS_AT[0]}x{FLOPS_AT[1]} input")
     if plan.get("eval"):
         text += f"; psnr, ssim, lpips: retrained with {plan['train_recipe']}, evaluated on {plan['eval']}"

@@ -72,6 +72,7 @@ class Searcher(Job):
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
         self.step = self.epoch = self.it = 0
         self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
+        self.val_loss: float | None = None  # the latest epoch's validation loss
         self.elapsed = 0.0
 
     def _apply_speed(self) -> None:
@@ -182,6 +183,7 @@ class Searcher(Job):
     def _end_epoch(self, start: float) -> None:
         val = self.validate()
         self.check_finite("all", {"validation loss": {"mean": val}})
+        self.val_loss = val
         if val < self.best["val_loss"]:
             self.best = {"val_loss": val, "genotype": genotype_of(self.net), "epoch": self.epoch + 1}
         log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
@@ -204,8 +206,13 @@ class Searcher(Job):
         return sum(self.strategy.val_loss(self.levels, self._batch(self.val_data)) for _ in range(n)) / n
 
     # -- results and checkpoints ---------------------------------------------------------------
-    def genotype(self, choices: dict[str, str] | None = None) -> Genotype:
+    def genotype(self, choices: dict[str, str] | None = None, val_loss: float | None = None) -> Genotype:
+        """The current architecture (or ``choices``); its meta records ``val_loss``, the validation
+        loss it scored (default: the latest epoch's), where there is one."""
         meta = {"run": self.run_dir.dir.name, "strategy": self.cfg.strategy, "epochs": self.epoch, "step": self.step}
+        val_loss = self.val_loss if choices is None else val_loss
+        if val_loss is not None:
+            meta["val_loss"] = val_loss
         return Genotype(self.network_cfg, self.spaces, choices or genotype_of(self.net), meta)
 
     def finish(self, start: float | None = None) -> None:
@@ -215,7 +222,7 @@ class Searcher(Job):
             return
         path = self.genotype().save(self.run_dir.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
-            self.genotype(self.best["genotype"]).save(self.run_dir.dir / "genotype_best.yaml")
+            self.genotype(self.best["genotype"], self.best["val_loss"]).save(self.run_dir.dir / "genotype_best.yaml")
         log.info("search finished after %d steps; genotype written to %s", self.step, path)
         self.strategy.finish(self.run_dir.dir, self.step)
 
@@ -235,7 +242,8 @@ class Searcher(Job):
                                "arch": lv.arch_opt.state_dict() if lv.arch_opt else None} for n, lv in self.levels.items()},
             "schedulers": {n: s.state_dict() for n, s in self.schedulers.items()},
             "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
-            "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed},
+            "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed,
+                         "val_loss": self.val_loss},
             "best": self.best, "rng": rng_state(), "world_size": distributed.world_size(),
         }
 
@@ -251,6 +259,7 @@ class Searcher(Job):
         self.val_data.load_state_dict(state["data"]["val"])
         p = state["progress"]
         self.step, self.epoch, self.it, self.elapsed = p["step"], p["epoch"], p["it"], p["elapsed"]
+        self.val_loss = p.get("val_loss")  # older checkpoints lack it
         self.best = state["best"]
         set_rng_state(state["rng"])
         self.run_dir.trajectory.truncate_after(self.step)
