@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas_llv.space.models.ruas import SceneModule
-from nas_llv.space.ops import ConvOp, Skip
+from nas_llv.space.ops import ConvOp, Skip, identity_kernel, place_kernel
 from nas_llv.space.supernet import Cell
 
 
@@ -56,16 +56,6 @@ def _edge_terms(edge: nn.Module | None, src: str) -> list[Term]:
     raise TypeError(f"not a fixed linear op: {type(edge).__name__}")
 
 
-def _regrid(w: torch.Tensor, dilation: int, size: int, to_dilation: int) -> torch.Tensor:
-    """Kernel ``w`` at ``dilation`` as a ``size`` x ``size`` kernel at ``to_dilation`` (same map)."""
-    k = w.shape[-1]
-    out = w.new_zeros(*w.shape[:2], size, size)
-    step = dilation // to_dilation if k > 1 else 1
-    off = size // 2 - (k // 2) * step
-    out[:, :, off:off + step * (k - 1) + 1:step, off:off + step * (k - 1) + 1:step] = w
-    return out
-
-
 def merge(terms: list[Term]) -> Term:
     """Σ terms of one source as one term: kernels on a common grid (their dilation when they share
     one, else dense), identities at the centre tap."""
@@ -76,11 +66,10 @@ def merge(terms: list[Term]) -> Term:
     dilations = {t.dilation for t in convs if t.size > 1} or {1}
     dil = dilations.pop() if len(dilations) == 1 else 1
     size = max((t.dilation * (t.size - 1)) // dil + 1 for t in convs)
-    weight = sum(_regrid(t.weight, t.dilation, size, dil) for t in convs)
+    weight = sum(place_kernel(t.weight, t.dilation, size, dil) for t in convs)
     bias = sum(t.bias for t in convs)
     if scale:
-        idx = torch.arange(weight.shape[0])
-        weight[idx, idx, size // 2, size // 2] += scale
+        weight = weight + scale * identity_kernel(weight, size)
     return Term(terms[0].src, weight, bias, dil, 0.0)
 
 

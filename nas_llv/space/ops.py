@@ -41,14 +41,9 @@ class ConvOp(nn.Module):
 
     def dense_kernel(self, size: int) -> tuple[torch.Tensor, torch.Tensor]:
         """The equivalent undilated ``size x size`` kernel (C, C, size, size) and bias (C,)."""
-        w = self.op.weight
-        c = w.shape[0]
-        dense = w.new_zeros(c, c, size, size)
-        off = (size - self.extent) // 2
-        end = off + self.extent
-        dense[:, :, off:end:self.dilation, off:end:self.dilation] = w
+        dense = place_kernel(self.op.weight, self.dilation, size)
         if self.residual:
-            dense = dense + _identity_kernel(w, size)
+            dense = dense + identity_kernel(dense, size)
         return dense, self.op.bias
 
 
@@ -66,12 +61,27 @@ class Skip(nn.Module):
 
 
 
-def _identity_kernel(like: torch.Tensor, size: int) -> torch.Tensor:
+def identity_kernel(like: torch.Tensor, size: int) -> torch.Tensor:
+    """The identity map as a (C, C, size, size) kernel like ``like``: 1 at each channel's centre tap."""
     c = like.shape[0]
     eye = like.new_zeros(c, c, size, size)
     idx = torch.arange(c, device=like.device)
     eye[idx, idx, size // 2, size // 2] = 1.0
     return eye
+
+
+def place_kernel(w: torch.Tensor, dilation: int, size: int, step: int = 1) -> torch.Tensor:
+    """Kernel ``w`` (C_out, C_in, k, k) of dilation ``dilation`` as the same map on a centred
+    ``size x size`` grid of dilation ``step`` (``dilation`` a multiple of ``step`` unless k = 1)."""
+    k = w.shape[-1]
+    stride = dilation // step if k > 1 else 1
+    span = (k - 1) * stride + 1
+    off = (size - span) // 2
+    if stride == 1:
+        return F.pad(w, (off, off, off, off)) if off else w
+    out = w.new_zeros(*w.shape[:2], size, size)
+    out[:, :, off:off + span:stride, off:off + span:stride] = w
+    return out
 
 
 def _conv(k: int, d: int = 1, residual: bool = False) -> Callable[[int], nn.Module]:
@@ -168,24 +178,10 @@ def mixed_conv(x: torch.Tensor, ops: list[nn.Module], weights: torch.Tensor, ide
     for i, (step, members) in enumerate(sorted(groups.items())):
         size = max(op.extent for _, op in members)
         size = (size - 1) // step + 1  # taps per side in the grid of this dilation
-        kernel = sum(w * _placed(op, size, step) for w, op in members)
+        kernel = sum(w * place_kernel(op.op.weight, op.dilation, size, step) for w, op in members)
         if i == 0:  # the identity goes to the centre of one kernel
-            kernel = kernel + ident * _identity_kernel(kernel, size)
+            kernel = kernel + ident * identity_kernel(kernel, size)
         bias = sum(w * op.op.bias for w, op in members)
         y = F.conv2d(x, kernel, bias, padding=step * (size // 2), dilation=step)
         out = y if out is None else out + y
-    return out
-
-
-def _placed(op: ConvOp, size: int, step: int) -> torch.Tensor:
-    """``op``'s kernel (without its residual identity) in a ``size x size`` grid of dilation
-    ``step`` (op.dilation must be a multiple of ``step``), centred."""
-    w = op.op.weight
-    stride = op.dilation // step
-    span = (op.kernel - 1) * stride + 1
-    off = (size - span) // 2
-    if stride == 1:
-        return F.pad(w, (off, off, off, off)) if off else w
-    out = w.new_zeros(*w.shape[:2], size, size)
-    out[:, :, off:off + span:stride, off:off + span:stride] = w
     return out
