@@ -24,11 +24,15 @@ import torch
 from nas_llv.recipe import load_recipe
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.space.supernet import fuse_by_dilation
+from nas_llv.space.supernet import Cell, fuse_by_dilation
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ruas_demo.yaml"
 PUBLIC_OVER_UNFUSED = 1.43  # issue 11: the public RUAS iteration / nas-llv's unfused iteration, side by side
-DENSE = "dense_kernels"  # not a recipe key: --variant "dense_kernels" runs fused edges as one dense kernel
+# not recipe keys: levers measured by switching them off in a variant
+LEVERS_OFF = {
+    "dense_kernels": lambda net: fuse_by_dilation(net, False),  # one dense kernel even in channels-last
+    "separate_edges": lambda net: [setattr(c, "join", False) for c in net.modules() if isinstance(c, Cell)],
+}  # separate_edges: each mixed edge its own convolutions, not all edges of one source together
 YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null",
              "speed.channels_last=false", "speed.compile=false"]
 
@@ -39,10 +43,10 @@ def make_searcher(size: int, method: str, device: str, overrides: list[str], roo
     recipe = load_recipe(RECIPE, [
         f"device={device}", f"data.demo_size={size + 32}", f"data.crop={size}", "data.batch_size=1",
         "data.demo_count=4", f"search.hypergrad={{type: {method}}}", "search.steps_per_epoch=1000",
-        "search.checkpoint_every=100000", *(o for o in overrides if o != DENSE)])
+        "search.checkpoint_every=100000", *(o for o in overrides if o not in LEVERS_OFF)])
     s = Searcher(recipe)
-    if DENSE in overrides:  # fused edges as one dense kernel even in channels-last (a lever measured)
-        fuse_by_dilation(s.net, False)
+    for lever in set(overrides) & set(LEVERS_OFF):
+        LEVERS_OFF[lever](s.net)
     s.attach(Run.create(recipe.to_dict(), "bench", root))
     return s
 

@@ -8,7 +8,7 @@ of the public RUAS code (``skip_connect``, ``resdilconv_3x3``) are aliases.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -163,25 +163,67 @@ def mixed_conv(x: torch.Tensor, ops: list[nn.Module], weights: torch.Tensor, ide
     layout (benchmarks/README.md). The identity of skip and residual ops (and ``identity``) is
     added at the kernel's centre.
     """
-    ident = sum((w for w, op in zip(weights, ops) if isinstance(op, Skip) or op.residual), x.new_zeros(()))
+    return mixed_convs(x, [mixed_kernels(ops, weights, identity, by_dilation)])[0]
+
+
+class Kernel(NamedTuple):
+    """One convolution of a mixed edge: ``size x size`` taps at dilation ``step``; ``bias`` None for
+    an identity-only edge (``weight`` is then the scalar factor of x)."""
+
+    step: int
+    size: int
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+
+
+def mixed_kernels(ops: list[nn.Module], weights: torch.Tensor, identity: float = 0.0,
+                  by_dilation: bool = False) -> list[Kernel]:
+    """The combined kernels of Σ_i w_i op_i (+ ``identity``) that ``mixed_conv`` convolves x with."""
+    ident = sum((w for w, op in zip(weights, ops) if isinstance(op, Skip) or op.residual), weights.new_zeros(()))
     ident = ident + identity
     convs = [(w, op) for w, op in zip(weights, ops) if isinstance(op, ConvOp)]
     if not convs:
-        return ident * x
-    if by_dilation:
-        groups: dict[int, list] = {}
-        for w, op in convs:
-            groups.setdefault(op.dilation, []).append((w, op))
-    else:
-        groups = {1: convs}
-    out = None
+        return [Kernel(1, 1, ident, None)]
+    groups: dict[int, list] = {}
+    for w, op in convs:
+        groups.setdefault(op.dilation if by_dilation else 1, []).append((w, op))
+    out = []
     for i, (step, members) in enumerate(sorted(groups.items())):
         size = max(op.extent for _, op in members)
         size = (size - 1) // step + 1  # taps per side in the grid of this dilation
         kernel = sum(w * place_kernel(op.op.weight, op.dilation, size, step) for w, op in members)
         if i == 0:  # the identity goes to the centre of one kernel
             kernel = kernel + ident * identity_kernel(kernel, size)
-        bias = sum(w * op.op.bias for w, op in members)
-        y = F.conv2d(x, kernel, bias, padding=step * (size // 2), dilation=step)
-        out = y if out is None else out + y
+        out.append(Kernel(step, size, kernel, sum(w * op.op.bias for w, op in members)))
+    return out
+
+
+def mixed_convs(x: torch.Tensor, edges: list[list[Kernel]]) -> list[torch.Tensor]:
+    """Each edge's output on the one input ``x``, from its ``mixed_kernels``: the kernels of all
+    edges at one dilation run as ONE convolution, side by side on the output channels (padded to
+    the largest size at that dilation), and each edge's output is its channel slice of it.
+    Exact up to float rounding; fewer, wider convolutions measured faster on CPU
+    (benchmarks/README.md)."""
+    out: list[torch.Tensor | None] = [None] * len(edges)
+    steps: dict[int, list[tuple[int, Kernel]]] = {}
+    for i, kernels in enumerate(edges):
+        for k in kernels:
+            if k.bias is None:
+                out[i] = k.weight * x
+            else:
+                steps.setdefault(k.step, []).append((i, k))
+    for step, members in sorted(steps.items()):
+        size = max(k.size for _, k in members)
+        if len(members) == 1:
+            weight, bias = members[0][1].weight, members[0][1].bias
+        else:
+            weight = torch.cat([place_kernel(k.weight, 1, size) for _, k in members])
+            bias = torch.cat([k.bias for _, k in members])
+        y = F.conv2d(x, weight, bias, padding=step * (size // 2), dilation=step)
+        start = 0
+        for i, k in members:
+            c = k.weight.shape[0]
+            part = y if len(members) == 1 else y[:, start:start + c]
+            start += c
+            out[i] = part if out[i] is None else out[i] + part
     return out

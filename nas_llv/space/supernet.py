@@ -15,7 +15,7 @@ from torch import nn
 
 from nas_llv.space import nni_bridge
 from nas_llv.config import ConfigError
-from nas_llv.space.ops import ConvOp, Skip, build_activation, build_op, canonical_op, mixed_conv
+from nas_llv.space.ops import ConvOp, Skip, build_activation, build_op, canonical_op, mixed_conv, mixed_convs, mixed_kernels
 from nas_llv.space.spec import CellSpec, EdgeSpec, edge_label, graph_of
 
 # Above this receptive field a combined kernel costs more than the separate convolutions.
@@ -84,6 +84,23 @@ class MixedEdge(nn.Module):
             return mixed_conv(x, ops, w, identity, by_dilation=self.by_dilation)
         y = sum(wi * op(x) for wi, op in zip(w, ops))
         return y + identity * x if identity else y
+
+    @property
+    def joinable(self) -> bool:
+        """Fused and still a choice: its combined kernels can share a convolution (``run_together``)."""
+        return self.fuse and nni_bridge.is_choice(self.choice)
+
+    def kernels(self, identity: float = 0.0):
+        """The combined kernels of this (joinable) edge at the current α (``ops.mixed_kernels``)."""
+        w = F.softmax(self._arch[self.label], dim=0)
+        ops = [m for _, m in nni_bridge.candidates(self.choice)]
+        return mixed_kernels(ops, w, identity, by_dilation=self.by_dilation)
+
+
+def run_together(x: torch.Tensor, edges: list[tuple[MixedEdge, float]]) -> list[torch.Tensor]:
+    """``[edge(x, identity) for edge, identity in edges]`` for joinable mixed edges on one input,
+    with the kernels of all edges at one dilation as one convolution (``ops.mixed_convs``)."""
+    return mixed_convs(x, [edge.kernels(identity) for edge, identity in edges])
 
 
 
@@ -175,28 +192,50 @@ class Cell(nn.Module):
             for n in spec.nodes if n.combine == "concat_fuse"
         })
         self.order = _topological(spec)
+        # fused mixed edges leaving one node run as one convolution per dilation (``run_together``):
+        # source -> [(edge key, identity folded in: 1 into a residual node)]
+        residual = {n.name for n in spec.nodes if n.combine == "residual"}
+        by_src: dict[str, list[tuple[str, float]]] = {}
+        for e in spec.edges:
+            if isinstance(self.edges[e.key] if e.key in self.edges else None, MixedEdge):
+                by_src.setdefault(e.src, []).append((e.key, 1.0 if e.dst in residual else 0.0))
+        self.joint = {src: group for src, group in by_src.items() if len(group) > 1}
+        self.join = True  # off: each edge alone (the lever's baseline in benchmarks/search_step.py)
 
-    def _edge(self, e: EdgeSpec, x: torch.Tensor) -> torch.Tensor:
+    def _edge(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor]) -> torch.Tensor:
+        if e.key in done:
+            return done.pop(e.key)
         return self.edges[e.key](x) if e.key in self.edges else x
 
-    def _residual(self, e: EdgeSpec, x: torch.Tensor) -> torch.Tensor:
+    def _residual(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor]) -> torch.Tensor:
         """edge(x) + x; a fused mixed edge adds x inside its combined kernel (exact, one add fewer)."""
+        if e.key in done:  # computed with its source's other edges, x folded in
+            return done.pop(e.key)
         edge = self.edges[e.key] if e.key in self.edges else None
         if isinstance(edge, MixedEdge) and edge.fuse:
             return edge(x, identity=1.0)
-        return self._edge(e, x) + x
+        return self._edge(e, x, done) + x
+
+    def _run_joint(self, src: str, x: torch.Tensor, done: dict[str, torch.Tensor]) -> None:
+        """The fused mixed edges leaving ``src`` on ``x``, together, into ``done`` (edge key -> output)."""
+        group = self.joint.get(src) if self.join else None
+        if group and all(self.edges[k].joinable for k, _ in group):
+            done.update(zip((k for k, _ in group), run_together(x, [(self.edges[k], i) for k, i in group])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, torch.Tensor] = {self.spec.input.name: x}
+        done: dict[str, torch.Tensor] = {}
+        self._run_joint(self.spec.input.name, x, done)
         for node in self.order:
             ins = [e for e in self.spec.edges if e.dst == node.name]
             if node.combine == "concat_fuse":
-                v = self.fuse[node.name](torch.cat([self._edge(e, values[e.src]) for e in ins], dim=1))
+                v = self.fuse[node.name](torch.cat([self._edge(e, values[e.src], done) for e in ins], dim=1))
             elif node.combine == "residual":
-                v = sum(self._residual(e, values[e.src]) for e in ins)
+                v = sum(self._residual(e, values[e.src], done) for e in ins)
             else:
-                v = sum(self._edge(e, values[e.src]) for e in ins)
+                v = sum(self._edge(e, values[e.src], done) for e in ins)
             values[node.name] = self.act(v) if node.activated else v
+            self._run_joint(node.name, values[node.name], done)
         return values[self.spec.output.name]
 
 
