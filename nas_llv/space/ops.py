@@ -220,10 +220,8 @@ def mixed_convs(x: torch.Tensor, edges: list[list[Kernel]]) -> list[torch.Tensor
             weight = torch.cat([place_kernel(k.weight, 1, size) for _, k in members])
             bias = torch.cat([k.bias for _, k in members])
         y = F.conv2d(x, weight, bias, padding=step * (size // 2), dilation=step)
-        start = 0
-        for i, k in members:
-            c = k.weight.shape[0]
-            part = y if len(members) == 1 else y[:, start:start + c]
-            start += c
+        # split, not slices: its backward is one concatenation, not a zero-filled map per slice
+        parts = y.split([k.weight.shape[0] for _, k in members], dim=1) if len(members) > 1 else (y,)
+        for (i, _), part in zip(members, parts):
             out[i] = part if out[i] is None else out[i] + part
     return out

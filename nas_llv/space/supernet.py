@@ -6,6 +6,8 @@ the ops a genotype names). Both build from the one op table.
 """
 from __future__ import annotations
 
+import functools
+import operator
 from typing import Callable, Iterator, Mapping, Protocol
 
 import networkx as nx
@@ -231,12 +233,17 @@ class Cell(nn.Module):
             if node.combine == "concat_fuse":
                 v = self.fuse[node.name](torch.cat([self._edge(e, values[e.src], done) for e in ins], dim=1))
             elif node.combine == "residual":
-                v = sum(self._residual(e, values[e.src], done) for e in ins)
+                v = _total(self._residual(e, values[e.src], done) for e in ins)
             else:
-                v = sum(self._edge(e, values[e.src], done) for e in ins)
+                v = _total(self._edge(e, values[e.src], done) for e in ins)
             values[node.name] = self.act(v) if node.activated else v
             self._run_joint(node.name, values[node.name], done)
         return values[self.spec.output.name]
+
+
+def _total(terms: Iterator[torch.Tensor]) -> torch.Tensor:
+    """The sum of ``terms`` (not ``sum()``, whose ``0 + first`` copies a full-size map)."""
+    return functools.reduce(operator.add, terms)
 
 
 def _topological(spec: CellSpec) -> list:
