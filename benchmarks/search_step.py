@@ -32,7 +32,9 @@ PUBLIC_OVER_UNFUSED = 1.43  # issue 11: the public RUAS iteration / nas-llv's un
 LEVERS_OFF = {
     "dense_kernels": lambda net: fuse_by_dilation(net, False),  # one dense kernel even in channels-last
     "separate_edges": lambda net: [setattr(c, "join", False) for c in net.modules() if isinstance(c, Cell)],
-}  # separate_edges: each mixed edge its own convolutions, not all edges of one source together
+    "concat_fuse": lambda net: [setattr(c, "fuse_parts", False) for c in net.modules() if isinstance(c, Cell)],
+}  # separate_edges: each mixed edge its own convolutions, not all edges of one source together;
+# concat_fuse: a concat_fuse node as the concatenation and one 1x1 convolution, not per-part ones
 YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null",
              "speed.channels_last=false", "speed.compile=false"]
 

@@ -29,7 +29,7 @@ from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.speed import apply_speed, channels_last_batch
-from nas_llv.space.supernet import arch_parameters, fuse_by_dilation, genotype_of, probs_of
+from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels_last, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search.level import Level, named
 from nas_llv.search.strategy import Losses, Strategy
@@ -79,7 +79,7 @@ class Searcher(Job):
         """The recipe's ``speed:`` options (docs/speed.md) on the network and the levels."""
         speed = self.recipe.speed
         amp = apply_speed(self.net, speed, self.device, "search")
-        fuse_by_dilation(self.net, speed.uses_channels_last("search"))
+        prefer_channels_last(self.net, speed.uses_channels_last("search"))
         for level in self.levels.values():
             level.shortcuts, level.amp = speed.shortcuts, amp
 

@@ -203,6 +203,7 @@ class Cell(nn.Module):
                 by_src.setdefault(e.src, []).append((e.key, 1.0 if e.dst in residual else 0.0))
         self.joint = {src: group for src, group in by_src.items() if len(group) > 1}
         self.join = True  # off: each edge alone (the lever's baseline in benchmarks/search_step.py)
+        self.fuse_parts = False  # a concat_fuse node as Σ of per-part 1x1 convolutions (``prefer_channels_last``)
 
     def _edge(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor]) -> torch.Tensor:
         if e.key in done:
@@ -231,7 +232,8 @@ class Cell(nn.Module):
         for node in self.order:
             ins = [e for e in self.spec.edges if e.dst == node.name]
             if node.combine == "concat_fuse":
-                v = self.fuse[node.name](torch.cat([self._edge(e, values[e.src], done) for e in ins], dim=1))
+                parts = [self._edge(e, values[e.src], done) for e in ins]
+                v = fuse_parts(self.fuse[node.name], parts) if self.fuse_parts else self.fuse[node.name](torch.cat(parts, dim=1))
             elif node.combine == "residual":
                 v = _total(self._residual(e, values[e.src], done) for e in ins)
             else:
@@ -239,6 +241,14 @@ class Cell(nn.Module):
             values[node.name] = self.act(v) if node.activated else v
             self._run_joint(node.name, values[node.name], done)
         return values[self.spec.output.name]
+
+
+def fuse_parts(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
+    """``conv(cat(parts, 1))`` for a 1x1 ``conv`` as Σ_p conv_p(part_p), each part with its slice of
+    the weights: the same map without the concatenation, which in channels-last is an interleaving
+    copy (forward and backward) that cost more than the convolutions (benchmarks/README.md)."""
+    weights = conv.weight.split([p.shape[1] for p in parts], dim=1)
+    return _total(F.conv2d(p, w, conv.bias if i == 0 else None) for i, (p, w) in enumerate(zip(parts, weights)))
 
 
 def _total(terms: Iterator[torch.Tensor]) -> torch.Tensor:
@@ -249,6 +259,16 @@ def _total(terms: Iterator[torch.Tensor]) -> torch.Tensor:
 def _topological(spec: CellSpec) -> list:
     order = list(nx.topological_sort(graph_of(spec)))
     return [spec.node(n) for n in order if n != spec.input.name]
+
+
+def prefer_channels_last(model: nn.Module, on: bool = True) -> None:
+    """The choices that measured faster for a supernet in channels-last on CPU (``on``), or the
+    plain ones: fused mixed edges with one kernel per dilation (``fuse_by_dilation``) and
+    concat-fuse nodes as a sum of per-part 1x1 convolutions (``fuse_parts``). Exact either way."""
+    fuse_by_dilation(model, on)
+    for m in model.modules():
+        if isinstance(m, Cell):
+            m.fuse_parts = on
 
 
 def fuse_by_dilation(model: nn.Module, on: bool = True) -> None:
