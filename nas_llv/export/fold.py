@@ -8,7 +8,10 @@ its sources that can be computed with fewer convolutions, exactly up to float ro
   centre tap of the convolution on the same source (a 1x1 kernel likewise sits at the centre of a
   3x3); with no convolution left, the term is ``s * src`` for a scalar ``s``;
 - parallel convolutions reading one source with the same kernel size and dilation become one
-  convolution whose output channels are the nodes' channels side by side.
+  convolution whose output channels are the nodes' channels side by side;
+- a concat-fuse node's 1x1 convolution of the concatenation is a sum of per-part 1x1 convolutions
+  (``supernet.fuse_parts``): in channels_last the concatenation is an interleaving copy that cost
+  more than the convolutions.
 
 ``fold(net)`` returns a copy of ``net`` with each derived ``Cell`` replaced by a ``FoldedCell``,
 RUAS's 2x2 local maximum taken as the maximum of four shifted views (``pool``) instead of
@@ -28,7 +31,7 @@ from torch import nn
 
 from nas_llv.space.models.ruas import SceneModule
 from nas_llv.space.ops import ConvOp, Skip, identity_kernel, place_kernel
-from nas_llv.space.supernet import Cell
+from nas_llv.space.supernet import Cell, fuse_parts
 
 
 @dataclass
@@ -152,7 +155,7 @@ class FoldedCell(nn.Module):
                 start, end = arg
                 parts.append(outs[gid] if end < 0 else outs[gid][:, start:end])
             if combine == "concat_fuse":
-                v = self.fuse[name](torch.cat(parts, dim=1))
+                v = fuse_parts(self.fuse[name], parts)
             else:
                 v = parts[0]
                 for p in parts[1:]:
