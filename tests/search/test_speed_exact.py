@@ -10,7 +10,7 @@ from conftest import RECIPES
 from nas_llv.recipe import load_recipe
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.space.ops import OPS, mixed_conv
+from nas_llv.space.ops import OPS, mixed_conv, mixed_convs, mixed_kernels
 
 STEPS = 20
 YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null", "speed.channels_last=false",
@@ -72,3 +72,61 @@ def test_mixed_conv_is_the_weighted_sum_of_the_ruas_ops(by_dilation, identity):
     x = torch.randn(2, 4, 11, 9).contiguous(memory_format=torch.channels_last if by_dilation else torch.contiguous_format)
     want = sum(wi * op(x) for wi, op in zip(w, ops)) + identity * x
     torch.testing.assert_close(mixed_conv(x, ops, w, identity, by_dilation=by_dilation), want, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("by_dilation", [False, True])
+def test_edges_run_together_equal_each_edge_alone(by_dilation):
+    """``mixed_convs`` joins the kernels of several edges on one input (one convolution per dilation);
+    each edge's output, and the gradients to its weights and α-weights, are those of ``mixed_conv``."""
+    sets = [["conv_1x1", "conv_3x3", "dilconv_3x3_d2", "skip"], ["resconv_3x3", "resdilconv_3x3_d2", "conv_1x1"],
+            ["skip"], ["conv_5x5", "dilconv_3x3_d2"]]
+    torch.manual_seed(0)
+    fmt = torch.channels_last if by_dilation else torch.contiguous_format
+    x = torch.randn(1, 4, 12, 10, dtype=torch.float64).contiguous(memory_format=fmt).requires_grad_()
+    edges = [([OPS[n](4).double() for n in names], torch.softmax(torch.randn(len(names), dtype=torch.float64), 0)
+              .requires_grad_(), float(i % 2)) for i, names in enumerate(sets)]
+    together = mixed_convs(x, [mixed_kernels(ops, w, ident, by_dilation) for ops, w, ident in edges])
+    alone = [mixed_conv(x, ops, w, ident, by_dilation) for ops, w, ident in edges]
+    leaves = [x] + [p for ops, w, _ in edges for p in [w, *(q for op in ops for q in op.parameters())]]
+    g = [torch.randn_like(y) for y in alone]
+    for a, b in zip(together, alone):
+        torch.testing.assert_close(a, b)
+    grads_together = torch.autograd.grad(together, leaves, g)
+    grads_alone = torch.autograd.grad(alone, leaves, g)
+    for a, b in zip(grads_together, grads_alone):
+        torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("space", ["ruas_denoise", "ruas_scene"])
+def test_cell_choices_for_channels_last_are_exact(space):
+    """A supernet with its mixed edges of one source run together and its concat-fuse nodes as per-part
+    1x1 convolutions (``prefer_channels_last``) computes what each edge alone and the concatenation
+    compute: the same output and gradients to every weight and α."""
+    from nas_llv.space.models import build_supernet
+    from nas_llv.space.spec import load_space
+    from nas_llv.space.supernet import Cell, arch_parameters, prefer_channels_last
+
+    torch.manual_seed(0)
+    net = build_supernet(load_space(space)).double()
+    for a in arch_parameters(net):
+        a.data.normal_()
+    x = torch.rand(1, 3, 16, 12, dtype=torch.float64).contiguous(memory_format=torch.channels_last)
+    params = list(net.parameters()) + arch_parameters(net)
+
+    def run(fast: bool):
+        prefer_channels_last(net, fast)
+        for c in net.modules():
+            if isinstance(c, Cell):
+                c.join = fast
+        out = net(x)
+        y = out["u"] if isinstance(out, dict) else out
+        return y, torch.autograd.grad(y.square().sum(), params, allow_unused=True)
+
+    y_fast, g_fast = run(True)
+    assert any(c.joint and c.fuse_parts for c in net.modules() if isinstance(c, Cell))  # the paths differ
+    y_plain, g_plain = run(False)
+    torch.testing.assert_close(y_fast, y_plain)
+    for a, b in zip(g_fast, g_plain):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
