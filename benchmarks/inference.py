@@ -8,6 +8,7 @@ values), on one 600x400 image. The plain path is the network ``import_ruas`` bui
 rounds, each the median of ``--repeats`` runs of each path after 3 warm-up runs of each.
 
     python benchmarks/inference.py --threads 2 [--repeats 15] [--rounds 2] [--levers] [--compile] [--onnx] [--tpami]
+        [--system-malloc]
 
 It prints fast/plain and the implied ratio to the public RUAS code, whose CVPR network took 0.88x
 the plain path's time side by side (issue 11), and the largest |fast - plain| of the final image
@@ -15,7 +16,9 @@ over the timing input and the shared MIT images. ``--levers`` also times each pa
 path alone, each against the plain path in the same alternating way; ``--compile`` adds
 ``fold(net, compile=True)`` (``enhance --engine compiled``, compiled before timing); ``--onnx``
 adds onnxruntime (CPU provider, same threads) on the graph ``nas-llv export`` writes (folded); ``--tpami``
-adds the TPAMI RUAS_A network (gate open).
+adds the TPAMI RUAS_A network (gate open). On CPU both paths run with glibc's malloc keeping
+freed memory (``device.keep_freed_memory``), as ``enhance`` and ``eval`` run them;
+``--system-malloc`` leaves it alone.
 """
 from __future__ import annotations
 
@@ -29,7 +32,7 @@ from typing import Callable
 import torch
 
 from nas_llv.data import list_images, read_image
-from nas_llv.device import resolve_device
+from nas_llv.device import keep_freed_memory, resolve_device
 from nas_llv.export.fold import fold
 from nas_llv.export.ruas_import import import_ruas, ruas_genotype
 
@@ -123,10 +126,13 @@ def main() -> None:
     ap.add_argument("--compile", action="store_true", help="also time torch.compile of the fast path")
     ap.add_argument("--onnx", action="store_true", help="also time onnxruntime on the exported (folded) graph")
     ap.add_argument("--tpami", action="store_true", help="also time the TPAMI RUAS_A network, gate open")
+    ap.add_argument("--system-malloc", action="store_true",
+                    help="leave glibc's malloc settings alone (enhance and eval keep freed memory on CPU)")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
+    kept = device.type == "cpu" and not args.system_malloc and keep_freed_memory()  # as enhance runs: both paths
     x = torch.rand(1, 3, 400, 600)
     mit = SHARED / "mit5" / "low"
     images = [x] + ([read_image(p)[None] for p in list_images(mit)] if mit.is_dir() else [])
@@ -134,7 +140,8 @@ def main() -> None:
     if args.tpami:
         nets["TPAMI RUAS_A, gate open"] = tpami_open()
     print(f"torch {torch.__version__}, threads {torch.get_num_threads()}, input 600x400, device {device}, "
-          f"median of {args.repeats} after 3 warm-up, {args.rounds} alternating rounds")
+          f"median of {args.repeats} after 3 warm-up, {args.rounds} alternating rounds, "
+          f"malloc {'keeps freed memory (both paths)' if kept else 'as the system set it'}")
     print(f"{'network':26s} {'path':30s} {'plain ms':>18s} {'path ms':>18s} {'ratio':>6s} {'x0.88':>6s} "
           f"{'max |diff|':>10s}")
     for name, plain in nets.items():

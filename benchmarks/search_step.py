@@ -9,6 +9,9 @@ default recipe. Both searchers are built first, then timed alternately A B A B.
 
     python benchmarks/search_step.py [--size 320] [--iters 8] [--warmup 2] [--device cpu]
         [--methods first_order,finite_difference] [--set KEY=VALUE ...] [--variant "KEY=VALUE;KEY=VALUE"]
+
+A variant may also name a lever of the default path to switch off (``LEVERS_OFF``):
+``separate_edges``, ``concat_fuse``, ``dense_kernels``; e.g. ``--variant separate_edges``.
 """
 from __future__ import annotations
 

@@ -38,7 +38,7 @@ def check_folders(in_dir: str, out_dir: str, overwrite: bool) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
-    from nas_llv.device import resolve_device
+    from nas_llv.device import keep_freed_memory, resolve_device
     from nas_llv.derive.inference import enhance_folder
     from nas_llv.export.modelfile import find_model, load_model
 
@@ -52,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.model).suffix.lower() == ".onnx":
             raise ConfigError(f"{args.model} is an ONNX file; run it with --engine onnx")
         device = resolve_device(args.device)
+        if device.type == "cpu":
+            keep_freed_memory()  # reuse freed activation buffers: no page faults per image
         net, _ = load_model(find_model(args.model))
         if args.engine in ("fast", "compiled"):
             from nas_llv.export.fold import fold

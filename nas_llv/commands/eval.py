@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nas_llv.derive.evaluate import build_summary, evaluate_images, model_cost, open_pairs, write_metrics_csv, write_summary
     from nas_llv.space.genotype import genotype_scale
-    from nas_llv.device import resolve_device
+    from nas_llv.device import keep_freed_memory, resolve_device
     from nas_llv.metrics import LPIPSMetric
     from nas_llv.export.modelfile import find_model, load_model
     from nas_llv.paths import check_output_dir
@@ -76,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     if args.out_dir:
         check_output_dir(args.out_dir, "--out-dir")
     device = resolve_device(args.device)
+    if device.type == "cpu":
+        keep_freed_memory()  # as enhance does, so the latency measured is the one enhance gets
     model_path = find_model(args.model)
     net, genotype = load_model(model_path)
     scale = genotype_scale(genotype)
