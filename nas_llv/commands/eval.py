@@ -29,7 +29,7 @@ def cost_lines(s: dict[str, Any]) -> list[str]:
     return [f"params: {s['params']:,}",
             f"FLOPs at {at}: {s['flops'] / 1e9:.3f} G ({s['flops'] / 2e9:.3f} GMAC)",
             f"latency: {1e3 * s['latency_s']:.1f} ms median of {s['repeats']} after {s['warmup']} warm-up "
-            f"on {s['device']} ({s['device_name']})"]
+            f"on {s['device']} ({s['device_name']})" + (f", engine {s['engine']}" if s.get("engine", "torch") != "torch" else "")]
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -87,12 +87,19 @@ def run(args: argparse.Namespace) -> int:
         model_path.parent / f"eval-{data_name}", "output folder (beside the model; choose one with --out-dir)")
     lpips = None if args.lpips_net == "none" else LPIPSMetric(args.lpips_net, device=device)
     check_sizes(pairs, *metric_needs(lpips))
+    engine = net
+    if args.engine != "torch":
+        from nas_llv.export.fold import fold
+
+        engine = fold(net.to(device), compile=args.engine == "compiled")
     with logging_redirect_tqdm():
-        rows = evaluate_images(net, pairs, device, args.output, args.quantize, args.gt_mean,
+        rows = evaluate_images(engine, pairs, device, args.output, args.quantize, args.gt_mean,
                                lpips if lpips is not None and lpips.available else None, progress=not args.quiet)
-    cost = model_cost(net, pairs[0]["low"], device, args.repeats, args.warmup)  # at the (LR) input size
+    # at the (LR) input size; params and FLOPs are the model's, the latency the engine's
+    cost = model_cost(net, pairs[0]["low"], device, args.repeats, args.warmup, timed=engine)
     rules = {"quantize": args.quantize, "data_range": 1.0, "gt_mean": args.gt_mean, "output": args.output,
-             "lpips_net": None if lpips is None or not lpips.available else args.lpips_net, "scale": scale}
+             "lpips_net": None if lpips is None or not lpips.available else args.lpips_net, "scale": scale,
+             "engine": args.engine}
     source = {"model": str(model_path.resolve()), "data": str(Path(args.data).resolve()), "data_name": data_name}
     summary = build_summary(rows, cost, rules, source)
     write_metrics_csv(out_dir / "metrics.csv", rows)
@@ -121,6 +128,10 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", choices=OUTPUTS, default="x", help="which network output to score (default x)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs for latency (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (default 2)")
+    p.add_argument("--engine", choices=("torch", "fast", "compiled"), default="torch",
+                   help="torch: the model as built (default); fast / compiled: folded for inference as "
+                        "enhance --engine runs it (the same images up to float rounding; the latency is "
+                        "the engine's, params and FLOPs the model's)")
     p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default: auto)")
     p.add_argument("-o", "--out-dir", help="where to write metrics.csv and summary.json "
                    "(default: eval-<data name>/ beside the model)")

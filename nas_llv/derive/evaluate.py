@@ -93,13 +93,15 @@ def evaluate_images(net: nn.Module, pairs: PairedFolder | LowLightSRFolder, devi
 
 
 def model_cost(net: nn.Module, sample: torch.Tensor, device: torch.device, repeats: int = 10,
-               warmup: int = 2) -> dict[str, Any]:
+               warmup: int = 2, timed: nn.Module | None = None) -> dict[str, Any]:
     """Params, FLOPs (torch flop counter: 2 per multiply-add) and median latency at ``sample``'s size.
 
     sample: (3, H, W) in [0, 1], the network's input (the LR image of a super-resolution network).
+    ``timed``: the network whose latency is measured, where it is not ``net`` itself (an inference
+    engine's folded copy); params and FLOPs are always ``net``'s, the architecture's.
     """
     x = sample[None].to(device)
-    lat = latency(net, x, repeats=repeats, warmup=warmup, device=device)
+    lat = latency(net if timed is None else timed, x, repeats=repeats, warmup=warmup, device=device)
     return {
         "params": count_params(net),
         "flops": count_flops(net.to(device), x),

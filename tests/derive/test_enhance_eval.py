@@ -185,3 +185,33 @@ def test_no_progress_bar_into_a_pipe(tmp_path):
                            str(tmp_path / "out")], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "img/s" not in done.stderr and "it/s" not in done.stderr and "%|" not in done.stderr
+
+
+def test_eval_fast_engine_scores_the_folded_network_like_the_model(tiny_pairs, tmp_path, capsys, monkeypatch):
+    """``eval --engine fast`` scores and times the folded network: the same metrics as the model (outputs
+    agree to float rounding), the model's params and FLOPs, the engine named in summary.json and the output."""
+    import nas_llv.export.fold as fold_module
+
+    calls = []
+    real_fold = fold_module.fold
+
+    def spy(net, **kw):
+        folded = real_fold(net, **kw)
+        folded.register_forward_hook(lambda *_: calls.append(1))
+        return folded
+    monkeypatch.setattr(fold_module, "fold", spy)
+    torch.manual_seed(0)
+    net = ruas_genotype("cvpr").build().eval()
+    model = save_model(tmp_path / "m" / "model.pt", ruas_genotype("cvpr"), net)
+    summaries = {}
+    for engine in ("torch", "fast"):
+        out = tmp_path / f"eval-{engine}"
+        assert main(["eval", str(model), "--data", str(tiny_pairs.root), "--repeats", "1", "--warmup", "0",
+                     "--lpips-net", "none", "--device", "cpu", "--engine", engine, "-o", str(out), "-q"]) == 0
+        summaries[engine] = json.loads((out / "summary.json").read_text())
+    plain, fast = summaries["torch"], summaries["fast"]
+    assert (plain["engine"], fast["engine"]) == ("torch", "fast")
+    assert fast["psnr"] == pytest.approx(plain["psnr"], abs=1e-6) and fast["ssim"] == pytest.approx(plain["ssim"], abs=1e-6)
+    assert (fast["params"], fast["flops"]) == (plain["params"], plain["flops"])
+    assert "engine fast" in capsys.readouterr().out
+    assert len(calls) == 2 + 1  # the two images, then the one timed run
