@@ -17,7 +17,7 @@ from torch import nn
 
 from nas_llv.space import nni_bridge
 from nas_llv.config import ConfigError
-from nas_llv.space.ops import ConvOp, Skip, build_activation, build_op, canonical_op, mixed_conv, mixed_convs, mixed_kernels
+from nas_llv.space.ops import ConvOp, Skip, build_activation, build_op, canonical_op, mixed_convs, mixed_kernels
 from nas_llv.space.spec import CellSpec, EdgeSpec, edge_label, graph_of
 
 # Above this receptive field a combined kernel costs more than the separate convolutions.
@@ -80,11 +80,10 @@ class MixedEdge(nn.Module):
         if not nni_bridge.is_choice(self.choice):  # frozen by NNI: the chosen op alone
             y = self.choice(x)
             return y + identity * x if identity else y
-        w = F.softmax(self._arch[self.label], dim=0)
-        ops = [m for _, m in nni_bridge.candidates(self.choice)]
         if self.fuse:
-            return mixed_conv(x, ops, w, identity, by_dilation=self.by_dilation)
-        y = sum(wi * op(x) for wi, op in zip(w, ops))
+            return mixed_convs(x, [self.kernels(identity)])[0]
+        w = F.softmax(self._arch[self.label], dim=0)
+        y = sum(wi * op(x) for wi, (_, op) in zip(w, nni_bridge.candidates(self.choice)))
         return y + identity * x if identity else y
 
     @property
