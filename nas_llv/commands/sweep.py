@@ -195,9 +195,12 @@ def _evaluate(train_dir: Path, data: str, device: str) -> None:
 
     out = train_dir / f"eval-{Path(data).name}"
     if not (out / "summary.json").is_file():  # written last: its presence means the evaluation ended
-        eval_command.run(argparse.Namespace(
-            model=str(train_dir), data=data, split="test", gt_mean=False, lpips_net="alex", quantize="round",
-            output="x", repeats=EVAL_REPEATS, warmup=EVAL_WARMUP, device=device, out_dir=str(out), quiet=True))
+        # through eval's own parser, so every option it has gets its default
+        parser = argparse.ArgumentParser(prog="nas-llv")
+        eval_command.add_parser(parser.add_subparsers())
+        eval_command.run(parser.parse_args([
+            "eval", str(train_dir), "--data", data, "--repeats", str(EVAL_REPEATS), "--warmup", str(EVAL_WARMUP),
+            "--device", device, "--out-dir", str(out), "--quiet"]))
 
 
 def finished(run_dir: Path) -> bool:
