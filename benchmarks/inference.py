@@ -132,7 +132,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
-    kept = device.type == "cpu" and not args.system_malloc and keep_freed_memory()  # as enhance runs: both paths
+    kept = not args.system_malloc and keep_freed_memory(device)  # as enhance runs: both paths
     x = torch.rand(1, 3, 400, 600)
     mit = SHARED / "mit5" / "low"
     images = [x] + ([read_image(p)[None] for p in list_images(mit)] if mit.is_dir() else [])

@@ -6,4 +6,5 @@ OUTPUTS = ("x", "u")                         # final image, or the scene module'
 METRICS = ("psnr", "ssim", "lpips", "rmse")
 RELEASES = ("cvpr", "tpami")                 # published RUAS weight layouts
 RUAS_VARIANTS = ("ruas_s", "ruas", "ruas_a")
+ENGINES = ("torch", "fast", "compiled")  # a torch network as built, folded, folded + compiled
 SPLIT_DIRS = {"train": "train", "val": "val", "test": "test", "eval": "test"}  # RELLISUR split folders

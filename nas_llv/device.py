@@ -35,20 +35,23 @@ def set_threads(n: int | None = None) -> int:
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
 
 
-def keep_freed_memory(mmap_mb: int = 32, trim_mb: int = 256) -> bool:
+def keep_freed_memory(device: torch.device | None = None, mmap_mb: int = 32, trim_mb: int = 256) -> bool:
     """Let glibc's malloc keep freed image-sized buffers for reuse instead of handing them back to
-    the OS; True where it applied.
+    the OS, for a network that runs on ``device`` (default: the CPU); True where it applied.
 
     By default glibc serves a block above its (adaptive) mmap threshold with a fresh mapping and
     returns a freed heap top above its trim threshold to the OS, so the full-size activations of
     an inference forward keep faulting their pages in again: about 26,000 page faults and half
     the CPU time in the kernel per 600x400 RUAS forward on 2 threads. Fixing the mmap threshold at
     ``mmap_mb`` (32 MB is glibc's largest) and the trim threshold at ``trim_mb`` keeps them in
-    the heap: the folded network then runs in about two thirds of the time
-    (``benchmarks/README.md``, inference). The price is up to ``trim_mb`` of freed memory the
-    process keeps. It does not apply off glibc, nor where the user set a ``MALLOC_*`` variable
+    the heap: in ``benchmarks/inference.py`` the plain path went from 206 to 160-170 ms and the
+    folded one from 75 to 66-68 ms (``benchmarks/README.md``, inference). The price is up to
+    ``trim_mb`` of freed memory the process keeps. It does not apply to a CUDA network (its
+    activations are not malloc's), off glibc, nor where the user set a ``MALLOC_*`` variable
     (theirs wins). The search gains nothing measurable from it (few faults), so only the
     inference commands call it."""
+    if device is not None and device.type != "cpu":
+        return False
     if any(k.startswith("MALLOC_") for k in os.environ) or not _is_glibc():
         return False
     import ctypes

@@ -45,3 +45,9 @@ def test_a_freed_block_is_reused_without_page_faults():
 def test_a_user_malloc_setting_wins(monkeypatch):
     monkeypatch.setenv("MALLOC_ARENA_MAX", "2")
     assert keep_freed_memory() is False
+
+
+def test_a_cuda_network_leaves_malloc_alone():
+    import torch
+
+    assert keep_freed_memory(torch.device("cuda")) is False

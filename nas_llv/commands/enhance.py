@@ -7,7 +7,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from nas_llv.choices import DEVICES, OUTPUTS
+from nas_llv.choices import DEVICES, ENGINES, OUTPUTS
 from nas_llv.config import ConfigError
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ def run(args: argparse.Namespace) -> int:
 
     from nas_llv.device import keep_freed_memory, resolve_device
     from nas_llv.derive.inference import enhance_folder
+    from nas_llv.export.fold import for_engine
     from nas_llv.export.modelfile import find_model, load_model
 
     check_folders(args.in_dir, args.out_dir, args.overwrite)
@@ -52,13 +53,9 @@ def run(args: argparse.Namespace) -> int:
         if Path(args.model).suffix.lower() == ".onnx":
             raise ConfigError(f"{args.model} is an ONNX file; run it with --engine onnx")
         device = resolve_device(args.device)
-        if device.type == "cpu":
-            keep_freed_memory()  # reuse freed activation buffers: no page faults per image
+        keep_freed_memory(device)  # reuse freed activation buffers: no page faults per image
         net, _ = load_model(find_model(args.model))
-        if args.engine in ("fast", "compiled"):
-            from nas_llv.export.fold import fold
-
-            net = fold(net, compile=args.engine == "compiled")
+        net = for_engine(net, args.engine)
     with logging_redirect_tqdm():
         result = enhance_folder(net, args.in_dir, args.out_dir, output=args.output, save=args.save,
                                 device=device, progress=not args.quiet)
@@ -95,7 +92,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="x: the network's final image (default); u: RUAS scene-module output, before denoising")
     p.add_argument("--save", choices=("round", "truncate"), default="round",
                    help="8-bit conversion: round (default), or truncate as the RUAS authors save")
-    p.add_argument("--engine", choices=("torch", "fast", "compiled", "onnx"), default="torch",
+    p.add_argument("--engine", choices=(*ENGINES, "onnx"), default="torch",
                    help="torch: run a model file (default); fast: the same model folded for inference (merged "
                         "kernels, channels_last; the same images up to float rounding, about half the time on "
                         "a 2-core CPU); compiled: fast, then torch.compile (a compilation of about a minute "

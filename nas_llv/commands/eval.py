@@ -5,7 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from nas_llv.choices import DEVICES, METRICS, OUTPUTS, SPLIT_DIRS
+from nas_llv.choices import DEVICES, ENGINES, METRICS, OUTPUTS, SPLIT_DIRS
 from nas_llv.config import ConfigError
 
 LPIPS_NETS = ("alex", "vgg", "squeeze", "none")
@@ -68,6 +68,7 @@ def run(args: argparse.Namespace) -> int:
     from nas_llv.space.genotype import genotype_scale
     from nas_llv.device import keep_freed_memory, resolve_device
     from nas_llv.metrics import LPIPSMetric
+    from nas_llv.export.fold import for_engine
     from nas_llv.export.modelfile import find_model, load_model
     from nas_llv.paths import check_output_dir
 
@@ -76,8 +77,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out_dir:
         check_output_dir(args.out_dir, "--out-dir")
     device = resolve_device(args.device)
-    if device.type == "cpu":
-        keep_freed_memory()  # as enhance does, so the latency measured is the one enhance gets
+    keep_freed_memory(device)  # as enhance does, so the latency measured is the one enhance gets
     model_path = find_model(args.model)
     net, genotype = load_model(model_path)
     scale = genotype_scale(genotype)
@@ -87,11 +87,7 @@ def run(args: argparse.Namespace) -> int:
         model_path.parent / f"eval-{data_name}", "output folder (beside the model; choose one with --out-dir)")
     lpips = None if args.lpips_net == "none" else LPIPSMetric(args.lpips_net, device=device)
     check_sizes(pairs, *metric_needs(lpips))
-    engine = net
-    if args.engine != "torch":
-        from nas_llv.export.fold import fold
-
-        engine = fold(net.to(device), compile=args.engine == "compiled")
+    engine = for_engine(net.to(device), args.engine)
     with logging_redirect_tqdm():
         rows = evaluate_images(engine, pairs, device, args.output, args.quantize, args.gt_mean,
                                lpips if lpips is not None and lpips.available else None, progress=not args.quiet)
@@ -128,7 +124,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--output", choices=OUTPUTS, default="x", help="which network output to score (default x)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs for latency (default 10)")
     p.add_argument("--warmup", type=int, default=2, help="untimed warm-up runs (default 2)")
-    p.add_argument("--engine", choices=("torch", "fast", "compiled"), default="torch",
+    p.add_argument("--engine", choices=ENGINES, default="torch",
                    help="torch: the model as built (default); fast / compiled: folded for inference as "
                         "enhance --engine runs it (the same images up to float rounding; the latency is "
                         "the engine's, params and FLOPs the model's)")
