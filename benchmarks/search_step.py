@@ -32,12 +32,18 @@ from nas_llv.space.supernet import Cell, fuse_by_dilation
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ruas_demo.yaml"
 PUBLIC_OVER_UNFUSED = 1.43  # issue 11: the public RUAS iteration / nas-llv's unfused iteration, side by side
 # not recipe keys: levers measured by switching them off in a variant
+def _cells(net: torch.nn.Module, **attrs: bool) -> None:
+    for c in net.modules():
+        if isinstance(c, Cell):
+            for k, v in attrs.items():
+                setattr(c, k, v)
+
+
 LEVERS_OFF = {
     "dense_kernels": lambda net: fuse_by_dilation(net, False),  # one dense kernel even in channels-last
-    "separate_edges": lambda net: [setattr(c, "join", False) for c in net.modules() if isinstance(c, Cell)],
-    "concat_fuse": lambda net: [setattr(c, "fuse_parts", False) for c in net.modules() if isinstance(c, Cell)],
-}  # separate_edges: each mixed edge its own convolutions, not all edges of one source together;
-# concat_fuse: a concat_fuse node as the concatenation and one 1x1 convolution, not per-part ones
+    "separate_edges": lambda net: _cells(net, join=False),  # each mixed edge its own convolutions
+    "concat_fuse": lambda net: _cells(net, fuse_parts=False),  # concatenation + one 1x1 convolution
+}
 YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null",
              "speed.channels_last=false", "speed.compile=false"]
 

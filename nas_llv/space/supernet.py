@@ -198,7 +198,7 @@ class Cell(nn.Module):
         residual = {n.name for n in spec.nodes if n.combine == "residual"}
         by_src: dict[str, list[tuple[str, float]]] = {}
         for e in spec.edges:
-            if isinstance(self.edges[e.key] if e.key in self.edges else None, MixedEdge):
+            if e.key in self.edges and isinstance(self.edges[e.key], MixedEdge):
                 by_src.setdefault(e.src, []).append((e.key, 1.0 if e.dst in residual else 0.0))
         self.joint = {src: group for src, group in by_src.items() if len(group) > 1}
         self.join = True  # off: each edge alone (the lever's baseline in benchmarks/search_step.py)
