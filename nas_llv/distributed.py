@@ -90,16 +90,14 @@ def all_reduce_mean(tensors: Mapping[str, torch.Tensor], differentiable: bool = 
     """The mean over ranks of each tensor, name by name (the same dict, unchanged, on one rank).
 
     Every rank must call it with the same names and shapes. ``differentiable``: keep the autograd
-    graph (``torch.distributed.nn``; its backward all-reduces the incoming gradient), for
+    graph (``_AllReduceSum``: its backward all-reduces the incoming gradient), for
     gradients taken with ``create_graph`` that are differentiated again.
     """
     if not active() or not tensors:
         return dict(tensors)
     n = world_size()
     if differentiable:
-        from torch.distributed.nn.functional import all_reduce
-
-        return {k: all_reduce(t) / n for k, t in tensors.items()}
+        return {k: _AllReduceSum.apply(t) / n for k, t in tensors.items()}
     # one flat buffer per dtype and device: one collective instead of one per tensor
     out: dict[str, torch.Tensor] = {}
     groups: dict[tuple[Any, Any], list[str]] = {}
@@ -113,6 +111,28 @@ def all_reduce_mean(tensors: Mapping[str, torch.Tensor], differentiable: bool = 
             t = tensors[k]  # a channels-last gradient stays channels-last, as its parameter is
             out[k] = piece.view(t.shape) if t.is_contiguous() else torch.empty_like(t).copy_(piece.view(t.shape))
     return {k: out[k] for k in tensors}
+
+
+class _AllReduceSum(torch.autograd.Function):
+    """The sum over ranks, differentiable to any order: the gradient of all ranks' losses with
+    respect to one rank's input is the sum over ranks of the incoming gradients, an all-reduce
+    again (differentiable in turn, for double backward).
+
+    torch.distributed.nn's ``all_reduce`` computes the same but is deprecated, and, when first
+    imported after ``init_process_group``, binds that process group as a default argument:
+    ``destroy_process_group`` then cannot free it, and its gloo worker threads outlive the
+    interpreter, which aborted the process at exit (SIGABRT) about one run in three.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor) -> torch.Tensor:
+        out = t.clone(memory_format=torch.contiguous_format)
+        dist.all_reduce(out)
+        return out
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> torch.Tensor:
+        return _AllReduceSum.apply(grad)
 
 
 def mean_floats(values: Mapping[str, float]) -> dict[str, float]:

@@ -233,16 +233,22 @@ def _hypergrads(rows: slice) -> dict[str, torch.Tensor]:
     return {name: HYPERGRADS.build({"type": name, **opts})(_bilevel(rows))["u"] for name, opts in METHODS.items()}
 
 
+def _threads() -> int:
+    return len(os.listdir("/proc/self/task"))
+
+
 def _rank(rank: int, store: str, out: str) -> None:
     import torch.distributed as dist
 
+    _hypergrads(slice(0, 4))  # before the group: any thread pool the methods start is counted in `before`
+    before = _threads()
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
         result = _hypergrads(slice(2 * rank, 2 * rank + 2))
-        if rank == 0:
-            torch.save(result, out)
     finally:
-        dist.destroy_process_group()
+        distributed.teardown()
+    if rank == 0:
+        torch.save({**result, "threads": (before, _threads())}, out)
 
 
 def test_every_hypergradient_method_of_two_half_batches_is_the_whole_batchs(tmp_path: Path) -> None:
@@ -250,6 +256,11 @@ def test_every_hypergradient_method_of_two_half_batches_is_the_whole_batchs(tmp_
     2 ranks of 2 samples compute the hypergradient of the 4-sample mean, for every method."""
     mp.spawn(_rank, args=(str(tmp_path / "store"), str(tmp_path / "out.pt")), nprocs=2)
     two, one = torch.load(tmp_path / "out.pt"), _hypergrads(slice(0, 4))
+    # teardown freed the group: its gloo worker threads are gone. (torch.distributed.nn's all_reduce,
+    # imported after init, kept it alive as a default argument; its threads then aborted the
+    # process at exit, now and then.)
+    before, after = two.pop("threads")
+    assert after == before, f"{after - before} threads of the destroyed process group still run"
     for name in METHODS:
         assert torch.allclose(two[name], one[name], atol=1e-12, rtol=0), (name, two[name], one[name])
     assert not torch.allclose(one["finite_difference"], one["first_order"], atol=1e-4)  # ξ terms matter here
