@@ -27,22 +27,15 @@ import torch
 from nas_llv.recipe import load_recipe
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.space.supernet import Cell, fuse_by_dilation
+from nas_llv.space.supernet import Cell, fuse_by_dilation, set_all
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ruas_demo.yaml"
 PUBLIC_OVER_UNFUSED = 1.43  # issue 11: the public RUAS iteration / nas-llv's unfused iteration, side by side
 # not recipe keys: levers measured by switching them off in a variant
-def _cells(net: torch.nn.Module, **attrs: bool) -> None:
-    for c in net.modules():
-        if isinstance(c, Cell):
-            for k, v in attrs.items():
-                setattr(c, k, v)
-
-
 LEVERS_OFF = {
     "dense_kernels": lambda net: fuse_by_dilation(net, False),  # one dense kernel even in channels-last
-    "separate_edges": lambda net: _cells(net, join=False),  # each mixed edge its own convolutions
-    "concat_fuse": lambda net: _cells(net, fuse_parts=False),  # concatenation + one 1x1 convolution
+    "separate_edges": lambda net: set_all(net, Cell, join=False),  # each mixed edge its own convolutions
+    "concat_fuse": lambda net: set_all(net, Cell, fuse_parts=False),  # concatenation + one 1x1 convolution
 }
 YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null",
              "speed.channels_last=false", "speed.compile=false"]

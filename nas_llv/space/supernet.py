@@ -265,17 +265,22 @@ def prefer_channels_last(model: nn.Module, on: bool = True) -> None:
     plain ones: fused mixed edges with one kernel per dilation (``fuse_by_dilation``) and
     concat-fuse nodes as a sum of per-part 1x1 convolutions (``fuse_parts``). Exact either way."""
     fuse_by_dilation(model, on)
-    for m in model.modules():
-        if isinstance(m, Cell):
-            m.fuse_parts = on
+    set_all(model, Cell, fuse_parts=on)
 
 
 def fuse_by_dilation(model: nn.Module, on: bool = True) -> None:
-    """Fused mixed edges of ``model`` run one convolution per dilation (``mixed_conv``): faster in
-    channels-last layout on CPU, where one dense kernel is faster in NCHW (benchmarks/README.md)."""
+    """Fused mixed edges of ``model`` run one convolution per dilation (``ops.mixed_kernels``): faster
+    in channels-last layout on CPU, where one dense kernel is faster in NCHW (benchmarks/README.md)."""
+    set_all(model, MixedEdge, by_dilation=on)
+
+
+def set_all(model: nn.Module, kind: type[nn.Module], **attrs: object) -> None:
+    """Set ``attrs`` on every submodule of ``model`` of type ``kind`` (a path switch such as
+    ``Cell.join`` or ``MixedEdge.by_dilation``)."""
     for m in model.modules():
-        if isinstance(m, MixedEdge):
-            m.by_dilation = on
+        if isinstance(m, kind):
+            for name, value in attrs.items():
+                setattr(m, name, value)
 
 
 def arch_modules(model: nn.Module) -> list[ArchParams]:

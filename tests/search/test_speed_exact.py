@@ -104,7 +104,7 @@ def test_cell_choices_for_channels_last_are_exact(space):
     compute: the same output and gradients to every weight and α."""
     from nas_llv.space.models import build_supernet
     from nas_llv.space.spec import load_space
-    from nas_llv.space.supernet import Cell, arch_parameters, prefer_channels_last
+    from nas_llv.space.supernet import Cell, arch_parameters, prefer_channels_last, set_all
 
     torch.manual_seed(0)
     net = build_supernet(load_space(space)).double()
@@ -115,9 +115,7 @@ def test_cell_choices_for_channels_last_are_exact(space):
 
     def run(fast: bool):
         prefer_channels_last(net, fast)
-        for c in net.modules():
-            if isinstance(c, Cell):
-                c.join = fast
+        set_all(net, Cell, join=fast)
         out = net(x)
         y = out["u"] if isinstance(out, dict) else out
         return y, torch.autograd.grad(y.square().sum(), params, allow_unused=True)
