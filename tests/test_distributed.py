@@ -240,26 +240,29 @@ def _threads() -> int:
 def _rank(rank: int, store: str, out: str) -> None:
     import torch.distributed as dist
 
-    _hypergrads(slice(0, 4))  # before the group: any thread pool the methods start is counted in `before`
+    # the whole batch in one process, before the group: the reference, and any thread pool the
+    # methods start is counted in `before`
+    one = _hypergrads(slice(0, 4))
     before = _threads()
     dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2)
     try:
-        result = _hypergrads(slice(2 * rank, 2 * rank + 2))
+        two = _hypergrads(slice(2 * rank, 2 * rank + 2))
     finally:
         distributed.teardown()
     if rank == 0:
-        torch.save({**result, "threads": (before, _threads())}, out)
+        torch.save({"one": one, "two": two, "threads": (before, _threads())}, out)
 
 
 def test_every_hypergradient_method_of_two_half_batches_is_the_whole_batchs(tmp_path: Path) -> None:
     """All-reducing every gradient the methods take (nas_llv.search.hypergrad.base.grads, vjp) makes
     2 ranks of 2 samples compute the hypergradient of the 4-sample mean, for every method."""
     mp.spawn(_rank, args=(str(tmp_path / "store"), str(tmp_path / "out.pt")), nprocs=2)
-    two, one = torch.load(tmp_path / "out.pt"), _hypergrads(slice(0, 4))
+    saved = torch.load(tmp_path / "out.pt")
+    one, two = saved["one"], saved["two"]
     # teardown freed the group: its gloo worker threads are gone. (torch.distributed.nn's all_reduce,
     # imported after init, kept it alive as a default argument; its threads then aborted the
     # process at exit, now and then.)
-    before, after = two.pop("threads")
+    before, after = saved["threads"]
     assert after == before, f"{after - before} threads of the destroyed process group still run"
     for name in METHODS:
         assert torch.allclose(two[name], one[name], atol=1e-12, rtol=0), (name, two[name], one[name])
