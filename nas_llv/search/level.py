@@ -7,7 +7,7 @@ parameter overrides, which is what a hypergradient method needs (``nas_llv.searc
 from __future__ import annotations
 
 import contextlib
-from typing import Any, Callable, Mapping
+from typing import Any, Callable, Mapping, Protocol
 
 import torch
 from torch import nn
@@ -18,6 +18,16 @@ from nas_llv.search.hypergrad import Bilevel, HypergradMethod, apply_upper_grads
 Batch = Mapping[str, Any]
 Overrides = Mapping[str, torch.Tensor]
 Objective = Callable[[Overrides], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+
+
+class UpperPenalty(Protocol):
+    """An α-only term of a level's upper loss (an expected cost, a zero-one loss): a scalar from
+    ``weights``, label -> mixing weights (``ArchParams.weights``) of the level's own labels, built
+    from the α the hypergradient passes; labels of other levels are read by the penalty itself."""
+
+    name: str
+
+    def __call__(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
 
 
 def call(module: nn.Module, overrides: Overrides, *args: Any) -> Any:
@@ -44,6 +54,8 @@ class Level:
     shortcuts: bool = False
     amp: Callable[[], Any] = contextlib.nullcontext
     upper_loss: torch.Tensor | None = None  # of the last arch step, see ``arch_step``
+    penalties: tuple[UpperPenalty, ...] = ()  # α-only terms added to the upper loss (set by the loop)
+    penalty_values: dict[str, float] = {}  # each penalty's value at the last arch step's α
 
     def objective(self, batch: Batch, train: bool) -> Objective:
         """The loss on ``batch`` as a function of overrides: (total, unweighted terms)."""
@@ -72,7 +84,7 @@ class Level:
             loss = self._eval(upper_obj, ov)[0]
             if self.upper_loss is None:
                 self.upper_loss = loss.detach()
-            return loss
+            return loss + self.penalty(ov) if self.penalties else loss
 
         problem = Bilevel(upper=self.upper, lower=self.lower, lower_lr=self.lr,
                           lower_loss=lambda ov: self._eval(lower_obj, ov)[0], upper_loss=upper_loss)
@@ -80,6 +92,22 @@ class Level:
         self.arch_opt.zero_grad(set_to_none=True)
         apply_upper_grads(self.upper, grads)
         self.arch_opt.step()
+
+    def penalty(self, ov: Overrides) -> torch.Tensor:
+        """The sum of ``penalties`` at the α in ``ov`` (the level's own where not overridden);
+        each value is kept in ``penalty_values``, for the trajectory."""
+        weights = self.relaxed(ov)
+        values = {p.name: p(weights) for p in self.penalties}
+        self.penalty_values = {k: float(v.detach()) for k, v in values.items()}
+        return sum(values.values())  # type: ignore[return-value]
+
+    def relaxed(self, ov: Overrides) -> dict[str, torch.Tensor]:
+        """label -> mixing weights of every α among ``upper``, read from ``ov`` where given."""
+        from nas_llv.space.supernet import arch_modules
+
+        names = {id(p): n for n, p in self.upper.items()}
+        return {label: arch.weights(label, ov.get(names[id(a)], a)) for arch in arch_modules(self.module)
+                for label, a in arch.items() if id(a) in names}
 
     def _eval(self, objective: Objective, ov: Overrides) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with self.amp():

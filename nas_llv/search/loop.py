@@ -167,6 +167,7 @@ class Searcher(Job):
             row.update({f"loss/{k}": v for k, v in terms.items()})
             row.update(self.strategy.extra_columns())
             row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
+            row.update({f"penalty/{k}": v for k, v in level.penalty_values.items()})
             row.update(self._prob_columns())
             self.run_dir.trajectory.append(row)
 

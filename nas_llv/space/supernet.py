@@ -52,9 +52,14 @@ class ArchParams(nn.Module):
         for key, p in self.alphas.items():
             yield self._labels[key], p
 
+    def weights(self, label: str, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """The mixing weights of ``label``'s candidates: softmax(α) (``alpha``: an override of the
+        label's α, e.g. a hypergradient's copy). The one place the relaxation is applied."""
+        return F.softmax(self[label] if alpha is None else alpha, dim=0)
+
     def probs(self) -> dict[str, dict[str, float]]:
-        """label -> {op: softmax probability}."""
-        return {lab: dict(zip(self.candidates[lab], F.softmax(a.detach(), 0).tolist())) for lab, a in self.items()}
+        """label -> {op: mixing weight} (``weights``)."""
+        return {lab: dict(zip(self.candidates[lab], self.weights(lab, a.detach()).tolist())) for lab, a in self.items()}
 
     def genotype(self) -> dict[str, str]:
         """label -> argmax op (RUAS derivation: no 'none' op, fixed topology)."""
@@ -82,7 +87,7 @@ class MixedEdge(nn.Module):
             return y + identity * x if identity else y
         if self.fuse:
             return mixed_convs(x, [self.kernels(identity)])[0]
-        w = F.softmax(self._arch[self.label], dim=0)
+        w = self._arch.weights(self.label)
         y = sum(wi * op(x) for wi, (_, op) in zip(w, nni_bridge.candidates(self.choice)))
         return y + identity * x if identity else y
 
@@ -93,7 +98,7 @@ class MixedEdge(nn.Module):
 
     def kernels(self, identity: float = 0.0):
         """The combined kernels of this (joinable) edge at the current α (``ops.mixed_kernels``)."""
-        w = F.softmax(self._arch[self.label], dim=0)
+        w = self._arch.weights(self.label)
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
         return mixed_kernels(ops, w, identity, by_dilation=self.by_dilation)
 
@@ -121,7 +126,7 @@ class MixedPart(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if not nni_bridge.is_choice(self.choice):
             return self.choice(*inputs)
-        w = F.softmax(self._arch[self.label], dim=0)
+        w = self._arch.weights(self.label)
         return sum(wi * part(*inputs) for wi, (_, part) in zip(w, nni_bridge.candidates(self.choice)))
 
 
