@@ -47,3 +47,21 @@ def make_scheduler(cfg: Any, opt: torch.optim.Optimizer, epochs: int) -> torch.o
     if cfg.schedule == "cosine":
         return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs, eta_min=cfg.min_lr)
     return torch.optim.lr_scheduler.ConstantLR(opt, factor=1.0, total_iters=0)
+
+
+class SchedulerGroup:
+    """Several lr schedules stepped, saved and restored as one (the parts of a composite optimizer)."""
+
+    def __init__(self, parts: dict[str, Any]) -> None:
+        self.parts = parts
+
+    def step(self) -> None:
+        for sched in self.parts.values():
+            sched.step()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {k: s.state_dict() for k, s in self.parts.items()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, sched in self.parts.items():
+            sched.load_state_dict(state[k])

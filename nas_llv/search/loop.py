@@ -89,13 +89,18 @@ class Searcher(Job):
 
     def _attach_optimizers(self) -> dict[str, Any]:
         """Each level's weight optimizer (``search.weights``) and upper optimizer (the strategy's);
-        returns each level's lr schedule, which spans the epochs that level is updated in."""
+        returns each level's lr schedules (weights, and upper variables where the strategy has one,
+        ``Strategy.upper_scheduler``), which span the epochs that level is updated in."""
         schedulers = {}
         for name, level in self.levels.items():
             w_opt = make_optimizer(self.cfg.weights, list(level.lower.values()))
             a_opt = self.strategy.upper_optimizer(name, level) if level.upper else None
             level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
-            schedulers[name] = make_scheduler(self.cfg.weights, w_opt, len(self.active_epochs(name)))
+            epochs = len(self.active_epochs(name))
+            schedulers[name] = make_scheduler(self.cfg.weights, w_opt, epochs)
+            upper = self.strategy.upper_scheduler(name, a_opt, epochs) if a_opt is not None else None
+            if upper is not None:
+                schedulers[f"{name}.upper"] = upper
         return schedulers
 
     @torch.no_grad()
@@ -190,7 +195,7 @@ class Searcher(Job):
         log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
                  self.cfg.epochs, val, self.best["val_loss"], self.best["epoch"])
         for name, sched in self.schedulers.items():
-            if self.epoch in self.active_epochs(name):  # a phase's schedule spans its own epochs
+            if self.epoch in self.active_epochs(name.split(".")[0]):  # a phase's schedule spans its own epochs
                 with warnings.catch_warnings():
                     # after a resume at an epoch boundary the restored optimizer has not stepped in
                     # this process yet; torch's "scheduler before optimizer" warning is a false alarm
@@ -255,7 +260,9 @@ class Searcher(Job):
             level.weight_opt.load_state_dict(state["optimizers"][name]["weights"])
             if level.arch_opt is not None:
                 level.arch_opt.load_state_dict(state["optimizers"][name]["arch"])
-            self.schedulers[name].load_state_dict(state["schedulers"][name])
+        for name, sched in self.schedulers.items():  # an upper schedule is absent from older checkpoints
+            if name in state["schedulers"]:
+                sched.load_state_dict(state["schedulers"][name])
         self.train_data.load_state_dict(state["data"]["train"])
         self.val_data.load_state_dict(state["data"]["val"])
         p = state["progress"]

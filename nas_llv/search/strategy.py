@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from nas_llv.config import ConfigError
-from nas_llv.optim import make_optimizer
+from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search.level import Batch, Level
 
 
@@ -86,6 +86,11 @@ class Strategy:
     def upper_optimizer(self, name: str, level: Level) -> torch.optim.Optimizer:
         """The optimizer of level ``name``'s upper variables (α by default: ``search.arch``)."""
         return make_optimizer(self.cfg.arch, list(level.upper.values()))
+
+    def upper_scheduler(self, name: str, opt: torch.optim.Optimizer, epochs: int) -> Any:
+        """The lr schedule of level ``name``'s upper optimizer ``opt`` over its ``epochs`` (stepped
+        per epoch, as the weights'): ``search.arch.schedule``; None where there is none."""
+        return make_scheduler(self.cfg.arch, opt, epochs)
 
     def start_epoch(self, epoch: int) -> None:
         """Called before the first iteration of ``epoch`` (0-based), also when a run resumes at

@@ -146,6 +146,35 @@ def test_weight_lr_follows_cosine_schedule(tmp_path):
     assert seen == pytest.approx(expected)
 
 
+@pytest.mark.parametrize("schedule", ["cosine", "constant"])
+def test_arch_lr_follows_its_own_schedule(tmp_path, schedule):
+    """``search.arch.schedule`` reaches the α optimizer (it was read and ignored before), stepped per
+    epoch beside the weights' schedule, and a resumed run continues it."""
+    arch = {"lr": 0.01, "betas": [0.5, 0.999], "schedule": schedule}
+    s = _searcher(tmp_path / "a", epochs=3, steps_per_epoch=1, arch=arch)
+    seen = []
+    orig = s._end_epoch
+
+    def spy(start):
+        seen.append([s.levels[n].arch_opt.param_groups[0]["lr"] for n in ("scene", "task")])
+        orig(start)
+    s._end_epoch = spy
+    s.run()
+    if schedule == "cosine":
+        expected = [[0.01 * (1 + math.cos(math.pi * e / 3)) / 2] * 2 for e in range(3)]
+    else:
+        expected = [[0.01, 0.01]] * 3
+    assert seen == [pytest.approx(e) for e in expected]
+    b = _searcher(tmp_path / "b", epochs=3, steps_per_epoch=1, arch=arch)
+    assert b.run(stop_after=4) is False  # two epochs of (scene, task)
+    c = Searcher(b.recipe)
+    c.attach(Run.open(b.run_dir.dir))
+    c.load_state_dict(b.run_dir.load_checkpoint())
+    assert c.levels["scene"].arch_opt.param_groups[0]["lr"] == pytest.approx(expected[2][0])
+    assert c.run()
+    pd.testing.assert_frame_equal(_trajectory(s.run_dir.dir), _trajectory(b.run_dir.dir))
+
+
 @pytest.mark.parametrize("strategy", ["global", "independent"])
 def test_baseline_strategies_run(tmp_path, strategy):
     s = _searcher(tmp_path, strategy=strategy, hypergrad={"type": "first_order"})

@@ -32,8 +32,7 @@ from torch import nn
 
 from nas_llv.config import ConfigError, check_range
 from nas_llv.io_utils import write_yaml
-from nas_llv.optim import make_optimizer
-from nas_llv.optim import OptimConfig
+from nas_llv.optim import OptimConfig, SchedulerGroup, make_optimizer, make_scheduler
 from nas_llv.registry import STRATEGIES
 from nas_llv.search.level import Batch, Level, Objective, arch_parameters, call, named, weight_parameters
 from nas_llv.search.strategy import Losses, Strategy
@@ -185,6 +184,13 @@ class HyperSearch(Strategy):
         if name == "hyper":
             return hyper_optimizer(level, self.opts.hyper, self.cfg.arch)
         return make_optimizer(self.opts.illum, list(level.upper.values()))
+
+    def upper_scheduler(self, name: str, opt: Any, epochs: int) -> Any:
+        """ς's (``search.hyper``) and α's (``search.arch``) schedules in S1, ω_i's (``search.illum``) in S2."""
+        if name == "hyper":
+            configs = {"hyper": self.opts.hyper, "arch": self.cfg.arch}
+            return SchedulerGroup({k: make_scheduler(configs[k], o, epochs) for k, o in opt.parts.items()})
+        return make_scheduler(self.opts.illum, opt, epochs)
 
     def build_levels(self, net: nn.Module, losses: Losses) -> dict[str, Level]:
         lower = losses("lower")
