@@ -31,6 +31,7 @@ from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.speed import apply_speed, channels_last_batch
 from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels_last, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
+from nas_llv.search.aux_skip import apply_aux_skip
 from nas_llv.search.level import Level, named
 from nas_llv.search.strategy import Losses, Strategy
 
@@ -154,6 +155,7 @@ class Searcher(Job):
         return self.step % self.cfg.checkpoint_every == 0
 
     def _iteration(self, start: float) -> None:
+        apply_aux_skip(self.net, self.cfg.aux_skip, self.epoch, self.cfg.epochs)
         for name in self.strategy.schedule(self.epoch):
             level = self.levels[name]
             train_loss, terms, val_b = level.iterate(
