@@ -12,6 +12,16 @@ from nas_llv.config import check_range
 
 
 @dataclass(frozen=True)
+class PerturbConfig:
+    """SDARTS-RS (Chen & Hsieh 2020): uniform noise in [-epsilon, epsilon] on α in each weight step."""
+
+    epsilon: float = 0.03    # paper: 0.03
+
+    def validate(self) -> None:
+        check_range("epsilon", self.epsilon, 0.0)
+
+
+@dataclass(frozen=True)
 class AuxSkipConfig:
     """DARTS- (Chu et al. 2021): an auxiliary skip β·x on every mixed edge, β decaying to 0."""
 

@@ -210,6 +210,8 @@ case("search-grad-clip-inf-string", "search.weights.grad_clip: 'inf' is not a fi
 case("search-unknown-key", "unknown key 'epoch'", lambda d: ["search", SEARCH, "search.epoch=2"])
 case("search-wrong-type", "search.epochs: expected int, got 'two'", lambda d: ["search", SEARCH, "search.epochs=two"])
 case("search-out-of-range", "epochs=0 must be >= 1", lambda d: ["search", SEARCH, "search.epochs=0"])
+case("search-perturb-negative", "search.perturb: epsilon=-0.1 must be >= 0.0",
+     lambda d: ["search", SEARCH, "search.perturb.epsilon=-0.1"])
 case("search-aux-skip-wrong-type", "search.aux_skip.weight: expected a number, got 'one'",
      lambda d: ["search", SEARCH, "search.aux_skip.weight=one"])
 case("search-unknown-strategy", "unknown strategy 'greedy'", lambda d: ["search", SEARCH, "search.strategy=greedy"])

@@ -33,6 +33,7 @@ from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search.aux_skip import apply_aux_skip
 from nas_llv.search.level import Level, named
+from nas_llv.search.perturb import attach_perturbation
 from nas_llv.search.strategy import Losses, Strategy
 
 log = logging.getLogger(__name__)
@@ -68,6 +69,7 @@ class Searcher(Job):
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
         self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
         self.levels: dict[str, Level] = self.strategy.build_levels(self.net, self.losses())
+        attach_perturbation(self.cfg.perturb, self.levels)  # collapse remedies, docs/remedies.md
         self._apply_speed()
         self.schedulers = self._attach_optimizers()
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
