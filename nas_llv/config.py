@@ -111,7 +111,13 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         check_finite(value, where, strings=True)
         return value
     if origin in (Union, types.UnionType):
-        if float in typing.get_args(tp) and _non_finite(value):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None  # null is off, not a section of defaults (a dataclass would take None as {})
+        sections = [a for a in args if dataclasses.is_dataclass(a)]
+        if isinstance(value, Mapping) and len(sections) == 1:
+            return from_dict(sections[0], value, where)  # its own error: the key and the allowed keys
+        if float in args and _non_finite(value):
             _finite_float(value, where)  # raises: say "not a finite number", not "expected ..."
         for arg in typing.get_args(tp):
             with contextlib.suppress(ConfigError):

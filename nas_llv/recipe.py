@@ -14,6 +14,7 @@ from nas_llv.choices import DEVICES
 from nas_llv.optim import OptimConfig
 from nas_llv.config import ConfigError, Variant, apply_overrides, check_range, from_dict, load_yaml, to_dict
 from nas_llv.data import DataConfig
+from nas_llv.remedies import AuxSkipConfig, HessianConfig, PerturbConfig
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,10 @@ class SearchConfig(Variant):
     arch: OptimConfig = field(default_factory=_arch_optim)
     val_batches: int = 4                 # batches in the end-of-epoch validation (best genotype)
     checkpoint_every: int = 50           # steps between checkpoints (and at every epoch end)
+    # collapse remedies (docs/remedies.md), null: off
+    hessian: HessianConfig | None = None     # RobustDARTS: Hessian eigenvalue, DARTS-ES early stop
+    perturb: PerturbConfig | None = None     # SDARTS-RS: noise on α in the weight steps
+    aux_skip: AuxSkipConfig | None = None    # DARTS-: decaying auxiliary skip on mixed edges
     options: Any = None
 
     @classmethod

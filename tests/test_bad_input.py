@@ -210,6 +210,14 @@ case("search-grad-clip-inf-string", "search.weights.grad_clip: 'inf' is not a fi
 case("search-unknown-key", "unknown key 'epoch'", lambda d: ["search", SEARCH, "search.epoch=2"])
 case("search-wrong-type", "search.epochs: expected int, got 'two'", lambda d: ["search", SEARCH, "search.epochs=two"])
 case("search-out-of-range", "epochs=0 must be >= 1", lambda d: ["search", SEARCH, "search.epochs=0"])
+case("search-hessian-unknown-key", "search.hessian: unknown key 'iterations'; allowed: every, iters, tol, early_stop",
+     lambda d: ["search", SEARCH, "search.hessian={iterations: 5}"])
+case("search-early-stop-ratio", "search.hessian.early_stop: ratio=1.5 must be <= 1.0",
+     lambda d: ["search", SEARCH, "search.hessian.early_stop={ratio: 1.5}"])
+case("search-perturb-negative", "search.perturb: epsilon=-0.1 must be >= 0.0",
+     lambda d: ["search", SEARCH, "search.perturb.epsilon=-0.1"])
+case("search-aux-skip-wrong-type", "search.aux_skip.weight: expected a number, got 'one'",
+     lambda d: ["search", SEARCH, "search.aux_skip.weight=one"])
 case("search-unknown-strategy", "unknown strategy 'greedy'", lambda d: ["search", SEARCH, "search.strategy=greedy"])
 case("search-unknown-device", "device='tpu'", lambda d: ["search", SEARCH, "device=tpu"])
 case("search-scene-is-cell", "module 'scene' needs a space with model type ruas_scene",

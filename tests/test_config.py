@@ -54,6 +54,22 @@ def test_errors_name_the_key_and_what_is_allowed(data, message):
     assert str(info.value) == message
 
 
+@dataclasses.dataclass(frozen=True)
+class Switchable:
+    inner: Inner | None = None   # a section that is off when null
+
+
+def test_an_optional_section_is_off_when_null_and_checked_when_given():
+    assert from_dict(Switchable, {"inner": None}).inner is None
+    assert from_dict(Switchable, {"inner": {}}).inner == Inner()
+    with pytest.raises(ConfigError, match=r"^r.yaml: inner: unknown key 'rate'; allowed: lr, mode$"):
+        from_dict(Switchable, {"inner": {"rate": 1}}, "r.yaml:")
+    with pytest.raises(ConfigError, match=r"^r.yaml: inner: lr=-1.0 must be > 0$"):
+        from_dict(Switchable, {"inner": {"lr": -1}}, "r.yaml:")
+    with pytest.raises(ConfigError, match=r"^r.yaml: inner: expected Inner or null, got 3$"):
+        from_dict(Switchable, {"inner": 3}, "r.yaml:")
+
+
 def test_overrides_are_yaml_and_copy_the_data():
     data = {"name": "x", "inner": {"lr": 1e-3}}
     out = apply_overrides(data, ["inner.lr=2e-3", "steps=5", "extra.k={a: 1}"])

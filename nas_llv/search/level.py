@@ -56,6 +56,8 @@ class Level:
     upper_loss: torch.Tensor | None = None  # of the last arch step, see ``arch_step``
     penalties: tuple[UpperPenalty, ...] = ()  # α-only terms added to the upper loss (set by the loop)
     penalty_values: dict[str, float] = {}  # each penalty's value at the last arch step's α
+    # overrides of each weight step's objective, drawn anew per step (SDARTS-RS noise on α, set by the loop)
+    weight_overrides: Callable[[], Overrides] = dict
 
     def objective(self, batch: Batch, train: bool) -> Objective:
         """The loss on ``batch`` as a function of overrides: (total, unweighted terms)."""
@@ -109,14 +111,19 @@ class Level:
         return {label: arch.weights(label, ov.get(names[id(a)], a)) for arch in arch_modules(self.module)
                 for label, a in arch.items() if id(a) in names}
 
+    def arch_variables(self) -> dict[str, nn.Parameter]:
+        """The α among ``upper`` (none for a level of loss weights ς), by their names in ``upper``."""
+        arch = {id(p) for p in arch_parameters(self.module)}
+        return {n: p for n, p in self.upper.items() if id(p) in arch}
+
     def _eval(self, objective: Objective, ov: Overrides) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with self.amp():
             return objective(ov)
 
     def weight_step(self, batch: Batch, objective: Objective | None = None) -> tuple[float, dict[str, float]]:
         """One optimizer step on ω with the training objective (``objective``: already built on
-        ``batch``); returns (loss, terms)."""
-        total, terms = self._eval(objective or self.objective(batch, True), {})
+        ``batch``) at ``weight_overrides()``; returns (loss, terms)."""
+        total, terms = self._eval(objective or self.objective(batch, True), self.weight_overrides())
         params = list(self.lower.values())
         grads = all_reduce_mean(dict(zip(self.lower, torch.autograd.grad(total, params))))  # over ranks
         for p, g in zip(params, grads.values()):

@@ -31,7 +31,10 @@ from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.speed import apply_speed, channels_last_batch
 from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels_last, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
+from nas_llv.search.aux_skip import apply_aux_skip
+from nas_llv.search.hessian import HessianTracker
 from nas_llv.search.level import Level, named
+from nas_llv.search.perturb import attach_perturbation
 from nas_llv.search.strategy import Losses, Strategy
 
 log = logging.getLogger(__name__)
@@ -67,6 +70,8 @@ class Searcher(Job):
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
         self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
         self.levels: dict[str, Level] = self.strategy.build_levels(self.net, self.losses())
+        attach_perturbation(self.cfg.perturb, self.levels)  # collapse remedies, docs/remedies.md
+        self.hessian = HessianTracker(self.cfg.hessian, self.recipe.seed)
         self._apply_speed()
         self.schedulers = self._attach_optimizers()
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
@@ -136,7 +141,7 @@ class Searcher(Job):
 
     # -- the loop ----------------------------------------------------------------------------
     def done(self) -> bool:
-        return self.epoch >= self.cfg.epochs
+        return self.epoch >= self.cfg.epochs or self.hessian.stopped is not None
 
     def progress(self) -> tuple[int, int]:
         """(steps done, steps in all): one step per level update, as the log and the trajectory count."""
@@ -159,6 +164,7 @@ class Searcher(Job):
         return self.step % self.cfg.checkpoint_every == 0
 
     def _iteration(self, start: float) -> None:
+        apply_aux_skip(self.net, self.cfg.aux_skip, self.epoch, self.cfg.epochs)
         for name in self.strategy.schedule(self.epoch):
             level = self.levels[name]
             train_loss, terms, val_b = level.iterate(
@@ -170,6 +176,7 @@ class Searcher(Job):
                    "train_loss": train_loss, "val_loss": self._logged_val_loss(level, val_b), "lr": level.lr,
                    "seconds": round(time.perf_counter() - start, 4)}
             row.update({f"loss/{k}": v for k, v in terms.items()})
+            row.update(self.hessian.after_step(name, level, val_b))
             row.update(self.strategy.extra_columns())
             row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
             row.update({f"penalty/{k}": v for k, v in level.penalty_values.items()})
@@ -201,6 +208,7 @@ class Searcher(Job):
                     # this process yet; torch's "scheduler before optimizer" warning is a false alarm
                     warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
                     sched.step()
+        self.hessian.end_epoch(self.epoch, self.net)
         self.epoch, self.it = self.epoch + 1, 0
         self.save(start)
 
@@ -226,7 +234,7 @@ class Searcher(Job):
         self.check_finite("all", {"upper variable (α)": named(self.net, arch_parameters(self.net))})
         if not self.run_dir.writes:  # another rank than 0 of a data-parallel run
             return
-        path = self.genotype().save(self.run_dir.dir / "genotype.yaml")
+        path = self.hessian.final(self.genotype(), self.net).save(self.run_dir.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
             self.genotype(self.best["genotype"], self.best["val_loss"]).save(self.run_dir.dir / "genotype_best.yaml")
         log.info("search finished after %d steps; genotype written to %s", self.step, path)
@@ -251,6 +259,7 @@ class Searcher(Job):
             "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed,
                          "val_loss": self.val_loss},
             "best": self.best, "rng": rng_state(), "world_size": distributed.world_size(),
+            "hessian": self.hessian.state_dict(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -269,5 +278,6 @@ class Searcher(Job):
         self.step, self.epoch, self.it, self.elapsed = p["step"], p["epoch"], p["it"], p["elapsed"]
         self.val_loss = p.get("val_loss")  # older checkpoints lack it
         self.best = state["best"]
+        self.hessian.load_state_dict(state.get("hessian"))
         set_rng_state(state["rng"])
         self.run_dir.trajectory.truncate_after(self.step)

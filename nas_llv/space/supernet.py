@@ -78,10 +78,13 @@ class MixedEdge(nn.Module):
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
         self.fuse = fuse and all(isinstance(m, (ConvOp, Skip)) for m in ops) and max(m.extent for m in ops) <= FUSE_MAX_EXTENT
         self.by_dilation = False  # fused: one kernel per dilation, not one dense kernel (``fuse_by_dilation``)
+        # DARTS-' auxiliary skip β·x (search/aux_skip.py): every op maps ``channels`` to ``channels``,
+        # so every mixed edge takes it; a search-time term only, never in a derived network
+        self.aux_skip = 0.0
 
     def forward(self, x: torch.Tensor, identity: float = 0.0) -> torch.Tensor:
-        """The mixed op on ``x``, plus ``identity`` * x (a residual node's own input: folded into
-        the combined kernel when fused)."""
+        """The mixed op on ``x``, plus (``identity`` + ``aux_skip``) * x (a residual node's own input
+        and the auxiliary skip: folded into the combined kernel when fused)."""
         if not nni_bridge.is_choice(self.choice):  # frozen by NNI: the chosen op alone
             y = self.choice(x)
             return y + identity * x if identity else y
@@ -89,6 +92,7 @@ class MixedEdge(nn.Module):
             return mixed_convs(x, [self.kernels(identity)])[0]
         w = self._arch.weights(self.label)
         y = sum(wi * op(x) for wi, (_, op) in zip(w, nni_bridge.candidates(self.choice)))
+        identity = identity + self.aux_skip
         return y + identity * x if identity else y
 
     @property
@@ -97,10 +101,11 @@ class MixedEdge(nn.Module):
         return self.fuse and nni_bridge.is_choice(self.choice)
 
     def kernels(self, identity: float = 0.0):
-        """The combined kernels of this (joinable) edge at the current α (``ops.mixed_kernels``)."""
+        """The combined kernels of this (joinable) edge at the current α (``ops.mixed_kernels``), with
+        ``identity`` + ``aux_skip`` folded in."""
         w = self._arch.weights(self.label)
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
-        return mixed_kernels(ops, w, identity, by_dilation=self.by_dilation)
+        return mixed_kernels(ops, w, identity + self.aux_skip, by_dilation=self.by_dilation)
 
 
 def run_together(x: torch.Tensor, edges: list[tuple[MixedEdge, float]]) -> list[torch.Tensor]:

@@ -120,11 +120,15 @@ def test_cell_choices_for_channels_last_are_exact(space):
         y = out["u"] if isinstance(out, dict) else out
         return y, torch.autograd.grad(y.square().sum(), params, allow_unused=True)
 
-    y_fast, g_fast = run(True)
+    fast = run(True)
     assert any(c.joint and c.fuse_parts for c in net.modules() if isinstance(c, Cell))  # the paths differ
-    y_plain, g_plain = run(False)
-    torch.testing.assert_close(y_fast, y_plain)
-    for a, b in zip(g_fast, g_plain):
+    assert_same_output_and_grads(fast, run(False))
+
+
+def assert_same_output_and_grads(got, want):
+    """(output, gradients) pairs agree; a gradient is None (unused) on both sides or on neither."""
+    torch.testing.assert_close(got[0], want[0])
+    for a, b in zip(got[1], want[1], strict=True):
         assert (a is None) == (b is None)
         if a is not None:
             torch.testing.assert_close(a, b)

@@ -1,0 +1,164 @@
+"""RobustDARTS (Zela et al., ICLR 2020, "Understanding and Robustifying Differentiable
+Architecture Search"): the dominant eigenvalue λ of the Hessian ∇²_α L_val of a level's
+validation loss w.r.t. its α, at the current ω, and DARTS-ES, the early stop on its rise.
+
+λ comes from power iteration with Hessian-vector products (double backward through the level's
+validation objective, α passed as overrides), every ``every`` arch steps of a level, on the
+step's validation batch; it is logged as the trajectory column ``hessian/eigenvalue``. At each
+epoch's end the epoch's mean λ per level joins that level's series; DARTS-ES stops when
+mean(series[-2k:-k]) / mean(series[-k:]) < ratio and the search returns the architecture of k
+epochs earlier (the tracker keeps the last k + 1 epochs' α, and its checkpoint entry all of it).
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from typing import Any, Callable, Mapping
+
+import torch
+from torch import Tensor, nn
+
+from nas_llv.remedies import EarlyStopConfig, HessianConfig
+from nas_llv.search.hypergrad.base import dot, grads, leaves, vjp
+from nas_llv.search.level import Batch, Level
+from nas_llv.space.genotype import Genotype
+from nas_llv.space.supernet import arch_modules
+
+log = logging.getLogger(__name__)
+
+COLUMN = "hessian/eigenvalue"
+
+
+def dominant_eigenvalue(loss: Callable[[Mapping[str, Tensor]], Tensor], at: Mapping[str, Tensor],
+                        iters: int, tol: float, generator: torch.Generator) -> float:
+    """The eigenvalue of largest magnitude of the Hessian of ``loss`` at ``at`` (name -> tensor),
+    by at most ``iters`` power-iteration steps from a random unit vector (``generator``); stops
+    when the Rayleigh quotient vᵀHv moves by less than ``tol`` · |λ|. 0 where the Hessian is 0."""
+    x = leaves(at)
+    g = grads(loss(x), x, create_graph=True)
+    v = _unit({k: torch.randn(t.shape, generator=generator, dtype=t.dtype).to(t.device) for k, t in x.items()})
+    value = 0.0
+    for i in range(iters):
+        hv = vjp(g, x, v)
+        new = float(dot(v, hv))
+        v = _unit(hv)
+        if v is None or (i > 0 and abs(new - value) <= tol * abs(new)):
+            return new
+        value = new
+    return value
+
+
+def _unit(v: Mapping[str, Tensor]) -> dict[str, Tensor] | None:
+    """``v`` / ‖v‖ over all names; None for the zero vector."""
+    norm = float(dot(v, v)) ** 0.5
+    return {k: t / norm for k, t in v.items()} if norm > 0 else None
+
+
+def level_eigenvalue(level: Level, batch: Batch, cfg: HessianConfig, generator: torch.Generator) -> float | None:
+    """λ of ∇²_α of ``level``'s validation objective on ``batch`` (None: the level has no α)."""
+    alphas = level.arch_variables()
+    if not alphas:
+        return None
+    objective = level.objective(batch, False)
+
+    def loss(ov: Mapping[str, Tensor]) -> Tensor:
+        with level.amp():
+            return objective(ov)[0]
+
+    return dominant_eigenvalue(loss, alphas, cfg.iters, cfg.tol, generator)
+
+
+def rise_ratio(series: list[float], window: int) -> float | None:
+    """mean(series[-2·window:-window]) / mean(series[-window:]) (DARTS-ES's λ̄_{i-k} / λ̄_i); None
+    with fewer than 2·window values or a later mean <= 0 (no rise to measure)."""
+    if len(series) < 2 * window:
+        return None
+    earlier, later = series[-2 * window:-window], series[-window:]
+    later_mean = sum(later) / window
+    return sum(earlier) / window / later_mean if later_mean > 0 else None
+
+
+def should_stop(series: list[float], cfg: EarlyStopConfig) -> bool:
+    """DARTS-ES: the eigenvalue rose, ``rise_ratio`` < ``cfg.ratio``."""
+    ratio = rise_ratio(series, cfg.window)
+    return ratio is not None and ratio < cfg.ratio
+
+
+def arch_snapshot(net: nn.Module) -> dict[str, Tensor]:
+    """label -> a copy of its α, for every label of ``net``."""
+    return {label: a.detach().cpu().clone() for arch in arch_modules(net) for label, a in arch.items()}
+
+
+def choices_of(net: nn.Module, snapshot: Mapping[str, Tensor]) -> dict[str, str]:
+    """label -> argmax op of ``snapshot``'s α (``ArchParams.genotype`` of a past α)."""
+    return {label: arch.candidates[label][int(snapshot[label].argmax())]
+            for arch in arch_modules(net) for label, _ in arch.items()}
+
+
+class HessianTracker:
+    """The loop's side of RobustDARTS: λ per level every ``cfg.every`` arch steps, the per-epoch
+    series, DARTS-ES and the α it returns to. With ``cfg`` None every method does nothing."""
+
+    def __init__(self, cfg: HessianConfig | None, seed: int) -> None:
+        self.cfg, self.seed = cfg, seed
+        self.steps: dict[str, int] = {}               # level -> arch steps taken
+        self.running: dict[str, list[float]] = {}     # level -> eigenvalues of the running epoch
+        self.series: dict[str, list[float]] = {}      # level -> mean eigenvalue of each epoch that had one
+        self.snapshots: list[dict[str, Tensor]] = []  # α at the last window + 1 epoch ends (DARTS-ES)
+        self.stopped: dict[str, Any] | None = None    # where and why DARTS-ES stopped the search
+
+    def after_step(self, name: str, level: Level, batch: Batch) -> dict[str, float]:
+        """The trajectory column of level ``name``'s step just taken: λ on its validation ``batch``
+        at every ``every``-th arch step of the level, else nothing."""
+        if self.cfg is None:
+            return {}
+        n = self.steps[name] = self.steps.get(name, 0) + 1
+        if n % self.cfg.every:
+            return {}
+        # a generator of its own: tracking λ leaves the search's random stream as it was
+        value = level_eigenvalue(level, batch, self.cfg, torch.Generator().manual_seed(self.seed * 1_000_003 + n))
+        if value is None:
+            return {}
+        self.running.setdefault(name, []).append(value)
+        return {COLUMN: value}
+
+    def end_epoch(self, epoch: int, net: nn.Module) -> None:
+        """After 0-based ``epoch``: each level's mean λ of the epoch joins its series, and with
+        ``early_stop`` the α are kept and DARTS-ES may set ``stopped``."""
+        running, self.running = self.running, {}
+        early = self.cfg.early_stop if self.cfg is not None else None
+        if early is None:
+            return
+        for name, values in running.items():
+            self.series.setdefault(name, []).append(sum(values) / len(values))
+        self.snapshots = [*self.snapshots, arch_snapshot(net)][-(early.window + 1):]
+        for name in running:
+            if should_stop(self.series[name], early) and len(self.snapshots) > early.window:
+                self._stop(name, epoch + 1, early)
+                break
+
+    def _stop(self, name: str, epoch: int, early: EarlyStopConfig) -> None:
+        ratio = rise_ratio(self.series[name], early.window)
+        self.stopped = {"epoch": epoch, "architecture_epoch": epoch - early.window, "level": name,
+                        "reason": f"DARTS-ES: mean Hessian eigenvalue of the {early.window} epochs before the last "
+                                  f"{early.window} / of the last {early.window} = {ratio:.4f} < {early.ratio}"}
+        log.info("early stop after epoch %d, level %s: %s; genotype.yaml takes the architecture of epoch %d",
+                 epoch, name, self.stopped["reason"], epoch - early.window)
+
+    def final(self, genotype: Genotype, net: nn.Module) -> Genotype:
+        """``genotype``, or after an early stop the architecture of ``window`` epochs before it,
+        its meta saying so (without the latest epoch's val_loss, which that architecture did not score)."""
+        if self.stopped is None:
+            return genotype
+        meta = {k: v for k, v in genotype.meta.items() if k != "val_loss"}
+        return dataclasses.replace(genotype, choices=choices_of(net, self.snapshots[0]),
+                                   meta={**meta, "early_stopped": self.stopped})
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "running": self.running, "series": self.series,
+                "snapshots": self.snapshots, "stopped": self.stopped}
+
+    def load_state_dict(self, state: Mapping[str, Any] | None) -> None:
+        """Restore ``state_dict()``'s entries (None: a checkpoint without them, nothing to restore)."""
+        for key, value in (state or {}).items():
+            setattr(self, key, value)

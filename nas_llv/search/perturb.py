@@ -1,0 +1,35 @@
+"""SDARTS-RS (Chen & Hsieh, ICML 2020, "Stabilizing Differentiable Architecture Search via
+Perturbation-based Regularization"): each weight step minimises L_train(ω, α + δ) for a fresh
+δ ~ U[-ε, ε] per element, which smooths the training loss around α so the supernet's weights
+do not overfit one sharp point of α. The stored α is untouched: the noisy α reach the training
+objective as overrides (``Level.weight_overrides``).
+
+The paper writes the perturbed architecture as A + δ; its released code adds δ to softmax(α) and
+clips to [0, 1]. Here δ is added to α before the softmax, so the relaxation stays the one
+``ArchParams.weights`` applies and the weights stay a distribution.
+"""
+from __future__ import annotations
+
+import functools
+from typing import Mapping
+
+import torch
+
+from nas_llv.remedies import PerturbConfig
+from nas_llv.search.level import Level
+
+
+def uniform_noise(alphas: Mapping[str, torch.Tensor], epsilon: float) -> dict[str, torch.Tensor]:
+    """α + δ, δ ~ U[-epsilon, epsilon] elementwise, detached; drawn from torch's global RNG in the
+    order of ``alphas``, so seeded and resumed runs (the checkpoint holds the RNG) draw the same."""
+    return {n: a.detach() + torch.empty_like(a).uniform_(-epsilon, epsilon) for n, a in alphas.items()}
+
+
+def attach_perturbation(cfg: PerturbConfig | None, levels: Mapping[str, Level]) -> None:
+    """Perturb α in the weight steps of every level that has α (nothing when ``cfg`` is None)."""
+    if cfg is None:
+        return
+    for level in levels.values():
+        alphas = level.arch_variables()
+        if alphas:
+            level.weight_overrides = functools.partial(uniform_noise, alphas, cfg.epsilon)
