@@ -14,7 +14,7 @@ from nas_llv.choices import DEVICES
 from nas_llv.optim import OptimConfig
 from nas_llv.config import ConfigError, Variant, apply_overrides, check_range, from_dict, load_yaml, to_dict
 from nas_llv.data import DataConfig
-from nas_llv.remedies import AuxSkipConfig, HessianConfig, PerturbConfig
+from nas_llv.remedies import AuxSkipConfig, CostConfig, HessianConfig, PerturbConfig
 
 
 @dataclass(frozen=True)
@@ -66,6 +66,7 @@ class SearchConfig(Variant):
     hessian: HessianConfig | None = None     # RobustDARTS: Hessian eigenvalue, DARTS-ES early stop
     perturb: PerturbConfig | None = None     # SDARTS-RS: noise on α in the weight steps
     aux_skip: AuxSkipConfig | None = None    # DARTS-: decaying auxiliary skip on mixed edges
+    cost: CostConfig | None = None           # expected FLOPs or latency, a hinge above a target (docs/cost.md)
     options: Any = None
 
     @classmethod

@@ -1,4 +1,5 @@
-"""Options of the DARTS-collapse remedies a search can switch on (docs/remedies.md).
+"""Options of what a search can add to plain DARTS: the DARTS-collapse remedies
+(docs/remedies.md) and the cost term (``search.cost``, docs/cost.md).
 
 Each is one key of the ``search:`` section, null (the default) for off. The options live on the
 ground floor, beside the recipe that holds them (the recipe may not import ``search/``); what
@@ -7,6 +8,7 @@ each remedy does lives in the module of ``search/`` named after its key.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from nas_llv.config import check_range
 
@@ -58,3 +60,24 @@ class AuxSkipConfig:
 
     def validate(self) -> None:
         check_range("weight", self.weight, 0.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class CostConfig:
+    """A cost-aware upper level (ProxylessNAS, Cai et al. 2019; FBNet, Wu et al. 2019): the expected
+    cost E[cost] = Σ_edges Σ_ops w(op)·cost(op) is tracked, and above ``target`` the upper loss gets
+    ``weight`` · max(0, E[cost] / target - 1); ``limit`` is a hard cap on a random candidate's cost."""
+
+    type: Literal["flops", "latency"] = "flops"   # GFLOPs of the whole network, or ms of the searched ops
+    size: tuple[int, int] = (600, 400)   # input width x height the cost is measured at
+    target: float | None = None          # GFLOPs or ms; null: track E[cost] only, no penalty
+    weight: float = 1.0                  # of the hinge above target
+    limit: float | None = None           # random search draws only candidates costing at most this
+
+    def validate(self) -> None:
+        if len(self.size) != 2 or min(self.size) < 1:
+            raise ValueError(f"size={list(self.size)}: expected [width, height], each >= 1")
+        for name in ("target", "limit"):
+            if getattr(self, name) is not None:
+                check_range(name, getattr(self, name), 0.0, lo_open=True)
+        check_range("weight", self.weight, 0.0)

@@ -22,6 +22,7 @@ from nas_llv import __version__, distributed
 from nas_llv.data import build_loaders
 from nas_llv.device import resolve_device
 from nas_llv.space.genotype import Genotype
+from nas_llv.io_utils import write_text
 from nas_llv.job import Job
 from nas_llv.space.models import build_search_network
 from nas_llv.space.models.base import fit_scale
@@ -32,6 +33,7 @@ from nas_llv.speed import apply_speed, channels_last_batch
 from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels_last, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search.aux_skip import apply_aux_skip
+from nas_llv.search.cost import attach_cost, cost_meta, cost_table, expected_cost
 from nas_llv.search.hessian import HessianTracker
 from nas_llv.search.level import Level, named
 from nas_llv.search.perturb import attach_perturbation
@@ -69,7 +71,9 @@ class Searcher(Job):
         self.method = HYPERGRADS.build(self.cfg.hypergrad)
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
         self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
+        self.strategy.cost_table = self.cost_table = cost_table(self.cfg.cost, self.net)
         self.levels: dict[str, Level] = self.strategy.build_levels(self.net, self.losses())
+        attach_cost(self.cfg.cost, self.cost_table, self.net, self.levels)
         attach_perturbation(self.cfg.perturb, self.levels)  # collapse remedies, docs/remedies.md
         self.hessian = HessianTracker(self.cfg.hessian, self.recipe.seed)
         self._apply_speed()
@@ -180,6 +184,7 @@ class Searcher(Job):
             row.update(self.strategy.extra_columns())
             row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
             row.update({f"penalty/{k}": v for k, v in level.penalty_values.items()})
+            row.update(expected_cost(self.cost_table, self.net))
             row.update(self._prob_columns())
             self.run_dir.trajectory.append(row)
 
@@ -227,6 +232,8 @@ class Searcher(Job):
         val_loss = self.val_loss if choices is None else val_loss
         if val_loss is not None:
             meta["val_loss"] = val_loss
+        if self.cost_table is not None:
+            meta["cost"] = cost_meta(self.cost_table, choices or genotype_of(self.net))
         return Genotype(self.network_cfg, self.spaces, choices or genotype_of(self.net), meta)
 
     def finish(self, start: float | None = None) -> None:
@@ -238,6 +245,8 @@ class Searcher(Job):
         if self.best["genotype"] is not None:
             self.genotype(self.best["genotype"], self.best["val_loss"]).save(self.run_dir.dir / "genotype_best.yaml")
         log.info("search finished after %d steps; genotype written to %s", self.step, path)
+        if self.cost_table is not None:
+            write_text(self.run_dir.dir / "cost_table.csv", self.cost_table.to_csv())
         self.strategy.finish(self.run_dir.dir, self.step)
 
     def state_dict(self) -> dict[str, Any]:
@@ -260,6 +269,7 @@ class Searcher(Job):
                          "val_loss": self.val_loss},
             "best": self.best, "rng": rng_state(), "world_size": distributed.world_size(),
             "hessian": self.hessian.state_dict(),
+            "cost_table": self.cost_table.to_csv() if self.cost_table is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -279,5 +289,7 @@ class Searcher(Job):
         self.val_loss = p.get("val_loss")  # older checkpoints lack it
         self.best = state["best"]
         self.hessian.load_state_dict(state.get("hessian"))
+        if self.cost_table is not None and state.get("cost_table"):  # the numbers the run started with
+            self.cost_table.load(state["cost_table"])
         set_rng_state(state["rng"])
         self.run_dir.trajectory.truncate_after(self.step)

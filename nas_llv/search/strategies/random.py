@@ -6,7 +6,9 @@ with α fixed one-hot on its choices, by the weight optimizer (``search.weights`
 and its lr back at the base value) alone, for ``search.steps_per_epoch`` iterations. The loop's
 end-of-epoch validation then scores it; every candidate is scored on the same validation batches
 (those the first candidate drew), so the scores compare networks, not batches. The run's
-``genotype.yaml`` is the candidate with the lowest validation loss, ``candidates.csv`` lists all.
+``genotype.yaml`` is the candidate with the lowest validation loss, ``candidates.csv`` lists all
+(with each one's cost under ``search.cost``). With ``search.cost.limit`` the candidates are drawn
+uniformly among the genotypes costing at most the limit (``space.cost.draw_under``).
 
 The weights are trained with the levels, losses and validation objective of another strategy
 (``levels_of``, default cooperative), so random search and the search it is compared with
@@ -98,9 +100,18 @@ class RandomSearch(Strategy):
         labels = {label: names for m in arch_modules(net) for label, names in m.candidates.items()}
         # drawn from the RNG the loop seeded with the recipe's seed, so the candidates follow it
         generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
-        self.samples = [random_choices(labels, generator) for _ in range(self.cfg.epochs)]
+        self.samples = [self._draw(labels, generator) for _ in range(self.cfg.epochs)]
         self.initial = {k: v.detach().clone() for k, v in net.state_dict().items()}
         return self.levels
+
+    def _draw(self, labels: Mapping[str, tuple[str, ...]], generator: torch.Generator) -> dict[str, str]:
+        """A uniform candidate; with ``search.cost.limit``, uniform among those at or under it."""
+        limit = self.cfg.cost.limit if self.cfg.cost is not None else None
+        if limit is None:
+            return random_choices(labels, generator)
+        from nas_llv.space.cost import draw_under
+
+        return draw_under(self.cost_table, limit, labels, generator)
 
     def schedule(self, epoch: int) -> list[str]:
         return list(self.levels)
@@ -145,14 +156,20 @@ class RandomSearch(Strategy):
         labels = list(self.samples[0])
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["candidate", "val_loss", *labels])
+        table = self.cost_table
+        writer.writerow(["candidate", "val_loss", *(["cost"] if table is not None else []), *labels])
         for c, loss in scores.items():
-            writer.writerow([c + 1, repr(loss), *(self.samples[c][label] for label in labels)])
+            cost = [repr(table.of(self.samples[c]))] if table is not None else []
+            writer.writerow([c + 1, repr(loss), *cost, *(self.samples[c][label] for label in labels)])
         write_text(folder / "candidates.csv", out.getvalue())
         data = load_yaml(folder / "genotype.yaml")
         data["genotype"] = dict(self.samples[best])
         data["meta"] = {**(data.get("meta") or {}), "candidate": best + 1, "candidates": len(scores),
                         "val_loss": scores[best]}
+        if self.cost_table is not None:  # the loop's meta described the last candidate
+            from nas_llv.search.cost import cost_meta
+
+            data["meta"]["cost"] = cost_meta(self.cost_table, self.samples[best])
         write_yaml(folder / "genotype.yaml", data)
 
     def state_dict(self) -> dict[str, Any]:

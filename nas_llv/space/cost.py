@@ -1,0 +1,218 @@
+"""What each candidate of a supernet costs, and a network's expected cost under its α.
+
+A ``CostTable`` holds, for every label, the cost of each candidate on the inputs its edges (or
+parts) meet in one forward pass at a stated input size, summed over the edges that share the
+label (a RUAS module's K stages share one architecture); and the cost of everything that is not
+searched (``fixed``: the cells' 1x1 fusions, the noise estimator, ...). Two kinds:
+
+- ``flops``: torch's FLOP counter (``metrics.count_flops``: 2 per multiply-add of convolutions,
+  nothing for element-wise ops). ``fixed`` is counted too, so the cost of a genotype is its
+  derived network's FLOPs at that size, exactly (tests/space/test_cost.py).
+- ``latency``: a lookup table of each candidate's median wall-clock time (ms) on this machine, on
+  the captured input (ProxylessNAS, Cai et al. 2019; FBNet, Wu et al. 2019). Latency does not add
+  up exactly (the derived network's own time includes the layers between the edges and the
+  allocator), so ``fixed`` is 0 and the table speaks of the searched ops alone.
+
+The expected cost (ProxylessNAS Eq. 4) is E[cost] = fixed + Σ_label Σ_op w_label(op) cost_label(op),
+with w the mixing weights (``ArchParams.weights``: softmax(α), or σ(α) for FairDARTS): a
+differentiable function of α.
+"""
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import logging
+import io
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Iterator, Literal, Mapping, Sequence
+
+import torch
+from torch import nn
+
+from nas_llv.config import ConfigError
+from nas_llv.metrics import count_flops
+from nas_llv.space import nni_bridge
+from nas_llv.space.genotype import random_choices
+from nas_llv.space.supernet import Cell, MixedEdge, MixedPart, arch_modules
+
+log = logging.getLogger(__name__)
+
+CostKind = Literal["flops", "latency"]
+UNITS = {"flops": "GFLOPs", "latency": "ms"}
+
+
+@dataclass
+class CostTable:
+    """label -> {candidate: cost}, plus ``fixed``; costs in ``UNITS[kind]`` at ``size`` (W, H)."""
+
+    kind: CostKind
+    size: tuple[int, int]
+    costs: dict[str, dict[str, float]]
+    fixed: float = 0.0
+
+    def of(self, genotype: Mapping[str, str]) -> float:
+        """The cost of one genotype (label -> op), ``fixed`` included."""
+        missing = sorted(set(self.costs) - set(genotype))
+        if missing:
+            raise ConfigError(f"cost of a genotype: no choice for {missing}")
+        return self.fixed + sum(self.costs[label][genotype[label]] for label in self.costs)
+
+    def expected(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """E[cost] = fixed + Σ_label <weights[label], costs of its candidates>; ``weights``:
+        label -> mixing weights (in candidate order), every label of the table."""
+        terms = [weights[label] @ self.vector(label, weights[label]) for label in self.costs]
+        return self.fixed + torch.stack(terms).sum()
+
+    def vector(self, label: str, like: torch.Tensor) -> torch.Tensor:
+        return torch.tensor(list(self.costs[label].values()), dtype=like.dtype, device=like.device)
+
+    def load(self, text: str) -> None:
+        """Take the costs of a table ``to_csv`` wrote (a resumed run keeps the numbers it started with)."""
+        saved = from_csv(text, self.kind)
+        self.size, self.costs, self.fixed = saved.size, saved.costs, saved.fixed
+
+    def cheapest(self) -> float:
+        return self.fixed + sum(min(c.values()) for c in self.costs.values())
+
+    def to_csv(self) -> str:
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(["label", "candidate", f"cost_{UNITS[self.kind]}", "size"])
+        size = f"{self.size[0]}x{self.size[1]}"
+        writer.writerow(["(fixed)", "", repr(self.fixed), size])
+        for label, ops in self.costs.items():
+            for op, cost in ops.items():
+                writer.writerow([label, op, repr(cost), size])
+        return out.getvalue()
+
+
+def measure(net: nn.Module, kind: CostKind, size: tuple[int, int], repeats: int = 10) -> CostTable:
+    """The cost table of supernet ``net`` on one (1, 3, H, W) input; ``net`` is left as it was.
+
+    FLOPs are counted on a copy on the meta device (shapes only: instant at any size), or on the
+    network's own device where a forward needs real values; latency runs each candidate for real.
+    """
+    if kind == "flops":
+        try:
+            return _measure(copy.deepcopy(net).to("meta"), kind, size, repeats)
+        except (NotImplementedError, RuntimeError) as exc:  # data-dependent control flow
+            log.info("cost: counting FLOPs on real tensors (%s)", str(exc).splitlines()[0])
+    return _measure(net, kind, size, repeats)
+
+
+def _measure(net: nn.Module, kind: CostKind, size: tuple[int, int], repeats: int) -> CostTable:
+    w, h = size
+    x = torch.rand(1, 3, h, w, device=next(net.parameters()).device)
+    inputs: dict[nn.Module, tuple[str, tuple]] = {}
+    total = 0
+    with _every_edge_called(net), _captured(net, inputs), torch.no_grad():
+        if kind == "flops":
+            total = count_flops(net, x)
+        else:
+            net(x)  # the inputs each edge meets
+    costs: dict[str, dict[str, float]] = {}
+    seen: dict[tuple, float] = {}  # the K stages of a module meet the same ops on the same shapes
+    for module, (label, args) in inputs.items():
+        for name, op in nni_bridge.candidates(module.choice):
+            key = (name, type(op), tuple(p.shape for p in op.parameters()), tuple(a.shape for a in args))
+            if key not in seen:
+                seen[key] = _cost(op, args, kind, repeats)
+            costs.setdefault(label, {}).setdefault(name, 0.0)
+            costs[label][name] += seen[key]
+    order = {label: names for arch in arch_modules(net) for label, names in arch.candidates.items()}
+    unseen = sorted(set(order) - set(costs))
+    if unseen:
+        raise ConfigError(f"cost: the labels {unseen} were not reached by a forward pass at {w}x{h}")
+    costs = {label: {op: costs[label][op] for op in order[label]} for label in order}
+    # the counter saw every candidate of every edge once: what is left is the unsearched part
+    fixed = total / 1e9 - sum(c for ops in costs.values() for c in ops.values()) if kind == "flops" else 0.0
+    return CostTable(kind, size, costs, max(fixed, 0.0))
+
+
+def _cost(op: nn.Module, args: tuple, kind: CostKind, repeats: int) -> float:
+    if kind == "flops":
+        return count_flops(op, *args) / 1e9
+    return 1e3 * _median_time(op, args, repeats)
+
+
+def _median_time(op: nn.Module, args: tuple, repeats: int, warmup: int = 2) -> float:
+    """Median seconds of ``op(*args)`` in inference mode (synchronised on CUDA)."""
+    sync = torch.cuda.synchronize if args[0].device.type == "cuda" else (lambda: None)
+    times = []
+    with torch.inference_mode():
+        for i in range(warmup + repeats):
+            sync()
+            start = time.perf_counter()
+            op(*args)
+            sync()
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+@contextlib.contextmanager
+def _every_edge_called(net: nn.Module) -> Iterator[None]:
+    """Unfused, unjoined mixed edges for the measuring pass: each edge's forward runs, on its own
+    input, and every candidate runs as itself (the counter then sees each one)."""
+    saved = [(m, "join", m.join) for m in net.modules() if isinstance(m, Cell)]
+    saved += [(m, "fuse", m.fuse) for m in net.modules() if isinstance(m, MixedEdge)]
+    for m, attr, _ in saved:
+        setattr(m, attr, False)
+    try:
+        yield
+    finally:
+        for m, attr, value in saved:
+            setattr(m, attr, value)
+
+
+@contextlib.contextmanager
+def _captured(net: nn.Module, into: dict[nn.Module, tuple[str, tuple]]) -> Iterator[None]:
+    """Record each mixed edge's or part's label and (detached) inputs of the first call."""
+    def hook(module: nn.Module, args: tuple) -> None:
+        if module not in into:
+            into[module] = (module.label, tuple(a.detach() for a in args if torch.is_tensor(a)))
+
+    handles = [m.register_forward_pre_hook(hook) for m in net.modules() if isinstance(m, (MixedEdge, MixedPart))]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
+def current_weights(net: nn.Module) -> dict[str, torch.Tensor]:
+    """label -> the mixing weights of ``net``'s α now (detached)."""
+    return {label: arch.weights(label, a.detach()) for arch in arch_modules(net) for label, a in arch.items()}
+
+
+def describe(table: CostTable) -> str:
+    return (f"{table.kind} at {table.size[0]}x{table.size[1]}: cheapest genotype {table.cheapest():.4g} "
+            f"{UNITS[table.kind]}, fixed part {table.fixed:.4g}")
+
+
+def from_csv(text: str, kind: CostKind) -> CostTable:
+    """The table ``to_csv`` wrote (a resumed run reads it back rather than measuring again)."""
+    rows = list(csv.reader(io.StringIO(text)))[1:]
+    w, h = (int(v) for v in rows[0][3].split("x"))
+    costs: dict[str, dict[str, float]] = {}
+    for label, op, cost, _ in rows[1:]:
+        costs.setdefault(label, {})[op] = float(cost)
+    return CostTable(kind, (w, h), costs, float(rows[0][2]))
+
+
+def draw_under(table: CostTable, limit: float, labels: Mapping[str, Sequence[str]], generator: torch.Generator,
+               tries: int = 10_000) -> dict[str, str]:
+    """A genotype drawn uniformly among those of ``labels`` costing at most ``limit`` (rejection
+    sampling: the uniform draw, redrawn while over the limit)."""
+    if limit < table.cheapest():
+        raise ConfigError(f"search.cost.limit={limit:g} {UNITS[table.kind]}: no genotype is that cheap; "
+                          f"the cheapest costs {table.cheapest():.4g}")
+    for _ in range(tries):
+        choices = random_choices(labels, generator)
+        if table.of(choices) <= limit:
+            return choices
+    raise ConfigError(f"search.cost.limit={limit:g} {UNITS[table.kind]}: none of {tries} uniform draws was under "
+                      f"it (the cheapest genotype costs {table.cheapest():.4g}); raise the limit")
