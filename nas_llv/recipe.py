@@ -62,11 +62,16 @@ class SearchConfig(Variant):
     arch: OptimConfig = field(default_factory=_arch_optim)
     val_batches: int = 4                 # batches in the end-of-epoch validation (best genotype)
     checkpoint_every: int = 50           # steps between checkpoints (and at every epoch end)
-    # collapse remedies (docs/remedies.md), null: off
+    # collapse remedies (docs/remedies.md), off by default
     hessian: HessianConfig | None = None     # RobustDARTS: Hessian eigenvalue, DARTS-ES early stop
     perturb: PerturbConfig | None = None     # SDARTS-RS: noise on α in the weight steps
     aux_skip: AuxSkipConfig | None = None    # DARTS-: decaying auxiliary skip on mixed edges
     cost: CostConfig | None = None           # expected FLOPs or latency, a hinge above a target (docs/cost.md)
+    # FairDARTS' relaxation of α and its zero-one loss weight (0: off), P-DARTS' cap on skip ops
+    # per cell of the written genotypes (null: no cap)
+    relaxation: Literal["softmax", "sigmoid"] = "softmax"
+    zero_one: float = 0.0
+    max_skip: int | None = None
     options: Any = None
 
     @classmethod
@@ -83,6 +88,22 @@ class SearchConfig(Variant):
             check_range("steps_per_epoch", self.steps_per_epoch, 1)
         if "type" not in self.hypergrad:
             raise ValueError("hypergrad needs a 'type' (see `nas-llv list hypergrads`)")
+        _check_remedies(self)
+
+
+def _check_remedies(cfg: SearchConfig) -> None:
+    """The FairDARTS and P-DARTS keys: ranges, and the combinations that mean nothing."""
+    check_range("zero_one", cfg.zero_one, 0.0)
+    if cfg.zero_one and cfg.relaxation != "sigmoid":
+        raise ValueError(f"zero_one={cfg.zero_one} needs relaxation: sigmoid (the zero-one loss drives each "
+                         f"σ(α_i) to 0 or 1; softmax weights compete and sum to 1); set relaxation: sigmoid "
+                         f"or zero_one: 0")
+    if cfg.max_skip is not None:
+        check_range("max_skip", cfg.max_skip, 0)
+    given = [k for k, off in (("zero_one", 0.0), ("max_skip", None)) if getattr(cfg, k) != off]
+    if given and cfg.strategy == "random":
+        raise ValueError(f"{given[0]} does not apply to strategy random: its candidates are drawn, not "
+                         f"derived from α; leave {given[0]} unset")
 
 
 def _train_optim() -> OptimConfig:

@@ -197,9 +197,12 @@ def y_limits(values: pd.Series | np.ndarray, margin: float = 0.05, min_span: flo
 
 def edge_entropy(run_or_frame: RunOrFrame, module: str | None = None) -> pd.DataFrame:
     """Each edge's entropy at each step, normalised by log(number of candidates): 1 is uniform
-    (nothing chosen yet), 0 one-hot. Columns step, edge, entropy (``module`` as in plot_alphas)."""
+    (nothing chosen yet), 0 one-hot. Columns step, edge, entropy (``module`` as in plot_alphas).
+    The weights are divided by their sum per edge first: softmax weights sum to 1 already, the σ(α)
+    of the sigmoid relaxation (docs/remedies.md) do not (all near 1: every op kept, entropy near 1)."""
     frame = _probs(run_or_frame, module)
     p = frame["prob"].clip(lower=0.0)
+    p = p / p.groupby([frame["step"], frame["edge"]], sort=False).transform("sum").where(lambda t: t > 0, 1.0)
     frame = frame.assign(h=-(p * np.log(p.where(p > 0, 1.0))))
     out = frame.groupby(["step", "edge"], sort=False).agg(h=("h", "sum"), n=("op", "nunique")).reset_index()
     out["entropy"] = out["h"] / np.log(out["n"].where(out["n"] > 1, np.e))

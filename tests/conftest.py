@@ -39,6 +39,16 @@ def grads_ok(module, *inputs) -> None:
         assert p.grad is not None and torch.isfinite(p.grad).all(), name
 
 
+def assert_same_output_and_grads(first, second) -> None:
+    """Two (output, gradients) pairs of one network on two paths agree; a gradient missing
+    (``allow_unused``) on one path is missing on the other."""
+    torch.testing.assert_close(first[0], second[0])
+    for a, b in zip(first[1], second[1], strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b)
+
+
 # -- the export tests' inputs: sample images and the published CVPR RUAS network -------------------
 
 @pytest.fixture

@@ -1,5 +1,6 @@
 """``nas-llv derive GENOTYPE_OR_RUN``: build the fixed network, print ops, params, FLOPs, and for
-a search run its diagnostics (edge margins, when α settled); ``--sample N SPACE``: random genotypes."""
+a search run its diagnostics (edge margins, when α settled); ``--sample N SPACE``: random genotypes;
+``--max-skip M``: a search run's genotype again from its final α, at most M skip ops per cell."""
 from __future__ import annotations
 
 import argparse
@@ -43,14 +44,20 @@ def _size(text: str) -> tuple[int, int]:
     return w, h
 
 
-def _positive(text: str) -> int:
-    try:
-        n = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got '{text}'") from None
-    if n < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {n}")
-    return n
+def _at_least(low: int):
+    """An argparse type: a whole number >= ``low``."""
+    def parse(text: str) -> int:
+        try:
+            n = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number >= {low}, got '{text}'") from None
+        if n < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {n}")
+        return n
+    return parse
+
+
+_positive = _at_least(1)
 
 
 def search_lines(folder: Path) -> list[str]:
@@ -77,6 +84,8 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("-o/--output is where --sample writes; give --sample N with it")
     path = find_genotype(args.target)
     geno = load_genotype(path)
+    if args.max_skip is not None:
+        path, geno = max_skip(path.parent, geno, args.max_skip)
     try:
         net = geno.build(channels=args.channels, repeat=args.repeat)
     except ConfigError as exc:
@@ -100,6 +109,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def max_skip(run: Path, geno, limit: int):
+    """``--max-skip``: the run's genotype from its final α with at most ``limit`` skip ops per cell
+    (``derive/rederive.py``), written beside genotype.yaml; prints the file and the edges changed."""
+    from nas_llv.derive.rederive import rederive
+
+    path, capped = rederive(run, geno, limit)
+    changed = capped.meta["max_skip"]["changed"]
+    print(f"wrote {path}: at most {limit} skip ops per cell, from the final α of checkpoints/last.pt; "
+          + (f"{len(changed)} edge{'s' if len(changed) > 1 else ''} changed:" if changed else "no edge changed"))
+    for label, change in changed.items():
+        print(f"  {label:18s} {change['from']} -> {change['to']}")
+    return path, capped
+
+
 def sample(args: argparse.Namespace) -> int:
     """``--sample N SPACE``: N genotypes drawn uniformly (each label independently, seeded), each
     written as ``sample_<i>/genotype.yaml`` under ``-o`` for ``nas-llv train``; nothing is written
@@ -110,7 +133,7 @@ def sample(args: argparse.Namespace) -> int:
     from nas_llv.space.genotype import Genotype, declared_labels, random_choices
 
     given = [flag for flag, value in (("--channels", args.channels), ("--repeat", args.repeat),
-                                      ("--draw", args.draw)) if value]
+                                      ("--draw", args.draw), ("--max-skip", args.max_skip is not None)) if value]
     if given:
         raise ConfigError(f"{given[0]} does not apply to --sample; derive a written sample with it")
     network, spaces, name = sample_source(args.target)
@@ -178,4 +201,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-o", "--output", metavar="DIR", help="with --sample: the folder for sample_<i>/genotype.yaml "
                    "(default samples-<name>-seed<S>)")
     p.add_argument("--seed", type=int, default=0, help="with --sample: the seed of the draw (default 0)")
+    p.add_argument("--max-skip", type=_at_least(0), metavar="M", help="for a search run: derive its genotype again "
+                   "from the final α (checkpoints/last.pt) with at most M skip ops per cell (P-DARTS), write it "
+                   "to genotype_max_skip_<M>.yaml in the run folder and summarise that one")
     p.set_defaults(run=run)

@@ -17,7 +17,6 @@ import torch
 from torch import nn
 
 from nas_llv.remedies import CostConfig
-from nas_llv.search.level import Level
 from nas_llv.space.cost import UNITS, CostTable, current_weights, describe, measure
 
 log = logging.getLogger(__name__)
@@ -47,14 +46,6 @@ def cost_table(cfg: CostConfig | None, net: nn.Module) -> CostTable | None:
                     cfg.target, UNITS[cfg.type], table.cheapest())
     return table
 
-
-def attach_cost(cfg: CostConfig | None, table: CostTable | None, net: nn.Module, levels: Mapping[str, Level]) -> None:
-    """A ``CostPenalty`` on every level with α, when ``search.cost.target`` is set."""
-    if cfg is None or cfg.target is None or table is None:
-        return
-    for level in levels.values():
-        if level.arch_variables():
-            level.penalties = (*level.penalties, CostPenalty(table, net, cfg.target, cfg.weight))
 
 
 def expected_cost(table: CostTable | None, net: nn.Module) -> dict[str, float]:

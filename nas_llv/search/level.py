@@ -175,3 +175,14 @@ def weight_parameters(module: nn.Module) -> list[nn.Parameter]:
     from nas_llv.space import supernet
 
     return supernet.weight_parameters(module)
+
+
+def attach_penalty(levels: Mapping[str, Level], penalty: UpperPenalty) -> list[str]:
+    """Add ``penalty`` to the upper loss of every level whose upper variables hold α (``Level.relaxed``
+    is not empty); returns the names of those levels. Levels of ς only (loss weights) are left alone."""
+    attached = []
+    for name, level in levels.items():
+        if level.relaxed({}):
+            level.penalties = (*level.penalties, penalty)
+            attached.append(name)
+    return attached

@@ -30,12 +30,14 @@ from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.speed import apply_speed, channels_last_batch
+from nas_llv.space.skip_cap import capped
 from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels_last, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search.aux_skip import apply_aux_skip
-from nas_llv.search.cost import attach_cost, cost_meta, cost_table, expected_cost
+from nas_llv.search.cost import CostPenalty, cost_meta, cost_table, expected_cost
+from nas_llv.search.fair import ZeroOne
 from nas_llv.search.hessian import HessianTracker
-from nas_llv.search.level import Level, named
+from nas_llv.search.level import Level, attach_penalty, named
 from nas_llv.search.perturb import attach_perturbation
 from nas_llv.search.strategy import Losses, Strategy
 
@@ -66,14 +68,14 @@ class Searcher(Job):
         """The supernet, the strategy and its levels, each level's optimizers and lr schedule."""
         self.spaces = self.load_spaces()
         self.network_cfg = self.recipe.network.builder_config()
-        self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.fuse)
+        self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.fuse, self.cfg.relaxation)
         self.net: nn.Module = self.space.net.to(self.device)
         self.method = HYPERGRADS.build(self.cfg.hypergrad)
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
         self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
         self.strategy.cost_table = self.cost_table = cost_table(self.cfg.cost, self.net)
         self.levels: dict[str, Level] = self.strategy.build_levels(self.net, self.losses())
-        attach_cost(self.cfg.cost, self.cost_table, self.net, self.levels)
+        self._attach_penalties()
         attach_perturbation(self.cfg.perturb, self.levels)  # collapse remedies, docs/remedies.md
         self.hessian = HessianTracker(self.cfg.hessian, self.recipe.seed)
         self._apply_speed()
@@ -83,6 +85,15 @@ class Searcher(Job):
         self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
         self.val_loss: float | None = None  # the latest epoch's validation loss
         self.elapsed = 0.0
+
+    def _attach_penalties(self) -> None:
+        """The recipe's α-only terms of the upper losses (``Level.penalties``): FairDARTS' zero-one
+        loss, and the hinge on the expected cost above ``search.cost.target`` (docs/cost.md)."""
+        if self.cfg.zero_one:
+            attach_penalty(self.levels, ZeroOne(self.cfg.zero_one))
+        cost = self.cfg.cost
+        if cost is not None and cost.target is not None:
+            attach_penalty(self.levels, CostPenalty(self.cost_table, self.net, cost.target, cost.weight))
 
     def _apply_speed(self) -> None:
         """The recipe's ``speed:`` options (docs/speed.md) on the network and the levels."""
@@ -203,7 +214,8 @@ class Searcher(Job):
         self.check_finite("all", {"validation loss": {"mean": val}})
         self.val_loss = val
         if val < self.best["val_loss"]:
-            self.best = {"val_loss": val, "genotype": genotype_of(self.net), "epoch": self.epoch + 1}
+            choices, meta = self.derived()
+            self.best = {"val_loss": val, "genotype": choices, "epoch": self.epoch + 1, "meta": meta}
         log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
                  self.cfg.epochs, val, self.best["val_loss"], self.best["epoch"])
         for name, sched in self.schedulers.items():
@@ -225,16 +237,26 @@ class Searcher(Job):
         return sum(self.strategy.val_loss(self.levels, self._batch(self.val_data)) for _ in range(n)) / n
 
     # -- results and checkpoints ---------------------------------------------------------------
-    def genotype(self, choices: dict[str, str] | None = None, val_loss: float | None = None) -> Genotype:
-        """The current architecture (or ``choices``); its meta records ``val_loss``, the validation
-        loss it scored (default: the latest epoch's), where there is one."""
+    def derived(self) -> tuple[dict[str, str], dict[str, Any]]:
+        """The current architecture (argmax per edge), with at most ``search.max_skip`` skip ops per
+        cell where set (P-DARTS, ``space/skip_cap.py``), and the meta recording the edges it changed."""
+        if self.cfg.max_skip is None:
+            return genotype_of(self.net), {}
+        return capped(genotype_of(self.net), probs_of(self.net), self.network_cfg, self.spaces, self.cfg.max_skip)
+
+    def genotype(self, choices: dict[str, str] | None = None, val_loss: float | None = None,
+                 extra: dict[str, Any] | None = None) -> Genotype:
+        """The current architecture (``derived``), or ``choices`` with their meta ``extra``; its meta
+        records ``val_loss``, the validation loss it scored (default: the latest epoch's), where there is one."""
         meta = {"run": self.run_dir.dir.name, "strategy": self.cfg.strategy, "epochs": self.epoch, "step": self.step}
         val_loss = self.val_loss if choices is None else val_loss
+        if choices is None:
+            choices, extra = self.derived()
         if val_loss is not None:
             meta["val_loss"] = val_loss
         if self.cost_table is not None:
-            meta["cost"] = cost_meta(self.cost_table, choices or genotype_of(self.net))
-        return Genotype(self.network_cfg, self.spaces, choices or genotype_of(self.net), meta)
+            meta["cost"] = cost_meta(self.cost_table, choices)
+        return Genotype(self.network_cfg, self.spaces, choices, {**meta, **(extra or {})})
 
     def finish(self, start: float | None = None) -> None:
         # never a genotype from NaN probabilities (each step checks α; this guards the file itself)
@@ -243,7 +265,8 @@ class Searcher(Job):
             return
         path = self.hessian.final(self.genotype(), self.net).save(self.run_dir.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
-            self.genotype(self.best["genotype"], self.best["val_loss"]).save(self.run_dir.dir / "genotype_best.yaml")
+            best = self.genotype(self.best["genotype"], self.best["val_loss"], self.best.get("meta"))
+            best.save(self.run_dir.dir / "genotype_best.yaml")
         log.info("search finished after %d steps; genotype written to %s", self.step, path)
         if self.cost_table is not None:
             write_text(self.run_dir.dir / "cost_table.csv", self.cost_table.to_csv())

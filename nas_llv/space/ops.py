@@ -108,6 +108,8 @@ _TABLE: dict[str, tuple[Callable[[int], nn.Module], str]] = {
 
 OPS: dict[str, Callable[[int], nn.Module]] = {name: ctor for name, (ctor, _) in _TABLE.items()}
 PAPER_NAMES: dict[str, str] = {name: abbr for name, (_, abbr) in _TABLE.items()}
+# The parameter-free identity ops (skip connections): what P-DARTS' cap counts (space/skip_cap.py).
+SKIP_OPS: frozenset[str] = frozenset(name for name, (ctor, _) in _TABLE.items() if ctor is Skip)
 ALIASES: dict[str, str] = {
     **{abbr: name for name, abbr in PAPER_NAMES.items()},
     "skip_connect": "skip",          # public RUAS code

@@ -1,12 +1,13 @@
 """Supernet pieces built from a space: architecture parameters, mixed edges, cells.
 
 The same ``Cell`` serves the supernet and the derived network; only the edge factory
-differs (``MixedEdges`` makes labelled choices weighted by softmax(α), ``FixedEdges`` makes
-the ops a genotype names). Both build from the one op table.
+differs (``MixedEdges`` makes labelled choices weighted by the relaxation of α, softmax(α) or
+σ(α), ``FixedEdges`` makes the ops a genotype names). Both build from the one op table.
 """
 from __future__ import annotations
 
 import functools
+import math
 import operator
 from typing import Callable, Iterator, Mapping, Protocol
 
@@ -23,12 +24,35 @@ from nas_llv.space.spec import CellSpec, EdgeSpec, edge_label, graph_of
 # Above this receptive field a combined kernel costs more than the separate convolutions.
 FUSE_MAX_EXTENT = 7
 
+# How α becomes mixing weights: DARTS' softmax over a label's candidates (they compete, summing
+# to 1), or FairDARTS' sigmoid of each α_i on its own (Chu et al., ECCV 2020; docs/remedies.md).
+RELAXATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "softmax": lambda a: F.softmax(a, dim=0),
+    "sigmoid": torch.sigmoid,
+}
+
+
+def initial_alpha(relaxation: str, n: int) -> torch.Tensor:
+    """α of a label with ``n`` candidates at the start of a search: DARTS' 1e-3 · N(0, 1), near-uniform
+    and symmetry-breaking; for the sigmoid relaxation shifted by logit(1/n), so each σ(α_i) starts near
+    1/n as softmax weights do. FairDARTS starts at σ = 0.5, which its batch-normalised ops do not feel;
+    RUAS cells have no normalisation, and at 0.5 the weights of an edge sum to n/2: the demo search's
+    denoiser started at a loss near 2e4 and diverged in its first step (docs/remedies.md)."""
+    shift = -math.log(n - 1) if relaxation == "sigmoid" and n > 1 else 0.0
+    return 1e-3 * torch.randn(n) + shift
+
 
 class ArchParams(nn.Module):
-    """One α vector per architecture label; edges with the same label share it."""
+    """One α vector per architecture label; edges with the same label share it.
 
-    def __init__(self) -> None:
+    ``relaxation`` (a key of ``RELAXATIONS``) is not in the state dict: a search builds its supernet
+    with its recipe's ``search.relaxation``, which the run's config and checkpoint keep."""
+
+    def __init__(self, relaxation: str = "softmax") -> None:
         super().__init__()
+        if relaxation not in RELAXATIONS:
+            raise ConfigError(f"relaxation '{relaxation}' is unknown; allowed: {', '.join(RELAXATIONS)}")
+        self.relaxation = relaxation
         self.alphas = nn.ParameterDict()
         self._labels: dict[str, str] = {}  # parameter key -> label ('.' is not allowed in keys)
         self.candidates: dict[str, tuple[str, ...]] = {}
@@ -40,8 +64,7 @@ class ArchParams(nn.Module):
                                   f"{list(self.candidates[label])} vs {list(names)}")
             return
         key = label.replace(".", "__")
-        # DARTS initialises α at 1e-3 * N(0, 1): near-uniform, symmetric-breaking
-        self.alphas[key] = nn.Parameter(1e-3 * torch.randn(len(names)))
+        self.alphas[key] = nn.Parameter(initial_alpha(self.relaxation, len(names)))
         self._labels[key] = label
         self.candidates[label] = names
 
@@ -53,21 +76,24 @@ class ArchParams(nn.Module):
             yield self._labels[key], p
 
     def weights(self, label: str, alpha: torch.Tensor | None = None) -> torch.Tensor:
-        """The mixing weights of ``label``'s candidates: softmax(α) (``alpha``: an override of the
-        label's α, e.g. a hypergradient's copy). The one place the relaxation is applied."""
-        return F.softmax(self[label] if alpha is None else alpha, dim=0)
+        """The mixing weights of ``label``'s candidates: softmax(α), or σ(α) with the sigmoid
+        relaxation (``alpha``: an override of the label's α, e.g. a hypergradient's copy). The one
+        place the relaxation is applied."""
+        return RELAXATIONS[self.relaxation](self[label] if alpha is None else alpha)
 
     def probs(self) -> dict[str, dict[str, float]]:
         """label -> {op: mixing weight} (``weights``)."""
         return {lab: dict(zip(self.candidates[lab], self.weights(lab, a.detach()).tolist())) for lab, a in self.items()}
 
     def genotype(self) -> dict[str, str]:
-        """label -> argmax op (RUAS derivation: no 'none' op, fixed topology)."""
+        """label -> argmax op (RUAS derivation: no 'none' op, fixed topology). Both relaxations are
+        monotone in α, so this is also the argmax of the mixing weights (FairDARTS' threshold on
+        σ(α) does not apply to a fixed topology: docs/remedies.md)."""
         return {lab: self.candidates[lab][int(a.detach().argmax())] for lab, a in self.items()}
 
 
 class MixedEdge(nn.Module):
-    """Σ_i softmax(α)_i op_i(x) over the candidates of one label."""
+    """Σ_i w_i op_i(x) over the candidates of one label, w = ``ArchParams.weights`` (softmax(α) or σ(α))."""
 
     def __init__(self, label: str, names: tuple[str, ...], channels: int, arch: ArchParams, fuse: bool = True) -> None:
         super().__init__()
@@ -116,7 +142,7 @@ def run_together(x: torch.Tensor, edges: list[tuple[MixedEdge, float]]) -> list[
 
 
 class MixedPart(nn.Module):
-    """Σ_i softmax(α)_i part_i(*inputs) over whole candidate sub-networks of one label.
+    """Σ_i w_i part_i(*inputs) over whole candidate sub-networks of one label (w: ``ArchParams.weights``).
 
     Parts take the same inputs and return tensors of one shape (e.g. up-scalers, fusions).
     """
@@ -347,9 +373,10 @@ def derived_state_dict(supernet: nn.Module, genotype: Mapping[str, str]) -> dict
 
 @torch.no_grad()
 def set_one_hot(model: nn.Module, genotype: Mapping[str, str], scale: float = 1e4) -> None:
-    """Set every α so softmax(α) is one-hot on the genotype's choice (exactly, in float)."""
+    """Set every α so its mixing weights are one-hot on the genotype's choice (exactly, in float):
+    ``scale`` for the choice, ``-scale`` for the others (σ(0) would be 0.5, not 0)."""
     for m in arch_modules(model):
         for label, alpha in m.items():
-            alpha.zero_()
+            alpha.fill_(-scale)
             name = genotype[label] if genotype[label] in m.candidates[label] else canonical_op(genotype[label])
             alpha[m.candidates[label].index(name)] = scale

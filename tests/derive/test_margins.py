@@ -84,6 +84,20 @@ def test_entropy_is_normalised_to_uniform_and_one_hot():
     assert len(h) == 16
 
 
+def test_sigmoid_weights_give_margins_as_they_are_and_entropy_of_their_shares():
+    """σ(α) (search.relaxation: sigmoid) do not sum to 1: the margin is still top - runner-up, the
+    entropy is that of the weights divided by their sum (all ops kept alike: 1; one op alone: 0)."""
+    frame = _frame(FLIPPING)
+    frame[["prob/e1/a", "prob/e1/b", "prob/e1/c"]] = [0.9, 0.9, 0.9]
+    frame.loc[7, ["prob/e1/a", "prob/e1/b", "prob/e1/c"]] = [0.95, 0.0, 0.0]
+    frame.loc[7, ["prob/e2/x", "prob/e2/y"]] = [0.9, 0.7]
+    assert edge_margins(frame).loc["e2", "margin"] == pytest.approx(0.2)
+    h = edge_entropy(frame).set_index(["edge", "step"])["entropy"]
+    assert h[("e1", 1)] == pytest.approx(1.0) and h[("e1", 8)] == pytest.approx(0.0)
+    p = np.array([0.9, 0.7]) / 1.6
+    assert h[("e2", 8)] == pytest.approx(-(p * np.log(p)).sum() / math.log(2))
+
+
 @pytest.fixture(scope="module")
 def search_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("search")

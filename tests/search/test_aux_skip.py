@@ -15,7 +15,7 @@ from nas_llv.space.spec import load_space
 from nas_llv.space.supernet import (
     ArchParams, Cell, MixedEdge, arch_parameters, derived_state_dict, genotype_of, set_all, set_one_hot,
 )
-from test_speed_exact import assert_same_output_and_grads
+from conftest import assert_same_output_and_grads
 
 NAMES = ("conv_1x1", "conv_3x3", "resconv_1x1", "dilconv_3x3_d2", "skip")
 

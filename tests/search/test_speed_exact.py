@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import RECIPES
+from conftest import RECIPES, assert_same_output_and_grads
 from nas_llv.recipe import load_recipe
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
@@ -123,12 +123,3 @@ def test_cell_choices_for_channels_last_are_exact(space):
     fast = run(True)
     assert any(c.joint and c.fuse_parts for c in net.modules() if isinstance(c, Cell))  # the paths differ
     assert_same_output_and_grads(fast, run(False))
-
-
-def assert_same_output_and_grads(got, want):
-    """(output, gradients) pairs agree; a gradient is None (unused) on both sides or on neither."""
-    torch.testing.assert_close(got[0], want[0])
-    for a, b in zip(got[1], want[1], strict=True):
-        assert (a is None) == (b is None)
-        if a is not None:
-            torch.testing.assert_close(a, b)

@@ -58,17 +58,20 @@ def build_module(space: SpaceSpec, edges: EdgeFactory, prefix: str = "", **overr
     return MODELS.get(opts.pop("type"))(space, edges, prefix=prefix, **opts)
 
 
-def build_searchable(space: SpaceSpec, prefix: str = "", fuse: bool = True, **overrides: Any) -> nn.Module:
-    """A supernet module with its own ``.arch`` (ArchParams). Call inside ``nni_bridge.Space``."""
-    arch = ArchParams()
+def build_searchable(space: SpaceSpec, prefix: str = "", fuse: bool = True, relaxation: str = "softmax",
+                     **overrides: Any) -> nn.Module:
+    """A supernet module with its own ``.arch`` (ArchParams, mixing with ``relaxation``). Call inside
+    ``nni_bridge.Space``."""
+    arch = ArchParams(relaxation)
     net = build_module(space, MixedEdges(arch, fuse), prefix, **overrides)
     net.arch = arch
     return net
 
 
-def build_supernet(space: SpaceSpec, fuse: bool = True, **overrides: Any) -> nni_bridge.Space:
+def build_supernet(space: SpaceSpec, fuse: bool = True, relaxation: str = "softmax",
+                   **overrides: Any) -> nni_bridge.Space:
     """The NNI-rooted supernet of one space; ``.net`` is the network."""
-    return nni_bridge.Space(lambda: build_searchable(space, "", fuse, **overrides))
+    return nni_bridge.Space(lambda: build_searchable(space, "", fuse, relaxation, **overrides))
 
 
 def build_derived(space: SpaceSpec, genotype: Mapping[str, str], prefix: str = "", **overrides: Any) -> nn.Module:
