@@ -1,35 +1,48 @@
-"""RUAS Table 4 with a random baseline: cooperative, global, independent and random search on the
-same data, seeds and budget; every genotype retrained with one train recipe and scored on the MIT
-pairs (PSNR/SSIM, mean ± std over the seeds), printed as a Markdown table.
+"""Does the search pay? RUAS Table 4 with a random baseline and a cost-aware search, at a budget
+where α settles; every genotype retrained with one train recipe and scored on the MIT pairs.
 
-Each (strategy, seed) runs the real commands: ``nas-llv search`` (the search recipe with
-``search.strategy`` set), ``nas-llv train`` on its run folder, ``nas-llv eval`` on ``--mit``.
-The three DARTS strategies get ``--epochs`` x ``--steps-per-epoch`` iterations; random search gets
-the same number of forward-backward passes (docs/random.md): a finite_difference level update
-costs 5 passes (4 for the hypergradient, 1 weight step) where a random-search one costs 1, so
-random trains ``--candidates`` genotypes for 5 x epochs x steps_per_epoch / candidates
-iterations each. Search seconds are measured and printed beside the PSNR, so the equality can be
-checked in time as well.
+Arms, each run with every seed (the seed is the search's, its data's and its retraining's, so
+arms are paired by seed):
 
-    python benchmarks/strategies.py [--seeds 0,1,2] [--epochs 8] [--steps-per-epoch 2]
-        [--candidates 8] [--train-steps 120] [--mit ../shared/data/mit5] [--work DIR] [--set KEY=VALUE ...]
+- ``cooperative``, ``global``, ``independent``: the DARTS strategies of RUAS Table 4,
+  ``--epochs`` x ``--steps-per-epoch`` iterations with ``recipes/ruas_demo.yaml``'s α optimizer
+  (Adam, lr 0.1, cosine: α settles in that budget, docs/search.md);
+- ``random``: random search at equal forward-backward passes (docs/random.md): a
+  finite_difference level update costs 5 passes where a random-search one costs 1, so
+  ``--candidates`` genotypes of 5 x epochs x steps_per_epoch / candidates iterations each;
+- ``cooperative_cost``: cooperative search with ``search.cost`` (FLOPs at 600x400, a hinge
+  above ``--cost-target`` GFLOPs, docs/cost.md);
+- ``--random-genotypes`` genotypes drawn uniformly (``nas-llv derive --sample``, seed 0), no
+  search: each retrained and scored the same way (seed 0), for the PSNR-vs-FLOPs plot.
+
+Each run is the real command line (``nas-llv search``, ``train``, ``eval``) in a fresh process,
+``--jobs`` at a time with one torch thread each. Rows go to ``WORK/results.jsonl`` as they finish;
+rerunning with the same ``--work`` skips the rows it has. The summary: PSNR/SSIM mean ± std per
+arm, a paired t-test (and the exact sign-flip test) of each arm against ``random`` over the seeds,
+how firmly each search chose (edges within noise, the epoch α settled), and the plot.
+
+    python benchmarks/strategies.py [--seeds 0-4] [--jobs 2] [--work DIR] [--plot PNG]
 """
 from __future__ import annotations
 
 import argparse
-import csv
+import concurrent.futures as cf
+import itertools
 import json
 import math
+import os
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 SEARCH_RECIPE = ROOT / "recipes" / "ruas_demo.yaml"
 TRAIN_RECIPE = ROOT / "recipes" / "ruas_demo_train.yaml"
-STRATEGIES = ("cooperative", "global", "independent", "random")
+DARTS = ("cooperative", "global", "independent")
+ARMS = (*DARTS, "random", "cooperative_cost")
 # both recipes' data: low-light images synthesised from the bundled photographs (docs/data.md),
 # exposures 1/8 to 1/2 as MIT-Adobe FiveK's under-exposed inputs; the MIT pairs are test data only
 SYNTH = ["data.type=synth", "data.demo_count=null", "data.demo_size=null", "data.exposure_min=0.125",
@@ -38,22 +51,26 @@ SEARCH_DATA = [*SYNTH, "data.synth_count=16", "data.synth_size=64", "data.paired
                "data.batch_size=1"]
 TRAIN_DATA = [*SYNTH, "data.synth_count=32", "data.synth_size=64", "data.crop=32", "data.batch_size=2"]
 PASSES_PER_SEARCH_UPDATE = 5  # finite_difference: 4 passes for the hypergradient + 1 weight step
-PAPER = {"global": "14.496 / 0.543", "independent": "15.841 / 0.584", "cooperative": "18.226 / 0.717",
-         "random": "not reported"}  # RUAS TPAMI Table 4 (MIT-Adobe FiveK), PSNR / SSIM
+PAPER = {"global": "14.496 / 0.543", "independent": "15.841 / 0.584", "cooperative": "18.226 / 0.717"}
+LOCK = threading.Lock()
 
 
 def nas_llv(*args: str) -> str:
-    """Run ``nas-llv ARGS`` in a fresh process; its standard output (the run folder's last line)."""
-    done = subprocess.run([sys.executable, "-m", "nas_llv", *args], capture_output=True, text=True, cwd=ROOT)
+    """``nas-llv ARGS`` in a fresh process on one thread; the last line of its standard output."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-m", "nas_llv", *args, "--threads", "1"] if args[0] != "derive" else
+                          [sys.executable, "-m", "nas_llv", *args], capture_output=True, text=True, cwd=ROOT, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"nas-llv {' '.join(args)} failed:\n{done.stderr[-2000:]}")
-    return done.stdout
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
 
 
-def search_overrides(strategy: str, seed: int, args: argparse.Namespace) -> list[str]:
-    """The search recipe's overrides for ``strategy`` at ``seed``, at the shared budget."""
-    common = [f"seed={seed}", f"data.seed={seed}", *SEARCH_DATA, f"search.strategy={strategy}",
-              "search.hypergrad={type: finite_difference}", *args.set]
+def search_overrides(arm: str, seed: int, args: argparse.Namespace) -> list[str]:
+    """The search recipe's overrides for ``arm`` at ``seed``, at the shared budget."""
+    strategy = "cooperative" if arm == "cooperative_cost" else arm
+    common = [f"seed={seed}", f"data.seed={seed}", *SEARCH_DATA, f"search.strategy={strategy}", *args.set]
+    if arm == "cooperative_cost":
+        common.append(f"search.cost={{type: flops, target: {args.cost_target}, weight: 1.0}}")
     if strategy != "random":
         return [*common, f"search.epochs={args.epochs}", f"search.steps_per_epoch={args.steps_per_epoch}"]
     return [*common, f"search.epochs={args.candidates}", f"search.steps_per_epoch={random_steps(args)}"]
@@ -64,20 +81,75 @@ def random_steps(args: argparse.Namespace) -> int:
     return max(1, round(PASSES_PER_SEARCH_UPDATE * args.epochs * args.steps_per_epoch / args.candidates))
 
 
-def one(strategy: str, seed: int, args: argparse.Namespace, work: Path) -> dict[str, float]:
-    """Search, retrain, evaluate: PSNR, SSIM and the search's seconds."""
-    run = nas_llv("search", str(SEARCH_RECIPE), *search_overrides(strategy, seed, args),
-                  "--output", str(work / "search")).strip().splitlines()[-1]
-    with open(Path(run) / "trajectory.csv", newline="") as f:
-        search_s = float(list(csv.DictReader(f))[-1]["seconds"])  # the loop's own clock, no start-up
-    trained = nas_llv("train", run, "--recipe", str(TRAIN_RECIPE), f"seed={seed}", f"data.seed={seed}",
-                      *TRAIN_DATA, f"train.steps={args.train_steps}",
-                      "--output", str(work / "train")).strip().splitlines()[-1]
-    out = work / "eval" / f"{strategy}-{seed}"
+def retrain_and_score(target: str, seed: int, key: str, args: argparse.Namespace, work: Path) -> dict:
+    """Train ``target`` (a run folder or genotype) with the shared train recipe, evaluate on MIT."""
+    trained = nas_llv("train", target, "--recipe", str(TRAIN_RECIPE), f"seed={seed}", f"data.seed={seed}",
+                      *TRAIN_DATA, f"train.steps={args.train_steps}", "--output", str(work / "train"))
+    out = work / "eval" / key
     nas_llv("eval", trained, "--data", str(args.mit), "--lpips-net", "none", "--repeats", "1", "--warmup", "0",
             "-q", "-o", str(out))
     summary = json.loads((out / "summary.json").read_text())
-    return {"psnr": summary["psnr"], "ssim": summary["ssim"], "search_s": search_s}
+    return {"psnr": summary["psnr"], "ssim": summary["ssim"], "gflops": summary["flops"] / 1e9,
+            "params": summary["params"]}
+
+
+def search_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
+    """Search, retrain, evaluate one (arm, seed); with how firmly the search chose."""
+    run = nas_llv("search", str(SEARCH_RECIPE), *search_overrides(arm, seed, args), "--output", str(work / "search"))
+    row = {"arm": arm, "seed": seed, "run": run, **choice_stats(Path(run), arm)}
+    return {**row, **retrain_and_score(run, seed, f"{arm}-{seed}", args, work)}
+
+
+def choice_stats(run: Path, arm: str) -> dict:
+    """Edges within noise and the epoch α settled (``nas-llv derive``'s diagnostics); none for random."""
+    import csv
+
+    with open(run / "trajectory.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    stats = {"search_s": float(rows[-1]["seconds"])}  # the loop's own clock, no start-up
+    if arm == "random":
+        return stats
+    sys.path.insert(0, str(ROOT))
+    from nas_llv.derive.margins import edge_margins, settled_epoch
+
+    table = edge_margins(run)
+    epochs = max(int(r["epoch"]) for r in rows)
+    return {**stats, "within_noise": int(table["within_noise"].sum()), "edges": len(table),
+            "settled": settled_epoch(table) < epochs}
+
+
+def sampled_arm(folder: str, index: int, args: argparse.Namespace, work: Path) -> dict:
+    """Retrain and score the uniformly drawn genotype in ``folder`` (seed 0 for every one)."""
+    return {"arm": "sampled", "seed": index, "run": folder,
+            **retrain_and_score(folder, 0, f"sampled-{index}", args, work)}
+
+
+# -- statistics ------------------------------------------------------------------------------------
+
+def t_sf(t: float, df: int) -> float:
+    """P(T > t) for Student's t with ``df`` degrees of freedom (Simpson's rule on the density; the
+    benchmark needs no scipy)."""
+    if t < 0:
+        return 1 - t_sf(-t, df)
+    c = math.gamma((df + 1) / 2) / (math.sqrt(df * math.pi) * math.gamma(df / 2))
+    density = lambda x: c * (1 + x * x / df) ** (-(df + 1) / 2)  # noqa: E731
+    n = 20000
+    h = t / n
+    area = density(0) + density(t) + sum((4 if i % 2 else 2) * density(i * h) for i in range(1, n))
+    return 0.5 - area * h / 3
+
+
+def paired_tests(a: list[float], b: list[float]) -> tuple[float, float, float]:
+    """(mean of a - b, two-sided paired t-test p, exact two-sided sign-flip permutation p)."""
+    d = [x - y for x, y in zip(a, b)]
+    n, mean = len(d), statistics.mean(d)
+    if n < 2:
+        return mean, math.nan, math.nan
+    sd = statistics.stdev(d)
+    p_t = 2 * t_sf(abs(mean) / (sd / math.sqrt(n)), n - 1) if sd > 0 else (0.0 if mean else 1.0)
+    flips = [statistics.mean(s * x for s, x in zip(signs, d)) for signs in itertools.product((1, -1), repeat=n)]
+    p_perm = sum(abs(f) >= abs(mean) - 1e-12 for f in flips) / len(flips)
+    return mean, p_t, p_perm
 
 
 def pm(values: list[float], digits: int) -> str:
@@ -85,57 +157,120 @@ def pm(values: list[float], digits: int) -> str:
     return f"{statistics.mean(values):.{digits}f} ± {sd:.{digits}f}"
 
 
-def table(results: dict[str, list[dict[str, float]]], args: argparse.Namespace) -> list[str]:
-    budget = {s: (f"{args.epochs} epochs x {args.steps_per_epoch} it." if s != "random" else
-                  f"{args.candidates} cand. x {random_steps(args)} it.") for s in results}
-    lines = ["| strategy | search budget | search s | PSNR (dB) | SSIM | paper Table 4 PSNR / SSIM |",
-             "| --- | --- | --- | --- | --- | --- |"]
-    for s, rows in results.items():
-        lines.append(f"| {s} | {budget[s]} | {pm([r['search_s'] for r in rows], 1)} | "
-                     f"{pm([r['psnr'] for r in rows], 2)} | {pm([r['ssim'] for r in rows], 3)} | {PAPER[s]} |")
+def report(rows: list[dict], args: argparse.Namespace) -> list[str]:
+    by_arm: dict[str, dict[int, dict]] = {}
+    for r in rows:
+        by_arm.setdefault(r["arm"], {})[r["seed"]] = r
+    arms = [a for a in ARMS if a in by_arm]
+    seeds = sorted(set.intersection(*(set(by_arm[a]) for a in arms))) if arms else []
+    lines = [f"seeds {seeds}; search {args.epochs} epochs x {args.steps_per_epoch} it. (random: {args.candidates} "
+             f"cand. x {random_steps(args)} it.); retrained {args.train_steps} steps; scored on {args.mit.name}", "",
+             "| arm | PSNR (dB) | SSIM | GFLOPs at 500x333 | edges within noise | α settled | vs random: ΔPSNR, "
+             "paired t p, sign-flip p | paper Table 4 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for arm in arms:
+        rs = [by_arm[arm][s] for s in seeds]
+        noise = f"{statistics.mean(r['within_noise'] for r in rs):.1f} of {rs[0]['edges']}" if "edges" in rs[0] else "-"
+        settled = f"{sum(r['settled'] for r in rs)} of {len(rs)}" if "settled" in rs[0] else "-"
+        versus = "-"
+        if arm != "random" and "random" in by_arm:
+            diff, p_t, p_perm = paired_tests([r["psnr"] for r in rs], [by_arm["random"][s]["psnr"] for s in seeds])
+            versus = f"{diff:+.2f} dB, p = {p_t:.3f}, p = {p_perm:.3f}"
+        lines.append(f"| {arm} | {pm([r['psnr'] for r in rs], 2)} | {pm([r['ssim'] for r in rs], 3)} | "
+                     f"{pm([r['gflops'] for r in rs], 3)} | {noise} | {settled} | {versus} | {PAPER.get(arm, '-')} |")
+    lines += ["", "Per seed, PSNR (dB): " + "; ".join(
+        f"seed {s}: " + " / ".join(f"{by_arm[a][s]['psnr']:.2f}" for a in arms) for s in seeds) + f" ({' / '.join(arms)})"]
+    sampled = sorted(by_arm.get("sampled", {}).values(), key=lambda r: r["seed"])
+    if sampled:
+        lines.append(f"{len(sampled)} uniformly drawn genotypes, no search, retrained the same way (seed 0): "
+                     f"PSNR {pm([r['psnr'] for r in sampled], 2)} dB, GFLOPs {pm([r['gflops'] for r in sampled], 3)}")
     return lines
+
+
+def plot(rows: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    style = {"sampled": ("lightgray", "o", "random genotypes (no search)"), "random": ("tab:orange", "s", "random search"),
+             "cooperative": ("tab:blue", "^", "cooperative"), "global": ("tab:green", "v", "global"),
+             "independent": ("tab:purple", "<", "independent"),
+             "cooperative_cost": ("tab:red", "*", "cooperative + cost hinge")}
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for arm, (colour, marker, label) in style.items():
+        pts = [(r["gflops"], r["psnr"]) for r in rows if r["arm"] == arm]
+        if pts:
+            ax.scatter(*zip(*pts), c=colour, marker=marker, s=60 if marker == "*" else 30, label=label,
+                       edgecolors="black" if arm != "sampled" else "none", linewidths=0.4, zorder=3 if arm != "sampled" else 2)
+    ax.set_xlabel("GFLOPs of the derived network at 500x333")
+    ax.set_ylabel("PSNR on mit5 after retraining (dB)")
+    ax.set_title("Searched vs random genotypes, retrained alike")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+
+
+# -- driver ----------------------------------------------------------------------------------------
+
+def parse_seeds(text: str) -> list[int]:
+    if "-" in text:
+        lo, hi = (int(v) for v in text.split("-"))
+        return list(range(lo, hi + 1))
+    return [int(s) for s in text.split(",")]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--seeds", default="0,1,2", help="comma-separated seeds (default 0,1,2)")
-    p.add_argument("--strategies", default=",".join(STRATEGIES))
+    p.add_argument("--seeds", default="0-4", help="a range or a list (default 0-4)")
+    p.add_argument("--arms", default=",".join(ARMS))
     p.add_argument("--epochs", type=int, default=8)
     p.add_argument("--steps-per-epoch", type=int, default=2)
     p.add_argument("--candidates", type=int, default=8, help="random search: genotypes sampled (default 8)")
     p.add_argument("--train-steps", type=int, default=120)
+    p.add_argument("--random-genotypes", type=int, default=20, help="uniform genotypes retrained for the plot")
+    p.add_argument("--cost-target", type=float, default=1.5, help="GFLOPs at 600x400 of cooperative_cost's hinge")
+    p.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each (default 2)")
     p.add_argument("--mit", type=Path, default=ROOT.parent / "shared" / "data" / "mit5")
-    p.add_argument("--work", type=Path, help="folder for the runs (default: a temporary one)")
+    p.add_argument("--work", type=Path, help="folder for the runs and results.jsonl (default: a temporary one)")
+    p.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "strategies_psnr_flops.png")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra search-recipe overrides")
-    p.add_argument("--from-results", type=Path, metavar="JSONL", help="print the table of a (possibly stopped) "
-                   "run's results.jsonl instead of running (pass the budget options it ran with)")
+    p.add_argument("--report-only", action="store_true", help="print the table and plot of --work's results")
     args = p.parse_args()
-    if args.from_results:
-        results: dict[str, list[dict[str, float]]] = {}
-        for line in args.from_results.read_text().splitlines():
-            row = json.loads(line)
-            results.setdefault(row["strategy"], []).append(row)
-        print("\n".join(table(results, args)))
-        return
     if not (args.mit / "low").is_dir():
         sys.exit(f"{args.mit}: no low/ folder; pass --mit DIR with the MIT pairs (low/, high/)")
-    seeds = [int(s) for s in args.seeds.split(",")]
     work = args.work or Path(tempfile.mkdtemp(prefix="strategies-"))
     work.mkdir(parents=True, exist_ok=True)
+    results = work / "results.jsonl"
+    rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
+    if not args.report_only:
+        rows += run_all(args, work, results, {(r["arm"], r["seed"]) for r in rows})
+    print("\n".join(report(rows, args)))
+    plot(rows, args.plot)
+    print(f"\nplot: {args.plot}", file=sys.stderr)
+
+
+def run_all(args: argparse.Namespace, work: Path, results: Path, done: set) -> list[dict]:
     print(f"runs under {work}", file=sys.stderr)
-    results = {}
-    for seed in seeds:  # seed-major: a run stopped early still compares every strategy
-        for strategy in args.strategies.split(","):
-            row = one(strategy, seed, args, work)
-            results.setdefault(strategy, []).append(row)
-            with open(work / "results.jsonl", "a") as f:  # kept as it goes: a stopped run keeps its rows
-                f.write(json.dumps({"strategy": strategy, "seed": seed, **row}) + "\n")
-            print(f"{strategy} seed {seed}: {row['psnr']:.2f} dB / {row['ssim']:.3f}, search {row['search_s']:.1f} s",
+    jobs = [("search", arm, seed) for seed in parse_seeds(args.seeds) for arm in args.arms.split(",")]
+    if args.random_genotypes:
+        samples = work / "samples"
+        if not samples.is_dir():
+            nas_llv("derive", "--sample", str(args.random_genotypes), str(SEARCH_RECIPE), "-o", str(samples))
+        jobs += [("sampled", str(g.parent), i) for i, g in enumerate(sorted(samples.glob("*/genotype.yaml")))]
+    jobs = [j for j in jobs if ((j[1] if j[0] == "search" else "sampled"), j[2]) not in done]
+    new = []
+    with cf.ThreadPoolExecutor(args.jobs) as pool:
+        futures = {pool.submit(search_arm if kind == "search" else sampled_arm, what, seed, args, work): (kind, what, seed)
+                   for kind, what, seed in jobs}
+        for fut in cf.as_completed(futures):
+            row = fut.result()
+            with LOCK, open(results, "a") as f:  # kept as it goes: a stopped run keeps its rows
+                f.write(json.dumps(row) + "\n")
+            new.append(row)
+            print(f"{row['arm']} {row['seed']}: {row['psnr']:.2f} dB / {row['ssim']:.3f}, {row['gflops']:.3f} GFLOPs",
                   file=sys.stderr, flush=True)
-    print(f"data synth (search: 16 unpaired 64 px images, 32 px crops, batch 1; retraining: 32 pairs, "
-          f"32 px crops, batch 2), seeds {args.seeds}, retrained {args.train_steps} steps with "
-          f"{TRAIN_RECIPE.name}'s objective, scored on {args.mit.name}\n")
-    print("\n".join(table(results, args)))
+    return new
 
 
 if __name__ == "__main__":
