@@ -216,6 +216,21 @@ case("search-early-stop-ratio", "search.hessian.early_stop: ratio=1.5 must be <=
      lambda d: ["search", SEARCH, "search.hessian.early_stop={ratio: 1.5}"])
 case("search-perturb-negative", "search.perturb: epsilon=-0.1 must be >= 0.0",
      lambda d: ["search", SEARCH, "search.perturb.epsilon=-0.1"])
+case("search-cost-unknown-key", "search.cost: unknown key 'budget'; allowed: type, size, target, weight, limit",
+     lambda d: ["search", SEARCH, "search.cost={budget: 1}"])
+case("search-cost-type", "search.cost.type: 'gflops' is not allowed; allowed: flops, latency",
+     lambda d: ["search", SEARCH, "search.cost.type=gflops"])
+case("search-cost-target-zero", "search.cost: target=0.0 must be > 0.0",
+     lambda d: ["search", SEARCH, "search.cost.target=0"])
+case("search-cost-size", "search.cost: size=[600]: expected [width, height]",
+     lambda d: ["search", SEARCH, "search.cost.size=[600]"])
+case("search-cost-limit-not-random", "cost.limit=5 applies to strategy random",
+     lambda d: ["search", SEARCH, "search.cost.limit=5"])
+case("search-cost-target-random", "cost.target=1 does not apply to strategy random",
+     lambda d: ["search", SEARCH, "search.strategy=random", "search.cost.target=1"])
+case("search-cost-limit-below-cheapest",
+     "search.cost.limit=0.001 GFLOPs: no genotype is that cheap; the cheapest costs 0.001327",
+     lambda d: ["search", SEARCH, "search.strategy=random", "search.cost={limit: 0.001, size: [32, 24]}", *TINY])
 case("search-aux-skip-wrong-type", "search.aux_skip.weight: expected a number, got 'one'",
      lambda d: ["search", SEARCH, "search.aux_skip.weight=one"])
 case("search-unknown-strategy", "unknown strategy 'greedy'", lambda d: ["search", SEARCH, "search.strategy=greedy"])
