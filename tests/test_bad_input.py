@@ -400,6 +400,10 @@ case("sweep-eval-missing", "--eval nope: expected paired folders",
      lambda d: ["sweep", SEARCH, "--eval", "nope", "--train-recipe", TRAIN, *TINY])
 case("sweep-train-recipe-alone", "give --eval DIR too", lambda d: ["sweep", SEARCH, "--train-recipe", TRAIN])
 case("sweep-cpus-zero", "need --cpus-per-trial >= 1", lambda d: ["sweep", SEARCH, "--cpus-per-trial", "0"])
+case("sweep-max-gflops-zero", "--max-gflops 0: expected a number of GFLOPs > 0",
+     lambda d: ["sweep", SEARCH, "--max-gflops", "0"])
+case("sweep-resume-max-gflops", "give no recipe, --seeds, --grid, --eval, --train-recipe, --max-gflops or overrides",
+     lambda d: ["sweep", "--resume", "s", "--max-gflops", "5"])
 case("sweep-output-is-file", "--output f.txt: is a file",
      lambda d: ["sweep", SEARCH, "--output", _text(d / "f.txt", "x"), *TINY])
 case("sweep-resume-not-a-sweep", "not a sweep folder (sweep.yaml is missing)",
