@@ -93,33 +93,36 @@ def test_penalty_value_and_gradient_against_finite_differences(double_searcher, 
             assert float(value.detach()) == 0.0 and (g is None or not g.any()) and not numeric[name].any()
 
 
-def _arch_grads(level, train_b, val_b) -> dict[str, torch.Tensor]:
+def _arch_grads(level, train_b, val_b, method: str) -> dict[str, torch.Tensor]:
     """The α gradient one real ``arch_step`` applies (an optimizer of lr 0 keeps α and the .grad)."""
     level.arch_opt = torch.optim.SGD(list(level.upper.values()), lr=0.0)
-    level.arch_step(HYPERGRADS.build({"type": "first_order"}), train_b, val_b)
+    level.arch_step(HYPERGRADS.build({"type": method}), train_b, val_b)
     return {name: a.grad.clone() for name, a in level.upper.items()}
 
 
-def test_the_arch_step_adds_exactly_the_penalty_gradient(double_searcher):
+@pytest.mark.parametrize("method", ["first_order", "finite_difference", "implicit_cg"])
+def test_the_arch_step_adds_exactly_the_penalty_gradient(double_searcher, method):
+    """The hinge depends on α alone: whatever the hypergradient method does with ω, it adds the
+    hinge's own gradient to the upper gradient, no more."""
     s = double_searcher
     level = s.levels["scene"]
     train_b, val_b = s._batch(s.train_data), s._batch(s.val_data)
     train_b = {k: v.double() if torch.is_tensor(v) else v for k, v in train_b.items()}
     val_b = {k: v.double() if torch.is_tensor(v) else v for k, v in val_b.items()}
     before = {n: a.detach().clone() for n, a in level.upper.items()}
-    with_penalty = _arch_grads(level, train_b, val_b)
+    with_penalty = _arch_grads(level, train_b, val_b, method)
     penalty = level.penalty({})
     expected = dict(zip(level.upper, torch.autograd.grad(penalty, list(level.upper.values()))))
     assert float(penalty.detach()) > 0
     level.penalties = ()
-    without = _arch_grads(level, train_b, val_b)
+    without = _arch_grads(level, train_b, val_b, method)
     for name in level.upper:
         assert torch.equal(level.upper[name].detach(), before[name])
         torch.testing.assert_close(with_penalty[name] - without[name], expected[name], rtol=1e-9, atol=1e-12)
-        assert expected[name].abs().max() > 1e-3 * without[name].abs().max()  # a visible difference
+        assert (expected[name].abs() > 1e-6).all()  # far above the tolerance: the check can fail
     # far above the target nothing changes: the hinge is 0 there
     level.penalties = (CostPenalty(s.cost_table, s.net, 10 * _expected(s), 2.0),)
-    for name, g in _arch_grads(level, train_b, val_b).items():
+    for name, g in _arch_grads(level, train_b, val_b, method).items():
         torch.testing.assert_close(g, without[name], rtol=0, atol=0)
 
 
