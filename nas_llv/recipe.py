@@ -104,6 +104,18 @@ def _check_remedies(cfg: SearchConfig) -> None:
     if given and cfg.strategy == "random":
         raise ValueError(f"{given[0]} does not apply to strategy random: its candidates are drawn, not "
                          f"derived from α; leave {given[0]} unset")
+    _check_cost(cfg)
+
+
+def _check_cost(cfg: SearchConfig) -> None:
+    """``cost.target`` acts on learned α, ``cost.limit`` on drawn candidates: each only where it can."""
+    cost = cfg.cost
+    if cost is not None and cost.limit is not None and cfg.strategy != "random":
+        raise ValueError(f"cost.limit={cost.limit:g} applies to strategy random (its candidates are drawn under "
+                         f"it); a gradient search takes cost.target, the hinge on the expected cost")
+    if cost is not None and cost.target is not None and cfg.strategy == "random":
+        raise ValueError(f"cost.target={cost.target:g} does not apply to strategy random: its α is drawn, not "
+                         f"learned; use cost.limit")
 
 
 def _train_optim() -> OptimConfig:

@@ -49,6 +49,40 @@ def assert_same_output_and_grads(first, second) -> None:
             torch.testing.assert_close(a, b)
 
 
+def central_differences(f: Callable[[dict[str, torch.Tensor]], torch.Tensor], at: dict[str, torch.Tensor],
+                        eps: float = 1e-6) -> dict[str, torch.Tensor]:
+    """The gradient of scalar ``f`` at ``at`` (name -> float64 tensor) by central differences,
+    (f(x + eps e_i) - f(x - eps e_i)) / 2 eps for every entry i of every tensor."""
+    out = {}
+    with torch.no_grad():
+        for name, x in at.items():
+            grad = torch.zeros_like(x)
+            for i in range(x.numel()):
+                step = torch.zeros_like(x).view(-1)
+                step[i] = eps
+                step = step.view_as(x)
+                grad.view(-1)[i] = (f({**at, name: x + step}) - f({**at, name: x - step})) / (2 * eps)
+            out[name] = grad
+    return out
+
+
+def stopped_and_resumed(searcher, stop_after: int):
+    """``searcher`` run for ``stop_after`` steps, then a new Searcher built from its run folder alone
+    (config.yaml, checkpoints/last.pt) and run to the end; returns the new one."""
+    from nas_llv.recipe import recipe_from_dict
+    from nas_llv.runs import Run
+    from nas_llv.search.loop import Searcher
+
+    assert searcher.run(stop_after=stop_after) is False
+    searcher.run_dir.close()
+    run = Run.open(searcher.run_dir.dir)
+    again = Searcher(recipe_from_dict(run.config(), "config.yaml"))
+    again.attach(run)
+    again.load_state_dict(run.load_checkpoint())
+    assert again.run() is True
+    return again
+
+
 # -- the export tests' inputs: sample images and the published CVPR RUAS network -------------------
 
 @pytest.fixture

@@ -216,6 +216,21 @@ case("search-early-stop-ratio", "search.hessian.early_stop: ratio=1.5 must be <=
      lambda d: ["search", SEARCH, "search.hessian.early_stop={ratio: 1.5}"])
 case("search-perturb-negative", "search.perturb: epsilon=-0.1 must be >= 0.0",
      lambda d: ["search", SEARCH, "search.perturb.epsilon=-0.1"])
+case("search-cost-unknown-key", "search.cost: unknown key 'budget'; allowed: type, size, target, weight, limit",
+     lambda d: ["search", SEARCH, "search.cost={budget: 1}"])
+case("search-cost-type", "search.cost.type: 'gflops' is not allowed; allowed: flops, latency",
+     lambda d: ["search", SEARCH, "search.cost.type=gflops"])
+case("search-cost-target-zero", "search.cost: target=0.0 must be > 0.0",
+     lambda d: ["search", SEARCH, "search.cost.target=0"])
+case("search-cost-size", "search.cost: size=[600]: expected [width, height]",
+     lambda d: ["search", SEARCH, "search.cost.size=[600]"])
+case("search-cost-limit-not-random", "cost.limit=5 applies to strategy random",
+     lambda d: ["search", SEARCH, "search.cost.limit=5"])
+case("search-cost-target-random", "cost.target=1 does not apply to strategy random",
+     lambda d: ["search", SEARCH, "search.strategy=random", "search.cost.target=1"])
+case("search-cost-limit-below-cheapest",
+     "search.cost.limit=0.001 GFLOPs: no genotype is that cheap; the cheapest costs 0.001327",
+     lambda d: ["search", SEARCH, "search.strategy=random", "search.cost={limit: 0.001, size: [32, 24]}", *TINY])
 case("search-aux-skip-wrong-type", "search.aux_skip.weight: expected a number, got 'one'",
      lambda d: ["search", SEARCH, "search.aux_skip.weight=one"])
 case("search-unknown-strategy", "unknown strategy 'greedy'", lambda d: ["search", SEARCH, "search.strategy=greedy"])
@@ -385,6 +400,10 @@ case("sweep-eval-missing", "--eval nope: expected paired folders",
      lambda d: ["sweep", SEARCH, "--eval", "nope", "--train-recipe", TRAIN, *TINY])
 case("sweep-train-recipe-alone", "give --eval DIR too", lambda d: ["sweep", SEARCH, "--train-recipe", TRAIN])
 case("sweep-cpus-zero", "need --cpus-per-trial >= 1", lambda d: ["sweep", SEARCH, "--cpus-per-trial", "0"])
+case("sweep-max-gflops-zero", "--max-gflops 0: expected a number of GFLOPs > 0",
+     lambda d: ["sweep", SEARCH, "--max-gflops", "0"])
+case("sweep-resume-max-gflops", "give no recipe, --seeds, --grid, --eval, --train-recipe, --max-gflops or overrides",
+     lambda d: ["sweep", "--resume", "s", "--max-gflops", "5"])
 case("sweep-output-is-file", "--output f.txt: is a file",
      lambda d: ["sweep", SEARCH, "--output", _text(d / "f.txt", "x"), *TINY])
 case("sweep-resume-not-a-sweep", "not a sweep folder (sweep.yaml is missing)",

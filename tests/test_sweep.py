@@ -234,3 +234,35 @@ def test_a_failing_trial_is_marked_failed_and_the_others_finish(local_ray, tmp_p
     assert [(r["data.crop"], r["status"]) for r in rows] == [("16", "finished"), ("64", "failed")]
     assert rows[1]["run"] == "" and not list(folder.glob("ruas_demo-t01-*"))
     assert "trial 1 (ruas_demo-t01-seed0) failed: ConfigError: " in caplog.text
+
+
+def test_max_gflops_keeps_a_dear_trial_from_retraining_and_resume_leaves_it(local_ray, tmp_path):
+    """Every RUAS genotype costs more than 0.01 GFLOPs at 600x400 (the fixed part alone is ~0.4): the
+    trial is searched, not retrained or evaluated, and counts as done for --resume."""
+    tiny = [*TINY[:3], "search.epochs=1", *TINY[3:]]
+    assert main(["sweep", SEARCH, "--eval", str(_pairs(tmp_path / "pairs")), "--max-gflops", "0.01",
+                 "--output", str(tmp_path / "out"), *tiny]) == 0
+    (folder,) = (tmp_path / "out").iterdir()
+    (row,) = _summary(folder)
+    assert row["status"] == "over cost limit" and float(row["flops"]) > 0.01e9
+    assert row["train_run"] == "" and row["psnr"] == "" and not (folder / "retrain").exists()
+    assert yaml.safe_load((folder / "sweep.yaml").read_text())["max_gflops"] == 0.01
+    assert "--max-gflops 0.01: a trial whose genotype has more FLOPs at 600x400 is 'over cost limit'" in \
+        (folder / "summary.md").read_text()
+    stamp = (folder / "summary.csv").read_text()
+    assert main(["sweep", "--resume", str(folder)]) == 0
+    assert (folder / "summary.csv").read_text() == stamp and not (folder / "retrain").exists()
+
+
+def test_a_finished_trial_is_over_the_limit_only_above_its_flops(sweep):
+    """At its own FLOPs a trial keeps its scores; half a FLOP under them it is over the limit."""
+    from nas_llv.commands.sweep import collect_row
+
+    plan = yaml.safe_load((sweep / "sweep.yaml").read_text())
+    entry = plan["trials"][0]
+    row = collect_row(sweep, entry, plan["eval"])
+    at = collect_row(sweep, entry, plan["eval"], (row["flops"] + 0.5) / 1e9)
+    under = collect_row(sweep, entry, plan["eval"], (row["flops"] - 0.5) / 1e9)
+    assert row["status"] == at["status"] == "finished" and at == row
+    searched = {k: v for k, v in row.items() if k not in ("train_run", "psnr", "ssim", "lpips")}
+    assert under == {**searched, "status": "over cost limit"}  # the search's measures, no retraining's

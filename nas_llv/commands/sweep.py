@@ -1,5 +1,7 @@
 """``nas-llv sweep RECIPE --seeds 0-7 [--grid KEY=V1,V2 ...] [--eval DIR]``: one search per seed and
 grid point, each an ordinary run folder in one sweep folder, run as Ray tasks (docs/scale.md).
+With ``--max-gflops G`` a trial whose genotype costs more than G GFLOPs at 600x400 is not retrained
+or evaluated: its row says ``over cost limit`` (docs/cost.md).
 
 Ray runs embedded in this process unless ``--address`` names a cluster. Every trial's recipe is
 checked before anything is written; ``--resume SWEEP_DIR`` reruns the trials that did not finish
@@ -23,6 +25,8 @@ INSTALL = "pip install -e '.[ray]'"
 FLOPS_AT = (600, 400)  # (width, height) of the input the summary's FLOPs are counted at, as `derive`'s default
 SEEDS_DEFAULT = "0"
 EVAL_REPEATS, EVAL_WARMUP = 3, 1  # latency runs of each trial's eval (the summary does not report latency)
+OVER_LIMIT = "over cost limit"  # a searched trial --max-gflops kept from retraining and evaluation
+DONE = ("finished", OVER_LIMIT)  # statuses --resume leaves alone
 
 
 def require_ray() -> Any:
@@ -46,6 +50,8 @@ def new_plan(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
     if not args.recipe:
         raise ConfigError("give a recipe file (e.g. recipes/ruas_demo.yaml) or --resume SWEEP_DIR")
+    if args.max_gflops is not None and not (args.max_gflops > 0 and math.isfinite(args.max_gflops)):
+        raise ConfigError(f"--max-gflops {args.max_gflops:g}: expected a number of GFLOPs > 0")
     trials = plan_trials(parse_seeds(args.seeds), parse_grid(args.grid or []))
     overrides = list(args.overrides or [])
     base = load_recipe(args.recipe, overrides)
@@ -66,7 +72,7 @@ def new_plan(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     _check_first_trial(entries[0])
     plan = {"nas_llv": __version__, "recipe": args.recipe, "train_recipe": train_path, "overrides": overrides,
             "seeds": args.seeds, "grid": list(args.grid or []), "grid_keys": list(trials[0].grid),
-            "eval": eval_dir, "name": base.name, "trials": entries}
+            "eval": eval_dir, "max_gflops": args.max_gflops, "name": base.name, "trials": entries}
     return plan, root
 
 
@@ -113,9 +119,10 @@ def _check_first_trial(entry: dict[str, Any]) -> None:
 def resumed_plan(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
     from nas_llv.sweep import read_plan
 
-    if args.recipe or args.overrides or args.grid or args.seeds != SEEDS_DEFAULT or args.eval or args.train_recipe:
+    if (args.recipe or args.overrides or args.grid or args.seeds != SEEDS_DEFAULT or args.eval or args.train_recipe
+            or args.max_gflops is not None):
         raise ConfigError("--resume continues a sweep from its own sweep.yaml; give no recipe, --seeds, --grid, "
-                          "--eval, --train-recipe or overrides")
+                          "--eval, --train-recipe, --max-gflops or overrides")
     plan = read_plan(args.resume)
     if plan.get("eval"):
         _check_eval(plan["eval"], int(plan["trials"][0]["search"].get("data", {}).get("scale", 1)))
@@ -125,7 +132,8 @@ def resumed_plan(args: argparse.Namespace) -> tuple[dict[str, Any], Path]:
 # -- one trial (a Ray task; also measured by the driver when it finished before) --------------------
 
 def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
-    """Search (resumed where it stopped), then with --eval retrain and evaluate; returns the summary row."""
+    """Search (resumed where it stopped), then with --eval retrain and evaluate unless the genotype is
+    over --max-gflops; returns the summary row."""
     from nas_llv.device import set_threads
 
     if Path(spec["cwd"]).is_dir():  # relative data paths in recipes mean the driver's folder
@@ -133,9 +141,11 @@ def run_trial(spec: dict[str, Any]) -> dict[str, Any]:
     set_threads(spec["threads"])
     sweep_dir, entry = Path(spec["sweep_dir"]), spec["trial"]
     run_dir = _search(sweep_dir, entry)
-    if entry.get("train") is not None:
-        _evaluate(_train(sweep_dir, entry, run_dir), spec["eval"], entry["train"].get("device", "auto"))
-    return collect_row(sweep_dir, entry, spec["eval"])
+    searched = collect_row(sweep_dir, entry, spec["eval"], spec["max_gflops"])
+    if entry.get("train") is None or searched["status"] == OVER_LIMIT:
+        return searched
+    _evaluate(_train(sweep_dir, entry, run_dir), spec["eval"], entry["train"].get("device", "auto"))
+    return collect_row(sweep_dir, entry, spec["eval"], spec["max_gflops"])
 
 
 def _stage(parent: Path, name: str, kind: str, new: Callable[[], tuple[Any, Any]],
@@ -209,9 +219,11 @@ def finished(run_dir: Path) -> bool:
     return (run_dir / "trajectory.csv").is_file() and is_finished(run_dir)
 
 
-def collect_row(sweep_dir: Path, entry: dict[str, Any], eval_data: str | None) -> dict[str, Any]:
-    """The trial's summary row from its folders: 'not started', 'unfinished' or 'finished', and what
-    it measured so far."""
+def collect_row(sweep_dir: Path, entry: dict[str, Any], eval_data: str | None,
+                max_gflops: float | None = None) -> dict[str, Any]:
+    """The trial's summary row from its folders: 'not started', 'unfinished', 'finished' or (a finished
+    search whose genotype costs more than ``max_gflops`` at FLOPS_AT) 'over cost limit', and what it
+    measured so far."""
     from nas_llv.sweep import RETRAIN, find_run
 
     row: dict[str, Any] = {"trial": entry["index"], "seed": entry["seed"], **entry.get("grid", {}),
@@ -223,6 +235,8 @@ def collect_row(sweep_dir: Path, entry: dict[str, Any], eval_data: str | None) -
     if not finished(run_dir):
         return row
     row.update(_search_row(run_dir))
+    if max_gflops is not None and row["flops"] > max_gflops * 1e9:
+        return {**row, "status": OVER_LIMIT}
     if entry.get("train") is None:
         return {**row, "status": "finished"}
     train_dir = find_run(sweep_dir / RETRAIN, entry["train_name"])
@@ -324,13 +338,14 @@ def _run_trials(ray: Any, args: argparse.Namespace, plan: dict[str, Any], sweep_
     from nas_llv.sweep import write_summary
 
     keys, note = plan.get("grid_keys", []), _note(plan)
-    rows = {e["index"]: collect_row(sweep_dir, e, plan.get("eval")) for e in plan["trials"]}
-    pending = [e for e in plan["trials"] if rows[e["index"]]["status"] != "finished"]
+    limit = plan.get("max_gflops")  # absent from sweeps planned before --max-gflops
+    rows = {e["index"]: collect_row(sweep_dir, e, plan.get("eval"), limit) for e in plan["trials"]}
+    pending = [e for e in plan["trials"] if rows[e["index"]]["status"] not in DONE]
     write_summary(sweep_dir, keys, list(rows.values()), note)
     log.info("sweep %s: %d trials, %d to run, %g CPU%s per trial", sweep_dir, len(rows), len(pending),
              args.cpus_per_trial, f" and {args.gpus_per_trial:g} GPU" if args.gpus_per_trial else "")
     task = ray.remote(run_trial).options(num_cpus=args.cpus_per_trial, num_gpus=args.gpus_per_trial, max_retries=0)
-    spec = {"sweep_dir": str(sweep_dir), "cwd": os.getcwd(), "eval": plan.get("eval"),
+    spec = {"sweep_dir": str(sweep_dir), "cwd": os.getcwd(), "eval": plan.get("eval"), "max_gflops": limit,
             "threads": max(1, math.ceil(args.cpus_per_trial))}
     futures = {task.remote({**spec, "trial": e}): e for e in pending}
     failed = 0
@@ -343,7 +358,7 @@ def _run_trials(ray: Any, args: argparse.Namespace, plan: dict[str, Any], sweep_
                 log.info("trial %d (%s) %s: %s", entry["index"], entry["name"], row["status"], _scores(row))
             except ray.exceptions.RayError as exc:
                 failed += 1
-                rows[entry["index"]] = {**collect_row(sweep_dir, entry, plan.get("eval")), "status": "failed"}
+                rows[entry["index"]] = {**collect_row(sweep_dir, entry, plan.get("eval"), limit), "status": "failed"}
                 cause = getattr(exc, "cause", None) or exc
                 log.error("trial %d (%s) failed: %s: %s", entry["index"], entry["name"], type(cause).__name__,
                           first_line(cause))
@@ -365,6 +380,9 @@ def _note(plan: dict[str, Any]) -> str:
             f"params and FLOPs: the derived network at its searched size, FLOPs at {FLOPS_AT[0]}x{FLOPS_AT[1]} input")
     if plan.get("eval"):
         text += f"; psnr, ssim, lpips: retrained with {plan['train_recipe']}, evaluated on {plan['eval']}"
+    if plan.get("max_gflops") is not None:
+        text += (f"; --max-gflops {plan['max_gflops']:g}: a trial whose genotype has more FLOPs at "
+                 f"{FLOPS_AT[0]}x{FLOPS_AT[1]} is '{OVER_LIMIT}', not retrained or evaluated")
     return text + "."
 
 
@@ -385,6 +403,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    "low/ and high/, as nas-llv eval takes)")
     p.add_argument("--train-recipe", metavar="R", help="the retraining recipe for --eval (default: the recipe "
                    "itself when it has a train: section, else <recipe>_train.yaml beside it)")
+    p.add_argument("--max-gflops", type=float, metavar="G", help="a hard cost limit: a trial whose genotype has "
+                   f"more than G GFLOPs at {FLOPS_AT[0]}x{FLOPS_AT[1]} input is not retrained or evaluated; its "
+                   f"summary row says '{OVER_LIMIT}' (docs/cost.md)")
     p.add_argument("--address", metavar="ADDR", help="join this Ray cluster (e.g. HEAD:6379) instead of "
                    "starting Ray here")
     p.add_argument("--cpus-per-trial", type=float, default=1, metavar="C",

@@ -10,6 +10,7 @@ current α (detached).
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from typing import Mapping
 
@@ -18,6 +19,7 @@ from torch import nn
 
 from nas_llv.remedies import CostConfig
 from nas_llv.space.cost import UNITS, CostTable, current_weights, describe, measure
+from nas_llv.space.genotype import Genotype
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +49,6 @@ def cost_table(cfg: CostConfig | None, net: nn.Module) -> CostTable | None:
     return table
 
 
-
 def expected_cost(table: CostTable | None, net: nn.Module) -> dict[str, float]:
     """The trajectory's ``cost/expected`` column at ``net``'s α now (empty when there is no table)."""
     if table is None:
@@ -60,3 +61,10 @@ def cost_meta(table: CostTable, genotype: Mapping[str, str]) -> dict[str, object
     """What a genotype's meta records of its cost: kind, unit, input size, value."""
     return {"type": table.kind, "unit": UNITS[table.kind], "size": f"{table.size[0]}x{table.size[1]}",
             "value": round(table.of(genotype), 6)}
+
+
+def with_cost(table: CostTable | None, genotype: Genotype) -> Genotype:
+    """``genotype`` with ``meta.cost`` of the choices it holds (unchanged when there is no table)."""
+    if table is None:
+        return genotype
+    return dataclasses.replace(genotype, meta={**genotype.meta, "cost": cost_meta(table, genotype.choices)})

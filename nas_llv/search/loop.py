@@ -34,7 +34,7 @@ from nas_llv.space.skip_cap import capped
 from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels_last, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search.aux_skip import apply_aux_skip
-from nas_llv.search.cost import CostPenalty, cost_meta, cost_table, expected_cost
+from nas_llv.search.cost import CostPenalty, cost_table, expected_cost, with_cost
 from nas_llv.search.fair import ZeroOne
 from nas_llv.search.hessian import HessianTracker
 from nas_llv.search.level import Level, attach_penalty, named
@@ -254,16 +254,16 @@ class Searcher(Job):
             choices, extra = self.derived()
         if val_loss is not None:
             meta["val_loss"] = val_loss
-        if self.cost_table is not None:
-            meta["cost"] = cost_meta(self.cost_table, choices)
-        return Genotype(self.network_cfg, self.spaces, choices, {**meta, **(extra or {})})
+        return with_cost(self.cost_table, Genotype(self.network_cfg, self.spaces, choices, {**meta, **(extra or {})}))
 
     def finish(self, start: float | None = None) -> None:
         # never a genotype from NaN probabilities (each step checks α; this guards the file itself)
         self.check_finite("all", {"upper variable (α)": named(self.net, arch_parameters(self.net))})
         if not self.run_dir.writes:  # another rank than 0 of a data-parallel run
             return
-        path = self.hessian.final(self.genotype(), self.net).save(self.run_dir.dir / "genotype.yaml")
+        # an early stop (DARTS-ES) writes an earlier architecture: its cost is recorded anew
+        final = with_cost(self.cost_table, self.hessian.final(self.genotype(), self.net))
+        path = final.save(self.run_dir.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
             best = self.genotype(self.best["genotype"], self.best["val_loss"], self.best.get("meta"))
             best.save(self.run_dir.dir / "genotype_best.yaml")

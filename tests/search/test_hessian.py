@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import RECIPES
+from conftest import RECIPES, stopped_and_resumed
 from nas_llv.cli import main
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.remedies import EarlyStopConfig, HessianConfig
@@ -90,17 +90,6 @@ def _searcher(tmp_path, **search):
     return s
 
 
-def _resumed(s: Searcher, stop_after: int) -> Searcher:
-    assert s.run(stop_after=stop_after) is False
-    s.run_dir.close()
-    run = Run.open(s.run_dir.dir)
-    again = Searcher(recipe_from_dict(run.config(), "config.yaml"))
-    again.attach(run)
-    again.load_state_dict(run.load_checkpoint())
-    assert again.run() is True
-    return again
-
-
 REMEDIES = {"hessian": {"every": 2, "iters": 4}, "perturb": {"epsilon": 0.03}, "aux_skip": {"weight": 1.0}}
 
 
@@ -111,7 +100,7 @@ def test_a_search_with_the_remedies_writes_the_column_and_resumes_exactly(tmp_pa
     every_second = frame.groupby("module").cumcount() % 2 == 1  # each level's 2nd, 4th, ... arch step
     assert frame[COLUMN][every_second].notna().all() and frame[COLUMN][~every_second].isna().all()
     assert (frame[COLUMN][every_second] != 0).all()
-    resumed = _resumed(_searcher(tmp_path / "b", **REMEDIES), stop_after=2)
+    resumed = stopped_and_resumed(_searcher(tmp_path / "b", **REMEDIES), stop_after=2)
     pd.testing.assert_frame_equal(frame, _trajectory(resumed.run_dir.dir))
     assert (full.run_dir.dir / "genotype.yaml").read_text().split("meta:")[0] == \
         (resumed.run_dir.dir / "genotype.yaml").read_text().split("meta:")[0]
@@ -141,7 +130,7 @@ def test_early_stop_ends_the_search_and_writes_the_earlier_genotype(tmp_path, mo
         "early stop after epoch 2, level scene: DARTS-ES: mean Hessian eigenvalue of the 1 epochs before the last 1 "
         "/ of the last 1 = 0.4286 < 0.75; genotype.yaml takes the architecture of epoch 1"]
     assert written["genotype"] == hessian.choices_of(s.net, seen[0])
-    again = _resumed(_searcher(tmp_path / "b", **cfg), stop_after=6)  # inside epoch 2
+    again = stopped_and_resumed(_searcher(tmp_path / "b", **cfg), stop_after=6)  # inside epoch 2
     assert yaml.safe_load((again.run_dir.dir / "genotype.yaml").read_text())["genotype"] == written["genotype"]
     assert again.epoch == 2
 
