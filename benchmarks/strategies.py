@@ -10,10 +10,12 @@ arms are paired by seed):
 - ``random``: random search at equal forward-backward passes (docs/random.md): a
   finite_difference level update costs 5 passes where a random-search one costs 1, so
   ``--candidates`` genotypes of 5 x epochs x steps_per_epoch / candidates iterations each;
-- ``cooperative_cost``: cooperative search with ``search.cost`` (FLOPs at 600x400, a hinge
-  above ``--cost-target`` GFLOPs, docs/cost.md);
+- ``cost_<T>``: cooperative search with ``search.cost`` (FLOPs at 600x400, a hinge above T
+  GFLOPs, docs/cost.md), one arm per target of ``--cost-targets``;
+- ``skip_only``: no search, the genotype with every edge a skip op (the cheapest network), a
+  control for what a cheap network scores after the same retraining;
 - ``--random-genotypes`` genotypes drawn uniformly (``nas-llv derive --sample``, seed 0), no
-  search: each retrained and scored the same way (seed 0), for the PSNR-vs-FLOPs plot.
+  search: genotype i retrained with seed i mod 5 and scored the same way, for the PSNR-vs-FLOPs plot.
 
 Each run is the real command line (``nas-llv search``, ``train``, ``eval``) in a fresh process,
 ``--jobs`` at a time with one torch thread each. Rows go to ``WORK/results.jsonl`` as they finish;
@@ -42,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SEARCH_RECIPE = ROOT / "recipes" / "ruas_demo.yaml"
 TRAIN_RECIPE = ROOT / "recipes" / "ruas_demo_train.yaml"
 DARTS = ("cooperative", "global", "independent")
-ARMS = (*DARTS, "random", "cooperative_cost")
+ARMS = (*DARTS, "random", "cost", "skip_only")  # "cost": one arm cost_<T> per target
 # both recipes' data: low-light images synthesised from the bundled photographs (docs/data.md),
 # exposures 1/8 to 1/2 as MIT-Adobe FiveK's under-exposed inputs; the MIT pairs are test data only
 SYNTH = ["data.type=synth", "data.demo_count=null", "data.demo_size=null", "data.exposure_min=0.125",
@@ -67,10 +69,10 @@ def nas_llv(*args: str) -> str:
 
 def search_overrides(arm: str, seed: int, args: argparse.Namespace) -> list[str]:
     """The search recipe's overrides for ``arm`` at ``seed``, at the shared budget."""
-    strategy = "cooperative" if arm == "cooperative_cost" else arm
+    strategy = "cooperative" if arm.startswith("cost_") else arm
     common = [f"seed={seed}", f"data.seed={seed}", *SEARCH_DATA, f"search.strategy={strategy}", *args.set]
-    if arm == "cooperative_cost":
-        common.append(f"search.cost={{type: flops, target: {args.cost_target}, weight: 1.0}}")
+    if arm.startswith("cost_"):
+        common.append(f"search.cost={{type: flops, target: {arm[5:]}, weight: 1.0}}")
     if strategy != "random":
         return [*common, f"search.epochs={args.epochs}", f"search.steps_per_epoch={args.steps_per_epoch}"]
     return [*common, f"search.epochs={args.candidates}", f"search.steps_per_epoch={random_steps(args)}"]
@@ -95,6 +97,8 @@ def retrain_and_score(target: str, seed: int, key: str, args: argparse.Namespace
 
 def search_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dict:
     """Search, retrain, evaluate one (arm, seed); with how firmly the search chose."""
+    if arm == "skip_only":
+        return {"arm": arm, "seed": seed, **retrain_and_score(str(skip_only(work)), seed, f"{arm}-{seed}", args, work)}
     run = nas_llv("search", str(SEARCH_RECIPE), *search_overrides(arm, seed, args), "--output", str(work / "search"))
     row = {"arm": arm, "seed": seed, "run": run, **choice_stats(Path(run), arm)}
     return {**row, **retrain_and_score(run, seed, f"{arm}-{seed}", args, work)}
@@ -119,9 +123,26 @@ def choice_stats(run: Path, arm: str) -> dict:
 
 
 def sampled_arm(folder: str, index: int, args: argparse.Namespace, work: Path) -> dict:
-    """Retrain and score the uniformly drawn genotype in ``folder`` (seed 0 for every one)."""
-    return {"arm": "sampled", "seed": index, "run": folder,
-            **retrain_and_score(folder, 0, f"sampled-{index}", args, work)}
+    """Retrain and score the uniformly drawn genotype in ``folder`` with seed ``index`` mod 5, so
+    the drawn genotypes meet the retraining seeds the arms meet."""
+    return {"arm": "sampled", "seed": index, "run": folder, "train_seed": index % 5,
+            **retrain_and_score(folder, index % 5, f"sampled-{index}", args, work)}
+
+
+def skip_only(work: Path) -> Path:
+    """A genotype file of the demo network with a skip op on every edge (written once)."""
+    import yaml
+
+    folder = work / "skip_only"
+    with LOCK:
+        if not (folder / "genotype.yaml").is_file():
+            nas_llv("derive", "--sample", "1", str(SEARCH_RECIPE), "-o", str(work / "skip_sample"))
+            data = yaml.safe_load(next((work / "skip_sample").glob("*/genotype.yaml")).read_text())
+            data["genotype"] = {label: "skip" for label in data["genotype"]}
+            data["meta"] = {"control": "every edge a skip op"}
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "genotype.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
 
 
 # -- statistics ------------------------------------------------------------------------------------
@@ -161,13 +182,13 @@ def report(rows: list[dict], args: argparse.Namespace) -> list[str]:
     by_arm: dict[str, dict[int, dict]] = {}
     for r in rows:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = r
-    arms = [a for a in ARMS if a in by_arm]
-    seeds = sorted(set.intersection(*(set(by_arm[a]) for a in arms))) if arms else []
+    arm_names = [a for a in arms(args) if a in by_arm]
+    seeds = sorted(set.intersection(*(set(by_arm[a]) for a in arm_names))) if arm_names else []
     lines = [f"seeds {seeds}; search {args.epochs} epochs x {args.steps_per_epoch} it. (random: {args.candidates} "
              f"cand. x {random_steps(args)} it.); retrained {args.train_steps} steps; scored on {args.mit.name}", "",
              "| arm | PSNR (dB) | SSIM | GFLOPs at 500x333 | edges within noise | α settled | vs random: ΔPSNR, "
              "paired t p, sign-flip p | paper Table 4 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
-    for arm in arms:
+    for arm in arm_names:
         rs = [by_arm[arm][s] for s in seeds]
         noise = f"{statistics.mean(r['within_noise'] for r in rs):.1f} of {rs[0]['edges']}" if "edges" in rs[0] else "-"
         settled = f"{sum(r['settled'] for r in rs)} of {len(rs)}" if "settled" in rs[0] else "-"
@@ -178,7 +199,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> list[str]:
         lines.append(f"| {arm} | {pm([r['psnr'] for r in rs], 2)} | {pm([r['ssim'] for r in rs], 3)} | "
                      f"{pm([r['gflops'] for r in rs], 3)} | {noise} | {settled} | {versus} | {PAPER.get(arm, '-')} |")
     lines += ["", "Per seed, PSNR (dB): " + "; ".join(
-        f"seed {s}: " + " / ".join(f"{by_arm[a][s]['psnr']:.2f}" for a in arms) for s in seeds) + f" ({' / '.join(arms)})"]
+        f"seed {s}: " + " / ".join(f"{by_arm[a][s]['psnr']:.2f}" for a in arm_names) for s in seeds)
+        + f" ({' / '.join(arm_names)})"]
     sampled = sorted(by_arm.get("sampled", {}).values(), key=lambda r: r["seed"])
     if sampled:
         lines.append(f"{len(sampled)} uniformly drawn genotypes, no search, retrained the same way (seed 0): "
@@ -195,13 +217,16 @@ def plot(rows: list[dict], path: Path) -> None:
     style = {"sampled": ("lightgray", "o", "random genotypes (no search)"), "random": ("tab:orange", "s", "random search"),
              "cooperative": ("tab:blue", "^", "cooperative"), "global": ("tab:green", "v", "global"),
              "independent": ("tab:purple", "<", "independent"),
-             "cooperative_cost": ("tab:red", "*", "cooperative + cost hinge")}
+             "skip_only": ("black", "x", "every edge skip (no search)")}
+    for i, arm in enumerate(sorted({r["arm"] for r in rows if r["arm"].startswith("cost_")})):
+        style[arm] = (("tab:red", "tab:brown", "tab:pink")[i % 3], "*", f"cooperative + cost hinge at {arm[5:]} GFLOPs (600x400)")
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
     for arm, (colour, marker, label) in style.items():
         pts = [(r["gflops"], r["psnr"]) for r in rows if r["arm"] == arm]
         if pts:
             ax.scatter(*zip(*pts), c=colour, marker=marker, s=60 if marker == "*" else 30, label=label,
-                       edgecolors="black" if arm != "sampled" else "none", linewidths=0.4, zorder=3 if arm != "sampled" else 2)
+                       edgecolors="black" if arm not in ("sampled", "skip_only") else None, linewidths=0.4,
+                       zorder=2 if arm == "sampled" else 3)
     ax.set_xlabel("GFLOPs of the derived network at 500x333")
     ax.set_ylabel("PSNR on mit5 after retraining (dB)")
     ax.set_title("Searched vs random genotypes, retrained alike")
@@ -212,6 +237,14 @@ def plot(rows: list[dict], path: Path) -> None:
 
 
 # -- driver ----------------------------------------------------------------------------------------
+
+def arms(args: argparse.Namespace) -> list[str]:
+    """``--arms`` with "cost" expanded to one arm per ``--cost-targets`` entry."""
+    out = []
+    for arm in args.arms.split(","):
+        out += [f"cost_{float(t):g}" for t in args.cost_targets.split(",")] if arm == "cost" else [arm]
+    return out
+
 
 def parse_seeds(text: str) -> list[int]:
     if "-" in text:
@@ -229,7 +262,7 @@ def main() -> None:
     p.add_argument("--candidates", type=int, default=8, help="random search: genotypes sampled (default 8)")
     p.add_argument("--train-steps", type=int, default=120)
     p.add_argument("--random-genotypes", type=int, default=20, help="uniform genotypes retrained for the plot")
-    p.add_argument("--cost-target", type=float, default=1.5, help="GFLOPs at 600x400 of cooperative_cost's hinge")
+    p.add_argument("--cost-targets", default="1.5,2.5", help="GFLOPs at 600x400 of the cost arms' hinges")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each (default 2)")
     p.add_argument("--mit", type=Path, default=ROOT.parent / "shared" / "data" / "mit5")
     p.add_argument("--work", type=Path, help="folder for the runs and results.jsonl (default: a temporary one)")
@@ -252,7 +285,7 @@ def main() -> None:
 
 def run_all(args: argparse.Namespace, work: Path, results: Path, done: set) -> list[dict]:
     print(f"runs under {work}", file=sys.stderr)
-    jobs = [("search", arm, seed) for seed in parse_seeds(args.seeds) for arm in args.arms.split(",")]
+    jobs = [("search", arm, seed) for seed in parse_seeds(args.seeds) for arm in arms(args)]
     if args.random_genotypes:
         samples = work / "samples"
         if not samples.is_dir():
