@@ -41,10 +41,7 @@ import threading
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SEARCH_RECIPE = ROOT / "recipes" / "ruas_demo.yaml"
-TRAIN_RECIPE = ROOT / "recipes" / "ruas_demo_train.yaml"
 DARTS = ("cooperative", "global", "independent")
-ARMS = (*DARTS, "random", "cost", "skip_only")  # "cost": one arm cost_<T> per target
 # both recipes' data: low-light images synthesised from the bundled photographs (docs/data.md),
 # exposures 1/8 to 1/2 as MIT-Adobe FiveK's under-exposed inputs; the MIT pairs are test data only
 SYNTH = ["data.type=synth", "data.demo_count=null", "data.demo_size=null", "data.exposure_min=0.125",
@@ -52,6 +49,18 @@ SYNTH = ["data.type=synth", "data.demo_count=null", "data.demo_size=null", "data
 SEARCH_DATA = [*SYNTH, "data.synth_count=16", "data.synth_size=64", "data.paired=false", "data.crop=32",
                "data.batch_size=1"]
 TRAIN_DATA = [*SYNTH, "data.synth_count=32", "data.synth_size=64", "data.crop=32", "data.batch_size=2"]
+# protocol -> recipes, data overrides, iterations per epoch, retraining steps (None: the recipe's),
+# default arms ("cost": one arm cost_<T> per --cost-targets entry)
+PROTOCOLS = {
+    "demo": {"search": "ruas_demo.yaml", "train": "ruas_demo_train.yaml", "search_data": SEARCH_DATA,
+             "train_data": TRAIN_DATA, "steps_per_epoch": 2, "train_steps": 120, "cost_targets": "1.5,2.5",
+             "arms": (*DARTS, "random", "cost", "skip_only")},
+    # the quality pair's recipes (docs/quality.md): its data and task objective, its 400-step retraining
+    "quality": {"search": "ruas_quality.yaml", "train": "ruas_quality_train.yaml", "search_data": [],
+                "train_data": [], "steps_per_epoch": 4, "train_steps": None, "cost_targets": "1.0",
+                "arms": ("cooperative", "random", "cost", "random_limit", "skip_only")},
+}
+RECIPE_STEPS = "the train recipe's"
 PASSES_PER_SEARCH_UPDATE = 5  # finite_difference: 4 passes for the hypergradient + 1 weight step
 PAPER = {"global": "14.496 / 0.543", "independent": "15.841 / 0.584", "cooperative": "18.226 / 0.717"}
 LOCK = threading.Lock()
@@ -69,10 +78,11 @@ def nas_llv(*args: str) -> str:
 
 def search_overrides(arm: str, seed: int, args: argparse.Namespace) -> list[str]:
     """The search recipe's overrides for ``arm`` at ``seed``, at the shared budget."""
-    strategy = "cooperative" if arm.startswith("cost_") else arm
-    common = [f"seed={seed}", f"data.seed={seed}", *SEARCH_DATA, f"search.strategy={strategy}", *args.set]
-    if arm.startswith("cost_"):
-        common.append(f"search.cost={{type: flops, target: {arm[5:]}, weight: 1.0}}")
+    strategy = {"random_limit": "random"}.get(arm, "cooperative" if arm.startswith("cost_") else arm)
+    cost = ("null" if not arm.startswith("cost_") and arm != "random_limit" else
+            f"{{limit: {args.cost_limit}}}" if arm == "random_limit" else f"{{type: flops, target: {arm[5:]}, weight: 1.0}}")
+    common = [f"seed={seed}", f"data.seed={seed}", *args.p["search_data"], f"search.strategy={strategy}",
+              f"search.cost={cost}", *args.set]
     if strategy != "random":
         return [*common, f"search.epochs={args.epochs}", f"search.steps_per_epoch={args.steps_per_epoch}"]
     return [*common, f"search.epochs={args.candidates}", f"search.steps_per_epoch={random_steps(args)}"]
@@ -85,8 +95,9 @@ def random_steps(args: argparse.Namespace) -> int:
 
 def retrain_and_score(target: str, seed: int, key: str, args: argparse.Namespace, work: Path) -> dict:
     """Train ``target`` (a run folder or genotype) with the shared train recipe, evaluate on MIT."""
-    trained = nas_llv("train", target, "--recipe", str(TRAIN_RECIPE), f"seed={seed}", f"data.seed={seed}",
-                      *TRAIN_DATA, f"train.steps={args.train_steps}", "--output", str(work / "train"))
+    steps = [f"train.steps={args.train_steps}"] if args.train_steps else []
+    trained = nas_llv("train", target, "--recipe", str(ROOT / "recipes" / args.p["train"]), f"seed={seed}",
+                      f"data.seed={seed}", *args.p["train_data"], *steps, "--output", str(work / "train"))
     out = work / "eval" / key
     nas_llv("eval", trained, "--data", str(args.mit), "--lpips-net", "none", "--repeats", "1", "--warmup", "0",
             "-q", "-o", str(out))
@@ -99,7 +110,7 @@ def search_arm(arm: str, seed: int, args: argparse.Namespace, work: Path) -> dic
     """Search, retrain, evaluate one (arm, seed); with how firmly the search chose."""
     if arm == "skip_only":
         return {"arm": arm, "seed": seed, **retrain_and_score(str(skip_only(work)), seed, f"{arm}-{seed}", args, work)}
-    run = nas_llv("search", str(SEARCH_RECIPE), *search_overrides(arm, seed, args), "--output", str(work / "search"))
+    run = nas_llv("search", str(ROOT / "recipes" / args.p["search"]), *search_overrides(arm, seed, args), "--output", str(work / "search"))
     row = {"arm": arm, "seed": seed, "run": run, **choice_stats(Path(run), arm)}
     return {**row, **retrain_and_score(run, seed, f"{arm}-{seed}", args, work)}
 
@@ -136,7 +147,7 @@ def skip_only(work: Path) -> Path:
     folder = work / "skip_only"
     with LOCK:
         if not (folder / "genotype.yaml").is_file():
-            nas_llv("derive", "--sample", "1", str(SEARCH_RECIPE), "-o", str(work / "skip_sample"))
+            nas_llv("derive", "--sample", "1", str(ROOT / "recipes" / "ruas_demo.yaml"), "-o", str(work / "skip_sample"))
             data = yaml.safe_load(next((work / "skip_sample").glob("*/genotype.yaml")).read_text())
             data["genotype"] = {label: "skip" for label in data["genotype"]}
             data["meta"] = {"control": "every edge a skip op"}
@@ -184,8 +195,8 @@ def report(rows: list[dict], args: argparse.Namespace) -> list[str]:
         by_arm.setdefault(r["arm"], {})[r["seed"]] = r
     arm_names = [a for a in arms(args) if a in by_arm]
     seeds = sorted(set.intersection(*(set(by_arm[a]) for a in arm_names))) if arm_names else []
-    lines = [f"seeds {seeds}; search {args.epochs} epochs x {args.steps_per_epoch} it. (random: {args.candidates} "
-             f"cand. x {random_steps(args)} it.); retrained {args.train_steps} steps; scored on {args.mit.name}", "",
+    lines = [f"protocol {args.protocol} ({args.p['search']}, {args.p['train']}): seeds {seeds}; search {args.epochs} epochs x {args.steps_per_epoch} it. (random: {args.candidates} "
+             f"cand. x {random_steps(args)} it.); retrained {args.train_steps or RECIPE_STEPS} steps; scored on {args.mit.name}", "",
              "| arm | PSNR (dB) | SSIM | GFLOPs at 500x333 | edges within noise | α settled | vs random: ΔPSNR, "
              "paired t p, sign-flip p | paper Table 4 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for arm in arm_names:
@@ -201,9 +212,13 @@ def report(rows: list[dict], args: argparse.Namespace) -> list[str]:
     lines += ["", "Per seed, PSNR (dB): " + "; ".join(
         f"seed {s}: " + " / ".join(f"{by_arm[a][s]['psnr']:.2f}" for a in arm_names) for s in seeds)
         + f" ({' / '.join(arm_names)})"]
+    for a, b in (pair.split(":") for pair in args.compare):
+        if a in by_arm and b in by_arm:
+            diff, p_t, p_perm = paired_tests([by_arm[a][s]["psnr"] for s in seeds], [by_arm[b][s]["psnr"] for s in seeds])
+            lines.append(f"{a} vs {b}, paired over the seeds: {diff:+.2f} dB, t-test p = {p_t:.3f}, sign-flip p = {p_perm:.3f}")
     sampled = sorted(by_arm.get("sampled", {}).values(), key=lambda r: r["seed"])
     if sampled:
-        lines.append(f"{len(sampled)} uniformly drawn genotypes, no search, retrained the same way (seed 0): "
+        lines.append(f"{len(sampled)} uniformly drawn genotypes, no search, retrained the same way (genotype i with seed i mod 5): "
                      f"PSNR {pm([r['psnr'] for r in sampled], 2)} dB, GFLOPs {pm([r['gflops'] for r in sampled], 3)}")
     return lines
 
@@ -255,14 +270,18 @@ def parse_seeds(text: str) -> list[int]:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--protocol", choices=sorted(PROTOCOLS), default="demo", help="the recipes and data (default demo)")
     p.add_argument("--seeds", default="0-4", help="a range or a list (default 0-4)")
-    p.add_argument("--arms", default=",".join(ARMS))
+    p.add_argument("--arms", help="comma-separated (default: the protocol's)")
     p.add_argument("--epochs", type=int, default=8)
-    p.add_argument("--steps-per-epoch", type=int, default=2)
+    p.add_argument("--steps-per-epoch", type=int, help="default: the protocol's")
     p.add_argument("--candidates", type=int, default=8, help="random search: genotypes sampled (default 8)")
-    p.add_argument("--train-steps", type=int, default=120)
+    p.add_argument("--train-steps", type=int, help="default: the protocol's")
     p.add_argument("--random-genotypes", type=int, default=20, help="uniform genotypes retrained for the plot")
-    p.add_argument("--cost-targets", default="1.5,2.5", help="GFLOPs at 600x400 of the cost arms' hinges")
+    p.add_argument("--cost-targets", help="GFLOPs at 600x400 of the cost arms' hinges (default: the protocol's)")
+    p.add_argument("--cost-limit", type=float, default=1.0, help="GFLOPs at 600x400: random_limit's candidates")
+    p.add_argument("--compare", nargs="*", default=["cost_1:random_limit", "cooperative:random"], metavar="A:B",
+                   help="extra paired tests")
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each (default 2)")
     p.add_argument("--mit", type=Path, default=ROOT.parent / "shared" / "data" / "mit5")
     p.add_argument("--work", type=Path, help="folder for the runs and results.jsonl (default: a temporary one)")
@@ -270,6 +289,11 @@ def main() -> None:
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra search-recipe overrides")
     p.add_argument("--report-only", action="store_true", help="print the table and plot of --work's results")
     args = p.parse_args()
+    args.p = PROTOCOLS[args.protocol]
+    args.arms = args.arms or ",".join(args.p["arms"])
+    args.cost_targets = args.cost_targets or args.p["cost_targets"]
+    args.steps_per_epoch = args.steps_per_epoch or args.p["steps_per_epoch"]
+    args.train_steps = args.train_steps if args.train_steps is not None else args.p["train_steps"]
     if not (args.mit / "low").is_dir():
         sys.exit(f"{args.mit}: no low/ folder; pass --mit DIR with the MIT pairs (low/, high/)")
     work = args.work or Path(tempfile.mkdtemp(prefix="strategies-"))
@@ -289,7 +313,8 @@ def run_all(args: argparse.Namespace, work: Path, results: Path, done: set) -> l
     if args.random_genotypes:
         samples = work / "samples"
         if not samples.is_dir():
-            nas_llv("derive", "--sample", str(args.random_genotypes), str(SEARCH_RECIPE), "-o", str(samples))
+            nas_llv("derive", "--sample", str(args.random_genotypes), str(ROOT / "recipes" / args.p["search"]), "-o",
+                    str(samples))
         jobs += [("sampled", str(g.parent), i) for i, g in enumerate(sorted(samples.glob("*/genotype.yaml")))]
     jobs = [j for j in jobs if ((j[1] if j[0] == "search" else "sampled"), j[2]) not in done]
     new = []
