@@ -83,6 +83,25 @@ def stopped_and_resumed(searcher, stop_after: int):
     return again
 
 
+def tiny_searcher(base: dict, root: Path, seed: int | None = None, **search):
+    """A Searcher of the tiny recipe ``base`` with ``search`` keys replaced (and ``seed`` when
+    given), attached to a new run folder under ``root``."""
+    import yaml
+
+    from nas_llv.recipe import recipe_from_dict
+    from nas_llv.runs import Run
+    from nas_llv.search.loop import Searcher
+
+    data = yaml.safe_load(yaml.safe_dump(base))
+    if seed is not None:
+        data["seed"] = seed
+    data["search"].update(search)
+    recipe = recipe_from_dict(data, "tiny.yaml")
+    searcher = Searcher(recipe)
+    searcher.attach(Run.create(recipe.to_dict(), recipe.name, root))
+    return searcher
+
+
 # -- the export tests' inputs: sample images and the published CVPR RUAS network -------------------
 
 @pytest.fixture

@@ -8,9 +8,8 @@ import pytest
 import torch
 import yaml
 
-from conftest import central_differences, stopped_and_resumed
+from conftest import central_differences, stopped_and_resumed, tiny_searcher
 from nas_llv.metrics import count_flops
-from nas_llv.recipe import recipe_from_dict
 from nas_llv.registry import HYPERGRADS
 from nas_llv.runs import Run
 from nas_llv.search.cost import CostPenalty
@@ -32,14 +31,8 @@ TINY = {
 TARGET = 0.005
 
 
-def _searcher(root, seed=0, **search) -> Searcher:
-    data = yaml.safe_load(yaml.safe_dump(TINY))
-    data["seed"] = seed
-    data["search"].update(search)
-    recipe = recipe_from_dict(data, "tiny.yaml")
-    s = Searcher(recipe)
-    s.attach(Run.create(recipe.to_dict(), recipe.name, root))
-    return s
+def _searcher(root, seed=0, **search):
+    return tiny_searcher(TINY, root, seed, **search)
 
 
 def _expected(s: Searcher) -> float:

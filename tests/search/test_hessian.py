@@ -6,14 +6,11 @@ import pytest
 import torch
 import yaml
 
-from conftest import RECIPES, stopped_and_resumed
+from conftest import RECIPES, stopped_and_resumed, tiny_searcher
 from nas_llv.cli import main
-from nas_llv.recipe import recipe_from_dict
 from nas_llv.remedies import EarlyStopConfig, HessianConfig
-from nas_llv.runs import Run
 from nas_llv.search import hessian
 from nas_llv.search.hessian import COLUMN, HessianTracker, arch_snapshot, dominant_eigenvalue, rise_ratio, should_stop
-from nas_llv.search.loop import Searcher
 from nas_llv.space import nni_bridge
 from nas_llv.space.genotype import Genotype
 from nas_llv.space.supernet import ArchParams
@@ -82,12 +79,7 @@ def test_tracker_stops_on_the_rise_and_returns_the_alpha_of_window_epochs_earlie
 
 
 def _searcher(tmp_path, **search):
-    data = yaml.safe_load(yaml.safe_dump(TINY))
-    data["search"].update(search)
-    recipe = recipe_from_dict(data, "tiny.yaml")
-    s = Searcher(recipe)
-    s.attach(Run.create(recipe.to_dict(), recipe.name, tmp_path))
-    return s
+    return tiny_searcher(TINY, tmp_path, **search)
 
 
 REMEDIES = {"hessian": {"every": 2, "iters": 4}, "perturb": {"epsilon": 0.03}, "aux_skip": {"weight": 1.0}}

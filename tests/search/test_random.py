@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import RECIPES
+from conftest import RECIPES, tiny_searcher
 from nas_llv.cli import main
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.runs import Run
@@ -30,13 +30,7 @@ TINY_TRAIN = ["train.steps=2", "train.val_every=1", "train.val_batches=1", "data
 
 
 def _searcher(root, seed=0, **search):
-    data = yaml.safe_load(yaml.safe_dump(TINY))
-    data["seed"] = seed
-    data["search"].update(search)
-    recipe = recipe_from_dict(data, "tiny.yaml")
-    searcher = Searcher(recipe)
-    searcher.attach(Run.create(recipe.to_dict(), recipe.name, root))
-    return searcher
+    return tiny_searcher(TINY, root, seed, **search)
 
 
 def test_random_choices_are_uniform_and_repeatable():

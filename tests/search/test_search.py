@@ -9,7 +9,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import RECIPES
+from conftest import RECIPES, tiny_searcher
 from nas_llv.cli import main
 from nas_llv.search.hypergrad import Bilevel
 from nas_llv.recipe import recipe_from_dict
@@ -35,10 +35,7 @@ def _recipe(**search):
 
 
 def _searcher(tmp_path, **search):
-    recipe = _recipe(**search)
-    searcher = Searcher(recipe)
-    searcher.attach(Run.create(recipe.to_dict(), recipe.name, tmp_path))
-    return searcher
+    return tiny_searcher(TINY, tmp_path, **search)
 
 
 def _scene_grads(searcher, method_cfg, beta=None):
