@@ -122,7 +122,7 @@ def choice_stats(run: Path, arm: str) -> dict:
     with open(run / "trajectory.csv", newline="") as f:
         rows = list(csv.DictReader(f))
     stats = {"search_s": float(rows[-1]["seconds"])}  # the loop's own clock, no start-up
-    if arm == "random":
+    if (run / "candidates.csv").is_file():  # random search: drawn, not chosen by α
         return stats
     sys.path.insert(0, str(ROOT))
     from nas_llv.derive.margins import edge_margins, settled_epoch
@@ -201,8 +201,9 @@ def report(rows: list[dict], args: argparse.Namespace) -> list[str]:
              "paired t p, sign-flip p | paper Table 4 |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
     for arm in arm_names:
         rs = [by_arm[arm][s] for s in seeds]
-        noise = f"{statistics.mean(r['within_noise'] for r in rs):.1f} of {rs[0]['edges']}" if "edges" in rs[0] else "-"
-        settled = f"{sum(r['settled'] for r in rs)} of {len(rs)}" if "settled" in rs[0] else "-"
+        chose = "edges" in rs[0] and not arm.startswith("random")  # (older rows of random_limit carry them)
+        noise = f"{statistics.mean(r['within_noise'] for r in rs):.1f} of {rs[0]['edges']}" if chose else "-"
+        settled = f"{sum(r['settled'] for r in rs)} of {len(rs)}" if chose else "-"
         versus = "-"
         if arm != "random" and "random" in by_arm:
             diff, p_t, p_perm = paired_tests([r["psnr"] for r in rs], [by_arm["random"][s]["psnr"] for s in seeds])
@@ -232,6 +233,7 @@ def plot(rows: list[dict], path: Path) -> None:
     style = {"sampled": ("lightgray", "o", "random genotypes (no search)"), "random": ("tab:orange", "s", "random search"),
              "cooperative": ("tab:blue", "^", "cooperative"), "global": ("tab:green", "v", "global"),
              "independent": ("tab:purple", "<", "independent"),
+             "random_limit": ("tab:olive", "D", "random search under the cost limit"),
              "skip_only": ("black", "x", "every edge skip (no search)")}
     for i, arm in enumerate(sorted({r["arm"] for r in rows if r["arm"].startswith("cost_")})):
         style[arm] = (("tab:red", "tab:brown", "tab:pink")[i % 3], "*", f"cooperative + cost hinge at {arm[5:]} GFLOPs (600x400)")
