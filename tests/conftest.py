@@ -83,6 +83,16 @@ def stopped_and_resumed(searcher, stop_after: int):
     return again
 
 
+# the RUAS network on 32 px demo images at 16 px crops, batch 1: a tiny search recipe with its own
+# ``search:`` section, for ``tiny_searcher``
+TINY_RUAS = {
+    "name": "tiny",
+    "network": {"type": "ruas", "spaces": {"scene": "ruas_scene", "denoise": "ruas_denoise"}},
+    "data": {"type": "demo", "demo_count": 4, "demo_size": 32, "crop": 16, "batch_size": 1},
+    "losses": {"scene": {"type": "ruas_scene"}, "task": {"type": "ruas_denoise"}},
+}
+
+
 def tiny_searcher(base: dict, root: Path, seed: int | None = None, **search):
     """A Searcher of the tiny recipe ``base`` with ``search`` keys replaced (and ``seed`` when
     given), attached to a new run folder under ``root``."""

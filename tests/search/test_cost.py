@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import central_differences, stopped_and_resumed, tiny_searcher
+from conftest import TINY_RUAS, central_differences, stopped_and_resumed, tiny_searcher
 from nas_llv.metrics import count_flops
 from nas_llv.registry import HYPERGRADS
 from nas_llv.runs import Run
@@ -19,10 +19,7 @@ from nas_llv.space.genotype import random_choices
 
 SIZE = [32, 24]
 TINY = {
-    "name": "tiny",
-    "network": {"type": "ruas", "spaces": {"scene": "ruas_scene", "denoise": "ruas_denoise"}},
-    "data": {"type": "demo", "demo_count": 4, "demo_size": 32, "crop": 16, "batch_size": 1},
-    "losses": {"scene": {"type": "ruas_scene"}, "task": {"type": "ruas_denoise"}},
+    **TINY_RUAS,
     "search": {"epochs": 2, "steps_per_epoch": 1, "val_batches": 1, "checkpoint_every": 1,
                "weights": {"lr": 0.01}, "arch": {"lr": 0.05, "betas": [0.5, 0.999]},
                "hypergrad": {"type": "first_order"}},

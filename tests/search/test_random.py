@@ -9,7 +9,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import RECIPES, tiny_searcher
+from conftest import TINY_RUAS, RECIPES, tiny_searcher
 from nas_llv.cli import main
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.runs import Run
@@ -18,10 +18,7 @@ from nas_llv.space.genotype import random_choices
 from nas_llv.space.supernet import probs_of
 
 TINY = {
-    "name": "tiny",
-    "network": {"type": "ruas", "spaces": {"scene": "ruas_scene", "denoise": "ruas_denoise"}},
-    "data": {"type": "demo", "demo_count": 4, "demo_size": 32, "crop": 16, "batch_size": 1},
-    "losses": {"scene": {"type": "ruas_scene"}, "task": {"type": "ruas_denoise"}},
+    **TINY_RUAS,
     "search": {"strategy": "random", "epochs": 3, "steps_per_epoch": 2, "val_batches": 2, "checkpoint_every": 1,
                "weights": {"lr": 0.01, "schedule": "cosine"}},
 }

@@ -9,7 +9,7 @@ import torch
 import yaml
 from PIL import Image
 
-from conftest import RECIPES, tiny_searcher
+from conftest import TINY_RUAS, RECIPES, tiny_searcher
 from nas_llv.cli import main
 from nas_llv.search.hypergrad import Bilevel
 from nas_llv.recipe import recipe_from_dict
@@ -19,10 +19,7 @@ from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
 
 TINY = {
-    "name": "tiny",
-    "network": {"type": "ruas", "spaces": {"scene": "ruas_scene", "denoise": "ruas_denoise"}},
-    "data": {"type": "demo", "demo_count": 4, "demo_size": 32, "crop": 16, "batch_size": 1},
-    "losses": {"scene": {"type": "ruas_scene"}, "task": {"type": "ruas_denoise"}},
+    **TINY_RUAS,
     "search": {"epochs": 2, "steps_per_epoch": 2, "val_batches": 1, "checkpoint_every": 1,
                "weights": {"lr": 0.01}, "arch": {"lr": 0.01, "betas": [0.5, 0.999]}},
 }

@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from conftest import tiny_searcher
+from conftest import TINY_RUAS, tiny_searcher
 
 TINY = {
-    "name": "tiny",
-    "network": {"type": "ruas", "spaces": {"scene": "ruas_scene", "denoise": "ruas_denoise"}},
-    "data": {"type": "demo", "demo_count": 4, "demo_size": 32, "crop": 16, "batch_size": 1},
-    "losses": {"scene": {"type": "ruas_scene"}, "task": {"type": "ruas_denoise"}},
+    **TINY_RUAS,
     "search": {"epochs": 1, "steps_per_epoch": 6, "val_batches": 1, "checkpoint_every": 100,
                "hypergrad": {"type": "first_order"},
                "weights": {"lr": 0.01, "schedule": "constant", "grad_clip": None},  # clipping is not scale-free
