@@ -95,6 +95,15 @@ def choices_of(net: nn.Module, snapshot: Mapping[str, Tensor]) -> dict[str, str]
             for arch in arch_modules(net) for label, _ in arch.items()}
 
 
+def weights_of(net: nn.Module, snapshot: Mapping[str, Tensor]) -> dict[str, dict[str, float]]:
+    """label -> {op: mixing weight} of ``snapshot``'s α (``supernet.probs_of`` of a past α)."""
+    return {label: dict(zip(arch.candidates[label], arch.weights(label, snapshot[label].to(a.device)).tolist()))
+            for arch in arch_modules(net) for label, a in arch.items()}
+
+
+Cap = Callable[[dict[str, str], dict[str, dict[str, float]]], tuple[dict[str, str], dict[str, Any]]]
+
+
 class HessianTracker:
     """The loop's side of RobustDARTS: λ per level every ``cfg.every`` arch steps, the per-epoch
     series, DARTS-ES and the α it returns to. With ``cfg`` None every method does nothing."""
@@ -145,14 +154,18 @@ class HessianTracker:
         log.info("early stop after epoch %d, level %s: %s; genotype.yaml takes the architecture of epoch %d",
                  epoch, name, self.stopped["reason"], epoch - early.window)
 
-    def final(self, genotype: Genotype, net: nn.Module) -> Genotype:
+    def final(self, genotype: Genotype, net: nn.Module, cap: Cap | None = None) -> Genotype:
         """``genotype``, or after an early stop the architecture of ``window`` epochs before it,
-        its meta saying so (without the latest epoch's val_loss, which that architecture did not score)."""
+        its meta saying so (without the latest epoch's val_loss, which that architecture did not
+        score, nor the record of a cap applied to the latest α). ``cap``: (choices, label -> {op:
+        weight}) -> (choices, meta), the skip cap the search applies to its genotypes (``max_skip``)."""
         if self.stopped is None:
             return genotype
-        meta = {k: v for k, v in genotype.meta.items() if k != "val_loss"}
-        return dataclasses.replace(genotype, choices=choices_of(net, self.snapshots[0]),
-                                   meta={**meta, "early_stopped": self.stopped})
+        meta = {k: v for k, v in genotype.meta.items() if k not in ("val_loss", "max_skip")}
+        choices, extra = choices_of(net, self.snapshots[0]), {}
+        if cap is not None:
+            choices, extra = cap(choices, weights_of(net, self.snapshots[0]))
+        return dataclasses.replace(genotype, choices=choices, meta={**meta, **extra, "early_stopped": self.stopped})
 
     def state_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "running": self.running, "series": self.series,

@@ -240,9 +240,14 @@ class Searcher(Job):
     def derived(self) -> tuple[dict[str, str], dict[str, Any]]:
         """The current architecture (argmax per edge), with at most ``search.max_skip`` skip ops per
         cell where set (P-DARTS, ``space/skip_cap.py``), and the meta recording the edges it changed."""
+        cap = self._cap()
+        return (genotype_of(self.net), {}) if cap is None else cap(genotype_of(self.net), probs_of(self.net))
+
+    def _cap(self) -> Any:
+        """(choices, label -> {op: weight}) -> (capped choices, meta): ``search.max_skip``'s cap; None without one."""
         if self.cfg.max_skip is None:
-            return genotype_of(self.net), {}
-        return capped(genotype_of(self.net), probs_of(self.net), self.network_cfg, self.spaces, self.cfg.max_skip)
+            return None
+        return lambda choices, weights: capped(choices, weights, self.network_cfg, self.spaces, self.cfg.max_skip)
 
     def genotype(self, choices: dict[str, str] | None = None, val_loss: float | None = None,
                  extra: dict[str, Any] | None = None) -> Genotype:
@@ -262,7 +267,7 @@ class Searcher(Job):
         if not self.run_dir.writes:  # another rank than 0 of a data-parallel run
             return
         # an early stop (DARTS-ES) writes an earlier architecture: its cost is recorded anew
-        final = with_cost(self.cost_table, self.hessian.final(self.genotype(), self.net))
+        final = with_cost(self.cost_table, self.hessian.final(self.genotype(), self.net, self._cap()))
         path = final.save(self.run_dir.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
             best = self.genotype(self.best["genotype"], self.best["val_loss"], self.best.get("meta"))

@@ -13,7 +13,7 @@ from nas_llv.search import hessian
 from nas_llv.search.hessian import COLUMN, HessianTracker, arch_snapshot, dominant_eigenvalue, rise_ratio, should_stop
 from nas_llv.space import nni_bridge
 from nas_llv.space.genotype import Genotype
-from nas_llv.space.supernet import ArchParams
+from nas_llv.space.supernet import ArchParams, arch_modules
 from test_search import TINY, _trajectory
 
 
@@ -125,6 +125,29 @@ def test_early_stop_ends_the_search_and_writes_the_earlier_genotype(tmp_path, mo
     again = stopped_and_resumed(_searcher(tmp_path / "b", **cfg), stop_after=6)  # inside epoch 2
     assert yaml.safe_load((again.run_dir.dir / "genotype.yaml").read_text())["genotype"] == written["genotype"]
     assert again.epoch == 2
+
+
+def test_an_early_stopped_genotype_keeps_the_skip_cap(tmp_path, monkeypatch):
+    """DARTS-ES's earlier architecture is capped as the latest one would be (search.max_skip)."""
+    from nas_llv.space.ops import SKIP_OPS
+
+    monkeypatch.setattr(hessian, "level_eigenvalue", _rising)
+    cfg = {"hessian": {"every": 1, "early_stop": {"window": 1, "ratio": 0.75}}, "epochs": 4, "max_skip": 0}
+    s = _searcher(tmp_path, **cfg)
+    seen = []
+    end_epoch = s.hessian.end_epoch
+    s.hessian.end_epoch = lambda epoch, net: (seen.append(arch_snapshot(net)), end_epoch(epoch, net))
+    with torch.no_grad():  # every edge prefers skip from the start, so the cap has work to do
+        for arch in arch_modules(s.net):
+            for label, a in arch.items():
+                a[list(arch.candidates[label]).index("skip")] += 5.0
+    assert s.run() is True and s.hessian.stopped is not None
+    written = yaml.safe_load((s.run_dir.dir / "genotype.yaml").read_text())
+    uncapped = hessian.choices_of(s.net, seen[0])
+    assert sum(op in SKIP_OPS for op in uncapped.values()) > 0
+    assert not any(op in SKIP_OPS for op in written["genotype"].values())
+    changed = written["meta"]["max_skip"]["changed"]
+    assert changed and all(uncapped[label] == c["from"] for label, c in changed.items())
 
 
 def test_the_demo_recipe_searches_with_the_remedies_from_the_command_line(tmp_path):
