@@ -86,6 +86,14 @@ class Searcher(Job):
         self.val_loss: float | None = None  # the latest epoch's validation loss
         self.elapsed = 0.0
 
+    def attach(self, run: Run) -> None:
+        """Attach the run folder; a new run gets its ``cost_table.csv`` now, so a stopped run has it
+        too (a resumed one keeps the file it started with, as its checkpoint keeps the numbers)."""
+        super().attach(run)
+        path = run.dir / "cost_table.csv"
+        if self.cost_table is not None and run.writes and not path.exists():
+            write_text(path, self.cost_table.to_csv())
+
     def _attach_penalties(self) -> None:
         """The recipe's α-only terms of the upper losses (``Level.penalties``): FairDARTS' zero-one
         loss, and the hinge on the expected cost above ``search.cost.target`` (docs/cost.md)."""
@@ -273,8 +281,6 @@ class Searcher(Job):
             best = self.genotype(self.best["genotype"], self.best["val_loss"], self.best.get("meta"))
             best.save(self.run_dir.dir / "genotype_best.yaml")
         log.info("search finished after %d steps; genotype written to %s", self.step, path)
-        if self.cost_table is not None:
-            write_text(self.run_dir.dir / "cost_table.csv", self.cost_table.to_csv())
         self.strategy.finish(self.run_dir.dir, self.step)
 
     def state_dict(self) -> dict[str, Any]:

@@ -148,6 +148,8 @@ def test_a_resumed_cost_search_equals_an_uninterrupted_one(tmp_path):
 def test_a_resumed_search_keeps_the_checkpoints_cost_table(tmp_path):
     """The numbers the run started with (latency would differ if measured again), also in the penalty."""
     b = _searcher(tmp_path, cost={"size": SIZE, "target": TARGET})
+    written = (b.run_dir.dir / "cost_table.csv").read_text()  # on attaching: a stopped run has it too
+    assert written == b.cost_table.to_csv()
     assert b.run(stop_after=2) is False
     b.run_dir.close()
     state = b.run_dir.load_checkpoint()
@@ -156,6 +158,7 @@ def test_a_resumed_search_keeps_the_checkpoints_cost_table(tmp_path):
     state["cost_table"] = doubled.to_csv()
     c = Searcher(b.recipe)
     c.attach(Run.open(b.run_dir.dir))
+    assert (b.run_dir.dir / "cost_table.csv").read_text() == written  # attaching again keeps the file
     c.load_state_dict(state)
     assert c.cost_table.costs == doubled.costs
     assert all(level.penalties[0].table is c.cost_table for level in c.levels.values())
