@@ -14,8 +14,15 @@ arms are paired by seed):
   GFLOPs, docs/cost.md), one arm per target of ``--cost-targets``;
 - ``skip_only``: no search, the genotype with every edge a skip op (the cheapest network), a
   control for what a cheap network scores after the same retraining;
+- ``random_limit``: random search drawing only candidates under ``--cost-limit`` GFLOPs at
+  600x400 (the cost arms' fair baseline);
 - ``--random-genotypes`` genotypes drawn uniformly (``nas-llv derive --sample``, seed 0), no
   search: genotype i retrained with seed i mod 5 and scored the same way, for the PSNR-vs-FLOPs plot.
+
+Two protocols (``--protocol``): ``demo``, the demo recipes on small synthesised data with a
+120-step retraining, arms cooperative, global, independent, random, cost_1.5, cost_2.5,
+skip_only; ``quality``, the quality pair's recipes (docs/quality.md) and 400-step retraining, arms
+cooperative (without the recipe's hinge), random, cost_1, random_limit, skip_only.
 
 Each run is the real command line (``nas-llv search``, ``train``, ``eval``) in a fresh process,
 ``--jobs`` at a time with one torch thread each. Rows go to ``WORK/results.jsonl`` as they finish;
@@ -23,7 +30,7 @@ rerunning with the same ``--work`` skips the rows it has. The summary: PSNR/SSIM
 arm, a paired t-test (and the exact sign-flip test) of each arm against ``random`` over the seeds,
 how firmly each search chose (edges within noise, the epoch α settled), and the plot.
 
-    python benchmarks/strategies.py [--seeds 0-4] [--jobs 2] [--work DIR] [--plot PNG]
+    python benchmarks/strategies.py [--protocol demo|quality] [--seeds 0-4] [--jobs 2] [--work DIR] [--plot PNG]
 """
 from __future__ import annotations
 
