@@ -294,11 +294,13 @@ def main() -> None:
     p.add_argument("--jobs", type=int, default=2, help="runs at a time, one torch thread each (default 2)")
     p.add_argument("--mit", type=Path, default=ROOT.parent / "shared" / "data" / "mit5")
     p.add_argument("--work", type=Path, help="folder for the runs and results.jsonl (default: a temporary one)")
-    p.add_argument("--plot", type=Path, default=ROOT / "benchmarks" / "strategies_psnr_flops.png")
+    p.add_argument("--plot", type=Path, help="the PNG (default benchmarks/strategies[_quality]_psnr_flops.png)")
     p.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE", help="extra search-recipe overrides")
     p.add_argument("--report-only", action="store_true", help="print the table and plot of --work's results")
     args = p.parse_args()
     args.p = PROTOCOLS[args.protocol]
+    tag = "" if args.protocol == "demo" else f"_{args.protocol}"
+    args.plot = args.plot or ROOT / "benchmarks" / f"strategies{tag}_psnr_flops.png"
     args.arms = args.arms or ",".join(args.p["arms"])
     args.cost_targets = args.cost_targets or args.p["cost_targets"]
     args.steps_per_epoch = args.steps_per_epoch or args.p["steps_per_epoch"]
