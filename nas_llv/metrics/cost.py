@@ -58,6 +58,22 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+def run_times(model: nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int, warmup: int) -> list[float]:
+    """Seconds of each of ``repeats`` calls ``model(*inputs)`` after ``warmup`` untimed ones, in eval mode
+    under ``torch.inference_mode``, on the inputs' device (bracketed by a synchronize on CUDA)."""
+    dev = inputs[0].device
+    times = []
+    with _eval_mode(model), torch.inference_mode():
+        for i in range(warmup + repeats):
+            _sync(dev)
+            start = time.perf_counter()
+            model(*inputs)
+            _sync(dev)
+            if i >= warmup:
+                times.append(time.perf_counter() - start)
+    return times
+
+
 def latency(
     model: nn.Module,
     x: torch.Tensor,
@@ -75,16 +91,7 @@ def latency(
         raise ValueError(f"latency: need repeats >= 1 and warmup >= 0, got repeats={repeats}, warmup={warmup}")
     dev = _resolve_device(device, x)
     model.to(dev)
-    x = x.to(dev)
-    times = []
-    with _eval_mode(model), torch.inference_mode():
-        for i in range(warmup + repeats):
-            _sync(dev)
-            start = time.perf_counter()
-            model(x)
-            _sync(dev)
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
+    times = run_times(model, (x.to(dev),), repeats, warmup)
     return {
         "median_s": statistics.median(times),
         "min_s": min(times),

@@ -25,7 +25,6 @@ import csv
 import logging
 import io
 import statistics
-import time
 from dataclasses import dataclass
 from typing import Iterator, Literal, Mapping, Sequence
 
@@ -34,6 +33,7 @@ from torch import nn
 
 from nas_llv.config import ConfigError
 from nas_llv.metrics import count_flops
+from nas_llv.metrics.cost import run_times
 from nas_llv.space import nni_bridge
 from nas_llv.space.genotype import random_choices
 from nas_llv.space.supernet import Cell, MixedEdge, MixedPart, arch_modules
@@ -135,22 +135,7 @@ def _measure(net: nn.Module, kind: CostKind, size: tuple[int, int], repeats: int
 def _cost(op: nn.Module, args: tuple, kind: CostKind, repeats: int) -> float:
     if kind == "flops":
         return count_flops(op, *args) / 1e9
-    return 1e3 * _median_time(op, args, repeats)
-
-
-def _median_time(op: nn.Module, args: tuple, repeats: int, warmup: int = 2) -> float:
-    """Median seconds of ``op(*args)`` in inference mode (synchronised on CUDA)."""
-    sync = torch.cuda.synchronize if args[0].device.type == "cuda" else (lambda: None)
-    times = []
-    with torch.inference_mode():
-        for i in range(warmup + repeats):
-            sync()
-            start = time.perf_counter()
-            op(*args)
-            sync()
-            if i >= warmup:
-                times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return 1e3 * statistics.median(run_times(op, args, repeats, warmup=2))  # median ms
 
 
 @contextlib.contextmanager
