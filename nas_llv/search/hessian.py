@@ -22,7 +22,7 @@ from nas_llv.remedies import EarlyStopConfig, HessianConfig
 from nas_llv.search.hypergrad.base import dot, grads, leaves, vjp
 from nas_llv.search.level import Batch, Level
 from nas_llv.space.genotype import Genotype
-from nas_llv.space.supernet import arch_modules
+from nas_llv.space.supernet import arch_modules, genotype_of, probs_of
 
 log = logging.getLogger(__name__)
 
@@ -89,18 +89,6 @@ def arch_snapshot(net: nn.Module) -> dict[str, Tensor]:
     return {label: a.detach().cpu().clone() for arch in arch_modules(net) for label, a in arch.items()}
 
 
-def choices_of(net: nn.Module, snapshot: Mapping[str, Tensor]) -> dict[str, str]:
-    """label -> argmax op of ``snapshot``'s α (``ArchParams.genotype`` of a past α)."""
-    return {label: arch.candidates[label][int(snapshot[label].argmax())]
-            for arch in arch_modules(net) for label, _ in arch.items()}
-
-
-def weights_of(net: nn.Module, snapshot: Mapping[str, Tensor]) -> dict[str, dict[str, float]]:
-    """label -> {op: mixing weight} of ``snapshot``'s α (``supernet.probs_of`` of a past α)."""
-    return {label: dict(zip(arch.candidates[label], arch.weights(label, snapshot[label].to(a.device)).tolist()))
-            for arch in arch_modules(net) for label, a in arch.items()}
-
-
 Cap = Callable[[dict[str, str], dict[str, dict[str, float]]], tuple[dict[str, str], dict[str, Any]]]
 
 
@@ -162,9 +150,9 @@ class HessianTracker:
         if self.stopped is None:
             return genotype
         meta = {k: v for k, v in genotype.meta.items() if k not in ("val_loss", "max_skip")}
-        choices, extra = choices_of(net, self.snapshots[0]), {}
+        choices, extra = genotype_of(net, self.snapshots[0]), {}
         if cap is not None:
-            choices, extra = cap(choices, weights_of(net, self.snapshots[0]))
+            choices, extra = cap(choices, probs_of(net, self.snapshots[0]))
         return dataclasses.replace(genotype, choices=choices, meta={**meta, **extra, "early_stopped": self.stopped})
 
     def state_dict(self) -> dict[str, Any]:

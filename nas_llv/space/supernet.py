@@ -81,15 +81,20 @@ class ArchParams(nn.Module):
         place the relaxation is applied."""
         return RELAXATIONS[self.relaxation](self[label] if alpha is None else alpha)
 
-    def probs(self) -> dict[str, dict[str, float]]:
-        """label -> {op: mixing weight} (``weights``)."""
-        return {lab: dict(zip(self.candidates[lab], self.weights(lab, a.detach()).tolist())) for lab, a in self.items()}
+    def _alphas(self, snapshot: Mapping[str, torch.Tensor] | None) -> Iterator[tuple[str, torch.Tensor]]:
+        """(label, α detached) now, or of ``snapshot`` (label -> α, e.g. a past epoch's)."""
+        for lab, a in self.items():
+            yield lab, a.detach() if snapshot is None else snapshot[lab].to(a.device)
 
-    def genotype(self) -> dict[str, str]:
-        """label -> argmax op (RUAS derivation: no 'none' op, fixed topology). Both relaxations are
-        monotone in α, so this is also the argmax of the mixing weights (FairDARTS' threshold on
-        σ(α) does not apply to a fixed topology: docs/remedies.md)."""
-        return {lab: self.candidates[lab][int(a.detach().argmax())] for lab, a in self.items()}
+    def probs(self, snapshot: Mapping[str, torch.Tensor] | None = None) -> dict[str, dict[str, float]]:
+        """label -> {op: mixing weight} (``weights``) of the α now, or of ``snapshot``."""
+        return {lab: dict(zip(self.candidates[lab], self.weights(lab, a).tolist())) for lab, a in self._alphas(snapshot)}
+
+    def genotype(self, snapshot: Mapping[str, torch.Tensor] | None = None) -> dict[str, str]:
+        """label -> argmax op of the α now, or of ``snapshot`` (RUAS derivation: no 'none' op, fixed
+        topology). Both relaxations are monotone in α, so this is also the argmax of the mixing weights
+        (FairDARTS' threshold on σ(α) does not apply to a fixed topology: docs/remedies.md)."""
+        return {lab: self.candidates[lab][int(a.argmax())] for lab, a in self._alphas(snapshot)}
 
 
 class MixedEdge(nn.Module):
@@ -334,18 +339,19 @@ def weight_parameters(model: nn.Module) -> list[nn.Parameter]:
     return [p for p in model.parameters() if id(p) not in arch]
 
 
-def genotype_of(model: nn.Module) -> dict[str, str]:
-    """label -> argmax op over every ArchParams in ``model``."""
+def genotype_of(model: nn.Module, snapshot: Mapping[str, torch.Tensor] | None = None) -> dict[str, str]:
+    """label -> argmax op over every ArchParams in ``model``, at its α now or at ``snapshot`` (label -> α)."""
     out: dict[str, str] = {}
     for m in arch_modules(model):
-        out.update(m.genotype())
+        out.update(m.genotype(snapshot))
     return out
 
 
-def probs_of(model: nn.Module) -> dict[str, dict[str, float]]:
+def probs_of(model: nn.Module, snapshot: Mapping[str, torch.Tensor] | None = None) -> dict[str, dict[str, float]]:
+    """label -> {op: mixing weight} over every ArchParams in ``model``, at its α now or at ``snapshot``."""
     out: dict[str, dict[str, float]] = {}
     for m in arch_modules(model):
-        out.update(m.probs())
+        out.update(m.probs(snapshot))
     return out
 
 

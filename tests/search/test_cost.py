@@ -198,7 +198,7 @@ def test_an_early_stopped_genotype_records_its_own_cost(tmp_path, monkeypatch):
 
     monkeypatch.setattr(hessian, "level_eigenvalue", lambda level, batch, cfg, generator: float(
         generator.initial_seed() % 1_000_003))  # a steady rise: stops after epoch 2
-    monkeypatch.setattr(hessian, "choices_of", lambda net, snapshot: {label: "skip" for label in s.cost_table.costs})
+    monkeypatch.setattr(hessian, "genotype_of", lambda net, snapshot: {label: "skip" for label in s.cost_table.costs})
     s = _searcher(tmp_path, epochs=4, cost={"size": SIZE},
                   hessian={"every": 1, "early_stop": {"window": 1, "ratio": 0.75}})
     assert s.run() is True and s.hessian.stopped is not None

@@ -121,7 +121,7 @@ def test_early_stop_ends_the_search_and_writes_the_earlier_genotype(tmp_path, mo
     assert [r.getMessage() for r in caplog.records if "early stop" in r.getMessage()] == [
         "early stop after epoch 2, level scene: DARTS-ES: mean Hessian eigenvalue of the 1 epochs before the last 1 "
         "/ of the last 1 = 0.4286 < 0.75; genotype.yaml takes the architecture of epoch 1"]
-    assert written["genotype"] == hessian.choices_of(s.net, seen[0])
+    assert written["genotype"] == hessian.genotype_of(s.net, seen[0])
     again = stopped_and_resumed(_searcher(tmp_path / "b", **cfg), stop_after=6)  # inside epoch 2
     assert yaml.safe_load((again.run_dir.dir / "genotype.yaml").read_text())["genotype"] == written["genotype"]
     assert again.epoch == 2
@@ -143,7 +143,7 @@ def test_an_early_stopped_genotype_keeps_the_skip_cap(tmp_path, monkeypatch):
                 a[list(arch.candidates[label]).index("skip")] += 5.0
     assert s.run() is True and s.hessian.stopped is not None
     written = yaml.safe_load((s.run_dir.dir / "genotype.yaml").read_text())
-    uncapped = hessian.choices_of(s.net, seen[0])
+    uncapped = hessian.genotype_of(s.net, seen[0])
     assert sum(op in SKIP_OPS for op in uncapped.values()) > 0
     assert not any(op in SKIP_OPS for op in written["genotype"].values())
     changed = written["meta"]["max_skip"]["changed"]
