@@ -1,5 +1,6 @@
 """FairDARTS' zero-one loss (Chu et al., ECCV 2020, "Fair DARTS: Eliminating Unfair Advantages in
-Differentiable Architecture Search"; docs/remedies.md), and how an α-only penalty joins the levels.
+Differentiable Architecture Search"; docs/remedies.md), an α-only penalty of the upper loss
+(``Level.penalties``, attached by ``level.attach_penalty``).
 
 With the sigmoid relaxation (``search.relaxation: sigmoid``) every op of an edge has its own weight
 σ(α_i), so ops no longer compete through a softmax and skip connections lose their unfair
@@ -14,7 +15,6 @@ from typing import Mapping
 import torch
 
 
-
 @dataclass(frozen=True)
 class ZeroOne:
     """``weight`` · L_01, L_01 = -(1/N) Σ_i (σ(α_i) - 0.5)² over the N α entries of a level, added to
@@ -27,4 +27,3 @@ class ZeroOne:
     def __call__(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
         sigma = torch.cat([w.flatten() for w in weights.values()])
         return -self.weight * (sigma - 0.5).square().mean()
-

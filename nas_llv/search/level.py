@@ -178,11 +178,12 @@ def weight_parameters(module: nn.Module) -> list[nn.Parameter]:
 
 
 def attach_penalty(levels: Mapping[str, Level], penalty: UpperPenalty) -> list[str]:
-    """Add ``penalty`` to the upper loss of every level whose upper variables hold α (``Level.relaxed``
-    is not empty); returns the names of those levels. Levels of ς only (loss weights) are left alone."""
+    """Add ``penalty`` to the upper loss of every level whose upper variables hold α
+    (``Level.arch_variables``); returns the names of those levels. Levels of ς only (loss weights) are
+    left alone."""
     attached = []
     for name, level in levels.items():
-        if level.relaxed({}):
+        if level.arch_variables():
             level.penalties = (*level.penalties, penalty)
             attached.append(name)
     return attached
