@@ -7,7 +7,8 @@
 #    are not installed and the folder is there (a machine without network access);
 # 2. runs the tests marked cuda (pytest -m cuda: the commands on the device, resume on CUDA,
 #    data-parallel NCCL runs on one GPU and on two where present);
-# 3. runs benchmarks/search_step.py and benchmarks/inference.py with --device cuda, few repeats;
+# 3. runs benchmarks/search_step.py and benchmarks/inference.py with --device cuda, few repeats,
+#    and the README's session on the device: demo search, latency cost table, train, eval per engine;
 # 4. prints a Markdown table: each check, passed or not, its time; the outputs are in $LOGS.
 # Without CUDA, steps 2-3 print "skipped: no CUDA" rows (the script then takes seconds; CI runs it).
 # Exit status: 0 when nothing failed. PYTHON picks the interpreter (default: python),
@@ -75,9 +76,30 @@ if [ -n "$DEVICE" ]; then
     check "pytest -m cuda" "$PY" -m pytest -q -m cuda tests
     check "search_step.py --device cuda" "$PY" benchmarks/search_step.py --device cuda --iters 2 --warmup 1
     check "inference.py --device cuda" "$PY" benchmarks/inference.py --device cuda --repeats 3 --rounds 1
+    # 3b. the README's session on the device: the demo search, the latency cost table, retraining,
+    # evaluation with each engine (the runs go under $LOGS/runs; the cost table into $LOGS)
+    RUNS="$LOGS/runs"
+    check "search ruas_demo (cuda)" "$PY" -m nas_llv search recipes/ruas_demo.yaml device=cuda --output "$RUNS/demo"
+    check "search, latency cost table (cuda)" "$PY" -m nas_llv search recipes/ruas_demo.yaml device=cuda \
+        search.epochs=1 search.cost.type=latency --output "$RUNS/cost"
+    cp "$RUNS"/cost/*/cost_table.csv "$LOGS/cost_table_cuda.csv" 2>/dev/null
+    RUN=$(ls -d "$RUNS"/demo/*/ 2>/dev/null | head -n 1)
+    if [ -n "$RUN" ]; then
+        check "train ruas_demo_train (cuda)" "$PY" -m nas_llv train "$RUN" --recipe recipes/ruas_demo_train.yaml \
+            device=cuda --output "$RUNS/train"
+    fi
+    MODEL=$(ls "$RUNS"/train/*/model.pt 2>/dev/null | head -n 1)
+    if [ -n "$MODEL" ] && [ -d ../shared/data/mit5 ]; then
+        for engine in torch fast compiled; do
+            check "eval mit5 --engine $engine (cuda)" "$PY" -m nas_llv eval "$MODEL" --data ../shared/data/mit5 \
+                --device cuda --engine "$engine" --lpips-net none -o "$LOGS/eval-$engine"
+        done
+    else
+        skip "eval mit5 (cuda)" "no trained model or no ../shared/data/mit5"
+    fi
 else
     DEVICE="none (CPU only)"
-    for name in "pytest -m cuda" "search_step.py --device cuda" "inference.py --device cuda"; do
+    for name in "pytest -m cuda" "search_step.py --device cuda" "inference.py --device cuda" "the session (cuda)"; do
         skip "$name" "no CUDA"
     done
 fi

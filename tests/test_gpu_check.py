@@ -34,7 +34,8 @@ def test_gpu_check_on_cpu_skips_the_cuda_parts(tmp_path: Path) -> None:
     rows = table(proc.stdout)
     assert rows == {"install nni": "skipped: installed", "install lpips": "skipped: installed",
                     "pytest -m cuda": "skipped: no CUDA", "search_step.py --device cuda": "skipped: no CUDA",
-                    "inference.py --device cuda": "skipped: no CUDA"}
+                    "inference.py --device cuda": "skipped: no CUDA",
+                    "the session (cuda)": "skipped: no CUDA"}
     assert "CUDA devices: none (CPU only)" in proc.stdout
 
 
