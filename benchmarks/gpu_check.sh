@@ -12,11 +12,13 @@
 # 4. prints a Markdown table: each check, passed or not, its time; the outputs are in $LOGS.
 # Without CUDA, steps 2-3 print "skipped: no CUDA" rows (the script then takes seconds; CI runs it).
 # Exit status: 0 when nothing failed. PYTHON picks the interpreter (default: python),
-# GPU_CHECK_PACKAGES the packages of step 1 (default: nni lpips).
+# GPU_CHECK_PACKAGES the packages of step 1 (default: nni lpips), CHECK_TIMEOUT the seconds one
+# check may run before it is stopped and marked failed (default 600).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python}
 PACKAGES=${GPU_CHECK_PACKAGES:-nni lpips}
+CHECK_TIMEOUT=${CHECK_TIMEOUT:-600}
 LOGS=${LOGS:-$(mktemp -d -t gpu_check.XXXXXX)}
 mkdir -p "$LOGS"
 ROWS=()
@@ -28,7 +30,7 @@ check() {
     shift
     log="$LOGS/$(echo "$name" | tr -c 'A-Za-z0-9' '_').txt"
     start=$(date +%s.%N)
-    if "$@" >"$log" 2>&1; then
+    if timeout "$CHECK_TIMEOUT" "$@" >"$log" 2>&1; then
         status=passed
     else
         status="FAILED (exit $?; see $log)"
