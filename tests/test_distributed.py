@@ -59,7 +59,8 @@ def nas_llv(*args: str, cwd: Path, torchrun: Path | None = None, nproc: int = 2)
     script = ["-m", "nas_llv"] if torchrun == Path("nas_llv") else [str(torchrun)]
     head = ([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(nproc), *script]
             if torchrun else [sys.executable, "-m", "nas_llv"])
-    env = {**os.environ, "PYTHONPATH": str(REPO), "AUDIT_ROOT": str(cwd), "OMP_NUM_THREADS": "1"}
+    path = os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))  # keep the caller's
+    env = {**os.environ, "PYTHONPATH": path, "AUDIT_ROOT": str(cwd), "OMP_NUM_THREADS": "1"}
     return subprocess.run([*head, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
