@@ -5,8 +5,9 @@ import os
 import sys
 from typing import TYPE_CHECKING
 
-from nas_llv.choices import DEVICES
 from nas_llv.config import ConfigError
+
+DEVICES = ("auto", "cpu", "cuda")  # or cuda:N
 
 if TYPE_CHECKING:
     import torch

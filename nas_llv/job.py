@@ -90,7 +90,12 @@ class Job:
     device: torch.device
     run_dir: Run | None = None
 
+    total_steps: int
+
     # -- what a job provides -----------------------------------------------------------------
+    def close(self) -> None:
+        """Release what the job holds beyond its run (a search's data workers); nothing by default."""
+
     def done(self) -> bool:
         raise NotImplementedError
 

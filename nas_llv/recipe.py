@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
-from nas_llv.choices import DEVICES
+from nas_llv.device import DEVICES
 from nas_llv.optim import OptimConfig
 from nas_llv.config import ConfigError, Variant, apply_overrides, check_range, from_dict, load_yaml, to_dict
 from nas_llv.data import DataConfig

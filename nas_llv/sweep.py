@@ -7,7 +7,7 @@ A sweep folder ``<output>/<recipe name>-sweep-<YYYYmmdd-HHMMSS>/`` holds::
     <name>-t00-seed0-<time>/         trial 0's search run folder (an ordinary run, docs/runs.md)
     retrain/<train name>-t00-seed0-<time>/   its retraining run, with eval-<data>/ (with --eval)
 
-This module plans and records a sweep (seeds, grid, folder, summary); ``nas_llv.commands.sweep``
+This module plans and records a sweep (seeds, grid, folder, summary); ``nas_llv.pipeline.trials``
 runs the trials on Ray. Grid values and overrides are parsed by ``yaml.safe_load``, as recipe
 overrides are.
 """
@@ -27,6 +27,10 @@ from typing import Any, Mapping, Sequence
 from nas_llv.config import ConfigError, load_yaml, override_value
 from nas_llv.io_utils import atomic_write, write_text, write_yaml
 
+INSTALL = "pip install -e '.[ray]'"  # sweeps run their trials on Ray
+SEEDS_DEFAULT = "0"
+FLOPS_AT = (600, 400)  # (width, height) of the input the summary's FLOPs are counted at, as `derive`'s default
+OVER_LIMIT = "over cost limit"  # a searched trial --max-gflops kept from retraining and evaluation
 PLAN = "sweep.yaml"
 RETRAIN = "retrain"
 # the summary's columns after the grid's: measured by each trial (None: not measured)

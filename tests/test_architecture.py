@@ -19,7 +19,8 @@ FLOORS = {
     "search": 2,
     "export": 2,
     "derive": 3,
-    "commands": 4, "cli": 4, "__main__": 4,
+    "pipeline": 4,  # the steps as functions, and sweeps of them: what the command line and a notebook call
+    "commands": 5, "cli": 5, "__main__": 5,
 }
 BESIDE = {("search", "export"), ("search", "derive"), ("export", "search")}  # never import each other
 
@@ -74,6 +75,22 @@ def test_no_module_imports_a_later_step():
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("step", ["space", "search", "export", "derive"])
+@pytest.mark.parametrize("step", ["space", "search", "export", "derive", "pipeline"])
 def test_each_step_is_a_package(step):
     assert (PACKAGE / step / "__init__.py").is_file()
+
+
+def test_only_the_command_line_parses_arguments():
+    """argparse belongs to cli.py and commands/: every other module takes typed arguments."""
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        name = _module(path)
+        if _part(name) in ("cli", "commands", "__main__"):
+            continue
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            names = ([a.name for a in node.names] if isinstance(node, ast.Import) else
+                     [node.module] if isinstance(node, ast.ImportFrom) else [])
+            if "argparse" in names:
+                wrong.append(name)
+    assert not wrong, f"imports argparse outside the command line: {sorted(set(wrong))}"

@@ -343,7 +343,7 @@ case("enhance-model-missing", "no such model file", lambda d: ["enhance", "nope.
 case("enhance-model-junk", "m.pt", lambda d: ["enhance", _binary(d / "m.pt"), _pairs(d / "p") + "/low", "out"])
 case("enhance-model-is-yaml", "g.yaml",
      lambda d: ["enhance", _genotype(d / "g.yaml"), _pairs(d / "p") + "/low", "out"])
-case("enhance-bad-output-choice", "invalid choice: 'y'",
+case("enhance-bad-output-choice", "--output y: not allowed; allowed: x, u",
      lambda d: ["enhance", "m.pt", "in", "out", "--output", "y"])
 
 # eval

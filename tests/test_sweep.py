@@ -89,7 +89,7 @@ def test_without_ray_the_command_says_how_to_install_it(monkeypatch, tmp_path, c
 def test_an_address_where_nothing_listens_fails_in_one_line_not_minutes():
     import socket
 
-    from nas_llv.commands.sweep import _check_reachable
+    from nas_llv.pipeline.trials import _check_reachable
 
     with socket.socket() as sock:  # a port that was free a moment ago
         sock.bind(("127.0.0.1", 0))
@@ -256,7 +256,7 @@ def test_max_gflops_keeps_a_dear_trial_from_retraining_and_resume_leaves_it(loca
 
 def test_a_finished_trial_is_over_the_limit_only_above_its_flops(sweep):
     """At its own FLOPs a trial keeps its scores; half a FLOP under them it is over the limit."""
-    from nas_llv.commands.sweep import collect_row
+    from nas_llv.pipeline.trials import collect_row
 
     plan = yaml.safe_load((sweep / "sweep.yaml").read_text())
     entry = plan["trials"][0]

@@ -4,36 +4,19 @@ from __future__ import annotations
 import argparse
 import sys
 
-TOLERANCE = 1e-4  # max |torch - onnxruntime| accepted by the check
-CHECK_SIZES = ((40, 56), (27, 33))  # two sizes, neither the traced one: the dynamic axes are used
-
-
 def run(args: argparse.Namespace) -> int:
-    import torch
+    from nas_llv import pipeline
 
-    from nas_llv.config import ConfigError
-    from nas_llv.export.modelfile import find_model, load_model
-    from nas_llv.export.onnx import DEFAULT_OPSET, OnnxNet, export_onnx, max_difference
-    from nas_llv.paths import check_output_file
-
-    out = check_output_file(args.output, "--output")
-    src = find_model(args.model)
-    if src.resolve() == out.resolve():
-        raise ConfigError(f"--output {args.output} is the model file itself; give another file name")
-    net, genotype = load_model(src)
-    opset = DEFAULT_OPSET if args.opset is None else args.opset
-    path = export_onnx(net, args.output, opset=opset)
-    print(f"exported {genotype.describe()} -> {path} (opset {opset}; input 'low' (N, 3, H, W), "
+    done = pipeline.export(args.model, args.output, opset=args.opset, check=not args.no_check)
+    print(f"exported {done.description} -> {done.path} (opset {done.opset}; input 'low' (N, 3, H, W), "
           f"output 'x'; batch, height and width dynamic)")
-    if args.no_check:
+    if done.max_difference is None:
         return 0
-    images = [torch.rand(1, 3, h, w) for h, w in CHECK_SIZES]
-    diff = max_difference(net, OnnxNet(path), images)
-    sizes = " and ".join(f"{w}x{h}" for h, w in CHECK_SIZES)
-    print(f"checked with onnxruntime at {sizes}: max |torch - onnx| = {diff:.2g}")
-    if not diff <= TOLERANCE:
-        print(f"nas-llv export: warning: the difference exceeds {TOLERANCE:g}; the exported graph does not "
-              f"reproduce the network", file=sys.stderr)
+    sizes = " and ".join(f"{w}x{h}" for h, w in done.check_sizes)
+    print(f"checked with onnxruntime at {sizes}: max |torch - onnx| = {done.max_difference:.2g}")
+    if not done.reproduces:
+        print(f"nas-llv export: warning: the difference exceeds {pipeline.EXPORT_TOLERANCE:g}; the exported graph "
+              f"does not reproduce the network", file=sys.stderr)
         return 1
     return 0
 

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import argparse
 
-from nas_llv.choices import RELEASES, RUAS_VARIANTS
 
 
 def run(args: argparse.Namespace) -> int:
@@ -28,8 +27,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "checkpoint) into a nas-llv model file that `enhance`, `eval` and `train` read.")
     p.add_argument("weights", help="the authors' .pt file")
     p.add_argument("-o", "--output", default="model.pt", help="model file to write (default: model.pt)")
-    p.add_argument("--release", choices=RELEASES, help="architecture of the release (default: detected from the keys)")
-    p.add_argument("--variant", choices=RUAS_VARIANTS,
+    p.add_argument("--release", help="architecture of the release: cvpr or tpami (default: detected from the keys)")
+    p.add_argument("--variant",
                    help="ruas_s: scene module only; ruas: + denoiser; ruas_a: + noise gate (TPAMI). "
                         "Default: ruas for CVPR, ruas_a for TPAMI")
     p.set_defaults(run=run)

@@ -2,12 +2,9 @@
 from __future__ import annotations
 
 import argparse
-import logging
 from pathlib import Path
 
 from nas_llv.config import ConfigError
-
-log = logging.getLogger("nas_llv.derive.train")
 
 
 def _split_target(args: argparse.Namespace) -> None:
@@ -17,57 +14,30 @@ def _split_target(args: argparse.Namespace) -> None:
         args.target = None
 
 
-def resume(args: argparse.Namespace):
-    from nas_llv.commands._job import resume_job
-    from nas_llv.space.genotype import load_genotype
-    from nas_llv.derive.train import Trainer
-
-    if args.target or args.recipe or args.overrides or args.init or args.keep:
-        raise ConfigError("--resume continues a run from its own config.yaml and genotype.yaml; "
-                          "give no genotype, --recipe, --init, --keep or overrides")
-    trainer, run = resume_job(args.resume, "train", lambda recipe, run, state: Trainer(
-        recipe, load_genotype(run.dir / "genotype.yaml"), build=state.get("build")))
-    log.info("resuming %s at step %d of %d", run.dir, trainer.step, trainer.total_steps)
-    return trainer, run
-
-
-def start(args: argparse.Namespace):
-    """The Trainer and its run folder: a new run, or one resumed from its checkpoint."""
-    from nas_llv.commands._job import start_job
+def run_train(args: argparse.Namespace) -> int:
+    from nas_llv import pipeline
+    from nas_llv.commands._job import finished_run, launch_ranks
     from nas_llv.recipe import load_recipe
-    from nas_llv.derive.train import Trainer, load_source, resolve_build
 
     _split_target(args)
     if args.resume:
-        return resume(args)
-    if not args.recipe:
+        if args.target or args.recipe or args.overrides or args.init or args.keep:
+            raise ConfigError("--resume continues a run from its own config.yaml and genotype.yaml; "
+                              "give no genotype, --recipe, --init, --keep or overrides")
+    elif not args.recipe:
         raise ConfigError("give a recipe with --recipe (e.g. recipes/ruas_demo_train.yaml), or --resume RUN")
-    if not args.target and not args.init:
+    elif not args.target and not args.init:
         raise ConfigError("give what to train: a genotype.yaml, a run folder holding one, or a model file "
                           "(or --init MODEL alone to fine-tune that model's network)")
-    keep = [f"train.keep={args.keep}"] if args.keep else []
-    recipe = load_recipe(args.recipe, [*(args.overrides or []), *keep])
-    source = args.target or args.init
-
-    def build() -> Trainer:
-        genotype, base_build = load_source(source)
-        return Trainer(recipe, genotype, resolve_build(recipe.train, base_build), init=args.init, source=source)
-
-    return start_job(recipe, args.recipe, args.output, build)
-
-
-def run_train(args: argparse.Namespace) -> int:
-    from nas_llv.commands._job import launch_ranks, run_job
-    from nas_llv.recipe import load_recipe
-
     if args.nproc is not None:
-        _split_target(args)
-        new = args.recipe and not args.resume
-        code = launch_ranks(args, load_recipe(args.recipe, args.overrides) if new else None)
+        code = launch_ranks(args, None if args.resume else load_recipe(args.recipe, args.overrides))
         if code is not None:
             return code
-    trainer, run = start(args)
-    return run_job(trainer, run, "train", args.stop_after)
+    if args.resume:
+        return finished_run(lambda: pipeline.resume(args.resume, args.stop_after, kind="train"))
+    return finished_run(lambda: pipeline.train(args.target or args.init, args.recipe, args.overrides or (),
+                                               args.output, init=args.init, keep=args.keep,
+                                               stop_after=args.stop_after))
 
 
 def add_parser(sub: argparse._SubParsersAction) -> None:

@@ -31,7 +31,6 @@ from typing import Any
 
 from torch.utils.data import Dataset
 
-from nas_llv.choices import SPLIT_DIRS
 from nas_llv.config import ConfigError
 from nas_llv.data.folders import read_pair
 from nas_llv.data.io import is_image, list_images
@@ -39,6 +38,8 @@ from nas_llv.data.io import is_image, list_images
 log = logging.getLogger(__name__)
 
 _SEPARATORS = "-_."
+
+SPLIT_DIRS = {"train": "train", "val": "val", "test": "test", "eval": "test"}  # the split folders
 
 
 def _child(folder: Path, name: str) -> Path | None:

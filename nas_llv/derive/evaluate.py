@@ -14,22 +14,56 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 from tqdm import tqdm
 
 from nas_llv import __version__
-from nas_llv.choices import METRICS
 from nas_llv.config import ConfigError
 from nas_llv.data import LowLightSRFolder, PairedFolder, lol
 from nas_llv.data.rellisur import SPLIT_DIRS, find_sr_folders
 from nas_llv.derive.inference import enhance_tensor
 from nas_llv.io_utils import atomic_write, write_text
+from nas_llv.metrics.image import METRICS
 from nas_llv.metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, latency, psnr, quantize, rmse, ssim
 
+if TYPE_CHECKING:
+    from nas_llv.export.engine import Prepared
+
 log = logging.getLogger(__name__)
+
+LPIPS_NETS = ("alex", "vgg", "squeeze", "none")
+QUANTIZE = ("round", "truncate")
+
+
+@dataclass(frozen=True)
+class EvalOptions:
+    """How ``evaluate_model`` scores (docs/evaluation.md); every field is an ``eval`` option."""
+
+    split: str = "test"  # of a RELLISUR root
+    gt_mean: bool = False  # rescale each output to its ground truth's mean luma first
+    lpips_net: str = "alex"  # or vgg, squeeze, none (skip)
+    quantize: str = "round"  # or truncate, as the RUAS authors save
+    output: str = "x"  # which network output to score
+    repeats: int = 10  # timed runs for latency
+    warmup: int = 2  # untimed runs before them
+    engine: str = "torch"  # an inference engine (nas_llv.export.engines)
+    device: str = "auto"
+    progress: bool = True  # a progress bar on a terminal
+
+    def check(self) -> None:
+        from nas_llv.derive.inference import check_output_name
+
+        check_output_name(self.output)
+        if self.repeats < 1 or self.warmup < 0:
+            raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {self.repeats} and {self.warmup}")
+        for name, value, allowed in (("--lpips-net", self.lpips_net, LPIPS_NETS),
+                                     ("--quantize", self.quantize, QUANTIZE)):
+            if value not in allowed:
+                raise ConfigError(f"{name} {value}: not allowed; allowed: {', '.join(allowed)}")
 
 
 
@@ -92,19 +126,20 @@ def evaluate_images(net: nn.Module, pairs: PairedFolder | LowLightSRFolder, devi
     return rows
 
 
-def model_cost(net: nn.Module, sample: torch.Tensor, device: torch.device, repeats: int = 10,
+def model_cost(net: nn.Module | None, sample: torch.Tensor, device: torch.device, repeats: int = 10,
                warmup: int = 2, timed: nn.Module | None = None) -> dict[str, Any]:
     """Params, FLOPs (torch flop counter: 2 per multiply-add) and median latency at ``sample``'s size.
 
     sample: (3, H, W) in [0, 1], the network's input (the LR image of a super-resolution network).
     ``timed``: the network whose latency is measured, where it is not ``net`` itself (an inference
-    engine's folded copy); params and FLOPs are always ``net``'s, the architecture's.
+    engine's folded copy); params and FLOPs are always ``net``'s, the architecture's (None when
+    there is no torch network: an engine running an ONNX file).
     """
     x = sample[None].to(device)
     lat = latency(net if timed is None else timed, x, repeats=repeats, warmup=warmup, device=device)
     return {
-        "params": count_params(net),
-        "flops": count_flops(net.to(device), x),
+        "params": None if net is None else count_params(net),
+        "flops": None if net is None else count_flops(net.to(device), x),
         "resolution": f"{x.shape[-1]}x{x.shape[-2]}",
         "latency_s": lat["median_s"],
         "latency_min_s": lat["min_s"],
@@ -145,3 +180,61 @@ def build_summary(rows: list[dict[str, Any]], cost: dict[str, Any], rules: dict[
                   source: dict[str, Any]) -> dict[str, Any]:
     """The flat record ``summary.json`` holds (one pandas row per evaluation)."""
     return {**source, "images": len(rows), **mean_row(rows), **cost, **rules, "nas_llv": __version__}
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the file's header, or None when unreadable (reading it reports why)."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as img:
+            return img.size
+    except Exception:  # PIL raises many types; reading the image later reports the reason
+        return None
+
+
+def check_sizes(pairs: PairedFolder | LowLightSRFolder, min_size: int, needs: str) -> None:
+    """Every ground truth (the size metrics see) at least ``min_size`` px high and wide."""
+    for _, high in pairs.pairs:
+        size = image_size(high)
+        if size is not None and min(size) < min_size:
+            raise ConfigError(f"{high}: the ground truth is {size[0]}x{size[1]}, smaller than {needs} needs "
+                              f"(at least {min_size}x{min_size})")
+
+
+def metric_needs(lpips: LPIPSMetric | None) -> tuple[int, str]:
+    """The least image side the metrics take, and which metric sets it."""
+    from nas_llv.metrics.image import SSIM_WIN_SIZE
+
+    if lpips is not None and lpips.available and lpips.min_size > SSIM_WIN_SIZE:
+        return lpips.min_size, f"LPIPS ({lpips.net}; use --lpips-net none to skip it)"
+    return SSIM_WIN_SIZE, f"SSIM ({SSIM_WIN_SIZE}x{SSIM_WIN_SIZE} window)"
+
+
+def evaluate_model(model: Prepared, data: str | Path, options: EvalOptions,
+                   out_dir: Path) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Score a model an engine prepared on ``data``'s pairs; write ``out_dir``/metrics.csv and
+    summary.json (the latter last: its presence means the evaluation ended). Returns the per-image
+    rows and the summary record. Params and FLOPs are the network's (None for an engine that runs
+    a file with no torch network), the latency the engine's."""
+    options.check()
+    pairs = open_pairs(data, model.scale, options.split)
+    from nas_llv import metrics  # looked up here, so a test can stand a random-backbone LPIPS in
+
+    lpips = None if options.lpips_net == "none" else metrics.LPIPSMetric(options.lpips_net, device=model.device)
+    check_sizes(pairs, *metric_needs(lpips))
+    scored = lpips if lpips is not None and lpips.available else None
+    rows = evaluate_images(model.runner, pairs, model.device, options.output, options.quantize, options.gt_mean,
+                           scored, progress=options.progress)
+    # at the (LR) input size; params and FLOPs are the network's, the latency the engine's
+    cost = model_cost(model.network, pairs[0]["low"], model.device, options.repeats, options.warmup,
+                      timed=model.runner)
+    rules = {"quantize": options.quantize, "data_range": 1.0, "gt_mean": options.gt_mean, "output": options.output,
+             "lpips_net": None if scored is None else options.lpips_net, "scale": model.scale,
+             "engine": options.engine}
+    source = {"model": str(model.source.resolve()), "data": str(Path(data).resolve()),
+              "data_name": Path(data).resolve().name}
+    summary = build_summary(rows, cost, rules, source)
+    write_metrics_csv(out_dir / "metrics.csv", rows)
+    write_summary(out_dir / "summary.json", summary)
+    return rows, summary

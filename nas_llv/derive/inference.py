@@ -23,6 +23,16 @@ log = logging.getLogger(__name__)
 LOSSLESS_EXTS = (".png", ".bmp", ".tif", ".tiff")
 
 
+OUTPUTS = ("x", "u")  # the final image; the RUAS scene module's enhanced image, before denoising
+
+
+def check_output_name(output: str) -> None:
+    """``output`` one of the images networks name (``OUTPUTS``); whether a given network gives it
+    is checked on its first image (``select_output``)."""
+    if output not in OUTPUTS:
+        raise OutputError(f"--output {output}: not allowed; allowed: {', '.join(OUTPUTS)}")
+
+
 class OutputError(ConfigError):
     """The requested output is not one the network gives (the same for every image)."""
 
@@ -99,3 +109,24 @@ def enhance_folder(net: nn.Module, in_dir: str | Path, out_dir: str | Path, outp
             continue
         result.written.append(dst)
     return result
+
+
+def check_folders(in_dir: str | Path, out_dir: str | Path, overwrite: bool) -> None:
+    """IN_DIR must be a folder; OUT_DIR a writable folder that is neither IN_DIR nor inside it
+    (the results would replace or mix with the user's images) unless ``overwrite``."""
+    from nas_llv.paths import check_output_dir
+
+    src, dst = Path(in_dir), Path(out_dir)
+    if not src.is_dir():
+        raise ConfigError(f"IN_DIR {in_dir}: {'is a file' if src.exists() else 'no such folder'}; "
+                          f"give a folder of images")
+    check_output_dir(dst, "OUT_DIR")
+    if overwrite:
+        return
+    src, dst = src.resolve(), dst.resolve()
+    if dst == src:
+        raise ConfigError(f"OUT_DIR {out_dir} is the input folder: the results would overwrite your images; "
+                          f"give another folder, or --overwrite to replace them")
+    if src in dst.parents:
+        raise ConfigError(f"OUT_DIR {out_dir} lies inside the input folder {in_dir}; give a folder outside it, "
+                          f"or --overwrite to write there anyway")

@@ -29,7 +29,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_llv.choices import ENGINES
 from nas_llv.space.models.ruas import SceneModule
 from nas_llv.space.ops import ConvOp, Skip, identity_kernel, place_kernel
 from nas_llv.space.supernet import Cell, fuse_parts
@@ -207,14 +206,6 @@ def fold(net: nn.Module, cells: bool = True, pool: bool = True, channels_last: b
         # freezing: weights become constants, so oneDNN gets them prepacked, convs fused with activations
         net = torch.compile(net, dynamic=True, options={"freezing": True})
     return net
-
-
-def for_engine(net: nn.Module, engine: str) -> nn.Module:
-    """The network an inference ``engine`` (``choices.ENGINES``) runs: ``net`` itself (torch), its
-    fold (fast), or its compiled fold (compiled)."""
-    if engine not in ENGINES:
-        raise ValueError(f"unknown engine '{engine}'; allowed: {', '.join(ENGINES)}")
-    return net if engine == "torch" else fold(net, compile=engine == "compiled")
 
 
 def _replace_cells(module: nn.Module) -> None:

@@ -22,13 +22,13 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from nas_llv.choices import RELEASES
 from nas_llv.config import ConfigError
 from nas_llv.space.genotype import Genotype, with_variant
 from nas_llv.io_utils import load_torch_file
 from nas_llv.export.modelfile import load_weights
 from nas_llv.space.spec import SpaceSpec, load_space
 
+RELEASES = ("cvpr", "tpami")  # published RUAS weight layouts
 EDGES = ("c1_d", "c1_r", "c2_d", "c2_r", "c3_d", "c3_r", "c4")
 SCENE = ("skip", "resconv_1x1", "resdilconv_3x3_d2", "conv_3x3", "conv_3x3", "skip", "conv_3x3")
 DENOISE = {

@@ -18,6 +18,8 @@ SSIM_WIN_SIZE = 7  # scikit-image's default window: images must be at least this
 # ITU-R BT.601 luma, as cv2.cvtColor(RGB2GRAY) uses in the LLFlow / Retinexformer GT-mean scripts.
 _BT601 = (0.299, 0.587, 0.114)
 
+METRICS = ("psnr", "ssim", "lpips", "rmse")  # what `eval` reports per image, in this order
+
 
 def _check_pair(x: torch.Tensor, y: torch.Tensor, name: str) -> None:
     if x.dim() != 4 or x.shape != y.shape:

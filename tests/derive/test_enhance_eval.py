@@ -190,16 +190,16 @@ def test_no_progress_bar_into_a_pipe(tmp_path):
 def test_eval_fast_engine_scores_the_folded_network_like_the_model(tiny_pairs, tmp_path, capsys, monkeypatch):
     """``eval --engine fast`` scores and times the folded network: the same metrics as the model (outputs
     agree to float rounding), the model's params and FLOPs, the engine named in summary.json and the output."""
-    import nas_llv.export.fold as fold_module
+    import nas_llv.export.engines.fast as fast_engine
 
     calls = []
-    real_fold = fold_module.fold
+    real_fold = fast_engine.fold
 
     def spy(net, **kw):
         folded = real_fold(net, **kw)
         folded.register_forward_hook(lambda *_: calls.append(1))
         return folded
-    monkeypatch.setattr(fold_module, "fold", spy)
+    monkeypatch.setattr(fast_engine, "fold", spy)
     torch.manual_seed(0)
     net = ruas_genotype("cvpr").build().eval()
     model = save_model(tmp_path / "m" / "model.pt", ruas_genotype("cvpr"), net)

@@ -147,15 +147,16 @@ def test_export_errors_are_one_line(onnx, args, expect, tmp_path, monkeypatch, c
 
 
 @pytest.mark.parametrize("args,expect", [
-    (["m.onnx", "--device", "cuda"], "the onnx engine runs on CPU"),
-    (["m.onnx", "--output", "u"], "gives the final image x only"),
-    (["m.pt"], "onnxruntime cannot load this file"),
+    (["m.onnx", "--device", "cuda"], "the engine onnx runs on the CPU only"),
+    (["m.onnx", "--output", "u"], "the engine onnx gives x only"),
+    (["junk.onnx"], "onnxruntime cannot load this file"),
     (["nope.onnx"], "no such ONNX file"),
 ])
 def test_onnx_engine_errors_are_one_line(onnx, args, expect, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     onnx.export_onnx(ruas_genotype("cvpr", "ruas_s").build(), tmp_path / "m.onnx")
     _tiny_model(tmp_path / "m.pt")
+    (tmp_path / "junk.onnx").write_bytes(b"\x08\x07")
     _folder(tmp_path / "low")
     model, *rest = args
     assert main(["enhance", model, "low", "out", "-q", "--engine", "onnx", *rest]) == 2

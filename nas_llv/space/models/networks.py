@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from nas_llv.space import nni_bridge
-from nas_llv.choices import RUAS_VARIANTS
 from nas_llv.config import ConfigError, check_range
 from nas_llv.registry import NETWORKS
 from nas_llv.space.spec import SpaceSpec
@@ -26,6 +25,8 @@ from nas_llv.space.models.ruas import NoiseEstimator
 Make = Callable[[str, str], nn.Module]
 # RUAS module -> the model its space must declare (models/ruas.py registers them)
 RUAS_MODELS = {"scene": "ruas_scene", "denoise": "ruas_denoise"}
+
+RUAS_VARIANTS = ("ruas_s", "ruas", "ruas_a")  # scene module only; + denoiser; + noise gate (TPAMI)
 
 
 @NETWORKS.register("single")
