@@ -41,6 +41,13 @@ def shell_blocks(text: str) -> list[str]:
 def speed_up(script: str) -> str:
     out = []
     for line in script.splitlines():
+        if "p.search(" in line or "p.train(" in line:  # a pipeline call: the overrides go into its list
+            for recipe, extra in SPEEDUPS.items():
+                items = ", ".join(f'"{e}"' for e in extra.split())
+                line = re.sub(rf'"{re.escape(recipe)}"(, \[)?',
+                              lambda m: f'"{recipe}", [{items}' + (", " if m.group(1) else "]"), line)
+            out.append(line)
+            continue
         for recipe, extra in SPEEDUPS.items():
             if line.lstrip().startswith(("nas-llv ", "RUN=", "TRAIN=", "STOPPED=", "LLSR=", "QUALITY=")) and recipe in line:
                 code, hash_, comment = line.partition("  #")
@@ -55,6 +62,9 @@ def test_blocks_are_found():
     blocks = shell_blocks((REPO / "README.md").read_text())
     assert len(blocks) >= 3 and any("nas-llv search" in b for b in blocks)
     assert "search.epochs=2 search.steps_per_epoch=2" in speed_up("RUN=$(nas-llv search recipes/ruas_demo.yaml)  # x")
+    fast = speed_up('run = p.search("recipes/ruas_demo.yaml")  # x\nt = p.train(run, "recipes/ruas_demo_train.yaml", ["a=1"])')
+    assert '"recipes/ruas_demo.yaml", ["search.epochs=2", ' in fast and fast.splitlines()[0].endswith('"])  # x')
+    assert '"train.steps=3", ' in fast and fast.endswith('"data.batch_size=1", "a=1"])')
 
 
 def test_every_readme_command_runs_as_written(tmp_path, shared_data):
