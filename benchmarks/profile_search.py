@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--method", default="finite_difference")
-    ap.add_argument("--yardstick", action="store_true", help="profile network.fuse: false with every speed option off")
+    ap.add_argument("--yardstick", action="store_true", help="profile network.merge_edges: false with every speed option off")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--top", type=int, default=15, help="operators to list by self time")
     args = ap.parse_args()
@@ -144,7 +144,7 @@ def main() -> None:
         s.close()
     table, ops = breakdown(prof.events())
     n = args.iters
-    print(f"{args.method}, {'yardstick (unfused, options off)' if args.yardstick else 'default'} "
+    print(f"{args.method}, {'yardstick (unmerged, options off)' if args.yardstick else 'default'} "
           f"{overrides or ''}, {args.size}x{args.size}, threads {torch.get_num_threads()}: "
           f"{wall:.0f} ms per iteration (wall, under the profiler), operators {ops / n:.0f} ms")
     print(f"{'phase | module':44s} {'forward ms':>11s} {'backward ms':>12s} {'python ms':>10s} {'share':>6s}")

@@ -68,7 +68,7 @@ class Searcher(Job):
         """The supernet, the strategy and its levels, each level's optimizers and lr schedule."""
         self.spaces = self.load_spaces()
         self.network_cfg = self.recipe.network.builder_config()
-        self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.fuse, self.cfg.relaxation)
+        self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.merge_edges, self.cfg.relaxation)
         self.net: nn.Module = self.space.net.to(self.device)
         self.method = HYPERGRADS.build(self.cfg.hypergrad)
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
