@@ -97,7 +97,7 @@ def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any], fresh:
     return kept
 
 
-class Objective(nn.Module):
+class TrainingObjective(nn.Module):
     """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms, out).
 
     An entry the network lists in ``own_output_entries`` sees ``net.entry_outputs(entry, out, batch)``
@@ -200,7 +200,7 @@ class Trainer(Job):
         self.amp = apply_speed(self.net, recipe.speed, self.device, "train")
         self.train_data, self.val_data = build_loaders(recipe.data, distributed.shard())  # this rank's slices
         self._val_start = self.val_data.state_dict()
-        self.objective = Objective(recipe.losses, self.cfg.objective, self.net).to(self.device)
+        self.objective = TrainingObjective(recipe.losses, self.cfg.objective, self.net).to(self.device)
         self.total_steps = self.cfg.epochs * self.train_data.epoch_length if self.cfg.epochs else self.cfg.steps
         self.opt = make_optimizer(self.cfg.optim, list(self.net.parameters()))
         self.sched = make_scheduler(self.cfg.optim, self.opt, self.total_steps)  # stepped per iteration

@@ -24,7 +24,7 @@ from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.results import CSV_FLOATS
 from nas_llv.runs import Run
 from nas_llv.config import ConfigError
-from nas_llv.derive.train import Objective, Trainer, load_source, resolve_build
+from nas_llv.derive.train import TrainingObjective, Trainer, load_source, resolve_build
 from nas_llv.space.spec import load_space
 
 TINY = {
@@ -207,7 +207,7 @@ def test_task_entry_trains_the_denoiser_alone(genotype, tmp_path):
 def test_an_entry_for_an_absent_module_is_refused():
     net = ruas_genotype("cvpr", "ruas_s").build()  # RUAS.objective_modules: task trains net.denoise
     with pytest.raises(ConfigError) as err:
-        Objective(TINY["losses"], {"scene": 1.0, "task": 1.0}, net)
+        TrainingObjective(TINY["losses"], {"scene": 1.0, "task": 1.0}, net)
     assert str(err.value) == ("train.objective: task trains the denoise module, which this network does not "
                               "have (variant ruas_s); drop it from train.objective")
 
@@ -215,7 +215,7 @@ def test_an_entry_for_an_absent_module_is_refused():
 def test_a_network_without_hooks_trains_every_entry_on_its_full_output():
     space = load_space("ruas_denoise")
     net = Genotype({"type": "single"}, {"net": space}, {e.label: "conv_3x3" for e in space.cell.searchable}).build()
-    objective = Objective(TINY["losses"], {"l1": 1.0}, net)
+    objective = TrainingObjective(TINY["losses"], {"l1": 1.0}, net)
     assert objective.own == frozenset() and not objective.partial
     batch = {"low": torch.rand(2, 3, 16, 16), "high": torch.rand(2, 3, 16, 16)}
     total, terms, out = objective(net, batch)
