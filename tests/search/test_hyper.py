@@ -176,15 +176,15 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert a.run()
     b = searcher("b")
     assert b.run(stop_after=1) is False
-    b.run_dir.close()
-    run = Run.open(b.run_dir.dir)
+    b.attached_run.close()
+    run = Run.open(b.attached_run.dir)
     c = Searcher(recipe_from_dict(run.config(), "config.yaml"))
     c.attach(run)
     c.load_state_dict(run.load_checkpoint())
     assert c.run()
-    frames = [pd.read_csv(r / "trajectory.csv").drop(columns=["seconds"]) for r in (a.run_dir.dir, run.dir)]
+    frames = [pd.read_csv(r / "trajectory.csv").drop(columns=["seconds"]) for r in (a.attached_run.dir, run.dir)]
     pd.testing.assert_frame_equal(*frames)
-    assert (a.run_dir.dir / "hyper.yaml").read_text() == (run.dir / "hyper.yaml").read_text()
+    assert (a.attached_run.dir / "hyper.yaml").read_text() == (run.dir / "hyper.yaml").read_text()
 
 
 def _rellisur(root: Path, scale: int, n: int = 6, size: int = 12) -> Path:
