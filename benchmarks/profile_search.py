@@ -45,12 +45,12 @@ def instrumented(s: Searcher) -> Iterator[None]:
     """Label the loop's phases (patched in for the profile, restored after)."""
     Level = level_mod.Level
     saved = {"_batch": Searcher._batch, "arch_step": Level.arch_step, "weight_step": Level.weight_step,
-             "val_loss": Level.val_loss, "append": type(s.run_dir.trajectory).append}
+             "val_loss": Level.val_loss, "append": type(s.attached_run.trajectory).append}
     Searcher._batch = labelled(lambda *a: "data", Searcher._batch)
     Level.arch_step = labelled(lambda lv, *a: f"{lv.name}.arch_step", Level.arch_step)
     Level.weight_step = labelled(lambda lv, *a: f"{lv.name}.weight_step", Level.weight_step)
     Level.val_loss = labelled(lambda lv, *a: f"{lv.name}.log_forward", Level.val_loss)
-    type(s.run_dir.trajectory).append = labelled(lambda *a: "trajectory", saved["append"])
+    type(s.attached_run.trajectory).append = labelled(lambda *a: "trajectory", saved["append"])
     opt_step = {}
     for lv in s.levels.values():
         for opt in (lv.weight_opt, lv.arch_opt):
@@ -71,7 +71,7 @@ def instrumented(s: Searcher) -> Iterator[None]:
     finally:
         Searcher._batch = saved["_batch"]
         Level.arch_step, Level.weight_step, Level.val_loss = saved["arch_step"], saved["weight_step"], saved["val_loss"]
-        type(s.run_dir.trajectory).append = saved["append"]
+        type(s.attached_run.trajectory).append = saved["append"]
         for opt, step in opt_step.items():
             opt.step = step
         for h in hooks:
@@ -124,7 +124,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--method", default="finite_difference")
-    ap.add_argument("--yardstick", action="store_true", help="profile network.fuse: false with every speed option off")
+    ap.add_argument("--yardstick", action="store_true", help="profile network.merge_edges: false with every speed option off")
     ap.add_argument("--set", dest="overrides", action="append", default=[])
     ap.add_argument("--top", type=int, default=15, help="operators to list by self time")
     args = ap.parse_args()
@@ -144,7 +144,7 @@ def main() -> None:
         s.close()
     table, ops = breakdown(prof.events())
     n = args.iters
-    print(f"{args.method}, {'yardstick (unfused, options off)' if args.yardstick else 'default'} "
+    print(f"{args.method}, {'yardstick (unmerged, options off)' if args.yardstick else 'default'} "
           f"{overrides or ''}, {args.size}x{args.size}, threads {torch.get_num_threads()}: "
           f"{wall:.0f} ms per iteration (wall, under the profiler), operators {ops / n:.0f} ms")
     print(f"{'phase | module':44s} {'forward ms':>11s} {'backward ms':>12s} {'python ms':>10s} {'share':>6s}")

@@ -1,9 +1,9 @@
-"""Seconds per RUAS search iteration as ``nas-llv search`` runs it, unfused (yardstick) vs default.
+"""Seconds per RUAS search iteration as ``nas-llv search`` runs it, unmerged (yardstick) vs default.
 
 Drives the real ``Searcher`` (nas_llv/search/loop.py) on ``recipes/ruas_demo.yaml`` at 320x320
 crops, batch 1: each timed iteration is what the CLI does per iteration (draw the batches, the
 scene level's arch and weight steps, the task level's, the checks and the trajectory rows). The
-yardstick is ``network.fuse: false`` with every ``speed`` option off (the code the public RUAS
+yardstick is ``network.merge_edges: false`` with every ``speed`` option off (the code the public RUAS
 loop was measured against, issue 11: the public loop took 1.43x its time); the other path is the
 default recipe. Both searchers are built first, then timed alternately A B A B.
 
@@ -27,17 +27,17 @@ import torch
 from nas_llv.recipe import load_recipe
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.space.supernet import Cell, fuse_by_dilation, set_all
+from nas_llv.space.supernet import Cell, kernels_by_dilation, set_all
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ruas_demo.yaml"
-PUBLIC_OVER_UNFUSED = 1.43  # issue 11: the public RUAS iteration / nas-llv's unfused iteration, side by side
+PUBLIC_OVER_UNMERGED = 1.43  # issue 11: the public RUAS iteration / nas-llv's unmerged iteration, side by side
 # not recipe keys: levers measured by switching them off in a variant
 LEVERS_OFF = {
-    "dense_kernels": lambda net: fuse_by_dilation(net, False),  # one dense kernel even in channels-last
+    "dense_kernels": lambda net: kernels_by_dilation(net, False),  # one dense kernel even in channels-last
     "separate_edges": lambda net: set_all(net, Cell, join=False),  # each mixed edge its own convolutions
-    "concat_fuse": lambda net: set_all(net, Cell, fuse_parts=False),  # concatenation + one 1x1 convolution
+    "concat_fuse": lambda net: set_all(net, Cell, split_concat=False),  # concatenation + one 1x1 convolution
 }
-YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null",
+YARDSTICK = ["network.merge_edges=false", "speed.shortcuts=false", "speed.amp=null",
              "speed.channels_last=false", "speed.compile=false"]
 
 
@@ -108,16 +108,16 @@ def main() -> None:
     print(f"default path overrides: {args.overrides or 'none'}")
     for k, v in enumerate(variants, 1):
         print(f"variant {k}: {v}")
-    head = f"{'method':18s} {'unfused s':>10s} {'default s':>10s} {'unfused/default':>16s} {'x public':>9s}"
+    head = f"{'method':18s} {'unmerged s':>10s} {'default s':>10s} {'unmerged/default':>16s} {'x public':>9s}"
     print(head + "".join(f" {'v%d ratio' % k:>9s}" for k in range(1, len(variants) + 1)))
     with tempfile.TemporaryDirectory() as root:
         for method in args.methods.split(","):
             slow, fast, *others = compare(args.size, method, args.device, paths, args.iters, args.warmup, root)
             ratio = slow / fast
-            print(f"{method:18s} {slow:10.3f} {fast:10.3f} {ratio:16.2f} {1 / (PUBLIC_OVER_UNFUSED * ratio):9.3f}"
+            print(f"{method:18s} {slow:10.3f} {fast:10.3f} {ratio:16.2f} {1 / (PUBLIC_OVER_UNMERGED * ratio):9.3f}"
                   + "".join(f" {slow / t:9.2f}" for t in others), flush=True)
-    print("x public: the implied fraction of the public RUAS code's iteration time, 1 / (1.43 x unfused/default);"
-          " vN ratio: unfused / variant N")
+    print("x public: the implied fraction of the public RUAS code's iteration time, 1 / (1.43 x unmerged/default);"
+          " vN ratio: unmerged / variant N")
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import math
 import types
 import typing
@@ -19,6 +20,7 @@ from typing import Any, Mapping, Sequence, TypeVar, Union
 import yaml
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class ConfigError(ValueError):
@@ -184,10 +186,12 @@ def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config
 
 def field_values(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> dict[str, Any]:
     """``data`` checked against the fields of dataclass ``cls``: known keys, required keys, types.
-    A ``Variant`` section also takes the keys of the variant it names (see ``Variant``)."""
+    A ``Variant`` section also takes the keys of the variant it names (see ``Variant``), and a
+    dataclass with ``OLD_KEYS`` (old key -> new key) the old spellings of renamed keys."""
     data = {} if data is None else data
     if not isinstance(data, Mapping):
         raise ConfigError(f"{_at(where)} expected a mapping, got {data!r}")
+    data = _new_spellings(cls, data, where)
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     variant = issubclass(cls, Variant)
@@ -205,6 +209,22 @@ def field_values(cls: type, data: Mapping[str, Any] | None, where: str = "config
         elif f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
             raise ConfigError(f"{_at(where)} missing required key '{name}'")
     return kwargs
+
+
+def _new_spellings(cls: type, data: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """``data`` with each old key of ``cls.OLD_KEYS`` read as its new key, one warning line each, so
+    recipes and run folders written before a rename still load."""
+    old = [k for k in getattr(cls, "OLD_KEYS", {}) if k in data]
+    if not old:
+        return data
+    out = dict(data)
+    for key in old:
+        new = cls.OLD_KEYS[key]
+        if new in data:
+            raise ConfigError(f"{_at(_join(where, key))} is the old spelling of '{new}', which is given too; keep '{new}'")
+        log.warning("%s is the old spelling of '%s'; read as that (write '%s')", _at(_join(where, key)), new, new)
+        out[new] = out.pop(key)
+    return out
 
 
 class Variant:

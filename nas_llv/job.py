@@ -88,7 +88,7 @@ class Job:
     saved_step: int | None = None  # the step of the latest checkpoint this process wrote
     elapsed: float
     device: torch.device
-    run_dir: Run | None = None
+    attached_run: Run | None = None  # the run folder this job writes (set by attach)
 
     total_steps: int
 
@@ -119,7 +119,7 @@ class Job:
 
     # -- shared ------------------------------------------------------------------------------
     def attach(self, run: Run) -> None:
-        self.run_dir = run
+        self.attached_run = run
 
     def _batch(self, stream: Any) -> dict[str, Any]:
         """The next batch of ``stream``, its tensors on this job's device."""
@@ -130,7 +130,7 @@ class Job:
         try:
             self.load_state_dict(state)
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            raise ConfigError(f"{self.run_dir.dir / 'checkpoints' / 'last.pt'}: does not fit this run's network "
+            raise ConfigError(f"{self.attached_run.dir / 'checkpoints' / 'last.pt'}: does not fit this run's network "
                               f"and config ({type(exc).__name__}: {first_line(exc)})") from None
         self.saved_step = self.step  # the checkpoint on disk is this state
 
@@ -144,7 +144,7 @@ class Job:
             return
         if start is not None:
             self.elapsed = time.perf_counter() - start
-        self.run_dir.save_checkpoint(self.state_dict())
+        self.attached_run.save_checkpoint(self.state_dict())
         self.saved_step = self.step
 
     def check_finite(self, module: str, groups: Mapping[str, Mapping[str, Any]], step: int | None = None) -> None:

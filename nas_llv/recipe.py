@@ -21,14 +21,16 @@ from nas_llv.remedies import AuxSkipConfig, CostConfig, HessianConfig, PerturbCo
 class NetworkConfig(Variant):
     """``type``: a network builder (``nas-llv list networks``); ``spaces``: module -> space file or
     name; ``options``: the builder's own options, checked against its dataclass (RUAS:
-    ``RUASOptions``); ``fuse``: run mixed edges of linear ops as one convolution (exact)."""
+    ``RUASOptions``); ``merge_edges``: run each mixed edge of linear ops as one convolution whose
+    kernel is the α-weighted sum of its candidates' kernels (exact; ``supernet.MixedEdge``)."""
 
     NESTED = True
+    OLD_KEYS = {"fuse": "merge_edges"}  # read from recipes and run folders written before the rename
 
     type: str = "ruas"
     spaces: dict[str, str] = field(default_factory=lambda: {"scene": "ruas_scene", "denoise": "ruas_denoise"})
     options: Any = None
-    fuse: bool = True
+    merge_edges: bool = True
 
     @classmethod
     def variant_registry(cls) -> Any:

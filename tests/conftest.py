@@ -74,8 +74,8 @@ def stopped_and_resumed(searcher, stop_after: int):
     from nas_llv.search.loop import Searcher
 
     assert searcher.run(stop_after=stop_after) is False
-    searcher.run_dir.close()
-    run = Run.open(searcher.run_dir.dir)
+    searcher.attached_run.close()
+    run = Run.open(searcher.attached_run.dir)
     again = Searcher(recipe_from_dict(run.config(), "config.yaml"))
     again.attach(run)
     again.load_state_dict(run.load_checkpoint())

@@ -55,3 +55,12 @@ def test_a_recipe_written_before_the_variant_sections_loads_unchanged():
     recipe = recipe_from_dict(old, "old.yaml")
     assert (recipe.data.demo_count, recipe.network.variant, recipe.search.beta, recipe.search.scene_steps) == (6, "ruas_s", 0.5, 2)
     assert recipe.to_dict()["search"]["beta"] == 0.5 and recipe.to_dict()["data"]["demo_size"] == 64
+
+
+def test_the_old_key_network_fuse_reads_as_merge_edges_with_a_warning(caplog):
+    """Recipes and run folders' config.yaml written before the rename still load (and resume)."""
+    recipe = recipe_from_dict({"name": "old", "network": {"fuse": False}}, "config.yaml")
+    assert recipe.network.merge_edges is False and "fuse" not in recipe.to_dict()["network"]
+    assert "config.yaml: network.fuse: is the old spelling of 'merge_edges'" in caplog.text
+    with pytest.raises(ConfigError, match="old spelling of 'merge_edges', which is given too"):
+        recipe_from_dict({"name": "x", "network": {"fuse": False, "merge_edges": True}}, "r.yaml")

@@ -187,8 +187,8 @@ def test_a_search_never_writes_a_genotype_from_nan(tmp_path):
         next(iter(searcher.levels["scene"].upper.values())).fill_(float("nan"))
     with pytest.raises(Exception, match="diverged.*upper variable"):
         searcher.finish()
-    searcher.run_dir.close()
-    assert not (searcher.run_dir.dir / "genotype.yaml").exists()
+    searcher.attached_run.close()
+    assert not (searcher.attached_run.dir / "genotype.yaml").exists()
 
 
 @pytest.mark.parametrize("command", ["eval", "enhance"])

@@ -29,7 +29,7 @@ def final_supernet(run: Path, geno: Genotype) -> nn.Module:
     if search.strategy == "random":
         raise ConfigError(f"{run}: a random search; its α is one-hot on the last candidate drawn, so a skip cap "
                           f"has nothing to rank (its genotype.yaml is the best candidate)")
-    net = build_search_network(geno.network, geno.spaces, fuse=False, relaxation=search.relaxation).net
+    net = build_search_network(geno.network, geno.spaces, merge_edges=False, relaxation=search.relaxation).net
     net.load_state_dict(state["network"])
     return net
 

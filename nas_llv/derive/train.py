@@ -97,7 +97,7 @@ def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any], fresh:
     return kept
 
 
-class Objective(nn.Module):
+class TrainingObjective(nn.Module):
     """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms, out).
 
     An entry the network lists in ``own_output_entries`` sees ``net.entry_outputs(entry, out, batch)``
@@ -200,7 +200,7 @@ class Trainer(Job):
         self.amp = apply_speed(self.net, recipe.speed, self.device, "train")
         self.train_data, self.val_data = build_loaders(recipe.data, distributed.shard())  # this rank's slices
         self._val_start = self.val_data.state_dict()
-        self.objective = Objective(recipe.losses, self.cfg.objective, self.net).to(self.device)
+        self.objective = TrainingObjective(recipe.losses, self.cfg.objective, self.net).to(self.device)
         self.total_steps = self.cfg.epochs * self.train_data.epoch_length if self.cfg.epochs else self.cfg.steps
         self.opt = make_optimizer(self.cfg.optim, list(self.net.parameters()))
         self.sched = make_scheduler(self.cfg.optim, self.opt, self.total_steps)  # stepped per iteration
@@ -210,7 +210,7 @@ class Trainer(Job):
         self.best: dict[str, Any] = {"step": None, "psnr": -math.inf, "val_loss": math.inf}
         self.acc: dict[str, float] = {}
         self.last: dict[str, float] = {}
-        self.run_dir: Run | None = None
+        self.attached_run: Run | None = None
 
     @torch.no_grad()
     def _preflight(self) -> bool:
@@ -326,7 +326,7 @@ class Trainer(Job):
         row.update({k: v / n for k, v in self.acc.items()})
         row.update({k: v for k, v in val.items() if k.startswith("metric/")})
         self.acc, self.last = {}, {k: v for k, v in row.items() if isinstance(v, float)}
-        self.run_dir.trajectory.append(row)
+        self.attached_run.trajectory.append(row)
         self._update_best(val)
         log.info("step %d/%d: val loss %.5f%s", self.step, self.total_steps, val["val_loss"],
                  f", PSNR {val['metric/psnr']:.2f} dB, SSIM {val['metric/ssim']:.4f}" if "metric/psnr" in val else "")
@@ -340,23 +340,23 @@ class Trainer(Job):
 
     # -- results and checkpoints ------------------------------------------------------------------
     def _save_model(self, name: str) -> Path:
-        if not self.run_dir.writes:  # another rank than 0 of a data-parallel run
-            return self.run_dir.dir / name
-        extra = {"run": self.run_dir.dir.name, "recipe": self.recipe.name, "step": self.step,
+        if not self.attached_run.writes:  # another rank than 0 of a data-parallel run
+            return self.attached_run.dir / name
+        extra = {"run": self.attached_run.dir.name, "recipe": self.recipe.name, "step": self.step,
                  "init": self.init, "validation": dict(self.last)}
-        return save_model(self.run_dir.dir / name, self.genotype, self.net, self.build, extra)
+        return save_model(self.attached_run.dir / name, self.genotype, self.net, self.build, extra)
 
     def finish(self, start: float) -> None:
         """Write the final weights, and make ``model.pt`` the ones ``train.keep`` names (``last``:
         the final weights, ``model_best.pt`` beside them; ``best``: the best validation step's,
         the final ones in ``model_last.pt``); log both scores."""
         self.save(start)
-        if not self.run_dir.writes:
+        if not self.attached_run.writes:
             return
         final = self._save_model("model.pt" if self.cfg.keep == "last" else "model_last.pt")
         if self.cfg.keep == "best":
-            best = (self.run_dir.dir / "model_best.pt").read_bytes()
-            atomic_write(self.run_dir.dir / "model.pt", lambda p: p.write_bytes(best))
+            best = (self.attached_run.dir / "model_best.pt").read_bytes()
+            atomic_write(self.attached_run.dir / "model.pt", lambda p: p.write_bytes(best))
         last = {"step": self.step, "psnr": self.last.get("metric/psnr"), "ssim": self.last.get("metric/ssim"),
                 "val_loss": self.last.get("val_loss")}
         log.info("training finished after %d steps; final %s; best %s; model.pt holds the %s weights%s",
@@ -383,6 +383,6 @@ class Trainer(Job):
         self.best, self.acc, self.last = dict(state["best"]), dict(state["acc"]), dict(state["last"])
         self.init = state["init"]
         set_rng_state(state["rng"])
-        if self.run_dir is not None:
-            self.run_dir.trajectory.truncate_after(self.step)
+        if self.attached_run is not None:
+            self.attached_run.trajectory.truncate_after(self.step)
 

@@ -10,7 +10,7 @@ its sources that can be computed with fewer convolutions, exactly up to float ro
 - parallel convolutions reading one source with the same kernel size and dilation become one
   convolution whose output channels are the nodes' channels side by side;
 - a concat-fuse node's 1x1 convolution of the concatenation is a sum of per-part 1x1 convolutions
-  (``supernet.fuse_parts``): in channels_last the concatenation is an interleaving copy that cost
+  (``supernet.project_parts``): in channels_last the concatenation is an interleaving copy that cost
   more than the convolutions.
 
 ``fold(net)`` returns a copy of ``net`` with each derived ``Cell`` replaced by a ``FoldedCell``,
@@ -31,7 +31,7 @@ from torch import nn
 
 from nas_llv.space.models.ruas import SceneModule
 from nas_llv.space.ops import ConvOp, Skip, identity_kernel, place_kernel
-from nas_llv.space.supernet import Cell, fuse_parts
+from nas_llv.space.supernet import Cell, project_parts
 
 
 @dataclass
@@ -103,7 +103,7 @@ class FoldedCell(nn.Module):
                 members.append((node.name, i, term))
                 entries.append((term.src, gid, len(members) - 1))
             self.plan.append((node.name, node.combine, node.activated, entries))
-        self.fuse = nn.ModuleDict({k: v for k, v in cell.fuse.items()})
+        self.concat_proj = nn.ModuleDict({k: v for k, v in cell.concat_proj.items()})
         self._build_convs(groups)
 
     @staticmethod
@@ -155,7 +155,7 @@ class FoldedCell(nn.Module):
                 start, end = arg
                 parts.append(outs[gid] if end < 0 else outs[gid][:, start:end])
             if combine == "concat_fuse":
-                v = fuse_parts(self.fuse[name], parts)
+                v = project_parts(self.concat_proj[name], parts)
             else:
                 v = parts[0]
                 for p in parts[1:]:

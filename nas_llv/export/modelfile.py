@@ -22,6 +22,7 @@ from torch import nn
 from nas_llv import __version__
 from nas_llv.config import ConfigError
 from nas_llv.space.genotype import Genotype, genotype_from_dict
+from nas_llv.space.supernet import current_state_keys
 from nas_llv.io_utils import atomic_write, load_torch_file
 
 log = logging.getLogger(__name__)
@@ -90,7 +91,9 @@ def load_model(path: str | Path, map_location: str | torch.device = "cpu") -> tu
 def load_weights(net: nn.Module, state: Mapping[str, Any], where: str, network: str = "the network",
                  hint: str = "") -> None:
     """Load ``state`` into ``net`` when it fits exactly (same keys, same shapes), else raise one
-    ConfigError line: ``{where}: the weights do not fit {network}: missing [...]; ...; {hint}``."""
+    ConfigError line: ``{where}: the weights do not fit {network}: missing [...]; ...; {hint}``.
+    Cell keys of files written before a rename are read under their new names (``current_state_keys``)."""
+    state = current_state_keys(net, state)
     own = net.state_dict()
     missing = [k for k in own if k not in state]
     unexpected = [k for k in state if k not in own]

@@ -41,10 +41,10 @@ THRESHOLD = 0.035
 
 # (authors' key prefix, nas-llv key prefix); {i} is a stage/block index, {e} an edge name.
 _RENAMES = (
-    ("enhance_net.iems.{i}.cell.c5.", "scene.stages.{i}.fuse.out."),
+    ("enhance_net.iems.{i}.cell.c5.", "scene.stages.{i}.concat_proj.out."),
     ("enhance_net.iems.{i}.cell.{e}.op.", "scene.stages.{i}.edges.{e}.op."),
     ("denoise_net.stem.", "denoise.stem."),
-    ("denoise_net.nrms.{i}.c5.", "denoise.blocks.{i}.fuse.out."),
+    ("denoise_net.nrms.{i}.c5.", "denoise.blocks.{i}.concat_proj.out."),
     ("denoise_net.nrms.{i}.{e}.op.", "denoise.blocks.{i}.edges.{e}.op."),
     ("denoise_net.activate.0.", "denoise.head."),
     ("estimation.estimation.{i}.", "estimator.estimation.{i}."),

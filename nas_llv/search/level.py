@@ -17,7 +17,9 @@ from nas_llv.search.hypergrad import Bilevel, HypergradMethod, apply_upper_grads
 
 Batch = Mapping[str, Any]
 Overrides = Mapping[str, torch.Tensor]
-Objective = Callable[[Overrides], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+# A level's loss on fixed batches as a function of parameter overrides -> (total, unweighted terms):
+# what ``Level.objective`` returns and a hypergradient method evaluates.
+LossClosure = Callable[[Overrides], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 class UpperPenalty(Protocol):
@@ -59,7 +61,7 @@ class Level:
     # overrides of each weight step's objective, drawn anew per step (SDARTS-RS noise on α, set by the loop)
     weight_overrides: Callable[[], Overrides] = dict
 
-    def objective(self, batch: Batch, train: bool) -> Objective:
+    def objective(self, batch: Batch, train: bool) -> LossClosure:
         """The loss on ``batch`` as a function of overrides: (total, unweighted terms)."""
         raise NotImplementedError
 
@@ -72,7 +74,7 @@ class Level:
         return float(self.weight_opt.param_groups[0]["lr"])
 
     def arch_step(self, method: HypergradMethod, train_batch: Batch, val_batch: Batch,
-                  lower_obj: Objective | None = None) -> None:
+                  lower_obj: LossClosure | None = None) -> None:
         """One upper step: hypergradient of the validation objective, then the arch optimizer.
 
         ``lower_obj``: the training objective on ``train_batch`` when the caller built it already.
@@ -116,11 +118,11 @@ class Level:
         arch = {id(p) for p in arch_parameters(self.module)}
         return {n: p for n, p in self.upper.items() if id(p) in arch}
 
-    def _eval(self, objective: Objective, ov: Overrides) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def _eval(self, objective: LossClosure, ov: Overrides) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with self.amp():
             return objective(ov)
 
-    def weight_step(self, batch: Batch, objective: Objective | None = None) -> tuple[float, dict[str, float]]:
+    def weight_step(self, batch: Batch, objective: LossClosure | None = None) -> tuple[float, dict[str, float]]:
         """One optimizer step on ω with the training objective (``objective``: already built on
         ``batch``) at ``weight_overrides()``; returns (loss, terms)."""
         total, terms = self._eval(objective or self.objective(batch, True), self.weight_overrides())

@@ -51,7 +51,7 @@ class Searcher(Job):
 
     def __init__(self, recipe: Any) -> None:
         self.recipe, self.cfg = recipe, recipe.search
-        self.run_dir: Run | None = None  # set by attach(): build first, so bad input leaves no folder
+        self.attached_run: Run | None = None  # set by attach(): build first, so bad input leaves no folder
         seed_everything(recipe.seed)
         self.device = distributed.local_device(resolve_device(recipe.device))
         # the data first: a missing dataset fails before the supernet (and NNI) is built; each rank
@@ -68,7 +68,7 @@ class Searcher(Job):
         """The supernet, the strategy and its levels, each level's optimizers and lr schedule."""
         self.spaces = self.load_spaces()
         self.network_cfg = self.recipe.network.builder_config()
-        self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.fuse, self.cfg.relaxation)
+        self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.merge_edges, self.cfg.relaxation)
         self.net: nn.Module = self.space.net.to(self.device)
         self.method = HYPERGRADS.build(self.cfg.hypergrad)
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
@@ -205,7 +205,7 @@ class Searcher(Job):
             row.update({f"penalty/{k}": v for k, v in level.penalty_values.items()})
             row.update(expected_cost(self.cost_table, self.net))
             row.update(self._prob_columns())
-            self.run_dir.trajectory.append(row)
+            self.attached_run.trajectory.append(row)
 
     def _logged_val_loss(self, level: Level, val_b: Any) -> float:
         """The trajectory's ``val_loss``: with ``speed.shortcuts`` the upper loss the hypergradient
@@ -261,7 +261,7 @@ class Searcher(Job):
                  extra: dict[str, Any] | None = None) -> Genotype:
         """The current architecture (``derived``), or ``choices`` with their meta ``extra``; its meta
         records ``val_loss``, the validation loss it scored (default: the latest epoch's), where there is one."""
-        meta = {"run": self.run_dir.dir.name, "strategy": self.cfg.strategy, "epochs": self.epoch, "step": self.step}
+        meta = {"run": self.attached_run.dir.name, "strategy": self.cfg.strategy, "epochs": self.epoch, "step": self.step}
         val_loss = self.val_loss if choices is None else val_loss
         if choices is None:
             choices, extra = self.derived()
@@ -272,16 +272,16 @@ class Searcher(Job):
     def finish(self, start: float | None = None) -> None:
         # never a genotype from NaN probabilities (each step checks α; this guards the file itself)
         self.check_finite("all", {"upper variable (α)": named(self.net, arch_parameters(self.net))})
-        if not self.run_dir.writes:  # another rank than 0 of a data-parallel run
+        if not self.attached_run.writes:  # another rank than 0 of a data-parallel run
             return
         # an early stop (DARTS-ES) writes an earlier architecture: its cost is recorded anew
         final = with_cost(self.cost_table, self.hessian.final(self.genotype(), self.net, self._cap()))
-        path = final.save(self.run_dir.dir / "genotype.yaml")
+        path = final.save(self.attached_run.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
             best = self.genotype(self.best["genotype"], self.best["val_loss"], self.best.get("meta"))
-            best.save(self.run_dir.dir / "genotype_best.yaml")
+            best.save(self.attached_run.dir / "genotype_best.yaml")
         log.info("search finished after %d steps; genotype written to %s", self.step, path)
-        self.strategy.finish(self.run_dir.dir, self.step)
+        self.strategy.finish(self.attached_run.dir, self.step)
 
     def state_dict(self) -> dict[str, Any]:
         """The loop's entries and the strategy's (e.g. learned loss weights), side by side."""
@@ -326,4 +326,4 @@ class Searcher(Job):
         if self.cost_table is not None and state.get("cost_table"):  # the numbers the run started with
             self.cost_table.load(state["cost_table"])
         set_rng_state(state["rng"])
-        self.run_dir.trajectory.truncate_after(self.step)
+        self.attached_run.trajectory.truncate_after(self.step)

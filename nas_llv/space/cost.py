@@ -140,10 +140,10 @@ def _cost(op: nn.Module, args: tuple, kind: CostKind, repeats: int) -> float:
 
 @contextlib.contextmanager
 def _every_edge_called(net: nn.Module) -> Iterator[None]:
-    """Unfused, unjoined mixed edges for the measuring pass: each edge's forward runs, on its own
+    """Unmerged, unjoined mixed edges for the measuring pass: each edge's forward runs, on its own
     input, and every candidate runs as itself (the counter then sees each one)."""
     saved = [(m, "join", m.join) for m in net.modules() if isinstance(m, Cell)]
-    saved += [(m, "fuse", m.fuse) for m in net.modules() if isinstance(m, MixedEdge)]
+    saved += [(m, "merge", m.merge) for m in net.modules() if isinstance(m, MixedEdge)]
     for m, attr, _ in saved:
         setattr(m, attr, False)
     try:

@@ -21,8 +21,8 @@ from nas_llv.config import ConfigError
 from nas_llv.space.ops import ConvOp, Skip, build_activation, build_op, canonical_op, mixed_convs, mixed_kernels
 from nas_llv.space.spec import CellSpec, EdgeSpec, edge_label, graph_of
 
-# Above this receptive field a combined kernel costs more than the separate convolutions.
-FUSE_MAX_EXTENT = 7
+# Above this receptive field a merged kernel costs more than the separate convolutions.
+MERGE_MAX_EXTENT = 7
 
 # How α becomes mixing weights: DARTS' softmax over a label's candidates (they compete, summing
 # to 1), or FairDARTS' sigmoid of each α_i on its own (Chu et al., ECCV 2020; docs/remedies.md).
@@ -98,28 +98,32 @@ class ArchParams(nn.Module):
 
 
 class MixedEdge(nn.Module):
-    """Σ_i w_i op_i(x) over the candidates of one label, w = ``ArchParams.weights`` (softmax(α) or σ(α))."""
+    """Σ_i w_i op_i(x) over the candidates of one label, w = ``ArchParams.weights`` (softmax(α) or σ(α)).
 
-    def __init__(self, label: str, names: tuple[str, ...], channels: int, arch: ArchParams, fuse: bool = True) -> None:
+    ``merge``: when every candidate is a linear op (a convolution, the identity) of extent at most
+    ``MERGE_MAX_EXTENT``, run the weighted sum as one convolution whose kernel is the weighted sum of
+    the candidates' kernels (``ops.mixed_kernels``; exact). ``self.merge`` is whether it does."""
+
+    def __init__(self, label: str, names: tuple[str, ...], channels: int, arch: ArchParams, merge: bool = True) -> None:
         super().__init__()
         self.label = label
         self.choice = nni_bridge.choice({n: build_op(n, channels) for n in names}, label)
         object.__setattr__(self, "_arch", arch)  # a reference, not a submodule: α stays out of the weights
         arch.add(label, names)
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
-        self.fuse = fuse and all(isinstance(m, (ConvOp, Skip)) for m in ops) and max(m.extent for m in ops) <= FUSE_MAX_EXTENT
-        self.by_dilation = False  # fused: one kernel per dilation, not one dense kernel (``fuse_by_dilation``)
+        self.merge = merge and all(isinstance(m, (ConvOp, Skip)) for m in ops) and max(m.extent for m in ops) <= MERGE_MAX_EXTENT
+        self.by_dilation = False  # merged: one kernel per dilation, not one dense kernel (``kernels_by_dilation``)
         # DARTS-' auxiliary skip β·x (search/aux_skip.py): every op maps ``channels`` to ``channels``,
         # so every mixed edge takes it; a search-time term only, never in a derived network
         self.aux_skip = 0.0
 
     def forward(self, x: torch.Tensor, identity: float = 0.0) -> torch.Tensor:
         """The mixed op on ``x``, plus (``identity`` + ``aux_skip``) * x (a residual node's own input
-        and the auxiliary skip: folded into the combined kernel when fused)."""
+        and the auxiliary skip: folded into the merged kernel when merged)."""
         if not nni_bridge.is_choice(self.choice):  # frozen by NNI: the chosen op alone
             y = self.choice(x)
             return y + identity * x if identity else y
-        if self.fuse:
+        if self.merge:
             return mixed_convs(x, [self.kernels(identity)])[0]
         w = self._arch.weights(self.label)
         y = sum(wi * op(x) for wi, (_, op) in zip(w, nni_bridge.candidates(self.choice)))
@@ -128,11 +132,11 @@ class MixedEdge(nn.Module):
 
     @property
     def joinable(self) -> bool:
-        """Fused and still a choice: its combined kernels can share a convolution (``run_together``)."""
-        return self.fuse and nni_bridge.is_choice(self.choice)
+        """Merged and still a choice: its merged kernels can share a convolution (``run_together``)."""
+        return self.merge and nni_bridge.is_choice(self.choice)
 
     def kernels(self, identity: float = 0.0):
-        """The combined kernels of this (joinable) edge at the current α (``ops.mixed_kernels``), with
+        """The merged kernels of this (joinable) edge at the current α (``ops.mixed_kernels``), with
         ``identity`` + ``aux_skip`` folded in."""
         w = self._arch.weights(self.label)
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
@@ -175,13 +179,13 @@ class EdgeFactory(Protocol):
 
 
 class MixedEdges:
-    """Makes the supernet's edges; owns the ArchParams they read."""
+    """Makes the supernet's edges; owns the ArchParams they read. ``merge``: ``MixedEdge``'s."""
 
-    def __init__(self, arch: ArchParams, fuse: bool = True) -> None:
-        self.arch, self.fuse = arch, fuse
+    def __init__(self, arch: ArchParams, merge: bool = True) -> None:
+        self.arch, self.merge = arch, merge
 
     def __call__(self, edge: EdgeSpec, label: str, channels: int, names: tuple[str, ...] = ()) -> nn.Module:
-        return MixedEdge(label, tuple(canonical_op(n) for n in names), channels, self.arch, self.fuse)
+        return MixedEdge(label, tuple(canonical_op(n) for n in names), channels, self.arch, self.merge)
 
     def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module:
         return MixedPart(label, {name: make() for name, make in candidates.items()}, self.arch)
@@ -213,9 +217,14 @@ class FixedEdges:
 
 
 class Cell(nn.Module):
-    """One DAG cell: nodes combine their in-edges (sum, residual add, or concat + 1x1 fuse).
+    """One DAG cell: nodes combine their in-edges (sum, residual add, or a 1x1 projection of their
+    concatenation: ``concat_fuse``).
 
-    x: (N, C, H, W) -> (N, C, H, W), C = spec.channels.
+    x: (N, C, H, W) -> (N, C, H, W), C = spec.channels. ``concat_proj``: each ``concat_fuse`` node's
+    1x1 convolution of the concatenation of its in-edges (node name -> conv; state-dict keys
+    ``concat_proj.<node>.*``, which model files written before spelled ``fuse.<node>.*``).
+    ``split_concat``: compute that projection as a sum of per-part 1x1 convolutions
+    (``project_parts``) instead of concatenating first.
     """
 
     def __init__(self, spec: CellSpec, edges: EdgeFactory, prefix: str = "", stage: int | None = None) -> None:
@@ -229,12 +238,12 @@ class Cell(nn.Module):
                 self.edges[e.key] = edges(e, edge_label(prefix, e.label, stage), width, spec.candidates(e))
             elif e.op:
                 self.edges[e.key] = build_op(e.op, width)
-        self.fuse = nn.ModuleDict({
+        self.concat_proj = nn.ModuleDict({
             n.name: nn.Conv2d(sum(spec.width(e.src) for e in spec.edges if e.dst == n.name), spec.width(n.name), 1)
             for n in spec.nodes if n.combine == "concat_fuse"
         })
         self.order = _topological(spec)
-        # fused mixed edges leaving one node run as one convolution per dilation (``run_together``):
+        # merged mixed edges leaving one node run as one convolution per dilation (``run_together``):
         # source -> [(edge key, identity folded in: 1 into a residual node)]
         residual = {n.name for n in spec.nodes if n.combine == "residual"}
         by_src: dict[str, list[tuple[str, float]]] = {}
@@ -243,7 +252,13 @@ class Cell(nn.Module):
                 by_src.setdefault(e.src, []).append((e.key, 1.0 if e.dst in residual else 0.0))
         self.joint = {src: group for src, group in by_src.items() if len(group) > 1}
         self.join = True  # off: each edge alone (the lever's baseline in benchmarks/search_step.py)
-        self.fuse_parts = False  # a concat_fuse node as Σ of per-part 1x1 convolutions (``prefer_channels_last``)
+        self.split_concat = False  # a concat_fuse node as Σ of per-part 1x1 convolutions (``prefer_channels_last``)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints written before the rename hold ``<prefix>fuse.<node>.*`` (OLD_CELL_KEYS)
+        for key in [k for k in state_dict if _current_key(k, [prefix]) != k]:
+            state_dict[_current_key(key, [prefix])] = state_dict.pop(key)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def _edge(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor]) -> torch.Tensor:
         if e.key in done:
@@ -251,16 +266,16 @@ class Cell(nn.Module):
         return self.edges[e.key](x) if e.key in self.edges else x
 
     def _residual(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor]) -> torch.Tensor:
-        """edge(x) + x; a fused mixed edge adds x inside its combined kernel (exact, one add fewer)."""
+        """edge(x) + x; a merged mixed edge adds x inside its merged kernel (exact, one add fewer)."""
         if e.key in done:  # computed with its source's other edges, x folded in
             return done.pop(e.key)
         edge = self.edges[e.key] if e.key in self.edges else None
-        if isinstance(edge, MixedEdge) and edge.fuse:
+        if isinstance(edge, MixedEdge) and edge.merge:
             return edge(x, identity=1.0)
         return self._edge(e, x, done) + x
 
     def _run_joint(self, src: str, x: torch.Tensor, done: dict[str, torch.Tensor]) -> None:
-        """The fused mixed edges leaving ``src`` on ``x``, together, into ``done`` (edge key -> output)."""
+        """The merged mixed edges leaving ``src`` on ``x``, together, into ``done`` (edge key -> output)."""
         group = self.joint.get(src) if self.join else None
         if group and all(self.edges[k].joinable for k, _ in group):
             done.update(zip((k for k, _ in group), run_together(x, [(self.edges[k], i) for k, i in group])))
@@ -273,7 +288,8 @@ class Cell(nn.Module):
             ins = [e for e in self.spec.edges if e.dst == node.name]
             if node.combine == "concat_fuse":
                 parts = [self._edge(e, values[e.src], done) for e in ins]
-                v = fuse_parts(self.fuse[node.name], parts) if self.fuse_parts else self.fuse[node.name](torch.cat(parts, dim=1))
+                proj = self.concat_proj[node.name]
+                v = project_parts(proj, parts) if self.split_concat else proj(torch.cat(parts, dim=1))
             elif node.combine == "residual":
                 v = _total(self._residual(e, values[e.src], done) for e in ins)
             else:
@@ -283,7 +299,30 @@ class Cell(nn.Module):
         return values[self.spec.output.name]
 
 
-def fuse_parts(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
+# A cell's state-dict names as files written before the rename spell them -> as now.
+OLD_CELL_KEYS = {"fuse.": "concat_proj."}
+
+
+def current_state_keys(net: nn.Module, state: Mapping[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
+    """``state`` (a state dict for ``net``) with the keys of ``net``'s cells that older model files
+    and checkpoints spell the old way (``OLD_CELL_KEYS``) spelled as ``net`` names them; ``state``
+    itself when it has none."""
+    prefixes = [f"{name}." if name else "" for name, m in net.named_modules() if isinstance(m, Cell)]
+    keys = {k: _current_key(k, prefixes) for k in state}
+    if all(k == new for k, new in keys.items()):
+        return state
+    return {keys[k]: v for k, v in state.items()}
+
+
+def _current_key(key: str, cell_prefixes: list[str]) -> str:
+    for prefix in cell_prefixes:
+        for old, new in OLD_CELL_KEYS.items():
+            if key.startswith(prefix + old):
+                return prefix + new + key[len(prefix + old):]
+    return key
+
+
+def project_parts(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
     """``conv(cat(parts, 1))`` for a 1x1 ``conv`` as Σ_p conv_p(part_p), each part with its slice of
     the weights: the same map without the concatenation, which in channels-last is an interleaving
     copy (forward and backward) that cost more than the convolutions (benchmarks/README.md)."""
@@ -303,15 +342,17 @@ def _topological(spec: CellSpec) -> list:
 
 def prefer_channels_last(model: nn.Module, on: bool = True) -> None:
     """The choices that measured faster for a supernet in channels-last on CPU (``on``), or the
-    plain ones: fused mixed edges with one kernel per dilation (``fuse_by_dilation``) and
-    concat-fuse nodes as a sum of per-part 1x1 convolutions (``fuse_parts``). Exact either way."""
-    fuse_by_dilation(model, on)
-    set_all(model, Cell, fuse_parts=on)
+    plain ones: merged mixed edges with one kernel per dilation (``kernels_by_dilation``) and
+    concat-fuse nodes as a sum of per-part 1x1 convolutions (``Cell.split_concat``). Exact either way."""
+    kernels_by_dilation(model, on)
+    set_all(model, Cell, split_concat=on)
 
 
-def fuse_by_dilation(model: nn.Module, on: bool = True) -> None:
-    """Fused mixed edges of ``model`` run one convolution per dilation (``ops.mixed_kernels``): faster
-    in channels-last layout on CPU, where one dense kernel is faster in NCHW (benchmarks/README.md)."""
+def kernels_by_dilation(model: nn.Module, on: bool = True) -> None:
+    """Merged mixed edges of ``model`` run one convolution per dilation among their candidates
+    (``ops.mixed_kernels(by_dilation=True)``) instead of one dense kernel as large as the widest
+    candidate's receptive field (``on`` False): faster in channels-last layout on CPU, where one
+    dense kernel is faster in NCHW (benchmarks/README.md)."""
     set_all(model, MixedEdge, by_dilation=on)
 
 

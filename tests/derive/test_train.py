@@ -24,7 +24,7 @@ from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.results import CSV_FLOATS
 from nas_llv.runs import Run
 from nas_llv.config import ConfigError
-from nas_llv.derive.train import Objective, Trainer, load_source, resolve_build
+from nas_llv.derive.train import TrainingObjective, Trainer, load_source, resolve_build
 from nas_llv.space.spec import load_space
 
 TINY = {
@@ -76,7 +76,7 @@ def _frame(run):
 def test_run_folder_is_complete_and_model_rebuilds(genotype, tmp_path):
     t = _trainer(genotype, tmp_path / "out")
     assert t.run() is True
-    run = t.run_dir.dir
+    run = t.attached_run.dir
     assert all((run / f).is_file() for f in FILES)
     df = _frame(run)
     assert df.step.tolist() == [0, 2, 4, 6] and set(df.module) == {"all"}
@@ -104,9 +104,9 @@ def test_full_size_rebuild_changes_the_network(genotype, tmp_path):
     assert count(big.net) > count(small.net)
     assert big.net.denoise.stem.out_channels == 12 and len(big.net.denoise.blocks) == 4
     big.run()
-    net, _ = load_model(big.run_dir.dir / "model.pt")
+    net, _ = load_model(big.attached_run.dir / "model.pt")
     assert count(net) == count(big.net)
-    assert torch.load(big.run_dir.dir / "model.pt", weights_only=True)["build"] == {"channels": {"denoise": 12},
+    assert torch.load(big.attached_run.dir / "model.pt", weights_only=True)["build"] == {"channels": {"denoise": 12},
                                                                                    "repeat": {"denoise": 4}}
 
 
@@ -136,35 +136,35 @@ def test_interrupt_checkpoints_at_a_step_boundary_and_resumes_exactly(genotype, 
     t._iteration = iteration
     with pytest.raises(KeyboardInterrupt):
         t.run()
-    state = t.run_dir.load_checkpoint()
+    state = t.attached_run.load_checkpoint()
     assert state["progress"]["step"] == 3
     again = Trainer(t.recipe, t.genotype, t.build)
-    again.attach(Run.open(t.run_dir.dir), new=False)
+    again.attach(Run.open(t.attached_run.dir), new=False)
     again.load_state_dict(state)
     again.run()
-    pd.testing.assert_frame_equal(_frame(full.run_dir.dir).drop(columns="seconds"),
-                                  _frame(t.run_dir.dir).drop(columns="seconds"))
+    pd.testing.assert_frame_equal(_frame(full.attached_run.dir).drop(columns="seconds"),
+                                  _frame(t.attached_run.dir).drop(columns="seconds"))
 
 
 def test_supervised_training_improves_validation_psnr(genotype, tmp_path):
     t = _trainer(genotype, tmp_path, steps=60, val_every=60, objective={"l1": 1.0}, optim={"lr": 3e-3})
     t.run()
-    psnr = _frame(t.run_dir.dir)["metric/psnr"].tolist()
+    psnr = _frame(t.attached_run.dir)["metric/psnr"].tolist()
     assert len(psnr) == 2 and psnr[1] > psnr[0] + 3
 
 
 def test_init_starts_from_the_model_weights(genotype, tmp_path):
     first = _trainer(genotype, tmp_path / "a", steps=4)
     first.run()
-    second = _trainer(genotype, tmp_path / "b", init=first.run_dir.dir / "model.pt", steps=4)
+    second = _trainer(genotype, tmp_path / "b", init=first.attached_run.dir / "model.pt", steps=4)
     # Same validation batches: the step-0 validation of the second run is the first run's last.
-    assert _frame(second.run_dir.dir).val_loss.iloc[0] == _frame(first.run_dir.dir).val_loss.iloc[-1]
+    assert _frame(second.attached_run.dir).val_loss.iloc[0] == _frame(first.attached_run.dir).val_loss.iloc[-1]
 
 
 def test_variant_override_trains_the_scene_module_alone(genotype, tmp_path):
     t = _trainer(genotype, tmp_path, steps=2, variant="ruas_s", objective={"scene": 1.0, "l1": 1.0})
     t.run()
-    net, geno = load_model(t.run_dir.dir / "model.pt")
+    net, geno = load_model(t.attached_run.dir / "model.pt")
     assert net.denoise is None and set(geno.spaces) == {"scene"} and geno.network["variant"] == "ruas_s"
 
 
@@ -207,7 +207,7 @@ def test_task_entry_trains_the_denoiser_alone(genotype, tmp_path):
 def test_an_entry_for_an_absent_module_is_refused():
     net = ruas_genotype("cvpr", "ruas_s").build()  # RUAS.objective_modules: task trains net.denoise
     with pytest.raises(ConfigError) as err:
-        Objective(TINY["losses"], {"scene": 1.0, "task": 1.0}, net)
+        TrainingObjective(TINY["losses"], {"scene": 1.0, "task": 1.0}, net)
     assert str(err.value) == ("train.objective: task trains the denoise module, which this network does not "
                               "have (variant ruas_s); drop it from train.objective")
 
@@ -215,7 +215,7 @@ def test_an_entry_for_an_absent_module_is_refused():
 def test_a_network_without_hooks_trains_every_entry_on_its_full_output():
     space = load_space("ruas_denoise")
     net = Genotype({"type": "single"}, {"net": space}, {e.label: "conv_3x3" for e in space.cell.searchable}).build()
-    objective = Objective(TINY["losses"], {"l1": 1.0}, net)
+    objective = TrainingObjective(TINY["losses"], {"l1": 1.0}, net)
     assert objective.own == frozenset() and not objective.partial
     batch = {"low": torch.rand(2, 3, 16, 16), "high": torch.rand(2, 3, 16, 16)}
     total, terms, out = objective(net, batch)

@@ -58,7 +58,7 @@ def test_cvpr_import_architecture_and_parameter_count(shared_data):
     assert sum(p.numel() for p in net.scene.parameters()) == 1161
     raw = read_weights(shared_data / "ruas_cvpr_weights/lol.pt")
     ours = net.state_dict()
-    torch.testing.assert_close(ours["scene.stages.2.fuse.out.weight"], raw["enhance_net.iems.2.cell.c5.weight"])
+    torch.testing.assert_close(ours["scene.stages.2.concat_proj.out.weight"], raw["enhance_net.iems.2.cell.c5.weight"])
     assert to_ruas_keys(from_ruas_keys(raw)).keys() == raw.keys()
 
 
@@ -128,7 +128,7 @@ def _synthetic_checkpoint(release, path):
         for p in source.parameters():
             p.normal_(0, 0.3)
         for stage in source.scene.stages:  # sigmoid of -6, -8, -10: above, between and below 1e-3 and 1e-4
-            stage.fuse["out"].bias.copy_(torch.tensor([-6.0, -8.0, -10.0]))
+            stage.concat_proj["out"].bias.copy_(torch.tensor([-6.0, -8.0, -10.0]))
     theirs = to_ruas_keys(source.state_dict())
     torch.save(theirs, path)
     return {k: v.double() for k, v in theirs.items()}  # the same float32 weights, computed in float64

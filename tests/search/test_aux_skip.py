@@ -1,4 +1,4 @@
-"""DARTS-' auxiliary skip: β·x on every mixed edge, exact in the fused path, decaying per epoch,
+"""DARTS-' auxiliary skip: β·x on every mixed edge, exact in the merged path, decaying per epoch,
 absent from derived networks."""
 from __future__ import annotations
 
@@ -20,10 +20,10 @@ from conftest import assert_same_output_and_grads
 NAMES = ("conv_1x1", "conv_3x3", "resconv_1x1", "dilconv_3x3_d2", "skip")
 
 
-def _edge(fuse: bool) -> MixedEdge:
+def _edge(merge: bool) -> MixedEdge:
     torch.manual_seed(0)
     arch = ArchParams()
-    edge = nni_bridge.plain(lambda: MixedEdge("e", NAMES, 4, arch, fuse=fuse)).double()
+    edge = nni_bridge.plain(lambda: MixedEdge("e", NAMES, 4, arch, merge=merge)).double()
     arch.double()
     with torch.no_grad():
         arch["e"].normal_()
@@ -37,11 +37,11 @@ def _output_and_grads(edge: MixedEdge, x: torch.Tensor, identity: float, extra: 
     return y, torch.autograd.grad((y * torch.linspace(-1, 1, y.numel(), dtype=y.dtype).view_as(y)).sum(), leaves)
 
 
-@pytest.mark.parametrize("fuse", [True, False])
+@pytest.mark.parametrize("merge", [True, False])
 @pytest.mark.parametrize("identity", [0.0, 1.0])
-def test_aux_skip_adds_beta_x_to_the_mixed_edge(fuse, identity):
-    edge = _edge(fuse)
-    assert edge.fuse == fuse
+def test_aux_skip_adds_beta_x_to_the_mixed_edge(merge, identity):
+    edge = _edge(merge)
+    assert edge.merge == merge
     x = torch.rand(2, 4, 16, 16, dtype=torch.float64, requires_grad=True)
     plain, plain_grads = _output_and_grads(edge, x, identity, extra=0.3)
     edge.aux_skip = 0.3
@@ -54,9 +54,9 @@ def test_aux_skip_adds_beta_x_to_the_mixed_edge(fuse, identity):
 
 
 @pytest.mark.parametrize("space", ["ruas_scene", "ruas_denoise"])
-def test_fused_cells_with_aux_skip_equal_the_unfused_sum(space):
+def test_merged_cells_with_aux_skip_equal_the_unmerged_sum(space):
     """Residual nodes (``Cell._residual``) and edges run together (``run_together``) fold β into the
-    combined kernel; the unfused path adds β·x: outputs and gradients agree."""
+    merged kernel; the unmerged path adds β·x: outputs and gradients agree."""
     torch.manual_seed(0)
     net = build_supernet(load_space(space)).double()
     for a in arch_parameters(net):
@@ -65,9 +65,9 @@ def test_fused_cells_with_aux_skip_equal_the_unfused_sum(space):
     x = torch.rand(1, 3, 16, 16, dtype=torch.float64)
     params = list(net.parameters()) + arch_parameters(net)
 
-    def run(fused: bool):
-        set_all(net, MixedEdge, fuse=fused)
-        set_all(net, Cell, join=fused)
+    def run(merged: bool):
+        set_all(net, MixedEdge, merge=merged)
+        set_all(net, Cell, join=merged)
         out = net(x)
         y = out["u"] if isinstance(out, dict) else out
         return y, torch.autograd.grad(y.square().sum(), params, allow_unused=True)

@@ -119,7 +119,7 @@ def test_the_arch_step_adds_exactly_the_penalty_gradient(double_searcher, method
 def test_a_search_with_a_cost_target_writes_its_cost(tmp_path):
     s = _searcher(tmp_path, cost={"size": SIZE, "target": TARGET, "weight": 1.0})
     assert s.run() is True
-    run = s.run_dir.dir
+    run = s.attached_run.dir
     assert (run / "cost_table.csv").read_text() == s.cost_table.to_csv()
     frame = pd.read_csv(run / "trajectory.csv")
     assert frame["cost/expected"].notna().all() and (frame["penalty/cost"] > 0).all()
@@ -137,28 +137,28 @@ def test_a_resumed_cost_search_equals_an_uninterrupted_one(tmp_path):
     cost = {"size": SIZE, "target": TARGET, "weight": 1.0}
     a = _searcher(tmp_path / "a", cost=cost)
     assert a.run() is True
-    run = stopped_and_resumed(_searcher(tmp_path / "b", cost=cost), stop_after=2).run_dir
-    frames = [pd.read_csv(d / "trajectory.csv").drop(columns=["seconds"]) for d in (a.run_dir.dir, run.dir)]
+    run = stopped_and_resumed(_searcher(tmp_path / "b", cost=cost), stop_after=2).attached_run
+    frames = [pd.read_csv(d / "trajectory.csv").drop(columns=["seconds"]) for d in (a.attached_run.dir, run.dir)]
     pd.testing.assert_frame_equal(*frames)
     for name in ("genotype.yaml", "cost_table.csv"):
-        ours, theirs = ((d / name).read_text() for d in (a.run_dir.dir, run.dir))
-        assert ours.replace(a.run_dir.dir.name, "") == theirs.replace(run.dir.name, "")
+        ours, theirs = ((d / name).read_text() for d in (a.attached_run.dir, run.dir))
+        assert ours.replace(a.attached_run.dir.name, "") == theirs.replace(run.dir.name, "")
 
 
 def test_a_resumed_search_keeps_the_checkpoints_cost_table(tmp_path):
     """The numbers the run started with (latency would differ if measured again), also in the penalty."""
     b = _searcher(tmp_path, cost={"size": SIZE, "target": TARGET})
-    written = (b.run_dir.dir / "cost_table.csv").read_text()  # on attaching: a stopped run has it too
+    written = (b.attached_run.dir / "cost_table.csv").read_text()  # on attaching: a stopped run has it too
     assert written == b.cost_table.to_csv()
     assert b.run(stop_after=2) is False
-    b.run_dir.close()
-    state = b.run_dir.load_checkpoint()
+    b.attached_run.close()
+    state = b.attached_run.load_checkpoint()
     doubled = from_csv(state["cost_table"], "flops")
     doubled.costs = {label: {op: 2 * v for op, v in ops.items()} for label, ops in doubled.costs.items()}
     state["cost_table"] = doubled.to_csv()
     c = Searcher(b.recipe)
-    c.attach(Run.open(b.run_dir.dir))
-    assert (b.run_dir.dir / "cost_table.csv").read_text() == written  # attaching again keeps the file
+    c.attach(Run.open(b.attached_run.dir))
+    assert (b.attached_run.dir / "cost_table.csv").read_text() == written  # attaching again keeps the file
     c.load_state_dict(state)
     assert c.cost_table.costs == doubled.costs
     assert all(level.penalties[0].table is c.cost_table for level in c.levels.values())
@@ -181,7 +181,7 @@ def test_random_search_draws_only_under_the_limit_and_stays_seeded(tmp_path):
     assert a.strategy.samples == b.strategy.samples != c.strategy.samples
     assert all(table.of(d) <= limit for s in (a, c) for d in s.strategy.samples)
     assert a.run() is True
-    run = a.run_dir.dir
+    run = a.attached_run.dir
     candidates = pd.read_csv(run / "candidates.csv")
     assert (candidates["cost"] <= limit).all() and len(candidates) == 3
     assert candidates["cost"].tolist() == [table.of(d) for d in a.strategy.samples]
@@ -202,6 +202,6 @@ def test_an_early_stopped_genotype_records_its_own_cost(tmp_path, monkeypatch):
     s = _searcher(tmp_path, epochs=4, cost={"size": SIZE},
                   hessian={"every": 1, "early_stop": {"window": 1, "ratio": 0.75}})
     assert s.run() is True and s.hessian.stopped is not None
-    geno = yaml.safe_load((s.run_dir.dir / "genotype.yaml").read_text())
+    geno = yaml.safe_load((s.attached_run.dir / "genotype.yaml").read_text())
     assert set(geno["genotype"].values()) == {"skip"}
     assert geno["meta"]["cost"]["value"] == pytest.approx(s.cost_table.cheapest(), abs=1e-6)

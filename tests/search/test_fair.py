@@ -120,11 +120,11 @@ def test_a_resumed_sigmoid_search_equals_an_uninterrupted_one(tmp_path):
     assert whole.run() is True
     part = searcher(recipe, Run.create(recipe.to_dict(), recipe.name, tmp_path / "b"))
     assert part.run(stop_after=2) is False
-    part.run_dir.close()
-    run = Run.open(part.run_dir.dir)
+    part.attached_run.close()
+    run = Run.open(part.attached_run.dir)
     resumed = searcher(recipe_from_dict(run.config(), "config.yaml"), run)
     resumed.load_state_dict(run.load_checkpoint())
     assert resumed.run() is True
-    trajectories = [pd.read_csv(d / "trajectory.csv").drop(columns="seconds") for d in (whole.run_dir.dir, run.dir)]
+    trajectories = [pd.read_csv(d / "trajectory.csv").drop(columns="seconds") for d in (whole.attached_run.dir, run.dir)]
     pd.testing.assert_frame_equal(*trajectories)
     assert "penalty/zero_one" in trajectories[0]

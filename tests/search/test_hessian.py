@@ -88,14 +88,14 @@ REMEDIES = {"hessian": {"every": 2, "iters": 4}, "perturb": {"epsilon": 0.03}, "
 def test_a_search_with_the_remedies_writes_the_column_and_resumes_exactly(tmp_path):
     full = _searcher(tmp_path / "a", **REMEDIES)
     assert full.run() is True
-    frame = _trajectory(full.run_dir.dir)
+    frame = _trajectory(full.attached_run.dir)
     every_second = frame.groupby("module").cumcount() % 2 == 1  # each level's 2nd, 4th, ... arch step
     assert frame[COLUMN][every_second].notna().all() and frame[COLUMN][~every_second].isna().all()
     assert (frame[COLUMN][every_second] != 0).all()
     resumed = stopped_and_resumed(_searcher(tmp_path / "b", **REMEDIES), stop_after=2)
-    pd.testing.assert_frame_equal(frame, _trajectory(resumed.run_dir.dir))
-    assert (full.run_dir.dir / "genotype.yaml").read_text().split("meta:")[0] == \
-        (resumed.run_dir.dir / "genotype.yaml").read_text().split("meta:")[0]
+    pd.testing.assert_frame_equal(frame, _trajectory(resumed.attached_run.dir))
+    assert (full.attached_run.dir / "genotype.yaml").read_text().split("meta:")[0] == \
+        (resumed.attached_run.dir / "genotype.yaml").read_text().split("meta:")[0]
 
 
 def _rising(level, batch, cfg, generator):
@@ -116,14 +116,14 @@ def test_early_stop_ends_the_search_and_writes_the_earlier_genotype(tmp_path, mo
     assert s.epoch == 2 and s.hessian.stopped["architecture_epoch"] == 1
     assert all(torch.equal(s.hessian.snapshots[0][k], v) for k, v in seen[0].items())
     assert any(not torch.equal(s.hessian.snapshots[0][k], v) for k, v in seen[1].items())
-    written = yaml.safe_load((s.run_dir.dir / "genotype.yaml").read_text())
+    written = yaml.safe_load((s.attached_run.dir / "genotype.yaml").read_text())
     assert written["meta"]["early_stopped"]["epoch"] == 2
     assert [r.getMessage() for r in caplog.records if "early stop" in r.getMessage()] == [
         "early stop after epoch 2, level scene: DARTS-ES: mean Hessian eigenvalue of the 1 epochs before the last 1 "
         "/ of the last 1 = 0.4286 < 0.75; genotype.yaml takes the architecture of epoch 1"]
     assert written["genotype"] == hessian.genotype_of(s.net, seen[0])
     again = stopped_and_resumed(_searcher(tmp_path / "b", **cfg), stop_after=6)  # inside epoch 2
-    assert yaml.safe_load((again.run_dir.dir / "genotype.yaml").read_text())["genotype"] == written["genotype"]
+    assert yaml.safe_load((again.attached_run.dir / "genotype.yaml").read_text())["genotype"] == written["genotype"]
     assert again.epoch == 2
 
 
@@ -142,7 +142,7 @@ def test_an_early_stopped_genotype_keeps_the_skip_cap(tmp_path, monkeypatch):
             for label, a in arch.items():
                 a[list(arch.candidates[label]).index("skip")] += 5.0
     assert s.run() is True and s.hessian.stopped is not None
-    written = yaml.safe_load((s.run_dir.dir / "genotype.yaml").read_text())
+    written = yaml.safe_load((s.attached_run.dir / "genotype.yaml").read_text())
     uncapped = hessian.genotype_of(s.net, seen[0])
     assert sum(op in SKIP_OPS for op in uncapped.values()) > 0
     assert not any(op in SKIP_OPS for op in written["genotype"].values())

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import RECIPES
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
-from nas_llv.derive.train import Objective
+from nas_llv.derive.train import TrainingObjective
 from nas_llv.losses import EdgeLoss, sobel_edges
 from nas_llv.results import load_trajectory
 from nas_llv.space.genotype import Genotype, load_genotype
@@ -79,7 +79,7 @@ def test_wrong_spaces_are_one_clear_error():
 
 def test_task_entry_trains_the_head_alone():
     net = _genotype().build()
-    objective = Objective({"scene": {"type": "ruas_scene"}, "task": {"type": "edge"}}, {"task": 1.0}, net)
+    objective = TrainingObjective({"scene": {"type": "ruas_scene"}, "task": {"type": "edge"}}, {"task": 1.0}, net)
     assert objective.partial  # the scene module runs once; the head in entry_outputs
     batch = {"low": torch.rand(1, 3, 16, 16), "high": torch.rand(1, 3, 16, 16)}
     objective(net, batch)[0].backward()

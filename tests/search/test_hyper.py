@@ -18,7 +18,7 @@ from nas_llv.recipe import OptimConfig, load_recipe, recipe_from_dict
 from nas_llv.registry import HYPERGRADS
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.search.strategies.hyper import LossObjective, hyper_level, hyper_optimizer
+from nas_llv.search.strategies.hyper import NetWithLosses, hyper_level, hyper_optimizer
 from nas_llv.optim import make_optimizer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,7 +61,7 @@ def _synthetic(method: dict, form: str = "trico", steps: int = 150) -> tuple[dic
             yield {"low": x, "high": x @ a, "noise": 2 * torch.randn(16, 6, generator=g)}
 
     lower = CompositeLoss({"useful": MSETo("high"), "noise": MSETo("noise")}, learned={"form": form})
-    objective = LossObjective(Tiny(), lower, CompositeLoss({"fit": MSETo("high")}))
+    objective = NetWithLosses(Tiny(), lower, CompositeLoss({"fit": MSETo("high")}))
     level = hyper_level(objective)
     weights_opt = make_optimizer(OptimConfig(optimizer="sgd", lr=0.02, momentum=0.0), list(level.lower.values()))
     level.attach(weights_opt, hyper_optimizer(level, OptimConfig(lr=0.03, schedule="constant"), None), None)
@@ -176,15 +176,15 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert a.run()
     b = searcher("b")
     assert b.run(stop_after=1) is False
-    b.run_dir.close()
-    run = Run.open(b.run_dir.dir)
+    b.attached_run.close()
+    run = Run.open(b.attached_run.dir)
     c = Searcher(recipe_from_dict(run.config(), "config.yaml"))
     c.attach(run)
     c.load_state_dict(run.load_checkpoint())
     assert c.run()
-    frames = [pd.read_csv(r / "trajectory.csv").drop(columns=["seconds"]) for r in (a.run_dir.dir, run.dir)]
+    frames = [pd.read_csv(r / "trajectory.csv").drop(columns=["seconds"]) for r in (a.attached_run.dir, run.dir)]
     pd.testing.assert_frame_equal(*frames)
-    assert (a.run_dir.dir / "hyper.yaml").read_text() == (run.dir / "hyper.yaml").read_text()
+    assert (a.attached_run.dir / "hyper.yaml").read_text() == (run.dir / "hyper.yaml").read_text()
 
 
 def _rellisur(root: Path, scale: int, n: int = 6, size: int = 12) -> Path:

@@ -63,7 +63,7 @@ def test_each_candidate_starts_fresh_and_the_best_is_kept(tmp_path):
     s = _searcher(tmp_path)
     fresh = {k: v.clone() for k, v in s.net.state_dict().items() if ".alphas." not in k}
     assert s.run() is True
-    run = s.run_dir.dir
+    run = s.attached_run.dir
     table = pd.read_csv(run / "candidates.csv")
     assert list(table["candidate"]) == [1, 2, 3]
     best = table.loc[table["val_loss"].idxmin()]
@@ -95,15 +95,15 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert a.run() is True
     b = _searcher(tmp_path / "b")
     assert b.run(stop_after=6) is False  # inside the second candidate, its validation batches reused later
-    b.run_dir.close()
+    b.attached_run.close()
     b.close()
-    run = Run.open(b.run_dir.dir)
+    run = Run.open(b.attached_run.dir)
     c = Searcher(recipe_from_dict(run.config(), "config.yaml"))
     c.attach(run)
     c.load_state_dict(run.load_checkpoint())
     assert c.run() is True
-    assert (a.run_dir.dir / "candidates.csv").read_text() == (run.dir / "candidates.csv").read_text()
-    ours, theirs = (yaml.safe_load((d / "genotype.yaml").read_text())["genotype"] for d in (a.run_dir.dir, run.dir))
+    assert (a.attached_run.dir / "candidates.csv").read_text() == (run.dir / "candidates.csv").read_text()
+    ours, theirs = (yaml.safe_load((d / "genotype.yaml").read_text())["genotype"] for d in (a.attached_run.dir, run.dir))
     assert ours == theirs
 
 

@@ -112,16 +112,16 @@ def test_resume_equals_uninterrupted(tmp_path):
     assert a.run() is True
     b = _searcher(tmp_path / "b")
     assert b.run(stop_after=2) is False and b.step == 2  # one iteration: a scene and a task step
-    b.run_dir.close()
-    run = Run.open(b.run_dir.dir)
+    b.attached_run.close()
+    run = Run.open(b.attached_run.dir)
     recipe = recipe_from_dict(run.config(), "config.yaml")
     c = Searcher(recipe)
     c.attach(run)
     c.load_state_dict(run.load_checkpoint())
     assert c.run() is True
-    pd.testing.assert_frame_equal(_trajectory(a.run_dir.dir), _trajectory(run.dir))
-    assert (a.run_dir.dir / "genotype.yaml").read_text() != ""
-    ga = yaml.safe_load((a.run_dir.dir / "genotype.yaml").read_text())["genotype"]
+    pd.testing.assert_frame_equal(_trajectory(a.attached_run.dir), _trajectory(run.dir))
+    assert (a.attached_run.dir / "genotype.yaml").read_text() != ""
+    ga = yaml.safe_load((a.attached_run.dir / "genotype.yaml").read_text())["genotype"]
     gc = yaml.safe_load((run.dir / "genotype.yaml").read_text())["genotype"]
     assert ga == gc
 
@@ -162,18 +162,18 @@ def test_arch_lr_follows_its_own_schedule(tmp_path, schedule):
     b = _searcher(tmp_path / "b", epochs=3, steps_per_epoch=1, arch=arch)
     assert b.run(stop_after=4) is False  # two epochs of (scene, task)
     c = Searcher(b.recipe)
-    c.attach(Run.open(b.run_dir.dir))
-    c.load_state_dict(b.run_dir.load_checkpoint())
+    c.attach(Run.open(b.attached_run.dir))
+    c.load_state_dict(b.attached_run.load_checkpoint())
     assert c.levels["scene"].arch_opt.param_groups[0]["lr"] == pytest.approx(expected[2][0])
     assert c.run()
-    pd.testing.assert_frame_equal(_trajectory(s.run_dir.dir), _trajectory(b.run_dir.dir))
+    pd.testing.assert_frame_equal(_trajectory(s.attached_run.dir), _trajectory(b.attached_run.dir))
 
 
 @pytest.mark.parametrize("strategy", ["global", "independent"])
 def test_baseline_strategies_run(tmp_path, strategy):
     s = _searcher(tmp_path, strategy=strategy, hypergrad={"type": "first_order"})
     assert s.run()
-    modules = set(pd.read_csv(s.run_dir.dir / "trajectory.csv")["module"])
+    modules = set(pd.read_csv(s.attached_run.dir / "trajectory.csv")["module"])
     assert modules == ({"all"} if strategy == "global" else {"scene", "task"})
 
 
@@ -230,13 +230,13 @@ def test_interrupt_checkpoints_at_an_iteration_boundary_and_resumes_exactly(tmp_
     s._iteration = iteration
     with pytest.raises(KeyboardInterrupt):
         s.run()
-    state = s.run_dir.load_checkpoint()
+    state = s.attached_run.load_checkpoint()
     assert state["progress"]["step"] == 4  # two whole iterations of (scene, task)
     again = Searcher(s.recipe)
-    again.attach(Run.open(s.run_dir.dir))
+    again.attach(Run.open(s.attached_run.dir))
     again.load_state_dict(state)
     assert again.run()
-    pd.testing.assert_frame_equal(_trajectory(full.run_dir.dir), _trajectory(s.run_dir.dir))
+    pd.testing.assert_frame_equal(_trajectory(full.attached_run.dir), _trajectory(s.attached_run.dir))
 
 
 def test_independent_phases_each_follow_their_own_cosine(tmp_path):
@@ -265,9 +265,9 @@ def test_lower_steps_are_honoured(tmp_path):
 def test_resume_refuses_a_run_of_another_kind(tmp_path, capsys):
     s = _searcher(tmp_path)
     s.run(stop_after=2)
-    state = s.run_dir.load_checkpoint()
-    s.run_dir.save_checkpoint({**state, "kind": "train"})
-    assert main(["search", "--resume", str(s.run_dir.dir)]) == 2
+    state = s.attached_run.load_checkpoint()
+    s.attached_run.save_checkpoint({**state, "kind": "train"})
+    assert main(["search", "--resume", str(s.attached_run.dir)]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "a train run, not a search run" in err
 
@@ -277,5 +277,5 @@ def test_progress_counts_the_steps_the_log_and_trajectory_count(tmp_path, strate
     s = _searcher(tmp_path, strategy=strategy)
     assert s.progress() == (0, s.total_steps)
     s.run()
-    rows = len(pd.read_csv(s.run_dir.dir / "trajectory.csv"))
+    rows = len(pd.read_csv(s.attached_run.dir / "trajectory.csv"))
     assert s.progress() == (rows, rows) == (s.step, s.total_steps)

@@ -1,5 +1,5 @@
-"""The fast search path is exact: the default recipe (fused, by-dilation kernels in channels-last,
-speed shortcuts) follows the same α trajectory as ``network.fuse: false`` with every speed option
+"""The fast search path is exact: the default recipe (merged, by-dilation kernels in channels-last,
+speed shortcuts) follows the same α trajectory as ``network.merge_edges: false`` with every speed option
 off (the yardstick of benchmarks/search_step.py), and logs the upper loss it computed."""
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from nas_llv.search.loop import Searcher
 from nas_llv.space.ops import OPS, mixed_conv, mixed_convs, mixed_kernels
 
 STEPS = 20
-YARDSTICK = ["network.fuse=false", "speed.shortcuts=false", "speed.amp=null", "speed.channels_last=false",
+YARDSTICK = ["network.merge_edges=false", "speed.shortcuts=false", "speed.amp=null", "speed.channels_last=false",
              "speed.compile=false"]
 
 
@@ -121,5 +121,5 @@ def test_cell_choices_for_channels_last_are_exact(space):
         return y, torch.autograd.grad(y.square().sum(), params, allow_unused=True)
 
     fast = run(True)
-    assert any(c.joint and c.fuse_parts for c in net.modules() if isinstance(c, Cell))  # the paths differ
+    assert any(c.joint and c.split_concat for c in net.modules() if isinstance(c, Cell))  # the paths differ
     assert_same_output_and_grads(fast, run(False))

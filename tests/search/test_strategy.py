@@ -73,10 +73,10 @@ def test_a_strategy_defined_elsewhere_runs_end_to_end(tmp_path, scene_only):
     assert isinstance(searcher.strategy, SceneOnly) and list(searcher.levels) == ["scene"]
     searcher.attach(Run.create(searcher.recipe.to_dict(), "scene_only", tmp_path))
     assert searcher.run()
-    frame = pd.read_csv(searcher.run_dir.dir / "trajectory.csv")
+    frame = pd.read_csv(searcher.attached_run.dir / "trajectory.csv")
     assert list(frame["module"]) == ["scene"] * 8  # 2 epochs x 2 iterations x scene_steps 2
     assert list(frame["step"]) == list(range(1, 9))
-    genotype = yaml.safe_load((searcher.run_dir.dir / "genotype.yaml").read_text())
+    genotype = yaml.safe_load((searcher.attached_run.dir / "genotype.yaml").read_text())
     assert genotype["meta"]["strategy"] == "test_scene_only"
 
 

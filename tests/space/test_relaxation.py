@@ -1,4 +1,4 @@
-"""FairDARTS' sigmoid relaxation in ArchParams, and the fused mixed edges under it (still exact)."""
+"""FairDARTS' sigmoid relaxation in ArchParams, and the merged mixed edges under it (still exact)."""
 from __future__ import annotations
 
 import math
@@ -59,21 +59,21 @@ def test_one_hot_alphas_are_one_hot_under_sigmoid_too():
 
 
 @pytest.mark.parametrize("space", ["ruas_scene", "ruas_denoise"])
-def test_fused_edges_are_exact_with_sigmoid_weights(space):
-    """The fused path (combined kernels, edges of one source together) against the plain weighted
+def test_merged_edges_are_exact_with_sigmoid_weights(space):
+    """The merged path (merged kernels, edges of one source together) against the plain weighted
     sum Σ σ(α_i) op_i(x): the same output and gradients to every weight and α."""
     torch.manual_seed(0)
     net = build_supernet(load_space(space), relaxation="sigmoid").double()
     for a in arch_parameters(net):
         a.data.normal_()
     edges = [m for m in net.modules() if isinstance(m, MixedEdge)]
-    assert all(e.fuse for e in edges)
+    assert all(e.merge for e in edges)
     assert abs(sum(probs_of(net)[edges[0].label].values()) - 1) > 0.1  # weights that softmax could not give
     x = torch.rand(1, 3, 16, 16, dtype=torch.float64)
     params = list(net.parameters()) + arch_parameters(net)
 
-    def run(fuse: bool):
-        set_all(net, MixedEdge, fuse=fuse)
+    def run(merge: bool):
+        set_all(net, MixedEdge, merge=merge)
         out = net(x)
         y = out["u"] if isinstance(out, dict) else out
         return y, torch.autograd.grad(y.square().sum(), params, allow_unused=True)

@@ -93,3 +93,28 @@ def test_plain_choices_build_the_same_supernet_without_nni_bookkeeping():
     assert [(n, p.shape) for n, p in plain.named_parameters()] == [(n, p.shape) for n, p in full.named_parameters()]
     edges = [m for m in plain.modules() if isinstance(m, nni_bridge.PlainChoice)]
     assert edges and all(nni_bridge.is_choice(m) for m in edges)
+
+
+def _old_names(state):
+    """``state`` as files written before the rename spell it: a cell's ``concat_proj.`` was ``fuse.``."""
+    return {k.replace(".concat_proj.", ".fuse."): v for k, v in state.items()}
+
+
+def test_weights_saved_under_the_old_cell_names_load(tmp_path):
+    """Checkpoints (``load_state_dict``) and model files (``load_model``) written when a cell's 1x1
+    projection of the concatenation was ``Cell.fuse`` load into ``Cell.concat_proj``."""
+    from nas_llv.export.modelfile import load_model, save_model
+    from nas_llv.export.ruas_import import ruas_genotype
+
+    source = ruas_genotype("cvpr").build()
+    old = _old_names(source.state_dict())
+    assert "scene.stages.0.fuse.out.weight" in old
+    net = ruas_genotype("cvpr").build()
+    net.load_state_dict(old)  # strict
+    torch.testing.assert_close(net.scene.stages[0].concat_proj["out"].weight, old["scene.stages.0.fuse.out.weight"])
+    path = save_model(tmp_path / "model.pt", ruas_genotype("cvpr"), source)
+    data = torch.load(path, weights_only=True)
+    torch.save({**data, "state_dict": _old_names(data["state_dict"])}, path)
+    loaded, _ = load_model(path)
+    for key, value in source.state_dict().items():
+        torch.testing.assert_close(loaded.state_dict()[key], value)

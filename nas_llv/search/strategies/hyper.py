@@ -34,7 +34,7 @@ from nas_llv.config import ConfigError, check_range
 from nas_llv.io_utils import write_yaml
 from nas_llv.optim import OptimConfig, SchedulerGroup, make_optimizer, make_scheduler
 from nas_llv.registry import STRATEGIES
-from nas_llv.search.level import Batch, Level, Objective, arch_parameters, call, named, weight_parameters
+from nas_llv.search.level import Batch, Level, LossClosure, arch_parameters, call, named, weight_parameters
 from nas_llv.search.strategy import Losses, Strategy
 
 if TYPE_CHECKING:
@@ -66,7 +66,7 @@ class HyperConfig:
         check_range("s2_epochs", self.s2_epochs, 0)
 
 
-class LossObjective(nn.Module):
+class NetWithLosses(nn.Module):
     """The network and its losses as one module, so overrides reach ω, α and ς by name.
 
     ``forward(batch, train)``: Φ^ll (``lower``, the learned composite) when ``train``, else Φ^ul
@@ -83,14 +83,15 @@ class LossObjective(nn.Module):
         return loss(self.net(batch["low"]), batch)
 
 
-class ObjectiveLevel(Level):
-    """A Level over a LossObjective with the given upper and lower parameters."""
+class SplitLevel(Level):
+    """A Level over a NetWithLosses whose upper and lower variables are the given parameter lists, a
+    split of its ς, α and ω (``hyper_level``: ς and α over ω; ``illum_level``: ω_i over ω_s)."""
 
-    def __init__(self, name: str, module: LossObjective, upper: list[nn.Parameter], lower: list[nn.Parameter]) -> None:
+    def __init__(self, name: str, module: NetWithLosses, upper: list[nn.Parameter], lower: list[nn.Parameter]) -> None:
         self.name, self.module = name, module
         self.upper, self.lower = named(module, upper), named(module, lower)
 
-    def objective(self, batch: Batch, train: bool) -> Objective:
+    def objective(self, batch: Batch, train: bool) -> LossClosure:
         return lambda ov: call(self.module, ov, batch, train)
 
     def iterate(self, method: Any, next_train: Callable[[], Batch], next_val: Callable[[], Batch]
@@ -104,13 +105,13 @@ class ObjectiveLevel(Level):
         return result
 
 
-def hyper_level(module: LossObjective, with_arch: bool = True) -> ObjectiveLevel:
+def hyper_level(module: NetWithLosses, with_arch: bool = True) -> SplitLevel:
     """S1: upper ς (+ α when ``with_arch``), lower every network weight."""
     upper = module.lower.hyper_parameters() + (arch_parameters(module.net) if with_arch else [])
-    return ObjectiveLevel("hyper", module, upper, weight_parameters(module.net))
+    return SplitLevel("hyper", module, upper, weight_parameters(module.net))
 
 
-def illum_level(module: LossObjective, modules: tuple[str, ...]) -> ObjectiveLevel:
+def illum_level(module: NetWithLosses, modules: tuple[str, ...]) -> SplitLevel:
     """S2: upper ω_i (weights under ``modules``), lower ω_s (the other weights); ς and α frozen."""
     children = dict(module.net.named_modules())
     unknown = [m for m in modules if m not in children or not m]
@@ -124,7 +125,7 @@ def illum_level(module: LossObjective, modules: tuple[str, ...]) -> ObjectiveLev
     if not upper or not lower:
         raise ConfigError(f"search.illum_modules {list(modules)}: S2 needs weights on both levels "
                           f"(got {len(upper)} upper and {len(lower)} lower tensors)")
-    return ObjectiveLevel("illum", module, upper, lower)
+    return SplitLevel("illum", module, upper, lower)
 
 
 class UpperOptimizer:
@@ -152,7 +153,7 @@ class UpperOptimizer:
             opt.load_state_dict(state[k])
 
 
-def hyper_optimizer(level: ObjectiveLevel, hyper_cfg: Any, arch_cfg: Any) -> UpperOptimizer:
+def hyper_optimizer(level: SplitLevel, hyper_cfg: Any, arch_cfg: Any) -> UpperOptimizer:
     """ς with ``hyper_cfg``, α (the level's other upper parameters) with ``arch_cfg``."""
     weights = level.module.lower.learned
     sigma = {id(p) for p in level.module.lower.hyper_parameters()}
@@ -197,7 +198,7 @@ class HyperSearch(Strategy):
         upper = losses("upper") if self.opts.upper_objective == "fixed" else None
         if upper is None and "upper" in losses:
             log.warning("strategy 'hyper': losses.upper is not used with search.upper_objective: total")
-        self.objective = LossObjective(net, lower, upper)
+        self.objective = NetWithLosses(net, lower, upper)
         levels: dict[str, Level] = {}
         if self.s1_epochs > 0:
             levels["hyper"] = hyper_level(self.objective)
@@ -207,7 +208,7 @@ class HyperSearch(Strategy):
         self.levels = levels
         return levels
 
-    def _check_s1(self, level: ObjectiveLevel) -> None:
+    def _check_s1(self, level: SplitLevel) -> None:
         if not level.upper:
             raise ConfigError("strategy 'hyper', S1: nothing to learn: losses.lower has no 'learned:' weights "
                               "and the space has no choices (add learned: {form: trico}, or use s2_epochs = epochs)")

@@ -30,7 +30,7 @@ from torch import nn
 from nas_llv.config import check_range, load_yaml
 from nas_llv.io_utils import write_text, write_yaml
 from nas_llv.registry import STRATEGIES
-from nas_llv.search.level import Batch, Level, Objective
+from nas_llv.search.level import Batch, Level, LossClosure
 from nas_llv.search.strategy import Losses, Strategy
 from nas_llv.space.genotype import random_choices
 
@@ -59,7 +59,7 @@ class FrozenLevel(Level):
         self.inner, self.name, self.module = inner, inner.name, inner.module
         self.upper, self.lower = {}, inner.lower
 
-    def objective(self, batch: Batch, train: bool) -> Objective:
+    def objective(self, batch: Batch, train: bool) -> LossClosure:
         return self.inner.objective(batch, train)
 
     def iterate(self, method: Any, next_train: Callable[[], Batch], next_val: Callable[[], Batch]

@@ -19,7 +19,7 @@ from torch import nn
 
 from nas_llv.config import ConfigError, check_range
 from nas_llv.registry import STRATEGIES
-from nas_llv.search.level import Batch, Level, Objective, arch_parameters, call, named, weight_parameters
+from nas_llv.search.level import Batch, Level, LossClosure, arch_parameters, call, named, weight_parameters
 from nas_llv.search.strategy import Losses, Strategy
 
 
@@ -55,7 +55,7 @@ class SceneLevel(_ModuleLevel):
         self.task = getattr(net, "denoise", None) if task is None else task
         self.scene_loss, self.task_loss, self.beta, self.task_outputs = scene_loss, task_loss, beta, task_outputs
 
-    def objective(self, batch: Batch, train: bool) -> Objective:
+    def objective(self, batch: Batch, train: bool) -> LossClosure:
         def f(ov):
             out = call(self.module, ov, batch["low"])
             total, terms = self.scene_loss(out, batch)
@@ -76,7 +76,7 @@ class TaskLevel(_ModuleLevel):
         super().__init__(name, net.denoise if task is None else task)
         self.scene, self.task_loss, self.task_outputs = net.scene, task_loss, task_outputs
 
-    def objective(self, batch: Batch, train: bool) -> Objective:
+    def objective(self, batch: Batch, train: bool) -> LossClosure:
         with torch.no_grad():
             u = self.scene(batch["low"])["u"]
 
@@ -93,7 +93,7 @@ class JointLevel(_ModuleLevel):
         super().__init__("all", net)
         self.scene_loss, self.task_loss, self.beta = scene_loss, task_loss, beta
 
-    def objective(self, batch: Batch, train: bool) -> Objective:
+    def objective(self, batch: Batch, train: bool) -> LossClosure:
         def f(ov):
             out = call(self.module.scene, _sub(ov, "scene."), batch["low"])
             total, terms = self.scene_loss(out, batch)

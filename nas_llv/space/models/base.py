@@ -58,20 +58,21 @@ def build_module(space: SpaceSpec, edges: EdgeFactory, prefix: str = "", **overr
     return MODELS.get(opts.pop("type"))(space, edges, prefix=prefix, **opts)
 
 
-def build_searchable(space: SpaceSpec, prefix: str = "", fuse: bool = True, relaxation: str = "softmax",
+def build_searchable(space: SpaceSpec, prefix: str = "", merge_edges: bool = True, relaxation: str = "softmax",
                      **overrides: Any) -> nn.Module:
-    """A supernet module with its own ``.arch`` (ArchParams, mixing with ``relaxation``). Call inside
-    ``nni_bridge.Space``."""
+    """A supernet module with its own ``.arch`` (ArchParams, mixing with ``relaxation``); ``merge_edges``:
+    each mixed edge of linear ops runs as one merged convolution (``MixedEdge.merge``, exact). Call
+    inside ``nni_bridge.Space``."""
     arch = ArchParams(relaxation)
-    net = build_module(space, MixedEdges(arch, fuse), prefix, **overrides)
+    net = build_module(space, MixedEdges(arch, merge_edges), prefix, **overrides)
     net.arch = arch
     return net
 
 
-def build_supernet(space: SpaceSpec, fuse: bool = True, relaxation: str = "softmax",
+def build_supernet(space: SpaceSpec, merge_edges: bool = True, relaxation: str = "softmax",
                    **overrides: Any) -> nni_bridge.Space:
     """The NNI-rooted supernet of one space; ``.net`` is the network."""
-    return nni_bridge.Space(lambda: build_searchable(space, "", fuse, relaxation, **overrides))
+    return nni_bridge.Space(lambda: build_searchable(space, "", merge_edges, relaxation, **overrides))
 
 
 def build_derived(space: SpaceSpec, genotype: Mapping[str, str], prefix: str = "", **overrides: Any) -> nn.Module:

@@ -43,7 +43,7 @@ class RUAS(nn.Module):
     y: (N, 3, H, W) in [0, 1] -> the scene outputs plus 'x', the final image, and for
     RUAS_A 'noise' (N,), the estimated noise level.
 
-    Retraining (``nas_llv.derive.train.Objective``) reads the hooks below; a network that defines
+    Retraining (``nas_llv.derive.train.TrainingObjective``) reads the hooks below; a network that defines
     none is trained on its full forward, every objective entry back-propagated through all of it.
     """
 
@@ -194,11 +194,11 @@ def _build(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec], make: Ma
 
 
 def build_search_network(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec],
-                         fuse: bool = True, relaxation: str = "softmax") -> nni_bridge.Space:
+                         merge_edges: bool = True, relaxation: str = "softmax") -> nni_bridge.Space:
     """The supernet: NNI-rooted; ``.net`` is the network, each module with its own ``.arch`` (mixing
-    with ``relaxation``, ``supernet.RELAXATIONS``)."""
+    with ``relaxation``, ``supernet.RELAXATIONS``); ``merge_edges``: ``build_searchable``'s."""
     return nni_bridge.Space(lambda: _build(network, spaces,
-                                           lambda k, p: build_searchable(spaces[k], p, fuse, relaxation)))
+                                           lambda k, p: build_searchable(spaces[k], p, merge_edges, relaxation)))
 
 
 def build_fixed_network(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec],
