@@ -49,3 +49,14 @@ def test_a_registry_imports_every_public_module_of_its_package(tmp_path, monkeyp
     from plugpkg import REG  # type: ignore[import-not-found]
 
     assert REG.names() == ["a", "b"]  # one file is one entry; a module named _x is private
+
+
+@pytest.mark.parametrize("registry", ["LOSSES", "HYPERGRADS", "DATASETS"])
+def test_every_loss_hypergradient_method_and_dataset_has_typed_options(registry):
+    import dataclasses
+
+    from nas_llv import registry as registries
+
+    reg = getattr(registries, registry)
+    untyped = [n for n in reg.names() if not dataclasses.is_dataclass(reg.config_of(n))]
+    assert not untyped, f"registered without an options dataclass (config=): {untyped}"
