@@ -1,4 +1,4 @@
-"""``nas-llv``: the command line. Each subcommand lives in ``nas_llv/commands/``.
+"""``nas-llv``: the command line. Each subcommand is one module of ``nas_llv/commands/`` (``COMMANDS``).
 
 User errors (ConfigError, and bad arguments) print one line and exit with status 2, without a
 traceback.
@@ -16,7 +16,6 @@ from nas_llv.config import ConfigError
 from nas_llv.device import set_threads
 from nas_llv.registry import RegistryError
 
-COMMANDS = ("list", "space", "search", "derive", "train", "import-ruas", "export", "enhance", "eval", "compare", "sweep")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -27,16 +26,15 @@ class _Parser(argparse.ArgumentParser):
 
 
 def _parser() -> argparse.ArgumentParser:
-    from importlib import import_module
-
     from nas_llv import __version__
+    from nas_llv.registry import COMMANDS
 
     parser = _Parser(prog="nas-llv", description="Neural architecture search for low-light vision.")
     parser.add_argument("--version", action="version", version=f"nas-llv {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMANDS:
-        import_module(f".commands.{name.replace('-', '_')}", __package__).add_parser(sub)
+    for name in COMMANDS:  # every module of nas_llv/commands registers its add_parser
+        COMMANDS.get(name)(sub)
     for command in sub.choices.values():
         command.add_argument("--threads", type=_positive, metavar="N",
                              help="CPU threads for torch (default: the cores this process may use)")

@@ -8,6 +8,7 @@ free-form (``Any``) values.
 """
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import dataclasses
 import logging
@@ -132,7 +133,7 @@ def _convert(tp: Any, value: Any, where: str) -> Any:
         return value
     if dataclasses.is_dataclass(tp):
         return value if isinstance(value, tp) else from_dict(tp, value, where)
-    if origin in (list, tuple, Sequence):
+    if origin in (list, tuple, Sequence, collections.abc.Sequence):  # Sequence[str]'s origin is the abc
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{_at(where)} expected a list, got {value!r}")
         (arg, *_) = typing.get_args(tp) or (Any,)
@@ -182,6 +183,56 @@ def _join(where: str, key: object) -> str:
 def from_dict(cls: type[T], data: Mapping[str, Any] | None, where: str = "config") -> T:
     """Build dataclass ``cls`` from ``data``; ``where`` prefixes error messages (file and key path)."""
     return checked(cls, cls(**field_values(cls, data, where)), where)
+
+
+def options_of(fn: Any, name: str) -> type:
+    """A frozen dataclass ``name`` of ``fn``'s options: the init fields of a dataclass (with its
+    ``validate``), else the keyword parameters of a function or constructor, typed and defaulted
+    as written there. So an entry's own signature is the one place its options are written; a
+    parameter without a default is a required key."""
+    import inspect
+
+    if dataclasses.is_dataclass(fn):
+        hints = typing.get_type_hints(fn)
+        fields = [(f.name, hints[f.name], dataclasses.field(default=f.default, default_factory=f.default_factory))
+                  for f in dataclasses.fields(fn) if f.init]
+        return dataclasses.make_dataclass(name, fields, frozen=True, namespace={"validate": fn.validate})
+    hints = typing.get_type_hints(fn.__init__ if isinstance(fn, type) else fn)
+    params = [p for p in inspect.signature(fn).parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    fields = [(p.name, hints.get(p.name, Any)) if p.default is p.empty else
+              (p.name, hints.get(p.name, Any), dataclasses.field(default=p.default)) for p in params]
+    return dataclasses.make_dataclass(name, fields, frozen=True)
+
+
+def register_with_options(registry: Any, name: str) -> Any:
+    """``@registry.register(name, config=...)`` whose options dataclass is made from the entry's
+    own signature (``options_of``): a recipe then checks its keys, types and ranges on loading."""
+    def deco(obj: Any) -> Any:
+        return registry.register(name, config=options_of(obj, f"{obj.__name__}Options"))(obj)
+
+    return deco
+
+
+def entry_options(registry: Any, cfg: Any, where: str) -> Any:
+    """The typed options of ``cfg`` = ``{type: name, **options}``, an entry of ``registry`` (a loss,
+    a hypergradient method): checked against the dataclass it was registered with; a key of another
+    entry fails naming that entry (as a ``Variant``'s keys do)."""
+    from .registry import RegistryError
+
+    if not isinstance(cfg, Mapping) or "type" not in cfg:
+        raise ConfigError(f"{_at(where)} expected a mapping with 'type' (one of: {', '.join(registry.names())}), got {cfg!r}")
+    try:
+        return variant_options(registry, str(cfg["type"]), {k: v for k, v in cfg.items() if k != "type"},
+                               where, ["type"])
+    except RegistryError as exc:
+        raise ConfigError(f"{_at(_join(where, 'type'))} {exc}") from None
+
+
+def build_entry(registry: Any, cfg: Any, where: str, **extra: Any) -> Any:
+    """Build ``{type: name, **options}`` from its typed options (``entry_options``)."""
+    options = entry_options(registry, cfg, where)
+    kwargs = {f.name: getattr(options, f.name) for f in dataclasses.fields(options)} if options is not None else {}
+    return registry.get(str(cfg["type"]))(**kwargs, **extra)
 
 
 def field_values(cls: type, data: Mapping[str, Any] | None, where: str = "config") -> dict[str, Any]:
@@ -262,22 +313,29 @@ class Variant:
             if not isinstance(own, Mapping):
                 raise ConfigError(f"{_at(where)} expected a mapping, got {own!r}")
         try:
-            options_cls = registry.config_of(str(name))
+            return variant_options(registry, str(name), own, where, [] if cls.NESTED else shared)
         except RegistryError as exc:
             raise ConfigError(f"{_at(_join(where, cls.VARIANT_KEY))} {exc}") from None
-        allowed = ([] if cls.NESTED else shared) + [f.name for f in dataclasses.fields(options_cls or _NoOptions)]
-        # another variant's key set to null is unset (an override can drop what a recipe set)
-        own = {k: v for k, v in own.items() if k in allowed or v is not None}
-        for key in own:
-            if key not in allowed:
-                raise ConfigError(_refused(registry, str(name), key, allowed, where))
-        return from_dict(options_cls, own, where) if options_cls is not None else None
 
     def __getattr__(self, name: str) -> Any:
         options = self.__dict__.get("options")
         if not name.startswith("__") and options is not None and name in {f.name for f in dataclasses.fields(options)}:
             return getattr(options, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+
+def variant_options(registry: Any, name: str, own: Mapping[str, Any], where: str, shared: list[str]) -> Any:
+    """Variant ``name``'s options dataclass from its keys ``own`` (``shared``: the section's other
+    keys, allowed beside them); a key of another variant fails naming it. Raises RegistryError for
+    an unknown ``name``."""
+    options_cls = registry.config_of(name)
+    allowed = shared + [f.name for f in dataclasses.fields(options_cls or _NoOptions)]
+    # another variant's key set to null is unset (an override can drop what a recipe set)
+    own = {k: v for k, v in own.items() if k in allowed or v is not None}
+    for key in own:
+        if key not in allowed:
+            raise ConfigError(_refused(registry, name, key, allowed, where))
+    return from_dict(options_cls, own, where) if options_cls is not None else None
 
 
 @dataclasses.dataclass(frozen=True)

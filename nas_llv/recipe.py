@@ -8,11 +8,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, Sequence
+from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from nas_llv.device import DEVICES
 from nas_llv.optim import OptimConfig
-from nas_llv.config import ConfigError, Variant, apply_overrides, check_range, from_dict, load_yaml, to_dict
+from nas_llv.config import (ConfigError, Variant, apply_overrides, check_range, entry_options, from_dict, load_yaml,
+                            to_dict)
 from nas_llv.data import DataConfig
 from nas_llv.remedies import AuxSkipConfig, CostConfig, HessianConfig, PerturbConfig
 
@@ -225,4 +226,27 @@ def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:
     """A checked Recipe; each variant section (data, network, search) takes its variant's keys."""
     if "name" not in data:
         data = {**data, "name": Path(source).stem}
-    return from_dict(Recipe, data, f"{source}:")
+    recipe = from_dict(Recipe, data, f"{source}:")
+    _check_entries(recipe, f"{source}:")
+    return recipe
+
+
+def _check_entries(recipe: Recipe, where: str) -> None:
+    """Each loss and the hypergradient method against its options dataclass, as a dataset's or a
+    strategy's keys are checked: a wrong key fails here, naming the file, the key and what is allowed."""
+    from nas_llv.registry import HYPERGRADS, LOSSES
+
+    entry_options(HYPERGRADS, recipe.search.hypergrad, f"{where} search.hypergrad")
+    for path, cfg in _loss_entries(recipe.losses):
+        entry_options(LOSSES, cfg, f"{where} {path}")
+
+
+def _loss_entries(losses: Mapping[str, Mapping[str, Any]]) -> Iterator[tuple[str, Mapping[str, Any]]]:
+    """(path, ``{type, **options}``) of every loss a ``losses:`` section names: one loss per
+    module, or a composite's ``terms`` (its other keys are checked where it is built)."""
+    for module, cfg in losses.items():
+        terms = cfg.get("terms")
+        if "type" in cfg:
+            yield f"losses.{module}", cfg
+        elif isinstance(terms, Mapping):
+            yield from ((f"losses.{module}.terms.{name}", term) for name, term in terms.items())

@@ -4,13 +4,16 @@ Each registry maps a name to a callable. ``build(cfg)`` copies the config, pops 
 and calls the registered callable with the remaining keys, so a builder only ever sees
 its own subtree of the recipe.
 
-A registry names the packages whose modules register into it (``plugins``) and imports them
-on its first lookup, so a lookup never depends on what the caller happened to import before.
+One discovery rule for every registry: a registry names ONE package (``package=``) and on its
+first lookup imports every module of it whose name does not start with ``_`` (as BasicSR finds
+its archs), which registers their entries. Adding an entry is one new file in that package; a
+lookup never depends on what the caller happened to import before.
 """
 from __future__ import annotations
 
 import copy
 from importlib import import_module
+from pkgutil import iter_modules
 from typing import Any, Callable, Iterator, Mapping
 
 
@@ -24,18 +27,19 @@ class RegistryError(KeyError):
 class Registry:
     """A named table of constructors: ``@REG.register('name')`` then ``REG.build({'type': 'name', ...})``."""
 
-    def __init__(self, kind: str, name_attr: str | None = None, plugins: tuple[str, ...] = ()) -> None:
+    def __init__(self, kind: str, name_attr: str | None = None, package: str | None = None) -> None:
         self.kind, self.name_attr = kind, name_attr  # name_attr: the class attribute told its name
-        self.plugins, self._loaded = plugins, not plugins
+        self.package, self._loaded = package, package is None
         self._table: dict[str, Callable[..., Any]] = {}
         self._configs: dict[str, type] = {}
 
     def _load(self) -> None:
-        """Import the plugin packages once (importing them registers their entries)."""
+        """Import every public module of ``package`` once (importing them registers their entries)."""
         if not self._loaded:
             self._loaded = True
-            for module in self.plugins:
-                import_module(module)
+            for module in iter_modules(import_module(self.package).__path__):
+                if not module.name.startswith("_"):
+                    import_module(f"{self.package}.{module.name}")
 
     def register(self, name: str | None = None, config: type | None = None
                  ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
@@ -99,10 +103,11 @@ class Registry:
         return len(self._table)
 
 
-LOSSES = Registry("loss", name_attr="loss_name", plugins=("nas_llv.losses",))
-DATASETS = Registry("dataset", plugins=("nas_llv.data",))
-STRATEGIES = Registry("strategy", plugins=("nas_llv.search.strategies",))
-HYPERGRADS = Registry("hypergradient method", name_attr="method_name", plugins=("nas_llv.search.hypergrad",))
-MODELS = Registry("model", plugins=("nas_llv.space.models",))
-NETWORKS = Registry("network", plugins=("nas_llv.space.models",))
-ENGINES = Registry("engine", name_attr="engine_name", plugins=tuple(f"nas_llv.export.engines.{m}" for m in ("plain", "fast", "compiled", "onnx")))
+LOSSES = Registry("loss", name_attr="loss_name", package="nas_llv.losses")
+DATASETS = Registry("dataset", package="nas_llv.data")
+STRATEGIES = Registry("strategy", package="nas_llv.search.strategies")
+HYPERGRADS = Registry("hypergradient method", name_attr="method_name", package="nas_llv.search.hypergrad")
+MODELS = Registry("model", package="nas_llv.space.models")
+NETWORKS = Registry("network", package="nas_llv.space.models")
+ENGINES = Registry("engine", name_attr="engine_name", package="nas_llv.export.engines")
+COMMANDS = Registry("command", package="nas_llv.commands")  # name -> add_parser(subparsers)

@@ -19,7 +19,8 @@ import yaml
 from PIL import Image
 
 from conftest import RECIPES
-from nas_llv.cli import COMMANDS, main
+from nas_llv.cli import main
+from nas_llv.registry import COMMANDS
 from nas_llv.space.genotype import Genotype
 from nas_llv.export.modelfile import save_model
 from nas_llv.export.ruas_import import ruas_genotype
@@ -233,6 +234,21 @@ case("search-cost-limit-below-cheapest",
      lambda d: ["search", SEARCH, "search.strategy=random", "search.cost={limit: 0.001, size: [32, 24]}", *TINY])
 case("search-aux-skip-wrong-type", "search.aux_skip.weight: expected a number, got 'one'",
      lambda d: ["search", SEARCH, "search.aux_skip.weight=one"])
+case("search-loss-unknown-key", "r.yaml: losses.task: unknown key 'tv_wieght'; allowed: type, fidelity, tv_weight",
+     lambda d: ["search", _text(d / "r.yaml", "name: x\nlosses:\n  task: {type: ruas_denoise, tv_wieght: 1}\n")])
+case("search-loss-other-loss-key", "losses.task.win_size: belongs to loss ssim, not 'ruas_denoise'",
+     lambda d: ["search", SEARCH, "losses.task.win_size=3"])
+case("search-loss-term-wrong-type", "losses.lower.terms.ssim.win_size: expected int, got 'big'",
+     lambda d: ["search", str(RECIPES / "llsr_demo.yaml"), "losses.lower.terms.ssim.win_size=big"])
+case("search-unknown-loss", "losses.task.type: unknown loss 'l2'; allowed: adversarial,",
+     lambda d: ["search", SEARCH, "losses.task.type=l2"])
+case("search-hypergrad-unknown-key", "search.hypergrad: unknown key 'rr'; allowed: type, r, batched",
+     lambda d: ["search", SEARCH, "search.hypergrad.rr=0.1"])
+case("search-hypergrad-other-method-key",
+     "search.hypergrad.cg_iters: belongs to hypergradient method implicit_cg, not 'finite_difference'",
+     lambda d: ["search", SEARCH, "search.hypergrad.cg_iters=3"])
+case("search-hypergrad-out-of-range", "search.hypergrad: cg_iters=0 must be >= 1",
+     lambda d: ["search", SEARCH, "search.hypergrad={type: implicit_cg, cg_iters: 0}"])
 case("search-unknown-strategy", "unknown strategy 'greedy'", lambda d: ["search", SEARCH, "search.strategy=greedy"])
 case("search-unknown-device", "device='tpu'", lambda d: ["search", SEARCH, "device=tpu"])
 case("search-scene-is-cell", "module 'scene' needs a space with model type ruas_scene",

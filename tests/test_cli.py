@@ -3,7 +3,8 @@ from __future__ import annotations
 import pytest
 
 from conftest import RECIPES
-from nas_llv.cli import COMMANDS, main
+from nas_llv.cli import main
+from nas_llv.registry import COMMANDS
 from nas_llv.space.genotype import Genotype
 from nas_llv.space.ops import OPS
 from nas_llv.space.spec import load_space, shipped_spaces

@@ -37,3 +37,26 @@ def test_unregister_removes_the_entry_and_its_config():
     assert "a" not in reg and reg.names() == []
     with pytest.raises(RegistryError, match="unknown thing 'a'"):
         reg.unregister("a")
+
+
+def test_a_registry_imports_every_public_module_of_its_package(tmp_path, monkeypatch):
+    pkg = tmp_path / "plugpkg"
+    pkg.mkdir()
+    (pkg / "__init__.py").write_text("from nas_llv.registry import Registry\nREG = Registry('thing', package='plugpkg')\n")
+    for module in ("a", "b", "_hidden"):
+        (pkg / f"{module}.py").write_text(f"from plugpkg import REG\nREG.register('{module}')(dict)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    from plugpkg import REG  # type: ignore[import-not-found]
+
+    assert REG.names() == ["a", "b"]  # one file is one entry; a module named _x is private
+
+
+@pytest.mark.parametrize("registry", ["LOSSES", "HYPERGRADS", "DATASETS"])
+def test_every_loss_hypergradient_method_and_dataset_has_typed_options(registry):
+    import dataclasses
+
+    from nas_llv import registry as registries
+
+    reg = getattr(registries, registry)
+    untyped = [n for n in reg.names() if not dataclasses.is_dataclass(reg.config_of(n))]
+    assert not untyped, f"registered without an options dataclass (config=): {untyped}"

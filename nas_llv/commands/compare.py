@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from nas_llv.registry import COMMANDS
+
 
 
 def run(args: argparse.Namespace) -> int:
@@ -20,6 +22,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@COMMANDS.register("compare")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("compare", help="side-by-side table of several `nas-llv eval` results",
                        description="Read the summary.json of eval outputs (or run folders holding eval-*/ "

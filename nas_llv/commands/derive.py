@@ -7,6 +7,8 @@ import argparse
 import math
 from pathlib import Path
 
+from nas_llv.registry import COMMANDS
+
 
 def summary(geno, net, size: tuple[int, int] | None) -> list[str]:
     from nas_llv.space.genotype import genotype_scale
@@ -185,6 +187,7 @@ def sample_source(target: str) -> tuple[dict, dict, str]:
     return {"type": "single"}, {space.name: space}, space.name
 
 
+@COMMANDS.register("derive")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("derive", help="build the fixed network of a genotype and summarise it",
                        description="Build the derived network from a genotype file (or a run folder) alone.")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from nas_llv.device import DEVICES
+from nas_llv.registry import COMMANDS
 
 
 def run(args: argparse.Namespace) -> int:
@@ -23,6 +24,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+@COMMANDS.register("enhance")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("enhance", help="enhance every image in a folder with a model",
                        description="Enhance every image directly inside IN_DIR into OUT_DIR, keeping file names "

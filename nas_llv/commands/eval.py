@@ -6,8 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nas_llv.device import DEVICES
-
-LPIPS_NETS = ("alex", "vgg", "squeeze", "none")  # nas_llv.derive.evaluate checks them; here for --help alone
+from nas_llv.registry import COMMANDS
 
 
 def _cell(v: Any) -> str:
@@ -51,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@COMMANDS.register("eval")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM/LPIPS/RMSE on paired images, plus params, FLOPs, latency",
                        description="Evaluate a model on paired folders (DIR/low + DIR/high, a LOL root's "
@@ -64,9 +64,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                    help="split of a RELLISUR root: train, val, test (default) or eval; other layouts have none")
     p.add_argument("--gt-mean", action="store_true", help="rescale each output to the ground truth's mean "
                    "luma before scoring (GT-mean, as LLFlow/Retinexformer report); off by default")
-    p.add_argument("--lpips-net", choices=LPIPS_NETS, default="alex", help="LPIPS backbone (default alex; none: skip)")
-    p.add_argument("--quantize", choices=("round", "truncate"), default="round",
-                   help="8-bit quantisation of outputs before scoring (default round)")
+    p.add_argument("--lpips-net", default="alex", help="LPIPS backbone: alex (default), vgg, squeeze, or none (skip)")
+    p.add_argument("--quantize", default="round",
+                   help="8-bit quantisation of outputs before scoring: round (default) or truncate")
     p.add_argument("--output", default="x", help="which network output to score: x, the final image (default), "
                    "or an intermediate one the network names (u: the RUAS scene module's)")
     p.add_argument("--repeats", type=int, default=10, help="timed runs for latency (default 10)")

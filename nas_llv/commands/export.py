@@ -4,6 +4,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from nas_llv.registry import COMMANDS
+
 def run(args: argparse.Namespace) -> int:
     from nas_llv import pipeline
 
@@ -21,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@COMMANDS.register("export")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export a model file as ONNX (run it with onnxruntime)",
                        description="Write a model file's network (RUAS_s, RUAS, RUAS_A with its noise gate, or an "

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import argparse
 
+from nas_llv.registry import COMMANDS
+
 
 
 def run(args: argparse.Namespace) -> int:
@@ -21,6 +23,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@COMMANDS.register("import-ruas")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("import-ruas", help="convert published RUAS weights (CVPR or TPAMI) to a nas-llv model",
                        description="Convert the RUAS authors' checkpoint (lol.pt, upe.pt, denoise.pt or a TPAMI "

@@ -1,11 +1,13 @@
-"""``nas-llv list ops|spaces|parts|losses|strategies|hypergrads|datasets|networks``."""
+"""``nas-llv list ops|spaces|parts|losses|strategies|hypergrads|datasets|networks|engines``."""
 from __future__ import annotations
 
 import argparse
 
-KINDS = ("ops", "spaces", "parts", "losses", "strategies", "hypergrads", "datasets", "networks")
+from nas_llv.registry import COMMANDS
+
+KINDS = ("ops", "spaces", "parts", "losses", "strategies", "hypergrads", "datasets", "networks", "engines")
 REGISTRIES = {"losses": "LOSSES", "strategies": "STRATEGIES", "hypergrads": "HYPERGRADS",
-              "datasets": "DATASETS", "networks": "NETWORKS"}
+              "datasets": "DATASETS", "networks": "NETWORKS", "engines": "ENGINES"}
 
 
 def table(kind: str) -> list[str]:
@@ -34,6 +36,7 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+@COMMANDS.register("list")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("list", help="list registered ops, spaces, losses, strategies, ...",
                        description="List what nas-llv knows by name.")

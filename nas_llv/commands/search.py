@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 
 from nas_llv.config import ConfigError
+from nas_llv.registry import COMMANDS
 
 
 def run_search(args: argparse.Namespace) -> int:
@@ -23,6 +24,7 @@ def run_search(args: argparse.Namespace) -> int:
                         pipeline.search(args.recipe, args.overrides or (), args.output, args.stop_after))
 
 
+@COMMANDS.register("search")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from nas_llv.commands._job import add_nproc
 

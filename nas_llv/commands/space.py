@@ -5,6 +5,8 @@ import argparse
 
 from typing import TYPE_CHECKING
 
+from nas_llv.registry import COMMANDS
+
 if TYPE_CHECKING:
     from nas_llv.space.spec import SpaceSpec
 
@@ -55,6 +57,7 @@ def run_draw(args: argparse.Namespace) -> int:
     return 0
 
 
+@COMMANDS.register("space")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("space", help="inspect a search space file", description="Inspect a search space.")
     ssub = p.add_subparsers(dest="action", metavar="ACTION", required=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 
+from nas_llv.registry import COMMANDS
 from nas_llv.sweep import FLOPS_AT, INSTALL, OVER_LIMIT, SEEDS_DEFAULT
 
 
@@ -20,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+@COMMANDS.register("sweep")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("sweep", help="run a recipe's search over seeds and a grid of settings, as Ray tasks",
                        description="One search per seed and grid point, each an ordinary run folder in "

@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 
 from nas_llv.config import ConfigError
+from nas_llv.registry import COMMANDS
 
 
 def _split_target(args: argparse.Namespace) -> None:
@@ -40,6 +41,7 @@ def run_train(args: argparse.Namespace) -> int:
                                                stop_after=args.stop_after))
 
 
+@COMMANDS.register("train")
 def add_parser(sub: argparse._SubParsersAction) -> None:
     from nas_llv.commands._job import add_nproc
 

@@ -1,9 +1,9 @@
 """The data layer: image IO, folder datasets (paired, LOL, unpaired, RELLISUR-style SR), an
 embedded demo set, and endless resumable batch streams for bilevel search.
 
-Importing this package registers the dataset builders in ``nas_llv.registry.DATASETS``:
-``demo``, ``demo_sr``, ``noisy_demo``, ``synth`` (low-light synthesis, docs/data.md), ``folder``,
-``paired``, ``lol``, ``rellisur``.
+``DATASETS`` imports every module in this package on its first lookup (``nas_llv.registry``),
+which registers the dataset builders (``nas-llv list datasets``; ``synth`` is low-light
+synthesis, docs/data.md): a new dataset is one new file here.
 """
 from __future__ import annotations
 

@@ -26,6 +26,7 @@ from nas_llv.config import ConfigError
 from nas_llv.data import build_loaders
 from nas_llv.derive.evaluate import image_metrics
 from nas_llv.space.genotype import Genotype, find_genotype, genotype_from_dict, genotype_scale, load_genotype, with_variant
+from nas_llv.space.models.hooks import EntryOutputs, ObjectiveModules, PartialForward
 from nas_llv.derive.inference import select_output
 from nas_llv.device import resolve_device
 from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
@@ -125,10 +126,10 @@ class TrainingObjective(nn.Module):
                               f"retraining takes fixed weights")
         self.weights = dict(weights)
         self.single = {k for k in weights if "type" in losses[k]}  # one loss: logged as the entry
-        self.own = frozenset(getattr(net, "own_output_entries", ())) & set(weights)
-        full_keys = frozenset(getattr(net, "full_output_keys", ()))
+        self.own = frozenset(net.own_output_entries if isinstance(net, EntryOutputs) else ()) & set(weights)
+        full_keys = frozenset(net.full_output_keys if isinstance(net, PartialForward) else ())
         shared = [t for k, t in self.terms.items() if k not in self.own]
-        self.partial = hasattr(net, "partial_forward") and not any(_reads(t, full_keys) for t in shared)
+        self.partial = isinstance(net, PartialForward) and not any(_reads(t, full_keys) for t in shared)
 
     def outputs(self, net: nn.Module, low: torch.Tensor, need_x: bool = False) -> Any:
         """``net``'s outputs for ``low`` that the entries read: its ``partial_forward``'s (no ``x``)
@@ -151,7 +152,7 @@ class TrainingObjective(nn.Module):
 
 def _check_modules(net: nn.Module, weights: Mapping[str, float]) -> None:
     """Entries that train a submodule ``net`` does not have are an error (RUAS_S: no denoiser)."""
-    modules: Mapping[str, str] = getattr(net, "objective_modules", {})
+    modules: Mapping[str, str] = net.objective_modules if isinstance(net, ObjectiveModules) else {}
     absent = [k for k in weights if k in modules and getattr(net, modules[k]) is None]
     if absent:
         variant = getattr(net, "variant", None)
@@ -192,7 +193,7 @@ class Trainer(Job):
         self.net: nn.Module = self.genotype.build(**self.build)
         self.init = None if init is None else str(init)
         if init is not None:
-            modules = getattr(self.net, "objective_modules", {})
+            modules = self.net.objective_modules if isinstance(self.net, ObjectiveModules) else {}
             fresh = [modules[k] for k in self.cfg.objective if modules.get(k)]
             for name in load_init(self.net, init, self.build, fresh):
                 log.info("--init %s has no %s module; it starts from random weights", init, name)

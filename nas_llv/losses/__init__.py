@@ -1,8 +1,9 @@
 """Losses, registered in ``nas_llv.registry.LOSSES``, and loss-weight hyper-variables.
 
 Every loss is called as ``loss(out, batch)`` and returns an unweighted scalar (see ``base``).
-Importing this package registers: ruas_scene, ruas_denoise, l1, mse, ssim, tv, luminance,
-illum_prior, perceptual, edge, noise_level, adversarial.
+``LOSSES`` imports every module in this package on its first lookup (``nas_llv.registry``), which
+registers them (``nas-llv list losses``): a new loss is one new file here. The imports below are
+the package's public names, not its registrations.
 """
 from __future__ import annotations
 

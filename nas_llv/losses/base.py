@@ -9,12 +9,13 @@ to ``weighting.CompositeLoss``. Each loss names the keys it reads in ``needs`` a
 """
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Mapping
 
 import torch
 from torch import nn
 
-from nas_llv.config import ConfigError
+from nas_llv.config import ConfigError, register_with_options
 from nas_llv.registry import LOSSES
 
 Tensors = Mapping[str, Any]
@@ -30,7 +31,9 @@ KEY_MEANING = {
 }
 
 
-register = LOSSES.register  # records the name on the class as ``loss_name`` (for messages)
+# ``@register(name)``: the loss's options dataclass is made from its constructor's keywords, so a
+# recipe checks them on loading; records the name on the class as ``loss_name`` (for messages)
+register = partial(register_with_options, LOSSES)
 
 
 def fetch(out: Tensors, batch: Tensors, key: str, loss_name: str = "loss") -> torch.Tensor:

@@ -72,7 +72,7 @@ class PerceptualLoss(PairedLoss):
     ``random_init=True`` builds an untrained VGG: FOR TESTS ONLY, its features mean nothing.
     """
 
-    def __init__(self, key: str = "x", layers: Sequence[str] = ("conv5_4",),
+    def __init__(self, key: str = "x", layers: str | Sequence[str] = ("conv5_4",),
                  criterion: Literal["l1", "mse"] = "l1", weights: str | None = None,
                  on_missing: Literal["fail", "drop"] = "fail", random_init: bool = False) -> None:
         super().__init__(key)

@@ -31,8 +31,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_llv.config import ConfigError
-from nas_llv.registry import LOSSES, RegistryError
+from nas_llv.config import ConfigError, build_entry
+from nas_llv.registry import LOSSES
 
 logger = logging.getLogger(__name__)
 
@@ -125,12 +125,7 @@ class LossWeights(nn.Module):
 def _build_term(name: str, cfg: Mapping[str, Any] | nn.Module) -> nn.Module:
     if isinstance(cfg, nn.Module):
         return cfg
-    if not isinstance(cfg, Mapping):
-        raise ConfigError(f"loss term '{name}': expected a mapping with 'type', got {cfg!r}")
-    try:
-        return LOSSES.build(cfg)
-    except (RegistryError, TypeError) as exc:
-        raise ConfigError(f"loss term '{name}': {exc}") from None
+    return build_entry(LOSSES, cfg, f"loss term '{name}'")
 
 
 class CompositeLoss(nn.Module):

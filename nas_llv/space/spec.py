@@ -131,11 +131,15 @@ class SpaceSpec:
 
 
 def model_parts(model: dict[str, Any]) -> dict[str, tuple[str, ...]]:
-    """A model's part choices (unprefixed label -> names), from its ``part_choices(options)``.
-    The MODELS registry imports the model modules on its first lookup: this module needs no
-    import of them (they import it)."""
-    hook = getattr(MODELS.get(model["type"]), "part_choices", None) if model.get("type") in MODELS else None
-    return dict(hook({k: v for k, v in model.items() if k != "type"})) if hook else {}
+    """A model's part choices (unprefixed label -> names), from its ``part_choices(options)``
+    (``space.models.hooks.PartChoices``). The MODELS registry imports the model modules on its
+    first lookup: this module imports none of them at its top (they import it)."""
+    from nas_llv.space.models.hooks import PartChoices
+
+    cls = MODELS.get(model["type"]) if model.get("type") in MODELS else None
+    if not isinstance(cls, PartChoices):
+        return {}
+    return dict(cls.part_choices({k: v for k, v in model.items() if k != "type"}))
 
 
 def edge_label(prefix: str, label: str, stage: int | None) -> str:

@@ -1,7 +1,8 @@
 """Pluggable hypergradient methods: ``HYPERGRADS.build({"type": name, **options})(problem)``.
 
-Importing this package registers ``first_order``, ``finite_difference``, ``unrolled_exact``
-(``unrolled.py``) and ``implicit_cg``, ``implicit_gn`` (``implicit.py``). See
+``HYPERGRADS`` imports every module in this package on its first lookup (``nas_llv.registry``),
+which registers ``first_order``, ``finite_difference``, ``unrolled_exact`` (``unrolled.py``) and
+``implicit_cg``, ``implicit_gn`` (``implicit.py``): a new method is one new file here. See
 docs/hypergradients.md for what each computes and costs.
 """
 from __future__ import annotations

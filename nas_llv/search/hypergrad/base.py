@@ -15,12 +15,13 @@ from __future__ import annotations
 import logging
 import typing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor
 
-from nas_llv.config import checked, field_values
+from nas_llv.config import checked, field_values, register_with_options
 from nas_llv.distributed import all_reduce_mean
 from nas_llv.registry import HYPERGRADS
 
@@ -155,7 +156,9 @@ class HypergradMethod(metaclass=_CheckedOptions):
         warned.add(key)
 
 
-register = HYPERGRADS.register  # records the name on the class as ``method_name`` (for messages)
+# ``@register(name)`` above ``@dataclass``: the method's fields are its options, registered as its
+# options dataclass, so a recipe checks them on loading; records ``method_name`` (for messages)
+register = partial(register_with_options, HYPERGRADS)
 
 
 def apply_upper_grads(params: Mapping[str, Tensor], grads: Mapping[str, Tensor]) -> None:

@@ -36,6 +36,7 @@ from nas_llv.optim import OptimConfig, SchedulerGroup, make_optimizer, make_sche
 from nas_llv.registry import STRATEGIES
 from nas_llv.search.level import Batch, Level, LossClosure, arch_parameters, call, named, weight_parameters
 from nas_llv.search.strategy import Losses, Strategy
+from nas_llv.space.models.hooks import IlluminationModules
 
 if TYPE_CHECKING:
     from nas_llv.losses import CompositeLoss
@@ -228,12 +229,11 @@ class HyperSearch(Strategy):
         """ω_i: ``search.illum_modules``, else the network's own ``illumination_modules``."""
         if self.opts.illum_modules is not None:
             return tuple(self.opts.illum_modules)
-        declared = getattr(net, "illumination_modules", None)
-        if declared is None:
+        if not isinstance(net, IlluminationModules):
             top = ", ".join(n for n, _ in net.named_children())
             raise ConfigError(f"strategy 'hyper', S2: the network ({type(net).__name__}) declares no "
                               f"illumination_modules; set search.illum_modules (top-level modules: {top})")
-        return tuple(declared)
+        return tuple(net.illumination_modules)
 
     def schedule(self, epoch: int) -> list[str]:
         return ["hyper"] if epoch < self.s1_epochs else ["illum"]
