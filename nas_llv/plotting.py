@@ -29,7 +29,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg, RendererAgg  # noqa
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.font_manager import FontProperties  # noqa: E402
 
-from nas_llv.io_utils import atomic_write  # noqa: E402
+from nas_llv.atomic import atomic_write  # noqa: E402
 
 __all__ = ["Figure", "save_png", "text_size"]
 

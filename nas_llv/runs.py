@@ -28,7 +28,8 @@ import torch
 
 from nas_llv import distributed
 from nas_llv.config import ConfigError, load_yaml
-from nas_llv.io_utils import atomic_write, load_torch_file, remove_temp_files, write_yaml
+from nas_llv.atomic import atomic_write, remove_temp_files, write_yaml
+from nas_llv.safe_load import load_torch_file
 
 log = logging.getLogger(__name__)
 

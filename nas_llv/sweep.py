@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from nas_llv.config import ConfigError, load_yaml, override_value
-from nas_llv.io_utils import atomic_write, write_text, write_yaml
+from nas_llv.atomic import atomic_write, write_text, write_yaml
 
 INSTALL = "pip install -e '.[ray]'"  # sweeps run their trials on Ray
 SEEDS_DEFAULT = "0"

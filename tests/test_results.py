@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from nas_llv.config import ConfigError
-from nas_llv.derive.compare import label_of
+from nas_llv.evaluation.compare import label_of
 from nas_llv.results import (CSV_FLOATS, alphas_figure, final_probs, is_finished, load_runs, load_trajectory,
                              load_trajectory_wide, plot_alphas, plot_hyper, y_limits)
 from nas_llv.runs import Run

@@ -14,8 +14,8 @@ import yaml
 
 from conftest import RECIPES
 from nas_llv.cli import main
-from nas_llv.derive.evaluate import write_summary
-from nas_llv.io_utils import atomic_write
+from nas_llv.evaluation.scoring import write_summary
+from nas_llv.atomic import atomic_write
 from nas_llv.export.modelfile import save_model
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.search.loop import Searcher
@@ -262,13 +262,13 @@ def test_atomic_files_get_the_umask_mode(tmp_path):
     try:
         import importlib
 
-        import nas_llv.io_utils as io_utils
+        import nas_llv.atomic as atomic
 
-        importlib.reload(io_utils)
-        path = io_utils.atomic_write(tmp_path / "f.txt", lambda p: p.write_text("x"))
+        importlib.reload(atomic)
+        path = atomic.atomic_write(tmp_path / "f.txt", lambda p: p.write_text("x"))
     finally:
         os.umask(old)
-        importlib.reload(io_utils)
+        importlib.reload(atomic)
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
     assert stat.S_IMODE(atomic_write(tmp_path / "g.txt", lambda p: p.write_text("x")).stat().st_mode) == 0o666 & ~old
 

@@ -8,8 +8,8 @@ from nas_llv.registry import COMMANDS
 
 
 def run(args: argparse.Namespace) -> int:
-    from nas_llv.derive.compare import load_summaries, markdown_table
-    from nas_llv.io_utils import write_text
+    from nas_llv.evaluation.compare import load_summaries, markdown_table
+    from nas_llv.atomic import write_text
     from nas_llv.paths import check_output_file
 
     if args.output:

@@ -1,2 +1,2 @@
-"""Step 4, derive: retrain a derived network (``train``), run it (``inference``), evaluate it
-(``evaluate``) and compare evaluations (``compare``)."""
+"""Deriving a search's architecture: each edge's margin and when α settled (``margins``), and the
+genotype derived again from the final α under P-DARTS' cap on skip ops (``rederive``)."""

@@ -8,7 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from nas_llv.config import ConfigError
-from nas_llv.io_utils import load_torch_file
+from nas_llv.safe_load import load_torch_file
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.space.genotype import Genotype
 from nas_llv.space.models import build_search_network

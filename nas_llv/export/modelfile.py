@@ -23,7 +23,8 @@ from nas_llv import __version__
 from nas_llv.config import ConfigError
 from nas_llv.space.genotype import Genotype, genotype_from_dict
 from nas_llv.space.supernet import current_state_keys
-from nas_llv.io_utils import atomic_write, load_torch_file
+from nas_llv.atomic import atomic_write
+from nas_llv.safe_load import load_torch_file
 
 log = logging.getLogger(__name__)
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from nas_llv.config import ConfigError, first_line
 from nas_llv.export.fold import fold
-from nas_llv.io_utils import atomic_write
+from nas_llv.atomic import atomic_write
 from nas_llv.space.models.networks import RUAS
 
 log = logging.getLogger(__name__)

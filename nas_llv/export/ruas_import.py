@@ -24,7 +24,7 @@ from torch import nn
 
 from nas_llv.config import ConfigError
 from nas_llv.space.genotype import Genotype, with_variant
-from nas_llv.io_utils import load_torch_file
+from nas_llv.safe_load import load_torch_file
 from nas_llv.export.modelfile import load_weights
 from nas_llv.space.spec import SpaceSpec, load_space
 

@@ -9,13 +9,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nas_llv.config import ConfigError
-from nas_llv.derive.evaluate import EvalOptions
+from nas_llv.evaluation.scoring import EvalOptions
 from nas_llv.runs import Run
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from nas_llv.derive.inference import EnhanceResult
+    from nas_llv.enhance import EnhanceResult
     from nas_llv.job import Job
     from nas_llv.recipe import Recipe
     from nas_llv.space.genotype import Genotype
@@ -43,7 +43,7 @@ def train(source: RunOrPath | Genotype, recipe: str | Path | Recipe, overrides: 
     """Retrain the network of ``source`` (a search run, a genotype file or a ``Genotype``, or a model
     file) at the size ``recipe``'s train: section asks for, in a new run folder; ``init``: start
     from a model file's weights; ``keep``: which weights model.pt holds (last, best)."""
-    from nas_llv.derive.train import Trainer, load_source, resolve_build
+    from nas_llv.retrain.trainer import Trainer, load_source, resolve_build
     from nas_llv.space.genotype import Genotype
 
     parsed, where_recipe = _recipe(recipe, [*overrides, *([f"train.keep={keep}"] if keep else [])])
@@ -79,7 +79,7 @@ def resume(run: RunOrPath, stop_after: int | None = None, kind: str | None = Non
         job, opened = resume_job(path, "search", lambda recipe, run, state: _searcher(recipe))
         done = job.done()
     elif kind == "train":
-        from nas_llv.derive.train import Trainer
+        from nas_llv.retrain.trainer import Trainer
         from nas_llv.space.genotype import load_genotype
 
         job, opened = resume_job(path, "train", lambda recipe, run, state: Trainer(
@@ -215,7 +215,7 @@ def evaluate(model: RunOrPath, data: str | Path, options: EvalOptions | None = N
     summary.json go to ``out_dir`` (default: eval-<data name>/ beside the model)."""
     import pandas as pd
 
-    from nas_llv.derive.evaluate import evaluate_model
+    from nas_llv.evaluation.scoring import evaluate_model
     from nas_llv.export.engine import prepare
     from nas_llv.metrics.image import METRICS
     from nas_llv.paths import check_output_dir
@@ -248,7 +248,7 @@ def enhance(model: RunOrPath, in_dir: str | Path, out_dir: str | Path, engine: s
             save: str = "round", device: str = "auto", overwrite: bool = False, progress: bool = True) -> EnhanceResult:
     """Enhance every image directly inside ``in_dir`` into ``out_dir`` with ``model`` run by
     ``engine`` (nas_llv.export.engines); a file that fails is listed in the result, the others written."""
-    from nas_llv.derive.inference import check_folders, check_output_name, enhance_folder
+    from nas_llv.enhance import check_folders, check_output_name, enhance_folder
     from nas_llv.export.engine import prepare
 
     check_output_name(output)

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from nas_llv.config import ConfigError, first_line
-from nas_llv.derive.evaluate import EvalOptions
+from nas_llv.evaluation.scoring import EvalOptions
 from nas_llv.pipeline import steps
 from nas_llv.runs import Run
 from nas_llv.sweep import FLOPS_AT, INSTALL, OVER_LIMIT, SEEDS_DEFAULT
@@ -118,7 +118,7 @@ def _train_recipe(args: SweepOptions, raw: dict[str, Any]) -> str | None:
 def _check_eval(data: str | None, scale: int) -> str | None:
     if data is None:
         return None
-    from nas_llv.derive.evaluate import open_pairs
+    from nas_llv.evaluation.scoring import open_pairs
 
     try:
         open_pairs(data, scale)

@@ -22,7 +22,7 @@ from nas_llv import __version__, distributed
 from nas_llv.data import build_loaders
 from nas_llv.device import resolve_device
 from nas_llv.space.genotype import Genotype
-from nas_llv.io_utils import write_text
+from nas_llv.atomic import write_text
 from nas_llv.job import Job
 from nas_llv.space.models import build_search_network
 from nas_llv.space.models.base import fit_scale

@@ -21,7 +21,7 @@ from torch import nn
 
 from nas_llv import __version__
 from nas_llv.config import ConfigError, check_finite, load_yaml
-from nas_llv.io_utils import write_yaml
+from nas_llv.atomic import write_yaml
 from nas_llv.space.models import build_fixed_network, resize_space
 from nas_llv.space.ops import canonical_op
 from nas_llv.registry import MODELS, NETWORKS

@@ -13,7 +13,7 @@ from PIL import Image
 from conftest import RECIPES
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
-from nas_llv.derive.train import TrainingObjective
+from nas_llv.retrain.trainer import TrainingObjective
 from nas_llv.losses import EdgeLoss, sobel_edges
 from nas_llv.results import load_trajectory
 from nas_llv.space.genotype import Genotype, load_genotype

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from nas_llv.config import ConfigError, check_range
-from nas_llv.io_utils import write_yaml
+from nas_llv.atomic import write_yaml
 from nas_llv.optim import OptimConfig, SchedulerGroup, make_optimizer, make_scheduler
 from nas_llv.registry import STRATEGIES
 from nas_llv.search.level import Batch, Level, LossClosure, arch_parameters, call, named, weight_parameters

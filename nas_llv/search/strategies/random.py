@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from nas_llv.config import check_range, load_yaml
-from nas_llv.io_utils import write_text, write_yaml
+from nas_llv.atomic import write_text, write_yaml
 from nas_llv.registry import STRATEGIES
 from nas_llv.search.level import Batch, Level, LossClosure
 from nas_llv.search.strategy import Losses, Strategy

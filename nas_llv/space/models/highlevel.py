@@ -55,7 +55,7 @@ class RUASHighLevel(nn.Module):
     enhanced image: what ``eval`` scores and ``enhance`` writes) and the head's 'edge_logits'
     and 'edges' (``task_outputs``).
 
-    Retraining hooks (``nas_llv.derive.train.TrainingObjective``), as on ``RUAS``: the entry ``scene``
+    Retraining hooks (``nas_llv.retrain.trainer.TrainingObjective``), as on ``RUAS``: the entry ``scene``
     trains the scene module, ``task`` the head on the scene's output *detached*.
     """
 

@@ -35,7 +35,7 @@ class IlluminationModules(Protocol):
 
 @runtime_checkable
 class ObjectiveModules(Protocol):
-    """A network whose retraining entries each train one submodule (``derive.train``): an entry
+    """A network whose retraining entries each train one submodule (``retrain.trainer``): an entry
     whose submodule is None here is refused, and ``--init`` leaves the submodules the objective
     trains fresh. Without it, every entry trains the whole network."""
 

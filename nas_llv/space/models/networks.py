@@ -43,7 +43,7 @@ class RUAS(nn.Module):
     y: (N, 3, H, W) in [0, 1] -> the scene outputs plus 'x', the final image, and for
     RUAS_A 'noise' (N,), the estimated noise level.
 
-    Retraining (``nas_llv.derive.train.TrainingObjective``) reads the hooks below; a network that defines
+    Retraining (``nas_llv.retrain.trainer.TrainingObjective``) reads the hooks below; a network that defines
     none is trained on its full forward, every objective entry back-propagated through all of it.
     """
 

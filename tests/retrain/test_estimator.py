@@ -14,7 +14,7 @@ from nas_llv.cli import main
 from nas_llv.config import ConfigError
 from nas_llv.data.demo import SOURCE_NAMES, _crop_resize, source_image
 from nas_llv.data.noisy import add_noise, noisy_pairs
-from nas_llv.derive.train import Trainer
+from nas_llv.retrain.trainer import Trainer
 from nas_llv.export.modelfile import load_model, save_model
 from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.recipe import load_recipe, recipe_from_dict

@@ -11,11 +11,11 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from torch import nn
 
 from nas_llv.cli import main
-from nas_llv.derive.compare import load_summaries, markdown_table
+from nas_llv.evaluation.compare import load_summaries, markdown_table
 from nas_llv.data import PairedFolder, read_image
 from nas_llv.config import ConfigError
-from nas_llv.derive.evaluate import evaluate_images, image_metrics, mean_row
-from nas_llv.derive.inference import plan_outputs
+from nas_llv.evaluation.scoring import evaluate_images, image_metrics, mean_row
+from nas_llv.enhance import plan_outputs
 from nas_llv.metrics import LPIPSMetric, psnr, quantize, rmse, ssim
 from nas_llv.export.modelfile import load_weights, save_model
 from nas_llv.export.ruas_import import import_ruas, ruas_genotype

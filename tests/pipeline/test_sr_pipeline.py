@@ -20,13 +20,13 @@ from torch import nn
 from nas_llv.cli import main
 from nas_llv.config import ConfigError, from_dict
 from nas_llv.data import DataConfig, PairedFolder, build_loaders, read_image
-from nas_llv.derive.evaluate import evaluate_images
+from nas_llv.evaluation.scoring import evaluate_images
 from nas_llv.space.genotype import genotype_scale, load_genotype
 from nas_llv.metrics import count_flops, psnr, quantize, ssim
 from nas_llv.export.modelfile import load_model, save_model
 from nas_llv.recipe import load_recipe
 from nas_llv.export.ruas_import import ruas_genotype
-from nas_llv.derive.train import Trainer
+from nas_llv.retrain.trainer import Trainer
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY_DATA = ["data.demo_count=4", "data.demo_size=32", "data.crop=8"]

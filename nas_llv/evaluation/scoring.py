@@ -25,8 +25,8 @@ from nas_llv import __version__
 from nas_llv.config import ConfigError
 from nas_llv.data import LowLightSRFolder, PairedFolder, lol
 from nas_llv.data.rellisur import SPLIT_DIRS, find_sr_folders
-from nas_llv.derive.inference import enhance_tensor
-from nas_llv.io_utils import atomic_write, write_text
+from nas_llv.enhance import enhance_tensor
+from nas_llv.atomic import atomic_write, write_text
 from nas_llv.metrics.image import METRICS
 from nas_llv.metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, latency, psnr, quantize, rmse, ssim
 
@@ -55,7 +55,7 @@ class EvalOptions:
     progress: bool = True  # a progress bar on a terminal
 
     def check(self) -> None:
-        from nas_llv.derive.inference import check_output_name
+        from nas_llv.enhance import check_output_name
 
         check_output_name(self.output)
         if self.repeats < 1 or self.warmup < 0:

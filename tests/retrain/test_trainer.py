@@ -24,7 +24,7 @@ from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.results import CSV_FLOATS
 from nas_llv.runs import Run
 from nas_llv.config import ConfigError
-from nas_llv.derive.train import TrainingObjective, Trainer, load_source, resolve_build
+from nas_llv.retrain.trainer import TrainingObjective, Trainer, load_source, resolve_build
 from nas_llv.space.spec import load_space
 
 TINY = {

@@ -24,13 +24,13 @@ from torch import nn
 from nas_llv import __version__, distributed
 from nas_llv.config import ConfigError
 from nas_llv.data import build_loaders
-from nas_llv.derive.evaluate import image_metrics
+from nas_llv.evaluation.scoring import image_metrics
 from nas_llv.space.genotype import Genotype, find_genotype, genotype_from_dict, genotype_scale, load_genotype, with_variant
 from nas_llv.space.models.hooks import EntryOutputs, ObjectiveModules, PartialForward
-from nas_llv.derive.inference import select_output
+from nas_llv.enhance import select_output
 from nas_llv.device import resolve_device
 from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
-from nas_llv.io_utils import atomic_write
+from nas_llv.atomic import atomic_write
 from nas_llv.job import Job
 from nas_llv.losses import build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler

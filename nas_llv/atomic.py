@@ -1,5 +1,5 @@
-"""Atomic writes and safe reads: a killed run never leaves a torn file behind, and no file a user
-hands over runs code when it is read."""
+"""Atomic writes: a killed run never leaves a torn file behind (``nas_llv.safe_load`` is the
+reading side: no file a user hands over runs code when it is read)."""
 from __future__ import annotations
 
 import os
@@ -8,8 +8,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-
-from nas_llv.config import ConfigError, first_line
 
 TEMP_SUFFIX = ".tmp"
 
@@ -60,24 +58,3 @@ def write_yaml(path: str | Path, data: Any) -> Path:
 
 def write_text(path: str | Path, text: str) -> Path:
     return atomic_write(path, lambda p: p.write_text(text))
-
-
-def load_torch_file(path: str | Path, what: str, map_location: Any = "cpu") -> Any:
-    """``torch.load`` with ``weights_only=True``: tensors and plain containers, never code.
-
-    A file holding anything else (a pickled object, a code payload) is refused with one line
-    naming it, and so is an empty, truncated or foreign file; ``what`` names the expected kind.
-    """
-    import pickle
-
-    import torch
-
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        if "Unsupported global" in str(exc):  # a class or function to import and call: code
-            raise ConfigError(f"{path}: refused: it holds objects other than tensors and plain data, so it is not "
-                              f"a {what} or was written by an untrusted source (nothing in it was run)") from None
-        raise ConfigError(f"{path}: cannot read as a {what} (not a PyTorch file, or a damaged one)") from None
-    except Exception as exc:  # torch raises many types for an empty, torn or foreign file
-        raise ConfigError(f"{path}: cannot read as a {what} ({type(exc).__name__}: {first_line(exc)})") from None

@@ -1,0 +1,1 @@
+"""Retraining a derived network at full size (``trainer``: the ``Trainer`` job and its objective)."""
