@@ -70,14 +70,20 @@ class Run:
         log.info("run folder %s", path)
         return run
 
-    @classmethod
-    def open(cls, path: str | Path) -> Run:
-        """An existing run (``--resume``); log.txt is appended to."""
+    @staticmethod
+    def existing(path: str | Path) -> Path:
+        """``path``, a run folder that exists (one line naming it otherwise)."""
         path = Path(path)
         if not path.is_dir():
             raise ConfigError(f"{path}: no such run folder")
         if not (path / "config.yaml").is_file():
             raise ConfigError(f"{path}: not a run folder (config.yaml is missing)")
+        return path
+
+    @classmethod
+    def open(cls, path: str | Path) -> Run:
+        """An existing run (``--resume``); log.txt is appended to."""
+        path = cls.existing(path)
         run = cls(path)
         run._attach_log("a")
         log.info("resuming run %s", path)

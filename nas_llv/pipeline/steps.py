@@ -102,8 +102,7 @@ def _searcher(recipe: Recipe) -> Job:
 
 def _checkpoint_kind(path: Path) -> str:
     """The kind ('search', 'train') of the job that wrote ``path``'s last checkpoint."""
-    state = Run(path).load_checkpoint() if (path / "config.yaml").is_file() else Run.open(path).load_checkpoint()
-    kind = state.get("kind")
+    kind = Run(Run.existing(path)).load_checkpoint().get("kind")
     if not isinstance(kind, str):
         raise ConfigError(f"{path}/checkpoints/last.pt: not a nas-llv checkpoint (no 'kind' entry)")
     return kind
