@@ -70,7 +70,10 @@ def test_bad_override_is_one_line(capsys):
     (["--help"], ["torch", "nni", "nas_llv.space.ops"]),
     (["space", "show", "ruas_cell"], ["nni", "pytorch_lightning", "nas_llv.search"]),
     (["list", "strategies"], ["nni", "torchvision", "nas_llv.losses"]),  # recipe checks import the strategies
-    (["search", str(RECIPES / "ruas_lol.yaml")], ["nni", "pytorch_lightning"]),  # its data is missing
+    # a search that fails on its input answers before the network, the metrics or torchvision load
+    (["search", str(RECIPES / "ruas_lol.yaml")], ["nni", "pytorch_lightning", "torchvision",
+                                                   "nas_llv.evaluation.scoring"]),  # its data is missing
+    (["search", str(RECIPES / "ruas_demo.yaml"), "search.epoch=2"], ["nni", "torchvision", "nas_llv.metrics"]),
 ])
 def test_commands_leave_heavy_modules_unimported(argv, absent):
     import subprocess

@@ -10,7 +10,7 @@ import nas_llv.losses  # noqa: F401  (registers the losses)
 from nas_llv.config import ConfigError
 from nas_llv.losses import (CompositeLoss, build_composite, illumination_prior, relative_total_variation,
                             ruas_code_smoothness, total_variation)
-from nas_llv.losses.perceptual import VGG19_LAYERS, vgg19_weights_path
+from nas_llv.losses.perceptual import VGG19_CFG, VGG19_LAYERS, vgg19_weights_path
 from nas_llv.registry import LOSSES
 
 TEST_OPTIONS = {"perceptual": {"random_init": True, "layers": ["relu2_2", "conv5_4"]},
@@ -198,6 +198,9 @@ def test_missing_keys_and_bad_options_are_config_errors():
 def test_vgg19_layer_table():
     assert (VGG19_LAYERS["conv1_1"], VGG19_LAYERS["relu2_2"], VGG19_LAYERS["pool3"]) == (0, 8, 18)
     assert (VGG19_LAYERS["conv5_4"], VGG19_LAYERS["relu5_4"], VGG19_LAYERS["pool5"]) == (34, 35, 36)
+    from torchvision.models.vgg import cfgs
+
+    assert list(VGG19_CFG) == cfgs["E"]  # the written-out layout is torchvision's VGG19
 
 
 def test_perceptual_missing_weights_fail(monkeypatch, tmp_path, caplog):

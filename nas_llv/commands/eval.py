@@ -38,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from nas_llv import pipeline
-    from nas_llv.evaluation.scoring import EvalOptions
+    from nas_llv.evaluation.options import EvalOptions
 
     options = EvalOptions(split=args.split, gt_mean=args.gt_mean, lpips_net=args.lpips_net, quantize=args.quantize,
                           output=args.output, repeats=args.repeats, warmup=args.warmup, engine=args.engine,

@@ -14,7 +14,6 @@ import json
 import logging
 import math
 from pathlib import Path
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -26,6 +25,7 @@ from nas_llv.config import ConfigError
 from nas_llv.data import LowLightSRFolder, PairedFolder, lol
 from nas_llv.data.rellisur import SPLIT_DIRS, find_sr_folders
 from nas_llv.enhance import enhance_tensor
+from nas_llv.evaluation.options import EvalOptions
 from nas_llv.atomic import atomic_write, write_text
 from nas_llv.metrics.image import METRICS
 from nas_llv.metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, latency, psnr, quantize, rmse, ssim
@@ -34,38 +34,6 @@ if TYPE_CHECKING:
     from nas_llv.export.engine import Prepared
 
 log = logging.getLogger(__name__)
-
-LPIPS_NETS = ("alex", "vgg", "squeeze", "none")
-QUANTIZE = ("round", "truncate")
-
-
-@dataclass(frozen=True)
-class EvalOptions:
-    """How ``evaluate_model`` scores (docs/evaluation.md); every field is an ``eval`` option."""
-
-    split: str = "test"  # of a RELLISUR root
-    gt_mean: bool = False  # rescale each output to its ground truth's mean luma first
-    lpips_net: str = "alex"  # or vgg, squeeze, none (skip)
-    quantize: str = "round"  # or truncate, as the RUAS authors save
-    output: str = "x"  # which network output to score
-    repeats: int = 10  # timed runs for latency
-    warmup: int = 2  # untimed runs before them
-    engine: str = "torch"  # an inference engine (nas_llv.export.engines)
-    device: str = "auto"
-    progress: bool = True  # a progress bar on a terminal
-
-    def check(self) -> None:
-        from nas_llv.enhance import check_output_name
-
-        check_output_name(self.output)
-        if self.repeats < 1 or self.warmup < 0:
-            raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {self.repeats} and {self.warmup}")
-        for name, value, allowed in (("--lpips-net", self.lpips_net, LPIPS_NETS),
-                                     ("--quantize", self.quantize, QUANTIZE)):
-            if value not in allowed:
-                raise ConfigError(f"{name} {value}: not allowed; allowed: {', '.join(allowed)}")
-
-
 
 def open_pairs(root: str | Path, scale: int = 1, split: str = "test") -> PairedFolder | LowLightSRFolder:
     """``root/low`` + ``root/high`` (high ``scale`` x low), a LOL root (its ``eval15`` split, scale 1),

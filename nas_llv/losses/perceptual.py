@@ -16,9 +16,7 @@ from typing import Literal, Sequence
 
 import torch
 import torch.nn.functional as F
-import torchvision
 from torch import nn
-from torchvision.models.vgg import cfgs, make_layers
 
 from nas_llv.config import ConfigError
 from nas_llv.metrics.perceptual import hub_checkpoint
@@ -28,10 +26,17 @@ from nas_llv.losses.image import IMAGENET_MEAN, IMAGENET_STD, PairedLoss
 logger = logging.getLogger(__name__)
 
 
+# VGG19's feature layers (configuration E of Simonyan & Zisserman, torchvision's ``cfgs["E"]``):
+# conv widths, "M" a max-pool. Written out so that naming the layers (a recipe check) leaves
+# torchvision unimported; torchvision builds the layers when the loss is built.
+VGG19_CFG: tuple[int | str, ...] = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M",
+                                    512, 512, 512, 512, "M", 512, 512, 512, 512, "M")
+
+
 def _layer_names() -> dict[str, int]:
     """'conv1_1' / 'relu1_1' / 'pool1' ... -> index in torchvision's ``vgg19().features``."""
     names, block, conv, i = {}, 1, 1, 0
-    for v in cfgs["E"]:
+    for v in VGG19_CFG:
         if v == "M":
             names[f"pool{block}"] = i
             block, conv, i = block + 1, 1, i + 1
@@ -46,12 +51,16 @@ VGG19_LAYERS = _layer_names()
 
 def vgg19_weights_path() -> Path:
     """Where torchvision caches VGG19's ImageNet weights: hub dir / checkpoints / file name of the URL."""
+    import torchvision
+
     return hub_checkpoint(torchvision.models.VGG19_Weights.IMAGENET1K_V1.url)
 
 
 def _build_features(last: int, path: Path | None) -> nn.Sequential:
     """VGG19 ``features[: last + 1]``, ImageNet weights from ``path`` (random when None), frozen."""
-    features = make_layers(cfgs["E"], batch_norm=False)[: last + 1]
+    from torchvision.models.vgg import make_layers
+
+    features = make_layers(list(VGG19_CFG), batch_norm=False)[: last + 1]
     if path is not None:
         state = torch.load(path, map_location="cpu", weights_only=True)
         wanted = {k: state[f"features.{k}"] for k in features.state_dict() if f"features.{k}" in state}

@@ -14,7 +14,6 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
-import torchvision
 from torch import nn
 
 logger = logging.getLogger(__name__)
@@ -40,6 +39,8 @@ def backbone_weights_path(net: str) -> Path:
     ``torch.hub.load_state_dict_from_url`` names it.
     """
     _check_net(net)
+    import torchvision  # only here: naming the metrics leaves torchvision unimported
+
     return hub_checkpoint(getattr(torchvision.models, _BACKBONES[net][1]).IMAGENET1K_V1.url)
 
 

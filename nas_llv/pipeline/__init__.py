@@ -17,7 +17,7 @@ before anything is written.
 """
 from __future__ import annotations
 
-from nas_llv.evaluation.scoring import EvalOptions
+from nas_llv.evaluation.options import EvalOptions
 from nas_llv.pipeline.steps import (EXPORT_TOLERANCE, Exported, Summary, enhance, evaluate, export, resume, search,
                                     train)
 from nas_llv.pipeline.trials import SweepOptions, sweep

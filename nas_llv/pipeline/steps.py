@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nas_llv.config import ConfigError
-from nas_llv.evaluation.scoring import EvalOptions
+from nas_llv.evaluation.options import EvalOptions
 from nas_llv.runs import Run
 
 if TYPE_CHECKING:

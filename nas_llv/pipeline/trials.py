@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from nas_llv.config import ConfigError, first_line
-from nas_llv.evaluation.scoring import EvalOptions
+from nas_llv.evaluation.options import EvalOptions
 from nas_llv.pipeline import steps
 from nas_llv.runs import Run
 from nas_llv.sweep import FLOPS_AT, INSTALL, OVER_LIMIT, SEEDS_DEFAULT
