@@ -66,6 +66,13 @@ def init() -> None:
     """Join torchrun's process group (from its environment variables), once; a no-op outside torchrun."""
     if not launched() or active():
         return
+    # torch.distributed.nn.functional binds ``group.WORLD`` as its functions' default argument when
+    # first imported. Imported after init (torch._dynamo imports it, and torchvision imports
+    # torch._dynamo), it would bind this group: destroy_process_group could not free it, and its
+    # gloo threads, alive at interpreter exit, aborted a rank now and then ("terminate called
+    # without an active exception"). Imported first, it binds None.
+    import torch.distributed.nn  # noqa: F401
+
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank())
         dist.init_process_group("cpu:gloo,cuda:nccl")

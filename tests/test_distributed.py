@@ -195,6 +195,33 @@ def test_shards_split_the_global_batch_and_resume_with_it(crop: int | None) -> N
     assert torch.equal(next(again)["low"], next(shards[1])["low"])
 
 
+GLOO_THREADS_AFTER_TEARDOWN = textwrap.dedent("""
+    import gc, os, torch
+    from nas_llv import distributed
+
+    distributed.init()
+    import torch._dynamo  # what torchvision (LPIPS, the perceptual loss) imports after init
+    t = torch.ones(2)
+    torch.distributed.all_reduce(t)
+    distributed.teardown()
+    gc.collect()
+    names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.listdir("/proc/self/task")]
+    print(f"rank {os.environ['RANK']}: {t[0].item():g}, gloo threads left: {sum('gloo' in n for n in names)}")
+""")
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_teardown_frees_the_group_when_torch_distributed_nn_is_imported_after_init(work: Path) -> None:
+    """torch.distributed.nn binds group.WORLD as a default argument when first imported: after
+    init, that kept the destroyed group and its gloo threads alive to interpreter exit, where they
+    aborted a rank now and then. init imports it first, so teardown frees every gloo thread."""
+    script = work / "teardown.py"
+    script.write_text(GLOO_THREADS_AFTER_TEARDOWN)
+    proc = nas_llv(cwd=work, torchrun=script)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(proc.stdout.splitlines()) == ["rank 0: 2, gloo threads left: 0", "rank 1: 2, gloo threads left: 0"]
+
+
 def test_helpers_are_no_ops_in_one_process() -> None:
     t = {"a": torch.ones(2, requires_grad=True)}
     assert not distributed.active() and distributed.shard() == (0, 1) and distributed.is_main()
