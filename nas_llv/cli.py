@@ -15,6 +15,7 @@ from typing import Iterator, NoReturn, Sequence
 from nas_llv.config import ConfigError
 from nas_llv.device import set_threads
 from nas_llv.registry import RegistryError
+from nas_llv.signals import Terminated, exit_status, sigterm_raises
 
 
 
@@ -83,15 +84,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
     set_threads(args.threads)
     try:
-        with _process_group():
+        with sigterm_raises(), _process_group():
             return int(args.run(args) or 0)
     except (ConfigError, RegistryError) as exc:
         if not quiet:  # every rank meets the same user error; rank 0 reports it
             print(f"nas-llv {args.command}: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        print(f"nas-llv {args.command}: interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        print(f"nas-llv {args.command}: {'terminated (SIGTERM)' if isinstance(exc, Terminated) else 'interrupted'}",
+              file=sys.stderr)
+        return exit_status(exc)
 
 
 if __name__ == "__main__":

@@ -26,9 +26,10 @@ from typing import Any, Iterator, Mapping
 import numpy as np
 import torch
 
-from nas_llv import distributed
+from nas_llv import distributed, signals
 from nas_llv.config import ConfigError, load_yaml
 from nas_llv.atomic import atomic_write, remove_temp_files, write_yaml
+from nas_llv.runlock import RunLock
 from nas_llv.safe_load import load_torch_file
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,7 @@ class Run:
     """One run folder. Build with ``Run.create`` (new run) or ``Run.open`` (resume)."""
 
     writes = True  # False for MirrorRun: the other ranks of a data-parallel run write nothing
+    _lock: RunLock | None = None  # held while this process writes the folder (nas_llv.runlock)
 
     def __init__(self, path: str | Path) -> None:
         self.dir = Path(path)
@@ -63,8 +65,10 @@ class Run:
             except FileExistsError:
                 n += 1
                 path = base.with_name(f"{base.name}-{n}")
-        write_yaml(path / "config.yaml", _plain(config))
         run = cls(path)
+        run._lock = RunLock(path).acquire()
+        with run.discarded_on_error():
+            write_yaml(path / "config.yaml", _plain(config))
         run.created = True
         run._attach_log("w")
         log.info("run folder %s", path)
@@ -85,6 +89,7 @@ class Run:
         """An existing run (``--resume``); log.txt is appended to."""
         path = cls.existing(path)
         run = cls(path)
+        run._lock = RunLock(path).acquire()  # before anything is written: a refused writer changes nothing
         run._attach_log("a")
         log.info("resuming run %s", path)
         run.remove_temp_files()
@@ -161,15 +166,17 @@ class Run:
         pkg.addHandler(self._handler)
 
     def close(self) -> None:
-        """Remove stale temp files, detach and close log.txt (idempotent)."""
-        if self._handler is None:
-            return
-        self.remove_temp_files()
-        pkg = logging.getLogger("nas_llv")
-        pkg.removeHandler(self._handler)
-        pkg.setLevel(self._old_level)
-        self._handler.close()
-        self._handler = None
+        """Remove stale temp files, detach and close log.txt, release the lock (idempotent)."""
+        if self._handler is not None:
+            self.remove_temp_files()
+            pkg = logging.getLogger("nas_llv")
+            pkg.removeHandler(self._handler)
+            pkg.setLevel(self._old_level)
+            self._handler.close()
+            self._handler = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> Run:
         return self
@@ -352,32 +359,34 @@ def _set_cuda_state(states: list[torch.Tensor] | None) -> None:
 
 
 class _Interrupt:
-    pending = False
+    pending: int | None = None  # the first signal's number
 
     def check(self) -> None:
         # every rank of a data-parallel run stops at the same step when any was interrupted
-        if distributed.any_rank(self.pending):
-            raise KeyboardInterrupt
+        if distributed.any_rank(self.pending is not None):
+            raise signals.raise_for(self.pending or signal.SIGINT)
 
 
 @contextmanager
 def deferred_interrupt() -> Iterator[_Interrupt]:
-    """Ctrl-C sets a flag that ``check()`` turns into KeyboardInterrupt at a step boundary, so the
-    checkpoint written then resumes exactly; a second Ctrl-C interrupts at once."""
+    """Ctrl-C or SIGTERM sets a flag that ``check()`` turns into KeyboardInterrupt (``Terminated``
+    for SIGTERM) at a step boundary, so the checkpoint written then resumes exactly; a second
+    signal interrupts at once."""
     flag = _Interrupt()
     if threading.current_thread() is not threading.main_thread():
         yield flag
         return
 
     def handler(signum: int, frame: Any) -> None:
-        if flag.pending:
-            raise KeyboardInterrupt
-        flag.pending = True
+        if flag.pending is not None:
+            raise signals.raise_for(signum)
+        flag.pending = signum
         if distributed.is_main():  # one line for a data-parallel run
-            log.warning("interrupt: stopping after this step (press Ctrl-C again to stop at once)")
+            log.warning("%s: stopping after this step (send it again to stop at once)", signals.name(signum))
 
-    previous = signal.signal(signal.SIGINT, handler)
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield flag
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, h in previous.items():
+            signal.signal(s, h)

@@ -6,6 +6,7 @@ import argparse
 from typing import TYPE_CHECKING, Callable
 
 from nas_llv.config import ConfigError
+from nas_llv.signals import exit_status
 
 if TYPE_CHECKING:
     from nas_llv.recipe import Recipe
@@ -14,11 +15,12 @@ if TYPE_CHECKING:
 
 def finished_run(job: Callable[[], Run]) -> int:
     """Run ``job`` (a pipeline call); print the run folder, the one line on standard output (a
-    shell captures it, RUN=$(nas-llv ...)); 130 on Ctrl-C (the pipeline said how to resume)."""
+    shell captures it, RUN=$(nas-llv ...)); 130 on Ctrl-C, 143 on SIGTERM (the pipeline said how
+    to resume)."""
     try:
         run = job()
-    except KeyboardInterrupt:
-        return 130
+    except KeyboardInterrupt as exc:
+        return exit_status(exc)
     if run.writes:  # rank 0 only in a data-parallel run
         print(run.dir)
     return 0
