@@ -9,6 +9,8 @@ from typing import Any, Callable
 
 import yaml
 
+from nas_llv.diskfull import disk_full, free_bytes, is_disk_full, size_of
+
 TEMP_SUFFIX = ".tmp"
 
 
@@ -26,7 +28,8 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
     """Call ``write(tmp)`` on a temp file beside ``path``, then rename it over ``path``.
 
     The temp file is ``.<name>.<random>.tmp``; one a kill left behind is removed by
-    ``remove_temp_files`` (a run folder does so when it is reopened or closed).
+    ``remove_temp_files`` (a run folder does so when it is reopened or closed). A full disk raises
+    ``diskfull.DiskFull`` (one line) and leaves ``path`` as it was.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -36,10 +39,33 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> Path:
         write(Path(tmp))
         os.chmod(tmp, FILE_MODE)
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
+        written = size_of(Path(tmp))
         Path(tmp).unlink(missing_ok=True)
+        if is_disk_full(exc, path.parent):
+            raise disk_full(path, written) from None
         raise
     return path
+
+
+def torch_bytes(obj: Any) -> bytes:
+    """``torch.save(obj)`` into memory."""
+    import io
+
+    import torch
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """``data`` to ``path`` atomically, refused up front (DiskFull) when it cannot fit."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if len(data) > free_bytes(path.parent):
+        raise disk_full(path, len(data))
+    return atomic_write(path, lambda p: p.write_bytes(data))
 
 
 def remove_temp_files(folder: str | Path) -> list[Path]:

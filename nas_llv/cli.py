@@ -6,6 +6,7 @@ traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import contextlib
 import logging
 import os
@@ -82,6 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     quiet = int(os.environ.get("RANK", "0")) > 0
     level = logging.WARNING if quiet else logging.DEBUG if args.verbose else logging.INFO
     logging.basicConfig(level=level, format="%(message)s", stream=sys.stderr)
+    logging.raiseExceptions = False  # a log.txt on a full disk must not print a traceback per message
     set_threads(args.threads)
     try:
         with sigterm_raises(), _process_group():
@@ -89,6 +91,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, RegistryError) as exc:
         if not quiet:  # every rank meets the same user error; rank 0 reports it
             print(f"nas-llv {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a full disk that a write outside nas_llv.atomic met: one line too
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"nas-llv {args.command}: error: no space left on device writing {exc.filename or 'a file'}",
+              file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         print(f"nas-llv {args.command}: {'terminated (SIGTERM)' if isinstance(exc, Terminated) else 'interrupted'}",

@@ -28,7 +28,8 @@ import torch
 
 from nas_llv import distributed, signals
 from nas_llv.config import ConfigError, load_yaml
-from nas_llv.atomic import atomic_write, remove_temp_files, write_yaml
+from nas_llv.atomic import atomic_write, atomic_write_bytes, remove_temp_files, torch_bytes, write_yaml
+from nas_llv.diskfull import disk_full, is_disk_full
 from nas_llv.runlock import RunLock
 from nas_llv.safe_load import load_torch_file
 
@@ -131,8 +132,9 @@ class Run:
         return load_yaml(self.dir / "config.yaml")
 
     def save_checkpoint(self, state: Mapping[str, Any], name: str = "last.pt") -> Path:
-        """``torch.save(state)`` into ``checkpoints/<name>`` via a temp file and rename."""
-        return atomic_write(self.dir / "checkpoints" / name, lambda p: torch.save(dict(state), p))
+        """``torch.save(state)`` into ``checkpoints/<name>`` via a temp file and rename (serialised in
+        memory first, so a full disk is known, and said, before the write)."""
+        return atomic_write_bytes(self.dir / "checkpoints" / name, torch_bytes(dict(state)))
 
     def load_checkpoint(self, name: str = "last.pt", map_location: Any = "cpu",
                         kind: str | None = None) -> dict[str, Any]:
@@ -257,9 +259,14 @@ class TrajectoryWriter:
             self.fields = self.fields + new
             atomic_write(self.path, lambda p: self._write(p, self.fields or [], [*rows, cells]))
             return
-        with self.path.open("a", newline="", encoding="utf-8") as f:
-            csv.DictWriter(f, self.fields, restval="").writerow(cells)
-            f.flush()
+        try:
+            with self.path.open("a", newline="", encoding="utf-8") as f:
+                csv.DictWriter(f, self.fields, restval="").writerow(cells)
+                f.flush()
+        except OSError as exc:  # a torn last line is dropped when the folder is reopened
+            if is_disk_full(exc, self.path.parent):
+                raise disk_full(self.path, sum(len(v) + 1 for v in cells.values())) from None
+            raise
 
     def truncate_after(self, step: int) -> None:
         """Drop rows with ``step`` greater than the given one (resuming from that step's checkpoint)."""

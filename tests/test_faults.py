@@ -132,3 +132,85 @@ def test_sigterm_in_a_training_loop_raises_terminated_at_the_step_boundary(tmp_p
         t.run()
     assert t.attached_run.load_checkpoint()["progress"]["step"] == 3
     assert main(["train", "--resume", str(t.attached_run.dir), "--threads", "1"]) == 0
+
+
+# -- a full disk ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def small_fs(tmp_path):
+    """A 64 KiB tmpfs (root can mount one; skipped elsewhere), unmounted afterwards."""
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mnt)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip() or done.returncode}")
+    yield mnt
+    subprocess.run(["umount", str(mnt)], check=True)
+
+
+def _fill(mnt, leave: int = 4096) -> None:
+    """Fill ``mnt`` until ``leave`` bytes (whole 4 KiB pages) are free."""
+    import shutil
+    (mnt / "filler").write_bytes(b"\0" * (shutil.disk_usage(mnt).free - leave))
+    assert shutil.disk_usage(mnt).free == leave
+
+
+def _one_error_line(done: subprocess.CompletedProcess) -> str:
+    assert done.returncode == 2 and "Traceback" not in done.stderr, done.stderr
+    (line,) = [l for l in done.stderr.splitlines() if "error:" in l]
+    assert "no space left on" in line and "MB needed" in line and "MB free" in line, line
+    return line
+
+
+def test_a_search_on_a_full_disk_fails_in_one_line_and_leaves_no_run_folder(small_fs):
+    done = _cli("search", str(RECIPES / "ruas_demo.yaml"), *TINY, "--output", str(small_fs / "r"))
+    assert "checkpoints/last.pt" in _one_error_line(done)  # the config and trajectory fit, the checkpoint not
+    assert list((small_fs / "r").iterdir()) == []  # nothing to resume: no folder is left
+
+
+@pytest.fixture
+def model_and_pairs(tmp_path):
+    from PIL import Image
+    from nas_llv.export.modelfile import save_model
+    from nas_llv.export.ruas_import import ruas_genotype
+    genotype = ruas_genotype("cvpr", "ruas_s")
+    model = save_model(tmp_path / "model.pt", genotype, genotype.build())
+    g = __import__("numpy").random.default_rng(0)
+    for sub, scale in (("low", 60), ("high", 255)):
+        (tmp_path / "pairs" / sub).mkdir(parents=True)
+        for i in range(2):
+            Image.fromarray((g.random((24, 24, 3)) * scale).astype("uint8")).save(tmp_path / "pairs" / sub / f"{i}.png")
+    return model, tmp_path / "pairs"
+
+
+def test_eval_on_a_full_disk_writes_both_files_or_neither(small_fs, model_and_pairs):
+    model, pairs = model_and_pairs
+    _fill(small_fs)  # room for metrics.csv, none for summary.json
+    out = small_fs / "eval"
+    done = _cli("eval", str(model), "--data", str(pairs), "--lpips-net", "none", "--repeats", "1", "--warmup", "0",
+                "-q", "-o", str(out))
+    assert "summary.json" in _one_error_line(done)
+    assert not (out / "metrics.csv").exists() and not (out / "summary.json").exists()
+
+
+def test_export_and_a_model_write_on_a_full_disk_fail_in_one_line(small_fs, model_and_pairs):
+    model, _ = model_and_pairs
+    _fill(small_fs, leave=0)
+    assert "net.onnx" in _one_error_line(_cli("export", str(model), "-o", str(small_fs / "net.onnx")))
+    assert not list(small_fs.glob(".*.tmp"))
+
+
+def test_torchs_wordless_write_error_on_a_full_disk_is_named(small_fs, tmp_path):
+    from nas_llv.atomic import atomic_write
+    from nas_llv.diskfull import DiskFull
+
+    def torch_like(path):
+        path.write_bytes(b"x")
+        raise RuntimeError("[enforce fail at inline_container.cc:626] . unexpected pos 64 vs 0")
+
+    _fill(small_fs, leave=0)
+    with pytest.raises(DiskFull, match="no space left on .* writing .*ckpt.pt"):
+        atomic_write(small_fs / "ckpt.pt", torch_like)
+    with pytest.raises(RuntimeError, match="unexpected pos"):  # with room to spare it is not put down to space
+        atomic_write(tmp_path / "ckpt.pt", torch_like)
+    assert not list(small_fs.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))

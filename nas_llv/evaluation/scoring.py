@@ -203,6 +203,10 @@ def evaluate_model(model: Prepared, data: str | Path, options: EvalOptions,
     source = {"model": str(model.source.resolve()), "data": str(Path(data).resolve()),
               "data_name": Path(data).resolve().name}
     summary = build_summary(rows, cost, rules, source)
-    write_metrics_csv(out_dir / "metrics.csv", rows)
-    write_summary(out_dir / "summary.json", summary)
+    metrics_csv = write_metrics_csv(out_dir / "metrics.csv", rows)
+    try:
+        write_summary(out_dir / "summary.json", summary)
+    except BaseException:  # both files or neither: a metrics.csv alone would pass for a finished evaluation
+        metrics_csv.unlink(missing_ok=True)
+        raise
     return rows, summary

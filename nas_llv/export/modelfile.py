@@ -23,7 +23,7 @@ from nas_llv import __version__
 from nas_llv.config import ConfigError
 from nas_llv.space.genotype import Genotype, genotype_from_dict
 from nas_llv.space.supernet import current_state_keys
-from nas_llv.atomic import atomic_write
+from nas_llv.atomic import atomic_write_bytes, torch_bytes
 from nas_llv.safe_load import load_torch_file
 
 log = logging.getLogger(__name__)
@@ -46,7 +46,7 @@ def save_model(path: str | Path, genotype: Genotype, net: nn.Module, build: Mapp
         "state_dict": {k: v.detach().cpu() for k, v in net.state_dict().items()},
         "extra": dict(extra or {}),
     }
-    return atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    return atomic_write_bytes(path, torch_bytes(payload))
 
 
 def find_model(target: str | Path) -> Path:

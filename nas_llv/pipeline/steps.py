@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from nas_llv.config import ConfigError
+from nas_llv.diskfull import DiskFull
 from nas_llv.evaluation.options import EvalOptions
 from nas_llv.runs import Run
 
@@ -165,7 +166,8 @@ def resume_job(path: str | Path, kind: str, build: Callable[[Recipe, Run, dict[s
 
 def run_job(job: Job, run: Run, kind: str, stop_after: int | None) -> Run:
     """``job.run(stop_after)`` in ``run``; says how to resume when it stops early or on Ctrl-C
-    (which is raised again). A new run that fails before its first step leaves no folder."""
+    (which is raised again). A new run that fails before its first step, or on a full disk before
+    its first checkpoint (nothing to resume), leaves no folder."""
     from nas_llv.distributed import resume_hint
 
     fresh = run.created and job.step == 0
@@ -175,8 +177,8 @@ def run_job(job: Job, run: Run, kind: str, stop_after: int | None) -> Run:
         except KeyboardInterrupt:
             log.info("interrupted at step %d; continue with: %s", job.step, resume_hint(kind, run.dir))
             raise
-        except BaseException:
-            if fresh and job.step == 0:
+        except BaseException as exc:
+            if fresh and (job.step == 0 or (isinstance(exc, DiskFull) and job.saved_step is None)):
                 run.discard()
             raise
         finally:
