@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 import torch
 from torch import nn
@@ -16,6 +16,8 @@ from tqdm import tqdm
 
 from nas_llv.config import ConfigError, first_line
 from nas_llv.data import list_images, read_image, write_image
+from nas_llv.diskfull import DiskFull
+from nas_llv.tiles import DEFAULT_PAD, MAX_PIXELS, Tiler
 
 log = logging.getLogger(__name__)
 
@@ -86,24 +88,44 @@ def plan_outputs(files: Iterable[Path], out_dir: Path) -> list[tuple[Path, Path]
     return plan
 
 
+def levels_runner(net: nn.Module, output: str = "x", save: str = "round") -> Callable[[torch.Tensor], torch.Tensor]:
+    """uint8 levels (N, 3, h, w) -> the network's chosen output as uint8 levels (``save``: round or
+    truncate); pixel by pixel, so a tiled image is quantised as a whole one."""
+    from nas_llv.metrics import quantize  # here: metrics pulls in torchvision (LPIPS)
+
+    def run(y8: torch.Tensor) -> torch.Tensor:
+        x = enhance_tensor(net, y8.to(torch.float32).div_(255.0), output)
+        return quantize(x.float(), save).mul_(255.0).round_().to(torch.uint8)
+    return run
+
+
 def enhance_folder(net: nn.Module, in_dir: str | Path, out_dir: str | Path, output: str = "x",
-                   save: str = "round", device: str | torch.device = "cpu", progress: bool = True) -> EnhanceResult:
+                   save: str = "round", device: str | torch.device = "cpu", progress: bool = True,
+                   tile: int | None = None, pad: int = DEFAULT_PAD, max_pixels: int | None = MAX_PIXELS) -> EnhanceResult:
     """Enhance every image directly inside ``in_dir`` into ``out_dir`` (8-bit, ``save`` = round|truncate);
-    a super-resolution network writes images scale x larger."""
+    a super-resolution network writes images scale x larger. An image too large for memory runs in
+    tiles (``tile``: None decides from the free memory, 0 never tiles; nas_llv.tiles); one over
+    ``max_pixels`` is refused before it is decoded."""
     device = torch.device(device)
     net = net.to(device).eval()
     out_dir = Path(out_dir)
+    tiler = Tiler(levels_runner(net, output, save), tile, pad)
     result = EnhanceResult()
     for src, dst in tqdm(plan_outputs(list_images(in_dir), out_dir), desc="enhance", unit="img",
                         disable=None if progress else True):  # None: a bar on a terminal only
         try:
-            y = read_image(src)[None].to(device)
-            x = enhance_tensor(net, y, output)[0]
+            y = read_image(src, max_pixels, levels=True)[None].to(device)
+            with torch.no_grad():
+                x = tiler(y)[0]
+            del y
             write_image(dst, x, mode=save)
-        except OutputError:
-            raise  # a wrong --output fails every file alike: stop at once
-        except (ConfigError, RuntimeError, ValueError, OSError) as exc:
-            reason = first_line(exc, type(exc).__name__)
+        except (OutputError, DiskFull):
+            raise  # a wrong --output or a full disk fails every file alike: stop at once
+        except (ConfigError, RuntimeError, ValueError, OSError, MemoryError) as exc:
+            reason = first_line(exc, type(exc).__name__) if not isinstance(exc, MemoryError) else \
+                "not enough memory"
+            if isinstance(exc, MemoryError) or "allocate" in reason:
+                reason += " (run it in tiles: --tile 1024, or smaller)"
             log.warning("failed: %s", reason if reason.startswith(str(src)) else f"{src}: {reason}")
             result.failed.append((src, reason))
             continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from nas_llv.commands._images import add_tile_options
 from nas_llv.device import DEVICES
 from nas_llv.registry import COMMANDS
 
@@ -16,7 +17,7 @@ def run(args: argparse.Namespace) -> int:
     with logging_redirect_tqdm():
         result = pipeline.enhance(args.model, args.in_dir, args.out_dir, engine=args.engine, output=args.output,
                                   save=args.save, device=args.device, overwrite=args.overwrite,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, tile=args.tile, max_pixels=args.max_pixels or None)
     print(f"wrote {len(result.written)} image(s) to {args.out_dir}"
           + (f"; {len(result.failed)} failed:" if result.failed else ""))
     for src, reason in result.failed:
@@ -48,5 +49,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default: auto)")
     p.add_argument("--overwrite", action="store_true",
                    help="allow OUT_DIR to be IN_DIR (replacing the input images) or a folder inside it")
+    add_tile_options(p, max_pixels=True)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)

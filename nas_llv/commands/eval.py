@@ -5,6 +5,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
+from nas_llv.commands._images import add_tile_options
 from nas_llv.device import DEVICES
 from nas_llv.registry import COMMANDS
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
     options = EvalOptions(split=args.split, gt_mean=args.gt_mean, lpips_net=args.lpips_net, quantize=args.quantize,
                           output=args.output, repeats=args.repeats, warmup=args.warmup, engine=args.engine,
-                          device=args.device, progress=not args.quiet)
+                          device=args.device, progress=not args.quiet, tile=args.tile)
     with logging_redirect_tqdm():
         summary = pipeline.evaluate(args.model, args.data, options, out_dir=args.out_dir)
     print("\n".join(table(summary.metrics.to_dict("records"), summary.record) + cost_lines(summary.record)))
@@ -79,5 +80,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="auto", help=f"{', '.join(DEVICES)} or cuda:N (default: auto)")
     p.add_argument("-o", "--out-dir", help="where to write metrics.csv and summary.json "
                    "(default: eval-<data name>/ beside the model)")
+    add_tile_options(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=run)

@@ -28,11 +28,14 @@ class EvalOptions:
     engine: str = "torch"  # an inference engine (nas_llv.export.engines)
     device: str = "auto"
     progress: bool = True  # a progress bar on a terminal
+    tile: int | None = None  # tile side for images too large for memory; None: from the free memory, 0: never
 
     def check(self) -> None:
         from nas_llv.enhance import check_output_name
 
         check_output_name(self.output)
+        if self.tile is not None and self.tile < 0:
+            raise ConfigError(f"--tile {self.tile}: expected a side in pixels >= 0 (0: whole images)")
         if self.repeats < 1 or self.warmup < 0:
             raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {self.repeats} and {self.warmup}")
         for name, value, allowed in (("--lpips-net", self.lpips_net, LPIPS_NETS),

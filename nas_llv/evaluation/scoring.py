@@ -20,6 +20,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from nas_llv.tiles import Tiler
 from nas_llv import __version__
 from nas_llv.config import ConfigError
 from nas_llv.data import LowLightSRFolder, PairedFolder, lol
@@ -77,14 +78,17 @@ def image_metrics(x: torch.Tensor, gt: torch.Tensor, quant: str = "round", gt_me
 
 def evaluate_images(net: nn.Module, pairs: PairedFolder | LowLightSRFolder, device: torch.device,
                     output: str = "x", quant: str = "round", gt_mean: bool = False,
-                    lpips: LPIPSMetric | None = None, progress: bool = True) -> list[dict[str, Any]]:
+                    lpips: LPIPSMetric | None = None, progress: bool = True,
+                    tile: int | None = None) -> list[dict[str, Any]]:
     """One row per pair: ``{"name", "psnr", "ssim", "lpips", "rmse"}`` (lpips None when unavailable).
-    The output must be the ground truth's size (``pairs`` checks high = scale x low)."""
+    The output must be the ground truth's size (``pairs`` checks high = scale x low). An image too
+    large for memory runs in tiles (``tile``, nas_llv.tiles)."""
     net = net.to(device).eval()
+    tiler = Tiler(lambda y: enhance_tensor(net, y, output), tile)
     rows = []
     for i in tqdm(range(len(pairs)), desc="eval", unit="img", disable=None if progress else True):  # terminal only
         item = pairs[i]
-        x = enhance_tensor(net, item["low"][None].to(device), output)
+        x = tiler(item["low"][None].to(device))
         if x.shape[-2:] != item["high"].shape[-2:]:
             raise ConfigError(f"{item['name']}: output '{output}' is {tuple(x.shape[-2:])} for input "
                               f"{tuple(item['low'].shape[-2:])}, but its ground truth is "
@@ -193,7 +197,7 @@ def evaluate_model(model: Prepared, data: str | Path, options: EvalOptions,
     check_sizes(pairs, *metric_needs(lpips))
     scored = lpips if lpips is not None and lpips.available else None
     rows = evaluate_images(model.runner, pairs, model.device, options.output, options.quantize, options.gt_mean,
-                           scored, progress=options.progress)
+                           scored, progress=options.progress, tile=options.tile)
     # at the (LR) input size; params and FLOPs are the network's, the latency the engine's
     cost = model_cost(model.network, pairs[0]["low"], model.device, options.repeats, options.warmup,
                       timed=model.runner)

@@ -12,6 +12,7 @@ from nas_llv.config import ConfigError
 from nas_llv.diskfull import DiskFull
 from nas_llv.evaluation.options import EvalOptions
 from nas_llv.runs import Run
+from nas_llv.tiles import MAX_PIXELS
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -246,19 +247,24 @@ def _options(options: EvalOptions | None, given: dict[str, Any]) -> EvalOptions:
 
 
 def enhance(model: RunOrPath, in_dir: str | Path, out_dir: str | Path, engine: str = "torch", output: str = "x",
-            save: str = "round", device: str = "auto", overwrite: bool = False, progress: bool = True) -> EnhanceResult:
+            save: str = "round", device: str = "auto", overwrite: bool = False, progress: bool = True,
+            tile: int | None = None, max_pixels: int | None = MAX_PIXELS) -> EnhanceResult:
     """Enhance every image directly inside ``in_dir`` into ``out_dir`` with ``model`` run by
-    ``engine`` (nas_llv.export.engines); a file that fails is listed in the result, the others written."""
+    ``engine`` (nas_llv.export.engines); a file that fails is listed in the result, the others written.
+    An image too large for memory runs in tiles (``tile``: None from the free memory, 0 never;
+    nas_llv.tiles); one over ``max_pixels`` (None: no limit) is refused before it is decoded."""
     from nas_llv.enhance import check_folders, check_output_name, enhance_folder
     from nas_llv.export.engine import prepare
 
     check_output_name(output)
     check_folders(in_dir, out_dir, overwrite)
+    if tile is not None and tile < 0:
+        raise ConfigError(f"--tile {tile}: expected a side in pixels >= 0 (0: whole images)")
     if save not in ("round", "truncate"):
         raise ConfigError(f"--save {save}: not allowed; allowed: round, truncate")
     prepared = prepare(_path(model), engine, device, output)
     return enhance_folder(prepared.runner, in_dir, out_dir, output=output, save=save, device=prepared.device,
-                          progress=progress)
+                          progress=progress, tile=tile, max_pixels=max_pixels)
 
 
 @dataclass(frozen=True)
