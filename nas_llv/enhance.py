@@ -5,6 +5,7 @@ logged on one line and listed in the result; the others are written.
 """
 from __future__ import annotations
 
+import glob
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from nas_llv.atomic import TEMP_SUFFIX
 from nas_llv.config import ConfigError, first_line
 from nas_llv.data import list_images, read_image, write_image
 from nas_llv.diskfull import DiskFull
@@ -99,6 +101,15 @@ def levels_runner(net: nn.Module, output: str = "x", save: str = "round") -> Cal
     return run
 
 
+def sweep_own_temp_files(targets: Iterable[Path]) -> None:
+    """Remove the temp files a killed earlier run left for these outputs (``.<name>.<random>.tmp``,
+    nas_llv.atomic's naming); other hidden files are not touched."""
+    for dst in targets:
+        for stale in dst.parent.glob(f".{glob.escape(dst.name)}.*{TEMP_SUFFIX}") if dst.parent.is_dir() else ():
+            stale.unlink(missing_ok=True)
+            log.info("removed %s, left by an interrupted write", stale)
+
+
 def enhance_folder(net: nn.Module, in_dir: str | Path, out_dir: str | Path, output: str = "x",
                    save: str = "round", device: str | torch.device = "cpu", progress: bool = True,
                    tile: int | None = None, pad: int = DEFAULT_PAD, max_pixels: int | None = MAX_PIXELS) -> EnhanceResult:
@@ -111,7 +122,9 @@ def enhance_folder(net: nn.Module, in_dir: str | Path, out_dir: str | Path, outp
     out_dir = Path(out_dir)
     tiler = Tiler(levels_runner(net, output, save), tile, pad)
     result = EnhanceResult()
-    for src, dst in tqdm(plan_outputs(list_images(in_dir), out_dir), desc="enhance", unit="img",
+    plan = plan_outputs(list_images(in_dir), out_dir)
+    sweep_own_temp_files(dst for _, dst in plan)
+    for src, dst in tqdm(plan, desc="enhance", unit="img",
                         disable=None if progress else True):  # None: a bar on a terminal only
         try:
             y = read_image(src, max_pixels, levels=True)[None].to(device)

@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -33,14 +34,19 @@ def _trajectory(run) -> pd.DataFrame:
 
 
 @pytest.fixture(scope="module")
-def stopped(tmp_path_factory):
-    """A demo search stopped after 2 steps: (its folder, an uninterrupted run's folder)."""
-    root = tmp_path_factory.mktemp("faults")
-    whole = _cli("search", str(RECIPES / "ruas_demo.yaml"), *TINY, "--output", str(root / "whole"))
-    part = _cli("search", str(RECIPES / "ruas_demo.yaml"), *TINY, "--output", str(root / "part"), "--stop-after", "2")
-    assert whole.returncode == 0 and part.returncode == 0, whole.stderr + part.stderr
-    from pathlib import Path
-    return Path(part.stdout.strip()), Path(whole.stdout.strip())
+def uninterrupted(tmp_path_factory):
+    """The demo search run through: its folder."""
+    whole = _cli("search", str(RECIPES / "ruas_demo.yaml"), *TINY, "--output", str(tmp_path_factory.mktemp("whole")))
+    assert whole.returncode == 0, whole.stderr
+    return Path(whole.stdout.strip())
+
+
+@pytest.fixture
+def stopped(tmp_path, uninterrupted):
+    """The same search stopped after 2 steps: (its folder, the uninterrupted run's folder)."""
+    part = _cli("search", str(RECIPES / "ruas_demo.yaml"), *TINY, "--output", str(tmp_path / "part"), "--stop-after", "2")
+    assert part.returncode == 0, part.stderr
+    return Path(part.stdout.strip()), uninterrupted
 
 
 def _holder(run_dir) -> subprocess.Popen:
@@ -214,3 +220,16 @@ def test_torchs_wordless_write_error_on_a_full_disk_is_named(small_fs, tmp_path)
     with pytest.raises(RuntimeError, match="unexpected pos"):  # with room to spare it is not put down to space
         atomic_write(tmp_path / "ckpt.pt", torch_like)
     assert not list(small_fs.glob(".*.tmp")) and not list(tmp_path.glob(".*.tmp"))
+
+
+def test_two_resumes_started_together_one_writes_and_the_other_is_refused(stopped):
+    run, whole = stopped
+    both = [subprocess.Popen([sys.executable, "-m", "nas_llv", "search", "--resume", str(run), "--threads", "1"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=ENV) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in both]
+    codes = sorted(rc for rc, _ in results)
+    if codes == [0, 0]:
+        pytest.skip("the first resume ended before the second one opened the run")
+    assert codes == [0, 2], results
+    assert "another nas-llv process is writing this run" in next(err for rc, err in results if rc == 2)
+    pd.testing.assert_frame_equal(_trajectory(whole), _trajectory(run))  # one writer: no repeated rows

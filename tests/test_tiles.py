@@ -109,3 +109,13 @@ def test_a_file_over_the_pixel_limit_or_too_large_to_decode_is_reported_and_the_
     out = capsys.readouterr().out
     assert rc == 1 and "2.png: not enough memory to decode this image" in out
     assert sorted(p.name for p in (tmp_path / "out2").iterdir()) == ["0.png", "1.png"]
+
+
+def test_a_rerun_sweeps_the_temp_files_a_killed_enhance_left_and_only_those(tmp_path, net):
+    _photos(tmp_path / "in", [(30, 30)])
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / ".0.png.k2j4x9.tmp").write_bytes(b"torn")  # nas_llv.atomic's naming for 0.png
+    (out / ".mine.tmp").write_bytes(b"the user's")
+    enhance_folder(net, tmp_path / "in", out, progress=False)
+    assert sorted(p.name for p in out.iterdir()) == [".mine.tmp", "0.png"]

@@ -25,7 +25,7 @@ from nas_llv import __version__
 from nas_llv.config import ConfigError
 from nas_llv.data import LowLightSRFolder, PairedFolder, lol
 from nas_llv.data.rellisur import SPLIT_DIRS, find_sr_folders
-from nas_llv.enhance import enhance_tensor
+from nas_llv.enhance import enhance_tensor, sweep_own_temp_files
 from nas_llv.evaluation.options import EvalOptions
 from nas_llv.atomic import atomic_write, write_text
 from nas_llv.metrics.image import METRICS
@@ -207,6 +207,7 @@ def evaluate_model(model: Prepared, data: str | Path, options: EvalOptions,
     source = {"model": str(model.source.resolve()), "data": str(Path(data).resolve()),
               "data_name": Path(data).resolve().name}
     summary = build_summary(rows, cost, rules, source)
+    sweep_own_temp_files([out_dir / "metrics.csv", out_dir / "summary.json"])
     metrics_csv = write_metrics_csv(out_dir / "metrics.csv", rows)
     try:
         write_summary(out_dir / "summary.json", summary)
