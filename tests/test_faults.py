@@ -125,6 +125,8 @@ def test_sigterm_finishes_the_step_checkpoints_exits_143_and_resumes_exactly(tmp
 def test_sigterm_in_a_training_loop_raises_terminated_at_the_step_boundary(tmp_path):
     from retrain.test_trainer import _trainer, ruas_genotype  # noqa: F401  (the trainer's tiny recipe)
     genotype = str(ruas_genotype("cvpr", "ruas").save(tmp_path / "g.yaml"))
+    full = _trainer(genotype, tmp_path / "a", steps=5)
+    full.run()
     t = _trainer(genotype, tmp_path / "b", steps=5)
     step = t._iteration
 
@@ -137,7 +139,9 @@ def test_sigterm_in_a_training_loop_raises_terminated_at_the_step_boundary(tmp_p
     with pytest.raises(Terminated):
         t.run()
     assert t.attached_run.load_checkpoint()["progress"]["step"] == 3
+    t.attached_run.close()
     assert main(["train", "--resume", str(t.attached_run.dir), "--threads", "1"]) == 0
+    pd.testing.assert_frame_equal(_trajectory(full.attached_run.dir), _trajectory(t.attached_run.dir))
 
 
 # -- a full disk ---------------------------------------------------------------------------------
