@@ -1,6 +1,7 @@
 """One writer per run folder: an advisory ``fcntl.flock`` on ``RUN/.lock``.
 
-``search``, ``train`` and ``--resume`` take it before they write; a second writer is refused in
+``search``, ``train`` and ``--resume`` take it before they write, ``eval`` and ``derive`` while
+they write into a run folder (``writing_into``); a second writer is refused in
 one line naming the holder's PID and start time. The kernel releases a flock when its process
 dies, however it dies (SIGKILL, a crash, a lost node), so a lock left by a killed process is never
 "held": the next writer takes the file over and says whose it was. The file's text (PID, host,
@@ -16,9 +17,10 @@ import fcntl
 import logging
 import os
 import socket
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Iterator
 
 from nas_llv.config import ConfigError
 
@@ -95,3 +97,25 @@ class RunLock:
     @property
     def held(self) -> bool:
         return self._file is not None
+
+
+def run_folder_of(path: str | Path) -> Path | None:
+    """The run folder ``path`` is, or lies directly in (a folder holding config.yaml), if any."""
+    path = Path(path)
+    for folder in (path, path.parent):
+        if (folder / "config.yaml").is_file():
+            return folder
+    return None
+
+
+@contextmanager
+def writing_into(path: str | Path) -> Iterator[None]:
+    """Hold the lock of the run folder that ``path`` is or lies in (``eval``'s eval-<data>/,
+    ``derive``'s drawings and capped genotypes) while the block writes; nothing elsewhere."""
+    folder = run_folder_of(path)
+    lock = None if folder is None else RunLock(folder).acquire()
+    try:
+        yield
+    finally:
+        if lock is not None:
+            lock.release()

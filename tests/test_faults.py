@@ -237,3 +237,17 @@ def test_two_resumes_started_together_one_writes_and_the_other_is_refused(stoppe
     assert codes == [0, 2], results
     assert "another nas-llv process is writing this run" in next(err for rc, err in results if rc == 2)
     pd.testing.assert_frame_equal(_trajectory(whole), _trajectory(run))  # one writer: no repeated rows
+
+
+def test_derive_writing_into_a_run_waits_its_turn(uninterrupted):
+    run = uninterrupted
+    holder = _holder(run)
+    try:
+        refused = _cli("derive", str(run), "--draw", "--no-flops")
+        assert refused.returncode == 2 and f"PID {holder.pid}" in refused.stderr
+        assert not (run / "cell_scene.png").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    assert _cli("derive", str(run), "--draw", "--no-flops").returncode == 0
+    assert (run / "cell_scene.png").is_file()

@@ -78,13 +78,25 @@ def search_lines(folder: Path) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from nas_llv.config import ConfigError
-    from nas_llv.space.genotype import find_genotype, load_genotype, module_prefix
+    from nas_llv.space.genotype import find_genotype
 
     if args.sample is not None:
         return sample(args)
     if args.output is not None:
         raise ConfigError("-o/--output is where --sample writes; give --sample N with it")
     path = find_genotype(args.target)
+    if args.max_skip is not None or args.draw:  # these write into the run folder: one writer at a time
+        from nas_llv.runlock import writing_into
+
+        with writing_into(path.parent):
+            return _derive(args, path)
+    return _derive(args, path)
+
+
+def _derive(args: argparse.Namespace, path: Path) -> int:
+    from nas_llv.config import ConfigError
+    from nas_llv.space.genotype import load_genotype, module_prefix
+
     geno = load_genotype(path)
     if args.max_skip is not None:
         path, geno = max_skip(path.parent, geno, args.max_skip)

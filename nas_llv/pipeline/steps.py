@@ -230,7 +230,10 @@ def evaluate(model: RunOrPath, data: str | Path, options: EvalOptions | None = N
     where = Path(out_dir) if out_dir is not None else check_output_dir(
         prepared.source.parent / f"eval-{Path(data).resolve().name}",
         "output folder (beside the model; choose one with --out-dir)")
-    rows, record = evaluate_model(prepared, data, options, where)
+    from nas_llv.runlock import writing_into
+
+    with writing_into(where):  # eval-<data>/ of a run folder: one writer at a time
+        rows, record = evaluate_model(prepared, data, options, where)
     return Summary(**{k: record[k] for k in METRICS}, params=record["params"], flops=record["flops"],
                    latency_s=record["latency_s"], metrics=pd.DataFrame(rows, columns=["name", *METRICS]),
                    record=record, out_dir=where)
