@@ -251,3 +251,15 @@ def test_derive_writing_into_a_run_waits_its_turn(uninterrupted):
         holder.wait()
     assert _cli("derive", str(run), "--draw", "--no-flops").returncode == 0
     assert (run / "cell_scene.png").is_file()
+
+
+def test_a_second_sigterm_stops_at_once():
+    from nas_llv.runs import deferred_interrupt
+    with deferred_interrupt() as flag:
+        os.kill(os.getpid(), signal.SIGTERM)  # the first: the step may finish
+        assert flag.pending == signal.SIGTERM
+        with pytest.raises(Terminated):
+            os.kill(os.getpid(), signal.SIGTERM)  # the second: at once
+            time.sleep(1)
+    with pytest.raises(Terminated):
+        flag.check()

@@ -29,6 +29,8 @@ SPEEDUPS = {
     "recipes/ruas_highlevel_demo.yaml": f"search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 {TINY_DATA}",
     "recipes/ruas_quality.yaml": f"search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 {TINY_SYNTH}",
     "recipes/ruas_quality_train.yaml": f"train.steps=2 train.val_every=1 train.val_batches=1 {TINY_SYNTH}",
+    "recipes/ruas_unsupervised_train.yaml": "train.steps=2 train.val_every=1 train.val_batches=1 data.crop=16 "
+                                            "data.batch_size=1",
 }
 
 
@@ -49,7 +51,7 @@ def speed_up(script: str) -> str:
             out.append(line)
             continue
         for recipe, extra in SPEEDUPS.items():
-            if line.lstrip().startswith(("nas-llv ", "RUN=", "TRAIN=", "STOPPED=", "LLSR=", "QUALITY=")) and recipe in line:
+            if line.lstrip().startswith(("nas-llv ", "RUN=", "TRAIN=", "STOPPED=", "LLSR=", "QUALITY=", "OWN=")) and recipe in line:
                 code, hash_, comment = line.partition("  #")
                 closing = ")" if code.rstrip().endswith(")") else ""
                 code = code.rstrip()[: len(code.rstrip()) - len(closing)]
@@ -80,7 +82,7 @@ def test_every_readme_command_runs_as_written(tmp_path, shared_data):
     done = subprocess.run(["bash", "-c", script], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"README commands failed:\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr
-    for made in ("alphas.png", "cell.png", "table.md", "enhanced", "published/upe.pt"):
+    for made in ("alphas.png", "cell.png", "table.md", "enhanced", "published/upe.pt", "results/upe_model.pt"):
         assert (clone / made).exists(), made
     table = (clone / "table.md").read_text()
     assert "published/eval-mit5" in table and table.count("| mit5 |") == 2

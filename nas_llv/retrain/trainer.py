@@ -30,7 +30,7 @@ from nas_llv.space.models.hooks import EntryOutputs, ObjectiveModules, PartialFo
 from nas_llv.enhance import select_output
 from nas_llv.device import resolve_device
 from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
-from nas_llv.atomic import atomic_write
+from nas_llv.atomic import atomic_write_bytes
 from nas_llv.job import Job
 from nas_llv.losses import build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
@@ -150,6 +150,25 @@ class TrainingObjective(nn.Module):
         return total, terms, out  # type: ignore[return-value]
 
 
+def _loss_types(cfg: Mapping[str, Any]) -> list[str]:
+    """The loss types of one ``losses:`` entry (a ``{type: ...}`` or a ``{terms: ...}`` composite)."""
+    if "type" in cfg:
+        return [cfg["type"]]
+    return [t.get("type") for t in cfg.get("terms", {}).values() if isinstance(t, Mapping)]
+
+
+def drift_warnings(losses: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float]) -> list[str]:
+    """A warning for an objective that trains RUAS's scene loss with nothing holding the exposure:
+    met in the limit by over-brightening (or, with RTV, by a collapse to a colour cast)."""
+    types = {k: _loss_types(losses[k]) for k in weights if k in losses}
+    if any("exposure" in t for t in types.values()):
+        return []
+    return [f"train.objective: entry '{k}' trains the RUAS scene loss with no exposure term; trained long, it "
+            f"drifts towards white or collapses to a colour cast (docs/training.md, 'Training without ground "
+            f"truth'); recipes/ruas_unsupervised_train.yaml adds the terms that hold it"
+            for k, t in types.items() if "ruas_scene" in t]
+
+
 def _check_modules(net: nn.Module, weights: Mapping[str, float]) -> None:
     """Entries that train a submodule ``net`` does not have are an error (RUAS_S: no denoiser)."""
     modules: Mapping[str, str] = net.objective_modules if isinstance(net, ObjectiveModules) else {}
@@ -240,6 +259,8 @@ class Trainer(Job):
         log.info("training %s; %s parameters, %s weights, %d steps on %s",
                  self.genotype.describe(**self.build), f"{params:,}", f"initial from {self.init}" if self.init else "random",
                  self.total_steps, self.device)
+        for warning in drift_warnings(self.recipe.losses, self.cfg.objective):
+            log.warning(warning)
         if self.init is None:
             warnings = getattr(self.net, "random_init_warnings", None)
             for warning in warnings(self.cfg.objective) if warnings else ():
@@ -357,7 +378,7 @@ class Trainer(Job):
         final = self._save_model("model.pt" if self.cfg.keep == "last" else "model_last.pt")
         if self.cfg.keep == "best":
             best = (self.attached_run.dir / "model_best.pt").read_bytes()
-            atomic_write(self.attached_run.dir / "model.pt", lambda p: p.write_bytes(best))
+            atomic_write_bytes(self.attached_run.dir / "model.pt", best)
         last = {"step": self.step, "psnr": self.last.get("metric/psnr"), "ssim": self.last.get("metric/ssim"),
                 "val_loss": self.last.get("val_loss")}
         log.info("training finished after %d steps; final %s; best %s; model.pt holds the %s weights%s",

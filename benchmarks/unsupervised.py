@@ -1,0 +1,135 @@
+"""RUAS's training without ground truth: choose the exposure level on validation, score the test once.
+
+Protocol (docs/training.md, "Training without ground truth"):
+
+1. Validation pairs, never the test images: ``--val-count`` low-light pairs synthesised from the
+   photographs the installed packages bundle (``data.type: synth``, exposures 1/8 to 1/2 as
+   under-exposed photographs, seed 1), written once to ``WORK/synth_val/{low,high}``.
+2. For each exposure level of ``--levels`` and length of ``--steps``: ``nas-llv train TARGET --recipe
+   recipes/ruas_unsupervised_train.yaml losses.scene.terms.exposure.level=E train.steps=N`` on the dark photos
+   (``--data``, no ground truth), then ``nas-llv eval`` of its final step on the validation pairs.
+3. The (level, steps) with the best mean validation PSNR over the seeds is the choice. Only that run is scored on ``--test``
+   (the MIT pairs), once; the other levels' test scores are not computed.
+4. Every run's output on the dark photos is checked for a colour cast (channel means of the
+   enhanced images) and brightness.
+5. ``--authors-steps``: the authors' own loop for reference (their scene loss alone, SGD lr 0.015,
+   momentum 0.9, weight decay 3e-4, batch 1, 256x256 crops, a constant lr), stopped after each
+   number of steps and scored on the test pairs: a trajectory, not a selection.
+
+    python benchmarks/unsupervised.py --target upe_model.pt [--levels 0.1 0.15 0.2 0.3] [--steps 600 2000] [--seeds 0 1 2] [--jobs 2]
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RECIPE = ROOT / "recipes" / "ruas_unsupervised_train.yaml"
+
+
+def cli(*args: str, threads: int = 1) -> str:
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    done = subprocess.run([sys.executable, "-m", "nas_llv", *args, "--threads", str(threads)], cwd=ROOT,
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"nas-llv {' '.join(args)} failed:\n{done.stderr[-2000:]}")
+    return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
+
+
+def write_validation(folder: Path, count: int) -> Path:
+    """Synthesised pairs from the bundled photographs (never MIT, DARK FACE or LOL)."""
+    from nas_llv.data.io import write_image
+    from nas_llv.data.synth import build_synth
+    if (folder / "high").is_dir():
+        return folder
+    pairs = build_synth(seed=1, synth_count=count, synth_size=128, exposure_min=0.125, exposure_max=0.5)
+    for i in range(len(pairs)):
+        item = pairs[i]
+        write_image(folder / "low" / f"{i:03d}.png", item["low"])
+        write_image(folder / "high" / f"{i:03d}.png", item["high"])
+    return folder
+
+
+def summary(run: Path, data: Path) -> dict[str, float]:
+    out = run / f"eval-{data.name}"
+    cli("eval", str(run / "model.pt"), "--data", str(data), "--lpips-net", "none", "-o", str(out))
+    record = json.loads((out / "summary.json").read_text())
+    return {"psnr": record["psnr"], "ssim": record["ssim"]}
+
+
+@torch.no_grad()
+def cast(run: Path, photos: Path) -> dict[str, object]:
+    """Mean output per channel over the dark photos (half size) and the largest channel gap."""
+    from nas_llv.data.io import list_images, read_image
+    from nas_llv.export.modelfile import load_model
+    net = load_model(run / "model.pt")[0].eval()
+    means = torch.stack([net(read_image(f)[None, :, ::2, ::2])["x"].clamp(0, 1).mean(dim=(0, 2, 3))
+                         for f in list_images(photos)]).mean(0)
+    return {"rgb": [round(float(m), 3) for m in means], "gap": round(float(means.max() - means.min()), 3)}
+
+
+def one(level: float, steps: int, seed: int, target: Path, data: Path, work: Path, val: Path) -> dict[str, object]:
+    out = work / f"level{level}-steps{steps}-seed{seed}"
+    run = Path(cli("train", str(target), "--recipe", str(RECIPE), "--output", str(out),
+                   f"losses.scene.terms.exposure.level={level}", f"train.steps={steps}", f"seed={seed}",
+                   f"data.root={data}"))
+    return {"level": level, "steps": steps, "seed": seed, "run": str(run), "val": summary(run, val),
+            "dark": cast(run, data)}
+
+
+AUTHORS = ["losses.scene={type: ruas_scene, smooth: code_ycbcr}", "data.crop=256", "data.batch_size=1",
+           "train.optim={optimizer: sgd, lr: 0.015, momentum: 0.9, weight_decay: 3.0e-4, schedule: constant, grad_clip: 5.0}"]
+
+
+def authors(steps: int, target: Path, data: Path, work: Path, test: Path) -> dict[str, object]:
+    run = Path(cli("train", str(target), "--recipe", str(RECIPE), "--output", str(work / f"authors-{steps}"),
+                   *AUTHORS, f"train.steps={steps}", f"train.val_every={steps}", f"train.checkpoint_every={steps}",
+                   f"data.root={data}"))
+    return {"authors_loop_steps": steps, "test": summary(run, test), "dark": cast(run, data)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--target", type=Path, required=True, help="model file or genotype to retrain (upe_model.pt)")
+    ap.add_argument("--data", type=Path, default=SHARED / "darkface5")
+    ap.add_argument("--test", type=Path, default=SHARED / "mit5")
+    ap.add_argument("--levels", type=float, nargs="+", default=[0.1, 0.125, 0.15, 0.2, 0.3])
+    ap.add_argument("--steps", type=int, nargs="+", default=[600], help="training steps (the recipe's 600)")
+    ap.add_argument("--seeds", type=int, nargs="+", default=[0])
+    ap.add_argument("--val-count", type=int, default=24)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--authors-steps", type=int, nargs="*", default=[], help="also run the authors' loop this long")
+    ap.add_argument("--work", type=Path, default=None)
+    a = ap.parse_args()
+    work = a.work or Path(tempfile.mkdtemp(prefix="unsupervised-"))
+    val = write_validation(work / "synth_val", a.val_count)
+    if a.authors_steps:
+        with cf.ThreadPoolExecutor(a.jobs) as pool:
+            for row in pool.map(lambda n: authors(n, a.target.resolve(), a.data.resolve(), work, a.test), a.authors_steps):
+                print(json.dumps(row), flush=True)
+    jobs = [(lv, n, s) for lv in a.levels for n in a.steps for s in a.seeds]
+    with cf.ThreadPoolExecutor(a.jobs) as pool:
+        rows = list(pool.map(lambda j: one(*j, a.target.resolve(), a.data.resolve(), work, val), jobs))
+    for r in rows:
+        print(json.dumps(r), flush=True)
+    grid = {(lv, n): [r["val"]["psnr"] for r in rows if (r["level"], r["steps"]) == (lv, n)]
+            for lv in a.levels for n in a.steps}
+    best = max(grid, key=lambda k: sum(grid[k]) / len(grid[k]))
+    print("validation PSNR by (level, steps): " + ", ".join(f"{k}: {sum(v) / len(v):.2f}" for k, v in grid.items()))
+    print(f"chosen level {best[0]}, {best[1]} steps; its runs scored once on {a.test}:")
+    for r in rows:
+        if (r["level"], r["steps"]) == best:
+            print(json.dumps({"seed": r["seed"], "test": summary(Path(r["run"]), a.test), "dark": r["dark"]}))
+
+
+if __name__ == "__main__":
+    main()
