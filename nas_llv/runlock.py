@@ -61,6 +61,11 @@ class RunLock:
             f.close()
             raise ConfigError(f"{self.path.parent}: another nas-llv process is writing this run ({holder}); "
                               f"wait for it to end or stop it, then resume") from None
+        except OSError as exc:  # a file system without locks (some network mounts): say so, go on
+            f.close()
+            log.warning("%s: cannot lock the run folder here (%s); a second writer would not be stopped",
+                        self.path.parent, exc.strerror or exc)
+            return self
         f.seek(0)
         previous = f.read()
         if previous.strip():

@@ -263,3 +263,15 @@ def test_a_second_sigterm_stops_at_once():
             time.sleep(1)
     with pytest.raises(Terminated):
         flag.check()
+
+
+def test_a_file_system_without_locks_is_said_and_the_run_goes_on(tmp_path, monkeypatch, caplog):
+    import fcntl
+
+    def no_locks(fd, op):
+        raise OSError(37, "No locks available")
+    monkeypatch.setattr(fcntl, "flock", no_locks)
+    lock = RunLock(tmp_path).acquire()
+    assert "cannot lock the run folder here (No locks available)" in caplog.text
+    assert not lock.held
+    lock.release()
