@@ -37,6 +37,16 @@ def test_list(kind, capsys):
     assert expected <= names
 
 
+def test_list_says_what_each_entry_is_and_its_keys(capsys):
+    assert main(["list", "datasets"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    folder = lines.index(next(line for line in lines if line.startswith("folder ")))
+    assert "no ground truth" in lines[folder] and lines[folder + 1].split() == ["keys:", "root=None"]
+    assert main(["list", "losses"]) == 0
+    out = capsys.readouterr().out
+    assert "keys: key='u', level=0.6, patch=16, power=1" in out and "exposure control" in out
+
+
 def test_space_draw_writes_a_png(tmp_path, capsys):
     out = tmp_path / "cell.png"
     assert main(["space", "draw", "ruas_cell", "-o", str(out)]) == 0

@@ -27,7 +27,32 @@ def table(kind: str) -> list[str]:
                 for label, names in load_space(name).parts().items()]
     from nas_llv import registry
 
-    return getattr(registry, REGISTRIES[kind]).names()
+    reg = getattr(registry, REGISTRIES[kind])
+    return [line for name in reg.names() for line in entry_lines(reg, name)]
+
+
+def entry_lines(reg: object, name: str) -> list[str]:
+    """``name`` with the first line of its docstring, then its recipe keys and their defaults."""
+    import dataclasses
+
+    doc = (getattr(reg.get(name), "__doc__", None) or "").strip().splitlines()  # type: ignore[attr-defined]
+    lines = [f"{name:20s} {doc[0].strip() if doc else ''}".rstrip()]
+    options = reg.config_of(name)  # type: ignore[attr-defined]
+    fields = dataclasses.fields(options) if options is not None else ()
+    if fields:
+        shown = ", ".join(f"{f.name}={_default(f)}" for f in fields)
+        lines.append(f"{'':20s} keys: {shown}")
+    return lines
+
+
+def _default(field: object) -> str:
+    import dataclasses
+
+    if field.default is not dataclasses.MISSING:  # type: ignore[attr-defined]
+        return repr(field.default)  # type: ignore[attr-defined]
+    if field.default_factory is not dataclasses.MISSING:  # type: ignore[attr-defined]
+        return repr(field.default_factory())  # type: ignore[attr-defined]
+    return "(required)"
 
 
 def run(args: argparse.Namespace) -> int:
