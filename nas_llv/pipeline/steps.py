@@ -4,6 +4,7 @@ work on a fixed network."""
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Sequence
@@ -29,11 +30,35 @@ RunOrPath = Run | str | Path
 
 # -- long jobs: search and train --------------------------------------------------------------------
 
+class _UnconfiguredHandler(logging.StreamHandler):
+    """Standard error for nas-llv's messages while the program has configured no logging of its
+    own (no root handler): a script or notebook sees a long job's progress; once it configures
+    logging, this handler steps aside and its own handlers speak."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if not logging.getLogger().handlers:
+            super().emit(record)
+
+
+def speak() -> None:
+    """Give nas-llv's INFO messages (progress, run folders, scores) a voice in a program that set
+    up no logging; the command line configures its own (idempotent)."""
+    pkg = logging.getLogger("nas_llv")
+    if logging.getLogger().handlers or any(isinstance(h, _UnconfiguredHandler) for h in pkg.handlers):
+        return
+    handler = _UnconfiguredHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    pkg.addHandler(handler)
+    if pkg.level == logging.NOTSET:
+        pkg.setLevel(logging.INFO)
+
+
 def search(recipe: str | Path | Recipe, overrides: Sequence[str] = (), output: str | Path | None = None,
            stop_after: int | None = None) -> Run:
     """Search ``recipe`` (a file, KEY=VALUE ``overrides`` applied; or a loaded ``Recipe``) in a new
     run folder under ``output`` (default: the recipe's ``output``, results/); returns the run,
     finished or stopped after ``stop_after`` steps with a checkpoint."""
+    speak()
     parsed, where = _recipe(recipe, overrides)
     job, run = start_job(parsed, where, output, lambda: _searcher(parsed))
     return run_job(job, run, "search", stop_after)
@@ -45,6 +70,7 @@ def train(source: RunOrPath | Genotype, recipe: str | Path | Recipe, overrides: 
     """Retrain the network of ``source`` (a search run, a genotype file or a ``Genotype``, or a model
     file) at the size ``recipe``'s train: section asks for, in a new run folder; ``init``: start
     from a model file's weights; ``keep``: which weights model.pt holds (last, best)."""
+    speak()
     from nas_llv.retrain.trainer import Trainer, load_source, resolve_build
     from nas_llv.space.genotype import Genotype
 
@@ -75,6 +101,7 @@ def _recipe(recipe: str | Path | Recipe, overrides: Sequence[str]) -> tuple[Reci
 def resume(run: RunOrPath, stop_after: int | None = None, kind: str | None = None) -> Run:
     """Continue a stopped search or training run from its last checkpoint, with the run's own
     config.yaml; ``kind`` (search, train): refuse a run of the other kind."""
+    speak()
     path = _path(run)
     kind = kind or _checkpoint_kind(path)
     if kind == "search":
@@ -215,6 +242,7 @@ def evaluate(model: RunOrPath, data: str | Path, options: EvalOptions | None = N
     pairs (DIR/low + DIR/high, a LOL root, or a RELLISUR root) by the rules of docs/evaluation.md;
     ``options`` or keywords of ``EvalOptions`` (engine, device, lpips_net, ...). metrics.csv and
     summary.json go to ``out_dir`` (default: eval-<data name>/ beside the model)."""
+    speak()
     import pandas as pd
 
     from nas_llv.evaluation.scoring import evaluate_model
@@ -256,6 +284,7 @@ def enhance(model: RunOrPath, in_dir: str | Path, out_dir: str | Path, engine: s
     ``engine`` (nas_llv.export.engines); a file that fails is listed in the result, the others written.
     An image too large for memory runs in tiles (``tile``: None from the free memory, 0 never;
     nas_llv.tiles); one over ``max_pixels`` (None: no limit) is refused before it is decoded."""
+    speak()
     from nas_llv.enhance import check_folders, check_output_name, enhance_folder
     from nas_llv.export.engine import prepare
 
@@ -294,6 +323,7 @@ def export(model: RunOrPath, path: str | Path, opset: int | None = None, check: 
     """Write ``model``'s network as an ONNX graph at ``path`` (input 'low' (N, 3, H, W), output 'x';
     batch, height and width dynamic), then (``check``) run it with onnxruntime at two sizes and
     compare with torch."""
+    speak()
     import torch
 
     from nas_llv.export.modelfile import find_model, load_model

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch.nn.functional as F
 
+from conftest import RECIPES
 from nas_llv import pipeline as p
 from nas_llv.config import ConfigError
 from nas_llv.data import write_image
@@ -84,3 +85,19 @@ def test_resume_of_a_finished_run_runs_nothing(session):
     before = len(load_trajectory(session["trained"].dir))
     assert p.resume(session["trained"]).dir == session["trained"].dir
     assert len(load_trajectory(session["trained"].dir)) == before
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_a_script_that_set_up_no_logging_sees_the_progress(tmp_path, configured):
+    import subprocess
+    import sys
+    # a program that configured its own logging (here: to standard output) gets nothing extra on stderr
+    script = (("import logging, sys; logging.basicConfig(stream=sys.stdout)\n" if configured else "")
+              + "from nas_llv import pipeline as p\n"
+              + f"p.search({str(RECIPES / 'ruas_demo.yaml')!r}, ['search.epochs=1', 'search.steps_per_epoch=1', "
+              + "'search.val_batches=1', 'data.demo_count=4', 'data.demo_size=32', 'data.crop=16', "
+              + f"'data.batch_size=1'], output={str(tmp_path)!r})\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    said = "run folder" in done.stderr and "search finished" in done.stderr
+    assert said != configured, done.stderr  # the program's own logging configuration wins
