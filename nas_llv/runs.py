@@ -31,6 +31,7 @@ from nas_llv.config import ConfigError, load_yaml
 from nas_llv.atomic import atomic_write, atomic_write_bytes, remove_temp_files, torch_bytes, write_yaml
 from nas_llv.diskfull import disk_full, is_disk_full
 from nas_llv.runlock import RunLock
+from nas_llv.runview import RunView
 from nas_llv.safe_load import load_torch_file
 
 log = logging.getLogger(__name__)
@@ -38,8 +39,10 @@ log = logging.getLogger(__name__)
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class Run:
-    """One run folder. Build with ``Run.create`` (new run) or ``Run.open`` (resume)."""
+class Run(RunView):
+    """One run folder. Build with ``Run.create`` (new run) or ``Run.open`` (resume); read it back
+    with ``status``, ``choices``, ``genotype_file``, ``model_file`` and ``trajectory_frame()``
+    (nas_llv.runview)."""
 
     writes = True  # False for MirrorRun: the other ranks of a data-parallel run write nothing
     _lock: RunLock | None = None  # held while this process writes the folder (nas_llv.runlock)
@@ -186,9 +189,6 @@ class Run:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
-
-    def __repr__(self) -> str:
-        return f"Run({str(self.dir)!r})"
 
 
 class MirrorRun(Run):

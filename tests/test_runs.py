@@ -206,3 +206,20 @@ def test_progress_reaches_the_log_file(tmp_path, monkeypatch, command):
     (run,) = (tmp_path / "runs").iterdir()
     lines = [line for line in (run / "log.txt").read_text().splitlines() if f"{command}: step" in line]
     assert len(lines) >= 2 and "s/step" in lines[-1] and "left" in lines[-1]
+
+
+def test_a_run_reads_itself_back(tmp_path):
+    from conftest import RECIPES
+    from nas_llv import pipeline as p
+    tiny = ["search.epochs=2", "search.steps_per_epoch=1", "search.val_batches=1", "data.demo_count=4",
+            "data.demo_size=32", "data.crop=16", "data.batch_size=1"]
+    run = p.search(str(RECIPES / "ruas_demo.yaml"), tiny, output=tmp_path, stop_after=2)
+    assert run.status == "stopped at step 2" and run.choices is None and run.model_file is None
+    assert repr(run) == f"Run({str(run.dir)!r}, stopped at step 2)"
+    run = p.resume(run)
+    assert run.status == "finished" and run.genotype_file == run.dir / "genotype.yaml"
+    assert len(run.choices) == 14 and set(run.choices.values()) <= {"conv_1x1", "conv_3x3", "resconv_1x1", "resconv_3x3",
+                                                                    "dilconv_3x3_d2", "resdilconv_3x3_d2", "skip"}
+    assert run.trajectory_frame(wide=True)["step"].max() == 4
+    assert {"step", "edge", "op", "prob"} <= set(run.trajectory_frame().columns)
+    assert Run(tmp_path / "none").status == "not started"
