@@ -23,6 +23,7 @@ from nas_llv.recipe import recipe_from_dict
 from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.results import CSV_FLOATS
 from nas_llv.runs import Run
+from nas_llv.signals import Terminated
 from nas_llv.config import ConfigError
 from nas_llv.retrain.trainer import TrainingObjective, Trainer, load_source, resolve_build
 from nas_llv.space.spec import load_space
@@ -122,7 +123,9 @@ def test_resume_equals_uninterrupted(genotype, tmp_path, recipe_file):
     assert all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
-def test_interrupt_checkpoints_at_a_step_boundary_and_resumes_exactly(genotype, tmp_path):
+@pytest.mark.parametrize("signum, raised", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_interrupt_checkpoints_at_a_step_boundary_and_resumes_exactly(genotype, tmp_path, signum, raised):
+    # SIGTERM (preemption) is handled as Ctrl-C is, and raises Terminated (exit 143 on the command line)
     full = _trainer(genotype, tmp_path / "a", steps=5)
     full.run()
     t = _trainer(genotype, tmp_path / "b", steps=5)
@@ -130,11 +133,11 @@ def test_interrupt_checkpoints_at_a_step_boundary_and_resumes_exactly(genotype, 
 
     def iteration():
         if t.step == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # arrives mid-step: the step still completes
+            os.kill(os.getpid(), signum)  # arrives mid-step: the step still completes
         step()
 
     t._iteration = iteration
-    with pytest.raises(KeyboardInterrupt):
+    with pytest.raises(raised):
         t.run()
     state = t.attached_run.load_checkpoint()
     assert state["progress"]["step"] == 3
