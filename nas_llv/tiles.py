@@ -7,9 +7,9 @@ field. So where ``pad`` covers that field, a tiled output equals the whole-image
 to blend, which ``tests/test_tiles.py`` checks. RUAS's scene and denoising modules reach about 30
 pixels, so the default ``pad`` is 32.
 
-``auto_tile`` decides from memory for an image over 4 MP (smaller ones run whole): the bytes a pixel costs (the activations of one forward pass on
-a 64 x 64 probe, summed over modules, an upper bound under ``no_grad``) against half of what is
-free (the device's free memory on CUDA; on CPU the least of MemAvailable, the cgroup's limit and
+``Tiler`` without a fixed side decides from memory for an image over 4 MP (smaller ones run
+whole): the bytes a pixel costs (the activations of one forward pass on a 64 x 64 probe, summed
+over modules, an upper bound under ``no_grad``) against half of what is free (the device's free memory on CUDA; on CPU the least of MemAvailable, the cgroup's limit and
 the address-space limit).
 """
 from __future__ import annotations
@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Callable
 
 import torch
+
+from nas_llv.config import ConfigError
 
 Runner = Callable[[torch.Tensor], torch.Tensor]
 DEFAULT_PAD = 32
@@ -112,17 +114,18 @@ def bytes_per_pixel(fn: Runner, channels: int, device: torch.device) -> float:
     return max(total, 2 * channels * PROBE * PROBE * 4) / (PROBE * PROBE)
 
 
-def auto_tile(fn: Runner, y: torch.Tensor, pad: int = DEFAULT_PAD) -> int:
-    """The tile side for ``y`` (0: the whole image fits in half of the free memory)."""
-    return Tiler(fn, None, pad).side(y)
+def check_tile(tile: int | None) -> None:
+    """``--tile``: None (from the free memory), 0 (never) or a side in pixels."""
+    if tile is not None and tile < 0:
+        raise ConfigError(f"--tile {tile}: expected a side in pixels >= 0 (0: whole images)")
+
 
 class Tiler:
     """``fn`` over images, each whole or in tiles: ``tile`` > 0 fixes the side, 0 never tiles, None
-    decides per image from the free memory (``auto_tile``; the probe runs once)."""
+    decides per image from the free memory (``side``; the probe runs once)."""
 
     def __init__(self, fn: Runner, tile: int | None = None, pad: int = DEFAULT_PAD) -> None:
-        if tile is not None and tile < 0:
-            raise ValueError(f"tile must be >= 0 (0: whole images), got {tile}")
+        check_tile(tile)
         if pad < 0:
             raise ValueError(f"pad must be >= 0, got {pad}")
         self.fn, self.tile, self.pad = fn, tile, pad

@@ -32,10 +32,10 @@ class EvalOptions:
 
     def check(self) -> None:
         from nas_llv.enhance import check_output_name
+        from nas_llv.tiles import check_tile
 
         check_output_name(self.output)
-        if self.tile is not None and self.tile < 0:
-            raise ConfigError(f"--tile {self.tile}: expected a side in pixels >= 0 (0: whole images)")
+        check_tile(self.tile)
         if self.repeats < 1 or self.warmup < 0:
             raise ConfigError(f"need --repeats >= 1 and --warmup >= 0, got {self.repeats} and {self.warmup}")
         for name, value, allowed in (("--lpips-net", self.lpips_net, LPIPS_NETS),

@@ -20,7 +20,6 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from nas_llv.tiles import Tiler
 from nas_llv import __version__
 from nas_llv.config import ConfigError
 from nas_llv.data import LowLightSRFolder, PairedFolder, lol
@@ -29,6 +28,7 @@ from nas_llv.enhance import enhance_tensor, sweep_own_temp_files
 from nas_llv.evaluation.options import EvalOptions
 from nas_llv.atomic import atomic_write, write_text
 from nas_llv.metrics.image import METRICS
+from nas_llv.tiles import Tiler
 from nas_llv.metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, latency, psnr, quantize, rmse, ssim
 
 if TYPE_CHECKING:

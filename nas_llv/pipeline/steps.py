@@ -13,7 +13,7 @@ from nas_llv.config import ConfigError
 from nas_llv.diskfull import DiskFull
 from nas_llv.evaluation.options import EvalOptions
 from nas_llv.runs import Run
-from nas_llv.tiles import MAX_PIXELS
+from nas_llv.tiles import MAX_PIXELS, check_tile
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -290,8 +290,7 @@ def enhance(model: RunOrPath, in_dir: str | Path, out_dir: str | Path, engine: s
 
     check_output_name(output)
     check_folders(in_dir, out_dir, overwrite)
-    if tile is not None and tile < 0:
-        raise ConfigError(f"--tile {tile}: expected a side in pixels >= 0 (0: whole images)")
+    check_tile(tile)
     if save not in ("round", "truncate"):
         raise ConfigError(f"--save {save}: not allowed; allowed: round, truncate")
     prepared = prepare(_path(model), engine, device, output)
