@@ -119,3 +119,8 @@ def test_a_rerun_sweeps_the_temp_files_a_killed_enhance_left_and_only_those(tmp_
     (out / ".mine.tmp").write_bytes(b"the user's")
     enhance_folder(net, tmp_path / "in", out, progress=False)
     assert sorted(p.name for p in out.iterdir()) == [".mine.tmp", "0.png"]
+
+
+def test_the_command_lines_defaults_are_the_tiles_modules():
+    from nas_llv.commands import _images
+    assert (_images.PAD, _images.MAX_PIXELS) == (tiles.DEFAULT_PAD, tiles.MAX_PIXELS)
