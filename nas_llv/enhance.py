@@ -18,6 +18,7 @@ from tqdm import tqdm
 from nas_llv.atomic import TEMP_SUFFIX
 from nas_llv.config import ConfigError, first_line
 from nas_llv.data import list_images, read_image, write_image
+from nas_llv.data.io import to_levels
 from nas_llv.diskfull import DiskFull
 from nas_llv.tiles import DEFAULT_PAD, MAX_PIXELS, Tiler
 
@@ -92,12 +93,9 @@ def plan_outputs(files: Iterable[Path], out_dir: Path) -> list[tuple[Path, Path]
 
 def levels_runner(net: nn.Module, output: str = "x", save: str = "round") -> Callable[[torch.Tensor], torch.Tensor]:
     """uint8 levels (N, 3, h, w) -> the network's chosen output as uint8 levels (``save``: round or
-    truncate); pixel by pixel, so a tiled image is quantised as a whole one."""
-    from nas_llv.metrics import quantize  # here: metrics pulls in torchvision (LPIPS)
-
+    truncate), as ``write_image`` would save the whole image's."""
     def run(y8: torch.Tensor) -> torch.Tensor:
-        x = enhance_tensor(net, y8.to(torch.float32).div_(255.0), output)
-        return quantize(x.float(), save).mul_(255.0).round_().to(torch.uint8)
+        return to_levels(enhance_tensor(net, y8.to(torch.float32).div_(255.0), output), save)
     return run
 
 

@@ -72,14 +72,19 @@ def to_uint8(x: torch.Tensor, mode: str = "round") -> np.ndarray:
     ``round`` rounds to the nearest level; ``truncate`` is ``uint8(clip(x * 255))``, the way the
     RUAS authors save their outputs.
     """
-    if mode not in WRITE_MODES:
-        raise ValueError(f"mode={mode!r} is not allowed; allowed: {', '.join(WRITE_MODES)}")
     if x.ndim != 3 or x.shape[0] != 3:
         raise ValueError(f"expected an image tensor of shape (3, H, W), got {tuple(x.shape)}")
+    return to_levels(x.detach().to("cpu")[None], mode)[0].permute(1, 2, 0).contiguous().numpy()
+
+
+def to_levels(x: torch.Tensor, mode: str = "round") -> torch.Tensor:
+    """``x: (N, C, H, W)`` in [0, 1] -> the 8-bit levels it saves as, uint8 of the same shape and
+    device (``mode`` as in ``to_uint8``); pixel by pixel, so a tiled image gets a whole one's."""
+    if mode not in WRITE_MODES:
+        raise ValueError(f"mode={mode!r} is not allowed; allowed: {', '.join(WRITE_MODES)}")
     from nas_llv.metrics import quantize  # here: metrics pulls in torchvision (LPIPS)
 
-    levels = quantize(x.detach().to("cpu", torch.float32)[None], mode)[0].mul(255.0).round()
-    return levels.to(torch.uint8).permute(1, 2, 0).contiguous().numpy()
+    return quantize(x.to(torch.float32), mode).mul_(255.0).round_().to(torch.uint8)
 
 
 def write_image(path: str | Path, x: torch.Tensor, mode: str = "round") -> Path:
