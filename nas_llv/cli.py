@@ -6,8 +6,8 @@ traceback.
 from __future__ import annotations
 
 import argparse
-import errno
 import contextlib
+import errno
 import logging
 import os
 import sys
