@@ -16,9 +16,12 @@ from importlib import import_module
 from pkgutil import iter_modules
 from typing import Any, Callable, Iterator, Mapping
 
+from nas_llv.config import ConfigError
 
-class RegistryError(KeyError):
-    """An unknown or duplicate name; the message lists what is allowed."""
+
+class RegistryError(ConfigError, KeyError):
+    """An unknown or duplicate name; the message lists what is allowed. A user's error like any
+    other (a ``ConfigError``: one line, exit 2), and a ``KeyError`` for code that looks names up."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain
         return str(self.args[0])
