@@ -125,11 +125,39 @@ class OnnxNet(nn.Module):
         if len(inputs) != 1 or len(inputs[0].shape) != 4:
             raise ConfigError(f"{path}: needs one 4-D image input (N, 3, H, W), as `nas-llv export` writes; "
                               f"this file takes {[i.name for i in inputs]}")
-        self.input_name = inputs[0].name
+        check_input(path, inputs[0].name, inputs[0].shape, inputs[0].type)
+        self.path, self.input_name, self.input_shape = Path(path), inputs[0].name, _shown(inputs[0].shape)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        x = self.session.run(None, {self.input_name: y.detach().cpu().float().numpy()})[0]
+        try:
+            x = self.session.run(None, {self.input_name: y.detach().cpu().float().numpy()})[0]
+        except Exception as exc:  # onnxruntime's own types (InvalidArgument, RuntimeException, ...)
+            raise ConfigError(f"{self.path}: onnxruntime cannot run it on an image of shape {tuple(y.shape)} "
+                              f"(its input '{self.input_name}' is {self.input_shape}): "
+                              f"{first_line(exc, type(exc).__name__)}") from None
         return torch.from_numpy(x).to(y.device)
+
+
+def check_input(path: str | Path, name: str, shape: Sequence[int | str | None], dtype: str) -> None:
+    """ConfigError unless an ONNX input of ``shape`` and ``dtype`` takes what the engine gives: float
+    images (1, 3, H, W) of any H and W (a named dimension takes any size, a number only itself)."""
+    n, c, h, w = shape
+    wrong = (f"it takes {dtype}, not float" if dtype != "tensor(float)" else
+             f"it takes {c}-channel images, not RGB (3 channels)" if isinstance(c, int) and c != 3 else
+             f"it takes batches of {n}, not one image" if isinstance(n, int) and n != 1 else
+             f"it takes {_dim(h)}x{_dim(w)} images only" if isinstance(h, int) or isinstance(w, int) else None)
+    if wrong is not None:
+        raise ConfigError(f"{path}: its input '{name}' has shape {_shown(shape)}: {wrong}; the onnx engine gives "
+                          f"it float RGB images (1, 3, H, W) of any height and width, as `nas-llv export` writes it")
+
+
+def _dim(d: int | str | None) -> str:
+    return "?" if d is None else str(d)
+
+
+def _shown(shape: Sequence[int | str | None]) -> str:
+    """(1, 3, 'height', 'width') -> '(1, 3, height, width)'; an unnamed dynamic dimension is '?'."""
+    return f"({', '.join(map(_dim, shape))})"
 
 
 def max_difference(net: nn.Module, onnx_net: OnnxNet, images: Sequence[torch.Tensor]) -> float:
