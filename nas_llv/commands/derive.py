@@ -10,32 +10,6 @@ from pathlib import Path
 from nas_llv.registry import COMMANDS
 
 
-def summary(geno, net, size: tuple[int, int] | None) -> list[str]:
-    from nas_llv.space.genotype import genotype_scale
-
-    scale = genotype_scale(geno)
-    lines = [f"network: {geno.network.get('type', 'single')}"
-             + "".join(f" {k}={v}" for k, v in geno.network.items() if k != "type")
-             + (f" (super-resolution x{scale})" if scale != 1 else "")]
-    for label, op in geno.choices.items():
-        lines.append(f"  {label:18s} {op}")
-    lines.append(f"params: {sum(p.numel() for p in net.parameters()):,}")
-    if size is not None:
-        lines.append(flops_line(net, size, scale))
-    return lines
-
-
-def flops_line(net, size: tuple[int, int], scale: int = 1) -> str:
-    """FLOPs of one forward pass on a ``size`` (width, height) input: the LR size of an SR network."""
-    import torch
-
-    from nas_llv.metrics import count_flops
-
-    flops = count_flops(net, torch.rand(1, 3, size[1], size[0]))
-    at = f"{size[0]}x{size[1]}" + (f" input (output {scale * size[0]}x{scale * size[1]})" if scale != 1 else "")
-    return f"FLOPs at {at}: {flops / 1e9:.3f} G ({flops / 2e9:.3f} GMAC)"
-
-
 def _size(text: str) -> tuple[int, int]:
     try:
         w, h = (int(v) for v in text.lower().split("x"))
@@ -62,20 +36,6 @@ def _at_least(low: int):
 _positive = _at_least(1)
 
 
-def search_lines(folder: Path) -> list[str]:
-    """The diagnostics of the search that wrote ``folder`` (nas_llv/derive/margins.py): each edge's
-    margin and when α settled, or a random search's best candidates; none for other folders."""
-    from nas_llv.derive.margins import candidate_lines, margin_lines
-    from nas_llv.results import PROB, load_trajectory_wide
-
-    if not (folder / "trajectory.csv").is_file():
-        return []
-    wide = load_trajectory_wide(folder)
-    if not any(c.startswith(PROB) for c in wide.columns):
-        return []  # a training run
-    return candidate_lines(folder / "candidates.csv") if (folder / "candidates.csv").is_file() else margin_lines(wide)
-
-
 def run(args: argparse.Namespace) -> int:
     from nas_llv.config import ConfigError
     from nas_llv.space.genotype import find_genotype
@@ -95,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _derive(args: argparse.Namespace, path: Path) -> int:
     from nas_llv.config import ConfigError
-    from nas_llv.space.genotype import load_genotype, module_prefix
+    from nas_llv.derive.summary import genotype_lines, module_choices, search_lines
+    from nas_llv.space.genotype import load_genotype
 
     geno = load_genotype(path)
     if args.max_skip is not None:
@@ -104,17 +65,17 @@ def _derive(args: argparse.Namespace, path: Path) -> int:
         net = geno.build(channels=args.channels, repeat=args.repeat)
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    print("\n".join(summary(geno, net, None if args.no_flops else args.size)))
+    print("\n".join(genotype_lines(geno, net, None if args.no_flops else args.size)))
     diagnostics = search_lines(path.parent)
     if diagnostics:
         print("\n".join(diagnostics))
     if args.draw:
         from nas_llv.space.draw import draw_cell
 
+        modules = module_choices(geno)
         for name, spec in geno.spaces.items():
-            prefix = module_prefix(geno.network, name)
-            choices = {k[len(prefix):]: v for k, v in geno.choices.items() if k.startswith(prefix)}
-            out = draw_cell(spec.cell, path.parent / f"cell_{name}.png", title=f"derived {name}", choices=choices)
+            out = draw_cell(spec.cell, path.parent / f"cell_{name}.png", title=f"derived {name}",
+                            choices=modules.get(name, {}))
             print(f"wrote {out}")
         if diagnostics and not (path.parent / "candidates.csv").is_file():  # a random search's α is one-hot
             from nas_llv.results import plot_entropy
@@ -201,12 +162,14 @@ def sample_source(target: str) -> tuple[dict, dict, str]:
 
 @COMMANDS.register("derive")
 def add_parser(sub: argparse._SubParsersAction) -> None:
+    from nas_llv.sweep import FLOPS_AT
+
     p = sub.add_parser("derive", help="build the fixed network of a genotype and summarise it",
                        description="Build the derived network from a genotype file (or a run folder) alone.")
     p.add_argument("target", help="genotype.yaml, or a run folder containing one (with --sample: what to sample)")
     p.add_argument("--channels", type=_positive, help="rebuild every module at this width (full-size retraining)")
     p.add_argument("--repeat", type=_positive, help="rebuild with this many stages/blocks per module")
-    p.add_argument("--size", type=_size, default=(600, 400), help="input WIDTHxHEIGHT for FLOPs, the low-resolution "
+    p.add_argument("--size", type=_size, default=FLOPS_AT, help="input WIDTHxHEIGHT for FLOPs, the low-resolution "
                    "size for a super-resolution network (default 600x400)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     p.add_argument("--draw", action="store_true", help="draw each derived cell to PNG beside the genotype, and "

@@ -86,14 +86,24 @@ def margin_lines(run_or_wide: str | Path | pd.DataFrame, window: float = WINDOW)
         flag = "  within noise" if r["within_noise"] else ""
         lines.append(f"  {edge:18s} {r['top']:>18s} over {r['runner_up']:<18s} margin {r['margin']:.4f}  "
                      f"noise {r['noise']:.4f}  settled epoch {r['settled_epoch']}{flag}")
-    flagged = int(table["within_noise"].sum())
-    lines.append(f"{flagged} of {len(table)} edges chose within noise" if flagged else
-                 f"no edge chose within noise ({len(table)} edges)")
-    settled = settled_epoch(table)
-    lines.append(f"α took {settled} of {epochs} epochs to settle: no edge's choice changed after epoch {settled}"
-                 if settled < epochs else
-                 f"α had not settled: an edge's choice changed in the last epoch ({epochs}); search longer")
-    return lines
+    return [*lines, noise_line(table), settle_line(table, epochs)]
+
+
+def noise_line(margins: pd.DataFrame, named: bool = False) -> str:
+    """How many edges of ``edge_margins`` chose within noise (``named``: and which)."""
+    flagged = [str(e) for e in margins.index[margins["within_noise"]]]
+    if not flagged:
+        return f"no edge chose within noise ({len(margins)} edges)"
+    return (f"{len(flagged)} of {len(margins)} edges chose within noise"
+            + (f": {', '.join(flagged)}" if named else ""))
+
+
+def settle_line(margins: pd.DataFrame, epochs: int) -> str:
+    """When α settled (``settled_epoch``), of a search of ``epochs`` epochs."""
+    settled = settled_epoch(margins)
+    return (f"α took {settled} of {epochs} epochs to settle: no edge's choice changed after epoch {settled}"
+            if settled < epochs else
+            f"α had not settled: an edge's choice changed in the last epoch ({epochs}); search longer")
 
 
 def candidate_lines(path: str | Path, shown: int = 3) -> list[str]:

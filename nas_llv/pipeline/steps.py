@@ -211,10 +211,26 @@ def run_job(job: Job, run: Run, kind: str, stop_after: int | None) -> Run:
             raise
         finally:
             job.close()
+        if finished and kind == "search" and run.writes:
+            _log_search_summary(run)
     if not finished:
         log.info("stopped at step %d (the end of the %s unit that passed --stop-after); continue with: %s",
                  job.step, kind, resume_hint(kind, run.dir))
     return run
+
+
+def _log_search_summary(run: Run) -> None:
+    """The finished search's summary (``derive/summary.py``), to standard error and log.txt; the
+    run is complete already, so a summary that cannot be made is a warning, not a failure."""
+    from nas_llv.derive.summary import search_summary
+
+    try:
+        lines = search_summary(run.dir)
+    except Exception as exc:  # noqa: BLE001 - the genotype is written; say why the summary is missing
+        log.warning("no search summary (%s: %s); nas-llv derive %s gives it", type(exc).__name__, exc, run.dir)
+        return
+    for line in lines:
+        log.info("%s", line)
 
 
 # -- a fixed network: evaluate, enhance, export -----------------------------------------------------
