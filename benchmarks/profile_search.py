@@ -45,12 +45,12 @@ def instrumented(s: Searcher) -> Iterator[None]:
     """Label the loop's phases (patched in for the profile, restored after)."""
     Level = level_mod.Level
     saved = {"_batch": Searcher._batch, "arch_step": Level.arch_step, "weight_step": Level.weight_step,
-             "val_loss": Level.val_loss, "append": type(s.attached_run.trajectory).append}
+             "val_loss": Level.val_loss, "append": type(s.attached_run.trajectory_writer).append}
     Searcher._batch = labelled(lambda *a: "data", Searcher._batch)
     Level.arch_step = labelled(lambda lv, *a: f"{lv.name}.arch_step", Level.arch_step)
     Level.weight_step = labelled(lambda lv, *a: f"{lv.name}.weight_step", Level.weight_step)
     Level.val_loss = labelled(lambda lv, *a: f"{lv.name}.log_forward", Level.val_loss)
-    type(s.attached_run.trajectory).append = labelled(lambda *a: "trajectory", saved["append"])
+    type(s.attached_run.trajectory_writer).append = labelled(lambda *a: "trajectory", saved["append"])
     opt_step = {}
     for lv in s.levels.values():
         for opt in (lv.weight_opt, lv.arch_opt):
@@ -71,7 +71,7 @@ def instrumented(s: Searcher) -> Iterator[None]:
     finally:
         Searcher._batch = saved["_batch"]
         Level.arch_step, Level.weight_step, Level.val_loss = saved["arch_step"], saved["weight_step"], saved["val_loss"]
-        type(s.attached_run.trajectory).append = saved["append"]
+        type(s.attached_run.trajectory_writer).append = saved["append"]
         for opt, step in opt_step.items():
             opt.step = step
         for h in hooks:

@@ -41,15 +41,16 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 class Run(RunView):
     """One run folder. Build with ``Run.create`` (new run) or ``Run.open`` (resume); read it back
-    with ``status``, ``choices``, ``genotype_file``, ``model_file`` and ``trajectory_frame()``
-    (nas_llv.runview)."""
+    with ``kind``, ``status``, ``steps``, ``genotype``, ``genotype_hash``, ``trajectory`` (a
+    DataFrame), ``genotype_file`` and ``model_file`` (nas_llv.runview); a job appends its rows
+    through ``trajectory_writer``."""
 
     writes = True  # False for MirrorRun: the other ranks of a data-parallel run write nothing
     _lock: RunLock | None = None  # held while this process writes the folder (nas_llv.runlock)
 
     def __init__(self, path: str | Path) -> None:
         self.dir = Path(path)
-        self.trajectory = TrajectoryWriter(self.dir / "trajectory.csv")
+        self.trajectory_writer = TrajectoryWriter(self.dir / "trajectory.csv")
         self._handler: logging.Handler | None = None
         self._old_level = logging.NOTSET
         self.created = False  # made by this process (Run.create), not reopened
@@ -200,7 +201,7 @@ class MirrorRun(Run):
 
     def __init__(self, path: str | Path, created: bool = False) -> None:
         self.dir, self.created = Path(path), created
-        self.trajectory = _NoTrajectory()  # type: ignore[assignment]
+        self.trajectory_writer = _NoTrajectory()  # type: ignore[assignment]
         self._handler = None
 
     @classmethod

@@ -41,7 +41,7 @@ def _search_run(root, name="ruas", steps=STEPS, hyper=True) -> tuple[Run, list[d
             if hyper:
                 row.update({"hyper/l1": 1.0 - 0.05 * step, "hyper/ssim": 1.0 + 0.1 * step})
             row.update({"loss/l1": 0.3 / step, "metric/psnr": 10.0 + step})
-            run.trajectory.append(row)
+            run.trajectory_writer.append(row)
             rows.append(row)
     return run, rows
 
@@ -49,7 +49,7 @@ def _search_run(root, name="ruas", steps=STEPS, hyper=True) -> tuple[Run, list[d
 def _train_run(root) -> Run:
     with Run.create({"name": "t"}, "train", root=root) as run:
         for step in range(1, 4):
-            run.trajectory.append({"step": step, "epoch": 0, "module": "weights", "phase": "train",
+            run.trajectory_writer.append({"step": step, "epoch": 0, "module": "weights", "phase": "train",
                                    "train_loss": 0.1 * step, "metric/psnr": 20.0 + step})
     return run
 
@@ -199,7 +199,7 @@ def test_repr_floats_read_back_exactly_as_the_docs_say(tmp_path):
             0.30000000000000004, 9007199254740993.0, 1.2345678901234567e-05, *np.random.default_rng(0).random(200)]
     with Run.create({}, "floats", root=tmp_path) as run:
         for step, value in enumerate(hard, start=1):
-            run.trajectory.append({"step": step, "val_loss": float(value)})
+            run.trajectory_writer.append({"step": step, "val_loss": float(value)})
     path = run.dir / "trajectory.csv"
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the recommended call raises no deprecation warning

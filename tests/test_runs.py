@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 import yaml
@@ -162,7 +163,7 @@ def test_truncate_after_and_torn_last_line(tmp_path):
 def _train(run: Run, steps: range, crash_after: int | None = None) -> None:
     """A toy loop: a random number per step, a checkpoint every 3 steps."""
     for step in steps:
-        run.trajectory.append({"step": step, "epoch": 0, "train_loss": torch.rand(()).item(), "r": random.random()})
+        run.trajectory_writer.append({"step": step, "epoch": 0, "train_loss": torch.rand(()).item(), "r": random.random()})
         if step % 3 == 0:
             run.save_checkpoint({"step": step, "rng": rng_state()})
         if step == crash_after:
@@ -179,7 +180,7 @@ def test_resumed_trajectory_equals_uninterrupted(tmp_path):
     torch.manual_seed(123)
     with Run.open(cut.dir) as resumed:
         ckpt = resumed.load_checkpoint()
-        resumed.trajectory.truncate_after(ckpt["step"])
+        resumed.trajectory_writer.truncate_after(ckpt["step"])
         set_rng_state(ckpt["rng"])
         _train(resumed, range(ckpt["step"] + 1, 8))
     assert (cut.dir / "trajectory.csv").read_bytes() == (full.dir / "trajectory.csv").read_bytes()
@@ -211,15 +212,24 @@ def test_progress_reaches_the_log_file(tmp_path, monkeypatch, command):
 def test_a_run_reads_itself_back(tmp_path):
     from conftest import RECIPES
     from nas_llv import pipeline as p
+    from nas_llv.runview import RunFolder
+    from nas_llv.sweep import genotype_hash
     tiny = ["search.epochs=2", "search.steps_per_epoch=1", "search.val_batches=1", "data.demo_count=4",
             "data.demo_size=32", "data.crop=16", "data.batch_size=1"]
     run = p.search(str(RECIPES / "ruas_demo.yaml"), tiny, output=tmp_path, stop_after=2)
-    assert run.status == "stopped at step 2" and run.choices is None and run.model_file is None
-    assert repr(run) == f"Run({str(run.dir)!r}, stopped at step 2)"
+    assert (run.kind, run.status, run.steps) == ("search", "stopped at step 2", 2)
+    assert run.genotype is None and run.genotype_hash is None and run.model_file is None
+    assert repr(run) == f"Run({str(run.dir)!r}, search, stopped at step 2)"
     run = p.resume(run)
-    assert run.status == "finished" and run.genotype_file == run.dir / "genotype.yaml"
-    assert len(run.choices) == 14 and set(run.choices.values()) <= {"conv_1x1", "conv_3x3", "resconv_1x1", "resconv_3x3",
-                                                                    "dilconv_3x3_d2", "resdilconv_3x3_d2", "skip"}
-    assert run.trajectory_frame(wide=True)["step"].max() == 4
-    assert {"step", "edge", "op", "prob"} <= set(run.trajectory_frame().columns)
+    assert run.status == "finished" and run.steps == 4 and run.genotype_file == run.dir / "genotype.yaml"
+    written = yaml.safe_load(run.genotype_file.read_text())["genotype"]
+    assert run.genotype == written and len(written) == 14 and run.genotype_hash == genotype_hash(written)
+    assert repr(run) == f"Run({str(run.dir)!r}, search, finished, 4 steps, genotype {run.genotype_hash})"
+    assert isinstance(run.trajectory, pd.DataFrame) and {"step", "edge", "op", "prob"} <= set(run.trajectory.columns)
+    assert run.trajectory_frame(wide=True)["step"].max() == 4 and len(run.trajectory) == 4 * 14 * 7
+    assert run.trajectory_writer.path == run.dir / "trajectory.csv"  # what a job appends through
+    assert repr(RunFolder(run.dir)) == repr(run).replace("Run(", "RunFolder(", 1)  # the same, read only
     assert Run(tmp_path / "none").status == "not started"
+    (tmp_path / "torn").mkdir()
+    (tmp_path / "torn" / "trajectory.csv").write_text("no step column\n1\n")
+    assert repr(RunFolder(tmp_path / "torn")) == f"RunFolder({str(tmp_path / 'torn')!r}, unreadable)"

@@ -348,7 +348,7 @@ class Trainer(Job):
         row.update({k: v / n for k, v in self.acc.items()})
         row.update({k: v for k, v in val.items() if k.startswith("metric/")})
         self.acc, self.last = {}, {k: v for k, v in row.items() if isinstance(v, float)}
-        self.attached_run.trajectory.append(row)
+        self.attached_run.trajectory_writer.append(row)
         self._update_best(val)
         log.info("step %d/%d: val loss %.5f%s", self.step, self.total_steps, val["val_loss"],
                  f", PSNR {val['metric/psnr']:.2f} dB, SSIM {val['metric/ssim']:.4f}" if "metric/psnr" in val else "")
@@ -406,5 +406,5 @@ class Trainer(Job):
         self.init = state["init"]
         set_rng_state(state["rng"])
         if self.attached_run is not None:
-            self.attached_run.trajectory.truncate_after(self.step)
+            self.attached_run.trajectory_writer.truncate_after(self.step)
 

@@ -205,7 +205,7 @@ class Searcher(Job):
             row.update({f"penalty/{k}": v for k, v in level.penalty_values.items()})
             row.update(expected_cost(self.cost_table, self.net))
             row.update(self._prob_columns())
-            self.attached_run.trajectory.append(row)
+            self.attached_run.trajectory_writer.append(row)
 
     def _logged_val_loss(self, level: Level, val_b: Any) -> float:
         """The trajectory's ``val_loss``: with ``speed.shortcuts`` the upper loss the hypergradient
@@ -326,4 +326,4 @@ class Searcher(Job):
         if self.cost_table is not None and state.get("cost_table"):  # the numbers the run started with
             self.cost_table.load(state["cost_table"])
         set_rng_state(state["rng"])
-        self.attached_run.trajectory.truncate_after(self.step)
+        self.attached_run.trajectory_writer.truncate_after(self.step)
