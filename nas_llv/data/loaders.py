@@ -201,7 +201,10 @@ def build_loaders(cfg: DataConfig, shard: tuple[int, int] = (0, 1)) -> tuple[Bat
     if ds_scale != cfg.scale:
         raise ConfigError(f"data.scale={cfg.scale} but type '{cfg.type}' gives x{ds_scale} pairs; "
                           f"use scale: 1 for enhancement data, or an SR type (rellisur, demo_sr)")
-    train_idx, val_idx = split_indices(len(dataset), cfg.val_ratio, cfg.seed)  # type: ignore[arg-type]
+    # a dataset may split itself (synth's val_photos: by photograph); else a seeded item split
+    split = getattr(dataset, "split_items", None)
+    train_idx, val_idx = (split(cfg.val_ratio, cfg.seed) if split is not None
+                          else split_indices(len(dataset), cfg.val_ratio, cfg.seed))  # type: ignore[arg-type]
     log.info("data '%s': %d train / %d val items", cfg.type, len(train_idx), len(val_idx))
     common = dict(batch_size=cfg.batch_size, crop=cfg.crop, scale=cfg.scale, seed=cfg.seed,
                   num_workers=cfg.num_workers, shard=shard)

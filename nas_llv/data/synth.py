@@ -23,10 +23,12 @@ exactly the data an uninterrupted one would):
 
 Without exposure change, cast and noise, steps 2-5 return the 8-bit ``high`` unchanged.
 
-Sources: every image under ``root`` (recursively), or, without ``root``, the colour photographs
-the installed packages bundle (``BUNDLED``). Evaluation images are refused: a ``root`` that is,
-holds or lies inside the shared MIT, DARK FACE or LOL evaluation folders, or holds an image
-whose pixels equal one of ``../shared/data``'s (where that folder is present).
+Sources: every image under ``root`` (recursively), or, without ``root``, the photo sets that
+``sources`` names (``nas_llv.data.photos``; default: the photographs the required packages
+bundle). ``val_photos`` keeps photographs for validation alone (``SynthPairs.split_items``).
+Evaluation images are refused: a ``root`` that is, holds or lies inside the shared MIT, DARK
+FACE or LOL evaluation folders, or holds an image whose pixels equal one of ``../shared/data``'s
+(where that folder is present).
 """
 from __future__ import annotations
 
@@ -46,47 +48,14 @@ from torch.utils.data import Dataset
 from nas_llv.config import ConfigError, check_range
 from nas_llv.data.demo import _crop_resize, _log_uniform, _uniform
 from nas_llv.data.io import is_image, read_image
-from nas_llv.data.loaders import _seed
+from nas_llv.data.loaders import _seed, split_indices
+from nas_llv.data.photos import BUNDLED, bundled_image, check_sources, resolve  # noqa: F401 (re-exported)
 from nas_llv.registry import DATASETS
 
 log = logging.getLogger(__name__)
 
 SHOT_MODELS = ("poisson", "gaussian")
 EVAL_FOLDERS = ("mit5", "darkface5", "eval15")  # MIT pairs, DARK FACE, LOL's evaluation split
-
-
-def _skimage(name: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        from skimage import data  # these ship inside the wheel: no download is triggered
-
-        if name.startswith("motorcycle"):
-            return data.stereo_motorcycle()[0 if name.endswith("left") else 1]
-        return getattr(data, name)()
-    return load
-
-
-def _matplotlib(name: str) -> Callable[[], np.ndarray]:
-    def load() -> np.ndarray:
-        from matplotlib import cbook
-
-        with cbook.get_sample_data(name) as f:
-            return np.asarray(Image.open(f).convert("RGB"))
-    return load
-
-
-# Every colour photograph of a scene that scikit-image and matplotlib ship (microscopy, fundus,
-# astronomy, drawings and synthetic charts left out).
-BUNDLED: dict[str, Callable[[], np.ndarray]] = {
-    **{n: _skimage(n) for n in ("astronaut", "chelsea", "coffee", "rocket", "motorcycle_left", "motorcycle_right")},
-    "grace_hopper": _matplotlib("grace_hopper.jpg"),
-}
-
-
-@functools.lru_cache(maxsize=None)
-def bundled_image(name: str) -> torch.Tensor:
-    """A bundled photograph as ``(3, H, W)`` uint8 (cached)."""
-    arr = np.array(BUNDLED[name]()[..., :3], dtype=np.uint8)  # a writable copy
-    return torch.from_numpy(arr).permute(2, 0, 1).contiguous()
 
 
 # -- the camera model ---------------------------------------------------------------------------
@@ -159,9 +128,13 @@ def synthesise(high: torch.Tensor, d: Darkening, gamma: float = 2.2, tone_curve:
 @dataclass(frozen=True)
 class SynthOptions:
     """``synth``: ``synth_count`` items of ``synth_size`` pixels darkened from ``root``'s images (or
-    the bundled photographs); the model's ranges as in the module docstring."""
+    the photo sets ``sources`` names); ``val_photos``: photographs (``SET/PHOTO``, a set, or under
+    ``root`` a path without suffix or a folder) that only validation uses; the model's ranges as in
+    the module docstring."""
 
     root: str | None = None
+    sources: tuple[str, ...] = ("bundled",)
+    val_photos: tuple[str, ...] = ()
     synth_count: int = 256
     synth_size: int = 128
     paired: bool = True
@@ -178,6 +151,9 @@ class SynthOptions:
     tone_curve: bool = True
 
     def validate(self) -> None:
+        check_sources(self.sources)
+        if self.root is not None and tuple(self.sources) != ("bundled",):
+            raise ValueError(f"root and sources exclude each other (root={self.root!r}, sources={list(self.sources)})")
         check_range("synth_count", self.synth_count, 2)
         check_range("synth_size", self.synth_size, 8)
         check_range("exposure_min", self.exposure_min, 0.0, 1.0, lo_open=True)
@@ -215,15 +191,17 @@ class SynthPairs(Dataset):
             raise ConfigError(f"data: {exc}") from None
         self.options, self.seed = options, seed
         if options.root is None:
-            self.names = list(BUNDLED)
-            self._load: Callable[[int], torch.Tensor] = lambda j: bundled_image(self.names[j])
+            self.names, loaders = resolve(options.sources)
+            self._load: Callable[[int], torch.Tensor] = lambda j: loaders[j]()
         else:
             files = source_files(options.root)
             self.names = [str(f.relative_to(options.root).with_suffix("")) for f in files]
             self._load = functools.lru_cache(maxsize=64)(
                 lambda j: read_image(files[j]).mul(255.0).round().to(torch.uint8))
-        log.info("synth: %d items from %d source images (%s)", options.synth_count, len(self.names),
-                 options.root or "bundled photographs")
+        self.val_sources = held_out(self.names, options.val_photos)
+        log.info("synth: %d items from %d source images (%s)%s", options.synth_count, len(self.names),
+                 options.root or ", ".join(options.sources),
+                 f", {len(self.val_sources)} of them for validation only" if self.val_sources else "")
 
     def __len__(self) -> int:
         return self.options.synth_count
@@ -243,10 +221,39 @@ class SynthPairs(Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         return self.item(i)[0]
 
+    def split_items(self, val_ratio: float, seed: int) -> tuple[list[int], list[int]]:
+        """(train, val) item indices. With ``val_photos``, by photograph: validation items come
+        from those photographs alone and training items never (``val_ratio`` unused); else the
+        seeded item split of ``split_indices``."""
+        if not self.val_sources:
+            return split_indices(len(self), val_ratio, seed)
+        val = [i for i in range(len(self)) if i % len(self.names) in self.val_sources]
+        train = sorted(set(range(len(self))) - set(val))
+        if not val or not train:
+            raise ConfigError(f"data.val_photos: synth_count={len(self)} items never reach the "
+                              f"{'validation' if not val else 'training'} photographs (item i darkens "
+                              f"photograph i % {len(self.names)}); raise synth_count")
+        return train, val
+
+
+def held_out(names: list[str], val_photos: tuple[str, ...]) -> set[int]:
+    """Indices of ``names`` that ``val_photos`` names (a name, or a set or folder above it); a
+    ConfigError when an entry names none, or when none is left for training."""
+    held: set[int] = set()
+    for entry in val_photos:
+        hits = {j for j, n in enumerate(names) if n == entry or n.startswith(entry.rstrip("/") + "/")}
+        if not hits:
+            shown = ", ".join(names[:12]) + (f", ... ({len(names)} in all)" if len(names) > 12 else "")
+            raise ConfigError(f"data.val_photos: '{entry}' names no source photograph; they are: {shown}")
+        held |= hits
+    if held and len(held) == len(names):
+        raise ConfigError(f"data.val_photos: all {len(names)} source photographs are held out; none is left for training")
+    return held
+
 
 @DATASETS.register("synth", config=SynthOptions)
 def build_synth(seed: int = 0, **options: Any) -> SynthPairs:
-    """Low-light pairs (or low images) synthesised from ``root`` or the bundled photographs."""
+    """Low-light pairs (or low images) synthesised from ``root`` or the photo sets ``sources`` names."""
     return SynthPairs(SynthOptions(**options), seed)
 
 
