@@ -43,7 +43,7 @@ def _check_parent(folder: Path, path: Path, what: str) -> None:
     if not anc.is_dir():
         kind = "a file, not a folder" if anc.is_file() else "not a folder"
         raise ConfigError(f"{what} {path}: {anc} is {kind}; choose a path in a folder")
-    reason = _unwritable(anc)
+    reason = unwritable(anc)
     if reason:
         raise ConfigError(f"{what} {path}: cannot write in {anc} ({reason}); choose another folder")
 
@@ -58,7 +58,7 @@ def _nearest_existing(path: Path) -> Path | None:
     return None
 
 
-def _unwritable(folder: Path) -> str | None:
+def unwritable(folder: Path) -> str | None:
     """Why nothing can be written in ``folder``, or None when it can."""
     real = folder.resolve()
     if any(real == root or root in real.parents for root in VIRTUAL_ROOTS):

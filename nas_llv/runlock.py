@@ -30,9 +30,33 @@ LOCK_NAME = ".lock"
 _HELD: dict[Path, list] = {}  # resolved lock path -> [open file, holders in this process]
 
 
+def lock_fields(text: str) -> dict[str, str]:
+    """The lock file's text as {pid, host, started} (empty: no writer said who it was)."""
+    return dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+
+
+def writer_pid(run_dir: str | Path) -> int | None:
+    """The PID of a live process of this host that the folder's lock names as its writer, else
+    None (a clean end empties the file; a killed writer's PID is no longer running)."""
+    try:
+        fields = lock_fields((Path(run_dir) / LOCK_NAME).read_text(encoding="utf-8"))
+        pid = int(fields["pid"])
+    except (OSError, UnicodeError, KeyError, ValueError):
+        return None
+    if fields.get("host") != socket.gethostname():
+        return None
+    try:
+        os.kill(pid, 0)
+    except PermissionError:  # alive, another user's
+        return pid
+    except OSError:
+        return None
+    return pid
+
+
 def _holder(text: str) -> str:
     """'PID 123 on host, started 2026-12-06 20:01:02' from the lock file's text."""
-    fields = dict(line.split("=", 1) for line in text.splitlines() if "=" in line)
+    fields = lock_fields(text)
     if "pid" not in fields:
         return "another process"
     return f"PID {fields['pid']} on {fields.get('host', '?')}, started {fields.get('started', '?')}"

@@ -90,21 +90,28 @@ class Run(RunView):
         return path
 
     @classmethod
-    def open(cls, path: str | Path) -> Run:
-        """An existing run (``--resume``); log.txt is appended to."""
+    def open(cls, path: str | Path, begin: bool = True) -> Run:
+        """An existing run (``--resume``), locked; log.txt is appended to from ``begin()``, at once
+        unless ``begin`` is False (a resume that checks the folder first writes nothing until then)."""
         path = cls.existing(path)
         run = cls(path)
         run._lock = RunLock(path).acquire()  # before anything is written: a refused writer changes nothing
-        run._attach_log("a")
-        log.info("resuming run %s", path)
-        run.remove_temp_files()
+        if begin:
+            run.begin()
         return run
+
+    def begin(self) -> None:
+        """Start writing a reopened run: append to log.txt, drop the temp files of interrupted writes."""
+        if self._handler is None and self.writes:
+            self._attach_log("a")
+            log.info("resuming run %s", self.dir)
+            self.remove_temp_files()
 
     @classmethod
     def resume(cls, path: str | Path, kind: str) -> tuple[Run, dict[str, Any]]:
-        """``open`` the run and read its last checkpoint, which ``kind`` ('search', 'train') wrote;
-        on any error the run is closed again."""
-        run = cls.open(path)
+        """``open`` the run, not begun, and read its last checkpoint, which ``kind`` ('search',
+        'train') wrote; on any error the run is closed again, unchanged."""
+        run = cls.open(path, begin=False)
         with run.closed_on_error():
             return run, run.load_checkpoint(kind=kind)
 
@@ -241,11 +248,22 @@ class TrajectoryWriter:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.fields: list[str] | None = None
-        if self.path.is_file() and self.path.stat().st_size:
-            self._drop_torn_line()
-            header, _ = self._read()
-            self.fields = header or None
+        self._fields: list[str] | None = None
+        self._known = False  # the file's header read: not before a write needs it (opening a run writes nothing)
+
+    @property
+    def fields(self) -> list[str] | None:
+        """The columns, from the file's header once it is read (a torn last line is dropped then)."""
+        if not self._known:
+            self._known = True
+            if self.path.is_file() and self.path.stat().st_size:
+                self._drop_torn_line()
+                self._fields = self._read()[0] or None
+        return self._fields
+
+    @fields.setter
+    def fields(self, value: list[str] | None) -> None:
+        self._fields, self._known = value, True
 
     def append(self, row: Mapping[str, Any]) -> None:
         """Append one row and flush. Values: numbers (floats as repr), strings, 0-d tensors, None."""

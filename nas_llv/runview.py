@@ -18,29 +18,23 @@ class RunView:
 
     dir: Path
 
-    def _wide(self) -> pd.DataFrame | None:
-        """trajectory.csv as written, or None before the run's first row."""
-        from nas_llv.results import load_trajectory_wide
-
-        path = self.dir / "trajectory.csv"
-        return load_trajectory_wide(self.dir) if path.is_file() and path.stat().st_size else None
-
     @property
     def kind(self) -> str:
         """'search' or 'train': the trajectory's ``phase`` says (a search's rows are 'search');
         before its first row a run is 'train' when genotype.yaml is there (training writes it as it
         starts), else 'search'."""
-        return run_kind(self.dir, self._wide())
+        return run_kind(self.dir, read_wide(self.dir))
 
     @property
     def status(self) -> str:
-        """'finished', 'stopped at step N' (a checkpoint to resume from) or 'not started'."""
-        return run_status(self.dir, self._wide())
+        """'finished', 'running, at step N' (a live process of this host writes it), 'stopped at
+        step N' (a checkpoint to resume from) or 'not started'."""
+        return run_status(self.dir, read_wide(self.dir))
 
     @property
     def steps(self) -> int:
         """The last step in the trajectory (0 before the first)."""
-        return last_step(self._wide())
+        return last_step(read_wide(self.dir))
 
     @property
     def genotype_file(self) -> Path | None:
@@ -88,7 +82,7 @@ class RunView:
     def __repr__(self) -> str:
         """``Run('results/x', search, finished, 8 steps, genotype 1a2b3c4d5e6f)``."""
         try:
-            wide = self._wide()
+            wide = read_wide(self.dir)
             status = run_status(self.dir, wide)  # 'stopped at step N' says its steps already
             said = [run_kind(self.dir, wide), status, *([f"{last_step(wide)} steps"] if status == "finished" else [])]
             digest = self.genotype_hash
@@ -105,6 +99,15 @@ class RunFolder(RunView):
         self.dir = Path(path)
 
 
+def read_wide(folder: Path) -> pd.DataFrame | None:
+    """``folder``'s trajectory.csv as written (``results.load_trajectory_wide``), or None before
+    the run's first row."""
+    from nas_llv.results import load_trajectory_wide
+
+    path = folder / "trajectory.csv"
+    return load_trajectory_wide(folder) if path.is_file() and path.stat().st_size else None
+
+
 def run_kind(folder: Path, wide: pd.DataFrame | None) -> str:
     """'search' or 'train' (``RunView.kind``) from the wide trajectory (None: no rows yet)."""
     from nas_llv.results import PROB
@@ -119,12 +122,13 @@ def run_kind(folder: Path, wide: pd.DataFrame | None) -> str:
 def run_status(folder: Path, wide: pd.DataFrame | None) -> str:
     """``RunView.status`` from the wide trajectory (None: no rows yet)."""
     from nas_llv.results import is_finished
+    from nas_llv.runlock import writer_pid
 
-    if wide is None:
-        return "not started"
-    if is_finished(folder, wide):
+    if wide is not None and is_finished(folder, wide):
         return "finished"
     step = last_step(wide)
+    if writer_pid(folder) is not None:
+        return f"running, at step {step}"
     return f"stopped at step {step}" if step else "not started"
 
 

@@ -100,7 +100,9 @@ def _recipe(recipe: str | Path | Recipe, overrides: Sequence[str]) -> tuple[Reci
 
 def resume(run: RunOrPath, stop_after: int | None = None, kind: str | None = None) -> Run:
     """Continue a stopped search or training run from its last checkpoint, with the run's own
-    config.yaml; ``kind`` (search, train): refuse a run of the other kind."""
+    config.yaml; ``kind`` (search, train): refuse a run of the other kind. The folder is checked
+    (checkpoint, config, network) before anything is written to it, and a finished run is left
+    as it is."""
     speak()
     path = _path(run)
     kind = kind or _checkpoint_kind(path)
@@ -116,8 +118,15 @@ def resume(run: RunOrPath, stop_after: int | None = None, kind: str | None = Non
         done = job.done()
     else:
         raise ConfigError(f"{path}: a checkpoint of kind '{kind}'; allowed: search, train")
-    if done:
-        log.info("%s finished at step %d of %d; nothing left to run", opened.dir, job.step, job.total_steps)
+    with opened.closed_on_error():
+        if done and opened.status == "finished":  # its end files written too: nothing to do, nothing written
+            job.close()
+            opened.close()
+            log.info("%s: finished at step %d of %d; nothing to do", opened.dir, job.step, job.total_steps)
+            return opened
+        opened.begin()
+    if done:  # stopped while it wrote its end files (genotype.yaml, model.pt): write them
+        log.info("%s finished at step %d of %d; writing its end files", opened.dir, job.step, job.total_steps)
     else:
         log.info("resuming %s at step %d of %d", opened.dir, job.step, job.total_steps)
     return run_job(job, opened, kind, stop_after)
