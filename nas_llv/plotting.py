@@ -31,13 +31,23 @@ from matplotlib.font_manager import FontProperties  # noqa: E402
 
 from nas_llv.atomic import atomic_write  # noqa: E402
 
-__all__ = ["Figure", "save_png", "text_size"]
+__all__ = ["Figure", "png_bytes", "save_png", "text_size"]
 
 
 def save_png(fig: Figure, path: str | Path, dpi: int = 100) -> Path:
     """Render ``fig`` on the Agg canvas and write it to ``path`` atomically."""
     FigureCanvasAgg(fig)
     return atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=dpi))
+
+
+def png_bytes(fig: Figure, dpi: int = 100) -> bytes:
+    """``fig`` rendered on the Agg canvas as PNG bytes (for a page that embeds its images)."""
+    import io
+
+    FigureCanvasAgg(fig)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=dpi)
+    return buffer.getvalue()
 
 
 def text_size(text: str, fontsize: float, linespacing: float = 1.2) -> tuple[float, float]:

@@ -19,12 +19,13 @@ FLOORS = {
     "search": 2,
     "export": 2,
     "derive": 3, "retrain": 3, "evaluation": 3,  # beside each other, above export
+    "report": 3,  # reads finished runs' files, as derive does: a page of them (nas-llv report)
     "pipeline": 4,  # the steps as functions, and sweeps of them: what the command line and a notebook call
     "commands": 5, "cli": 5, "__main__": 5,
 }
 BESIDE = {("search", "export"), ("export", "search"),  # never import each other
-          *((step, "search") for step in ("derive", "retrain", "evaluation")),
-          *(("search", step) for step in ("derive", "retrain", "evaluation"))}
+          *((step, "search") for step in ("derive", "retrain", "evaluation", "report")),
+          *(("search", step) for step in ("derive", "retrain", "evaluation", "report"))}
 
 
 def _module(path: Path) -> str:
@@ -77,7 +78,7 @@ def test_no_module_imports_a_later_step():
     assert not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("step", ["space", "search", "export", "derive", "retrain", "evaluation", "pipeline"])
+@pytest.mark.parametrize("step", ["space", "search", "export", "derive", "retrain", "evaluation", "report", "pipeline"])
 def test_each_step_is_a_package(step):
     assert (PACKAGE / step / "__init__.py").is_file()
 

@@ -43,15 +43,23 @@ class _Edge:
     label_at: np.ndarray | None = None  # centre of the label's box
 
 
+DPI = 120
+
+
 def draw_cell(cell: CellSpec, path: str | Path, title: str = "", choices: Mapping[str, str] | None = None) -> Path:
     """Write a PNG of ``cell``; with ``choices`` ({edge label: op}) edges show the chosen op."""
+    return save_png(cell_figure(cell, title, choices), path, dpi=DPI)
+
+
+def cell_figure(cell: CellSpec, title: str = "", choices: Mapping[str, str] | None = None) -> Figure:
+    """The figure ``draw_cell`` saves (``nas-llv report`` embeds it in its page)."""
     g = graph_of(cell)
     pos = _layout(g)
     radius = {n: _radius(_node_text(cell, n)) for n in g.nodes}
     edges = _route(g, pos, radius, choices)
     _place_labels(edges, pos, radius)
     title = title or f"cell: {len(cell.searchable)} searchable edges, {cell.channels} channels"
-    return save_png(_figure(cell, pos, radius, edges, title), path, dpi=120)
+    return _figure(cell, pos, radius, edges, title)
 
 
 def _layout(g: nx.MultiDiGraph) -> dict[str, np.ndarray]:
