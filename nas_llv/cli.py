@@ -1,7 +1,7 @@
 """``nas-llv``: the command line. Each subcommand is one module of ``nas_llv/commands/`` (``COMMANDS``).
 
 User errors (ConfigError, and bad arguments) print one line and exit with status 2, without a
-traceback.
+traceback (an error may name its own status: 3 for a training that ``--strict`` finds implausible).
 """
 from __future__ import annotations
 
@@ -90,7 +90,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:  # a RegistryError (an unknown name) is one too
         if not quiet:  # every rank meets the same user error; rank 0 reports it
             print(f"nas-llv {args.command}: error: {exc}", file=sys.stderr)
-        return 2
+        return getattr(exc, "exit_status", 2)  # 3: train --strict found the result implausible
     except OSError as exc:  # a full disk that a write outside nas_llv.atomic met: one line too
         if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
             raise

@@ -149,6 +149,7 @@ class TrainConfig:
     checkpoint_every: int = 100   # steps between checkpoints (and at the end)
     variant: str | None = None
     keep: Literal["last", "best"] = "last"   # which weights model.pt holds (the other: model_best/last.pt)
+    strict: bool = False   # outputs out of the plausible range fail the run (exit 3), not only warn
 
     def validate(self) -> None:
         for name in ("steps", "val_every", "val_batches", "checkpoint_every"):

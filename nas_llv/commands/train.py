@@ -22,9 +22,9 @@ def run_train(args: argparse.Namespace) -> int:
 
     _split_target(args)
     if args.resume:
-        if args.target or args.recipe or args.overrides or args.init or args.keep:
+        if args.target or args.recipe or args.overrides or args.init or args.keep or args.strict:
             raise ConfigError("--resume continues a run from its own config.yaml and genotype.yaml; "
-                              "give no genotype, --recipe, --init, --keep or overrides")
+                              "give no genotype, --recipe, --init, --keep, --strict or overrides")
     elif not args.recipe:
         raise ConfigError("give a recipe with --recipe (e.g. recipes/ruas_demo_train.yaml), or --resume RUN")
     elif not args.target and not args.init:
@@ -38,7 +38,7 @@ def run_train(args: argparse.Namespace) -> int:
         return finished_run(lambda: pipeline.resume(args.resume, args.stop_after, kind="train"))
     return finished_run(lambda: pipeline.train(args.target or args.init, args.recipe, args.overrides or (),
                                                args.output, init=args.init, keep=args.keep,
-                                               stop_after=args.stop_after))
+                                               stop_after=args.stop_after, strict=args.strict or None))
 
 
 @COMMANDS.register("train")
@@ -59,5 +59,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--keep", choices=("last", "best"), help="which weights model.pt holds: the final step's (last, "
                    "the default; model_best.pt beside it) or the best validation step's (best; the final ones in "
                    "model_last.pt); the same as train.keep=...")
+    p.add_argument("--strict", action="store_true", help="exit with status 3 when the trained network's outputs "
+                   "leave the plausible range (a colour cast, saturated channels, darker than the input) or no "
+                   "validation improved on the untrained network; the same as train.strict=true (docs/training.md)")
     add_nproc(p)
     p.set_defaults(run=run_train)

@@ -66,15 +66,17 @@ def search(recipe: str | Path | Recipe, overrides: Sequence[str] = (), output: s
 
 def train(source: RunOrPath | Genotype, recipe: str | Path | Recipe, overrides: Sequence[str] = (),
           output: str | Path | None = None, init: str | Path | None = None, keep: str | None = None,
-          stop_after: int | None = None) -> Run:
+          stop_after: int | None = None, strict: bool | None = None) -> Run:
     """Retrain the network of ``source`` (a search run, a genotype file or a ``Genotype``, or a model
     file) at the size ``recipe``'s train: section asks for, in a new run folder; ``init``: start
-    from a model file's weights; ``keep``: which weights model.pt holds (last, best)."""
+    from a model file's weights; ``keep``: which weights model.pt holds (last, best); ``strict``
+    (train.strict): raise ``Implausible`` when the outputs leave the plausible range."""
     speak()
     from nas_llv.retrain.trainer import Trainer, load_source, resolve_build
     from nas_llv.space.genotype import Genotype
 
-    parsed, where_recipe = _recipe(recipe, [*overrides, *([f"train.keep={keep}"] if keep else [])])
+    flags = [*([f"train.keep={keep}"] if keep else []), *([f"train.strict={strict}"] if strict is not None else [])]
+    parsed, where_recipe = _recipe(recipe, [*overrides, *flags])
     given = source if isinstance(source, Genotype) else _path(source)
 
     def build() -> Trainer:

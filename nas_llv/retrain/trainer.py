@@ -34,6 +34,7 @@ from nas_llv.atomic import atomic_write_bytes
 from nas_llv.job import Job
 from nas_llv.losses import build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
+from nas_llv.retrain.plausibility import Implausibility, Implausible, OutputStats, drift_warnings
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.speed import apply_speed, channels_last_batch
 
@@ -150,25 +151,6 @@ class TrainingObjective(nn.Module):
         return total, terms, out  # type: ignore[return-value]
 
 
-def _loss_types(cfg: Mapping[str, Any]) -> list[str]:
-    """The loss types of one ``losses:`` entry (a ``{type: ...}`` or a ``{terms: ...}`` composite)."""
-    if "type" in cfg:
-        return [cfg["type"]]
-    return [t.get("type") for t in cfg.get("terms", {}).values() if isinstance(t, Mapping)]
-
-
-def drift_warnings(losses: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float]) -> list[str]:
-    """A warning for an objective that trains RUAS's scene loss with nothing holding the exposure:
-    met in the limit by over-brightening (or, with RTV, by a collapse to a colour cast)."""
-    types = {k: _loss_types(losses[k]) for k in weights if k in losses}
-    if any("exposure" in t for t in types.values()):
-        return []
-    return [f"train.objective: entry '{k}' trains the RUAS scene loss with no exposure term; trained long, it "
-            f"drifts towards white or collapses to a colour cast (docs/training.md, 'Training without ground "
-            f"truth'); recipes/ruas_unsupervised_train.yaml adds the terms that hold it"
-            for k, t in types.items() if "ruas_scene" in t]
-
-
 def _check_modules(net: nn.Module, weights: Mapping[str, float]) -> None:
     """Entries that train a submodule ``net`` does not have are an error (RUAS_S: no denoiser)."""
     modules: Mapping[str, str] = net.objective_modules if isinstance(net, ObjectiveModules) else {}
@@ -182,10 +164,16 @@ def _check_modules(net: nn.Module, weights: Mapping[str, float]) -> None:
 
 def _score(entry: Mapping[str, Any]) -> str:
     """'step 50: PSNR 20.22 dB, SSIM 0.8512' (or the validation loss on unpaired data)."""
+    if entry.get("step") is None:
+        return "none"
     if entry.get("psnr") is not None and math.isfinite(entry["psnr"]):
         ssim = f", SSIM {entry['ssim']:.4f}" if entry.get("ssim") is not None else ""
         return f"step {entry['step']}: PSNR {entry['psnr']:.2f} dB{ssim}"
     return f"step {entry['step']}: validation loss {entry['val_loss']:.5f}"
+
+
+def _measures(check: Implausibility) -> str:
+    return f"cast {check.cast:.3f}, saturated {check.saturated:+.3f}, gain {check.gain:.2f}"
 
 
 def _reads(loss: nn.Module, keys: frozenset[str]) -> bool:
@@ -228,6 +216,7 @@ class Trainer(Job):
         self.step, self.elapsed = 0, 0.0
         self.last_lr: float | None = None  # lr of the latest step
         self.best: dict[str, Any] = {"step": None, "psnr": -math.inf, "val_loss": math.inf}
+        self.stats = OutputStats()  # the latest validation's inputs and outputs (plausibility)
         self.acc: dict[str, float] = {}
         self.last: dict[str, float] = {}
         self.attached_run: Run | None = None
@@ -239,9 +228,7 @@ class Trainer(Job):
         state = self.train_data.state_dict()
         batch = self._batch(self.train_data)
         self.train_data.load_state_dict(state)
-        out = self.objective(self.net, batch, need_x="high" in batch)[2]
-        if "high" in batch:
-            select_output(out, "x")
+        select_output(self.objective(self.net, batch, need_x=True)[2], "x")  # validation measures x
         return "high" in batch
 
     # -- run folder -------------------------------------------------------------------------------
@@ -312,25 +299,29 @@ class Trainer(Job):
 
     @torch.no_grad()
     def validate(self) -> dict[str, float]:
-        """Mean objective (``val_loss``) and, on paired data, mean PSNR/SSIM of the 8-bit output
-        (as eval computes them; at the ground truth's, i.e. HR, size for a super-resolution network),
-        over the same ``val_batches`` validation batches every time."""
+        """Mean objective (``val_loss``), the plausibility measures of the outputs against the
+        inputs (``check/*``; their sums in ``self.stats``) and, on paired data, mean PSNR/SSIM of
+        the 8-bit output (as eval computes them; at the ground truth's, i.e. HR, size for a
+        super-resolution network), over the same ``val_batches`` validation batches every time."""
         self.val_data.load_state_dict(self._val_start)
         self.net.eval()
-        loss, sums, n = 0.0, {"psnr": 0.0, "ssim": 0.0}, 0
+        loss, sums, n, stats = 0.0, {"psnr": 0.0, "ssim": 0.0}, 0, OutputStats()
         for _ in range(self.cfg.val_batches):
             batch = self._batch(self.val_data)
-            total, _, out = self.objective(self.net, batch, need_x="high" in batch)
+            total, _, out = self.objective(self.net, batch, need_x=True)
             loss += float(total)
+            x = select_output(out, "x")
+            stats.add(batch["low"], x, batch.get("high"))
             if "high" in batch:
-                metrics = image_metrics(select_output(out, "x"), batch["high"])
+                metrics = image_metrics(x, batch["high"])
                 sums = {k: v + float(metrics[k].sum()) for k, v in sums.items()}
                 n += batch["high"].shape[0]
         self.net.train()
         # the global batches': each rank's sums, averaged, over the ranks' image counts, averaged
-        sums = distributed.mean_floats({"loss": loss, "n": n, **sums})
+        sums = distributed.mean_floats({"loss": loss, "n": n, **sums, **stats.flat()})
+        self.stats = OutputStats.from_flat({k: sums.pop(k) for k in stats.flat()})
         loss, n = sums.pop("loss"), sums.pop("n")
-        result = {"val_loss": loss / self.cfg.val_batches}
+        result = {"val_loss": loss / self.cfg.val_batches, **Implausibility.of(self.stats).columns()}
         if n:
             result.update({f"metric/{k}": v / n for k, v in sums.items()})
         return result
@@ -346,7 +337,7 @@ class Trainer(Job):
                                "val_loss": val["val_loss"], "lr": lr,
                                "seconds": round(time.perf_counter() - start, 4)}
         row.update({k: v / n for k, v in self.acc.items()})
-        row.update({k: v for k, v in val.items() if k.startswith("metric/")})
+        row.update({k: v for k, v in val.items() if k != "val_loss"})
         self.acc, self.last = {}, {k: v for k, v in row.items() if isinstance(v, float)}
         self.attached_run.trajectory_writer.append(row)
         self._update_best(val)
@@ -354,36 +345,60 @@ class Trainer(Job):
                  f", PSNR {val['metric/psnr']:.2f} dB, SSIM {val['metric/ssim']:.4f}" if "metric/psnr" in val else "")
 
     def _update_best(self, val: Mapping[str, float]) -> None:
+        """A validation better than every earlier one writes ``model_best.pt``. Random weights are
+        never 'best': without ``--init`` step 0 only sets the bar a trained step must clear, so a
+        training that never improves on its start (or diverges first) writes no model_best.pt."""
         better = (val["metric/psnr"] > self.best["psnr"]) if self.paired else (val["val_loss"] < self.best["val_loss"])
         if better:
-            self.best = {"step": self.step, "psnr": val.get("metric/psnr", -math.inf), "val_loss": val["val_loss"],
-                         "ssim": val.get("metric/ssim")}
-            self._save_model("model_best.pt")
+            random = self.step == 0 and self.init is None
+            self.best = {"step": None if random else self.step, "psnr": val.get("metric/psnr", -math.inf),
+                         "val_loss": val["val_loss"], "ssim": val.get("metric/ssim")}
+            if not random:
+                self._save_model("model_best.pt")
 
     # -- results and checkpoints ------------------------------------------------------------------
-    def _save_model(self, name: str) -> Path:
+    def _save_model(self, name: str, **more: Any) -> Path:
         if not self.attached_run.writes:  # another rank than 0 of a data-parallel run
             return self.attached_run.dir / name
         extra = {"run": self.attached_run.dir.name, "recipe": self.recipe.name, "step": self.step,
-                 "init": self.init, "validation": dict(self.last)}
+                 "init": self.init, "validation": dict(self.last), **more}
         return save_model(self.attached_run.dir / name, self.genotype, self.net, self.build, extra)
+
+    def findings(self) -> list[str]:
+        """What makes the finished training unusable: its final outputs out of the plausible range
+        (``plausibility.LIMITS``), or no trained step validating better than the random start."""
+        found = list(Implausibility.of(self.stats).findings)
+        if self.best["step"] is None and self.init is None:
+            found.append(f"no validation improved on the untrained network's ({_score(dict(self.best, step=0))}); "
+                         f"no model_best.pt is written")
+        return found
 
     def finish(self, start: float) -> None:
         """Write the final weights, and make ``model.pt`` the ones ``train.keep`` names (``last``:
         the final weights, ``model_best.pt`` beside them; ``best``: the best validation step's,
-        the final ones in ``model_last.pt``); log both scores."""
+        the final ones in ``model_last.pt``); log both scores and the findings (``findings``),
+        recorded in model.pt; with ``train.strict``, raise ``Implausible`` when there are any."""
         self.save(start)
-        if not self.attached_run.writes:
-            return
-        final = self._save_model("model.pt" if self.cfg.keep == "last" else "model_last.pt")
-        if self.cfg.keep == "best":
-            best = (self.attached_run.dir / "model_best.pt").read_bytes()
-            atomic_write_bytes(self.attached_run.dir / "model.pt", best)
-        last = {"step": self.step, "psnr": self.last.get("metric/psnr"), "ssim": self.last.get("metric/ssim"),
-                "val_loss": self.last.get("val_loss")}
-        log.info("training finished after %d steps; final %s; best %s; model.pt holds the %s weights%s",
-                 self.step, _score(last), _score(self.best), self.cfg.keep,
-                 f" (the final ones are in {final.name})" if self.cfg.keep == "best" else "")
+        check, found = Implausibility.of(self.stats), self.findings()
+        keep = "best" if self.cfg.keep == "best" and self.best["step"] is not None else "last"
+        if self.attached_run.writes:
+            final = self._save_model("model.pt" if keep == "last" else "model_last.pt",
+                                     plausibility={**check.measures(), "findings": found})
+            if keep == "best":
+                best = (self.attached_run.dir / "model_best.pt").read_bytes()
+                atomic_write_bytes(self.attached_run.dir / "model.pt", best)
+            last = {"step": self.step, "psnr": self.last.get("metric/psnr"), "ssim": self.last.get("metric/ssim"),
+                    "val_loss": self.last.get("val_loss")}
+            log.info("training finished after %d steps; final %s; best %s; model.pt holds the %s weights%s; %s",
+                     self.step, _score(last), _score(self.best), keep,
+                     f" (the final ones are in {final.name})" if keep == "best" else "",
+                     f"{len(found)} finding(s) below make it suspect" if found else
+                     f"outputs in the plausible range ({_measures(check)})")
+            for finding in found:
+                log.warning("%s: %s", self.attached_run.dir.name, finding)
+        if found and self.cfg.strict:
+            raise Implausible(f"{self.attached_run.dir}: train.strict: {'; '.join(found)} (docs/training.md, "
+                              f"'Is the result usable?'; the run folder and its model files are written)")
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -392,7 +407,7 @@ class Trainer(Job):
             "scheduler": self.sched.state_dict(),
             "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
             "progress": {"step": self.step, "elapsed": self.elapsed}, "best": dict(self.best),
-            "acc": dict(self.acc), "last": dict(self.last), "rng": rng_state(),
+            "acc": dict(self.acc), "last": dict(self.last), "stats": self.stats.as_dict(), "rng": rng_state(),
             "world_size": distributed.world_size(),
         }
 
@@ -403,6 +418,7 @@ class Trainer(Job):
         self.train_data.load_state_dict(state["data"]["train"])
         self.step, self.elapsed = state["progress"]["step"], state["progress"]["elapsed"]
         self.best, self.acc, self.last = dict(state["best"]), dict(state["acc"]), dict(state["last"])
+        self.stats = OutputStats(state.get("stats"))
         self.init = state["init"]
         set_rng_state(state["rng"])
         if self.attached_run is not None:

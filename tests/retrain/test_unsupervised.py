@@ -83,7 +83,7 @@ def test_the_papers_scene_loss_alone_collapses_where_the_recipe_does_not(tmp_pat
 
 
 def test_a_scene_loss_with_nothing_holding_the_exposure_is_warned_about():
-    from nas_llv.retrain.trainer import drift_warnings
+    from nas_llv.retrain.plausibility import drift_warnings
     plain = {"scene": {"type": "ruas_scene"}, "task": {"type": "ruas_denoise"}, "l1": {"type": "l1"}}
     (warning,) = drift_warnings(plain, {"scene": 1.0, "task": 1.0})
     assert "'scene'" in warning and "ruas_unsupervised_train.yaml" in warning
