@@ -13,6 +13,7 @@ itself; the flock goes when the last one releases it.
 """
 from __future__ import annotations
 
+import errno
 import fcntl
 import logging
 import os
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from nas_llv.config import ConfigError
+from nas_llv.paths import unwritable
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +78,7 @@ class RunLock:
             _HELD[self._key][1] += 1
             self._file = _HELD[self._key][0]
             return self
-        f = open(self.path, "a+", encoding="utf-8")
+        f = self._open()
         try:
             fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -102,6 +104,21 @@ class RunLock:
         self._file = f
         _HELD[self._key] = [f, 1]
         return self
+
+    def _open(self) -> IO[str]:
+        """The lock file, opened to append; one line naming the folder when it cannot be written
+        (a read-only mount, a folder of another user), before anything is written."""
+        folder = self.path.parent
+        reason = unwritable(folder)
+        if reason is None:
+            try:
+                return open(self.path, "a+", encoding="utf-8")
+            except OSError as exc:  # what unwritable() cannot see: a lock file of another user, an ACL
+                if exc.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                reason = (exc.strerror or type(exc).__name__).lower()
+        raise ConfigError(f"{folder}: cannot write in this run folder ({reason}); copy it to a folder you can "
+                          f"write and give the copy")
 
     def release(self) -> None:
         """Empty the file (a clean end leaves no holder to name) and drop the flock (idempotent)."""
