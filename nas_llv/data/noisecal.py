@@ -54,7 +54,7 @@ FLAT_QUANTILE, FLAT_SLACK = 0.25, 1.5  # flat: texture score <= FLAT_SLACK x its
 OUTLIER = 2.0  # a flat tile whose variance is over OUTLIER x the fitted NLF holds texture
 MIN_PATCHES = 30  # flat tiles an image needs to be fitted
 BOOTSTRAPS = 100
-PHOTONS_CAP, READ_FLOOR = 1e5, 1e-4  # "no shot noise" / "no read noise" in recipe-key terms
+PHOTONS_CAP, READ_FLOOR = 1e7, 1e-6  # "no shot noise" / "no read noise" in recipe-key terms
 
 
 # -- per-tile statistics ------------------------------------------------------------------------
