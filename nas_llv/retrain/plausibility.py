@@ -2,7 +2,8 @@
 (docs/training.md, "Is the result usable?").
 
 - ``drift_warnings``, before training: an objective known to drift (RUAS's scene loss with
-  nothing holding the exposure).
+  nothing holding the exposure); ``selection_warnings``: ``train.keep: best`` on a handful of
+  validation images.
 - ``OutputStats``, at every validation: the network's outputs on the validation inputs, measured
   against those inputs. ``Implausibility.of`` names what leaves the plausible range that
   ``LIMITS`` sets: a colour cast, saturated channels, outputs darker than the input. Any objective,
@@ -66,6 +67,19 @@ def drift_warnings(losses: Mapping[str, Mapping[str, Any]], weights: Mapping[str
             f"drifts towards white or collapses to a colour cast (docs/training.md, 'Training without ground "
             f"truth'); recipes/ruas_unsupervised_train.yaml adds the terms that hold it"
             for k, t in types.items() if "ruas_scene" in t]
+
+
+SELECT_IMAGES = 8  # fewer validation images than this, and train.keep: best chooses mostly on noise
+
+
+def selection_warnings(keep: str, images: int) -> list[str]:
+    """A warning for ``train.keep: best`` choosing on a handful of validation images: a step's
+    mean over them differs from the next step's by less than images differ from one another."""
+    if keep != "best" or images >= SELECT_IMAGES:
+        return []
+    return [f"train.keep: best chooses the step by its score on {images} validation image(s); on fewer than "
+            f"{SELECT_IMAGES} the choice is mostly noise (docs/training.md, 'Is the result usable?'). Keep the "
+            f"final weights (train.keep: last), or validate on more images (data.val_ratio, train.val_batches)"]
 
 
 class OutputStats:

@@ -34,7 +34,7 @@ from nas_llv.atomic import atomic_write_bytes
 from nas_llv.job import Job
 from nas_llv.losses import build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
-from nas_llv.retrain.plausibility import Implausibility, Implausible, OutputStats, drift_warnings
+from nas_llv.retrain.plausibility import Implausibility, Implausible, OutputStats, drift_warnings, selection_warnings
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.speed import apply_speed, channels_last_batch
 
@@ -246,7 +246,8 @@ class Trainer(Job):
         log.info("training %s; %s parameters, %s weights, %d steps on %s",
                  self.genotype.describe(**self.build), f"{params:,}", f"initial from {self.init}" if self.init else "random",
                  self.total_steps, self.device)
-        for warning in drift_warnings(self.recipe.losses, self.cfg.objective):
+        images = min(len(self.val_data), self.cfg.val_batches * self.recipe.data.batch_size)
+        for warning in [*drift_warnings(self.recipe.losses, self.cfg.objective), *selection_warnings(self.cfg.keep, images)]:
             log.warning(warning)
         if self.init is None:
             warnings = getattr(self.net, "random_init_warnings", None)

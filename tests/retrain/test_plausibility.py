@@ -16,7 +16,8 @@ from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.job import Diverged
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.results import CSV_FLOATS
-from nas_llv.retrain.plausibility import LIMITS, Implausibility, Implausible, OutputStats
+from nas_llv.retrain.plausibility import (LIMITS, SELECT_IMAGES, Implausibility, Implausible, OutputStats,
+                                          selection_warnings)
 from nas_llv.retrain.trainer import Trainer
 from nas_llv.runs import Run
 
@@ -175,12 +176,18 @@ def test_a_training_that_never_beats_its_start_writes_no_best_and_says_so(tmp_pa
     assert caught.value.exit_status == 3 and (strict.attached_run.dir / "model.pt").is_file()
 
 
-def test_a_sane_training_beats_its_start_and_keeps_it_as_best(tmp_path):
+def test_a_sane_training_beats_its_start_and_keeps_it_as_best(tmp_path, caplog):
     trainer = _tiny(tmp_path, lr=0.01, steps=20, val_every=10, keep="best", strict=True)
     assert trainer.run() is True
     run = trainer.attached_run.dir
     best = read_model_file(run / "model_best.pt")["extra"]
     assert best["step"] in (10, 20) and (run / "model.pt").read_bytes() == (run / "model_best.pt").read_bytes()
+    assert "chooses the step by its score on 2 validation image(s)" in caplog.text  # TINY validates on 2
+
+
+def test_keep_best_on_a_handful_of_images_is_warned_about():
+    assert selection_warnings("best", SELECT_IMAGES - 1) and not selection_warnings("best", SELECT_IMAGES)
+    assert not selection_warnings("last", 1)
 
 
 def test_with_init_the_starting_weights_may_stay_the_best(tmp_path):
