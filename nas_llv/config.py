@@ -329,13 +329,18 @@ def variant_options(registry: Any, name: str, own: Mapping[str, Any], where: str
     keys, allowed beside them); a key of another variant fails naming it. Raises RegistryError for
     an unknown ``name``."""
     options_cls = registry.config_of(name)
-    allowed = shared + [f.name for f in dataclasses.fields(options_cls or _NoOptions)]
+    allowed = shared + variant_keys(registry, name)
     # another variant's key set to null is unset (an override can drop what a recipe set)
     own = {k: v for k, v in own.items() if k in allowed or v is not None}
     for key in own:
         if key not in allowed:
             raise ConfigError(_refused(registry, name, key, allowed, where))
     return from_dict(options_cls, own, where) if options_cls is not None else None
+
+
+def variant_keys(registry: Any, name: str) -> list[str]:
+    """The option keys of ``registry``'s variant ``name`` (RegistryError for an unknown name)."""
+    return [f.name for f in dataclasses.fields(registry.config_of(name) or _NoOptions)]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -345,7 +350,7 @@ class _NoOptions:
 
 def _refused(registry: Any, name: str, key: str, allowed: list[str], where: str) -> str:
     """Why ``key`` is refused in section ``where``: it belongs to other variants (named), or to none."""
-    owners = [n for n in registry.names() if key in {f.name for f in dataclasses.fields(registry.config_of(n) or _NoOptions)}]
+    owners = [n for n in registry.names() if key in variant_keys(registry, n)]
     if owners:
         return (f"{_at(_join(where, key))} belongs to {registry.kind} {', '.join(owners)}, not '{name}' "
                 f"(set it to null to drop it); allowed here: {', '.join(allowed) or 'none'}")

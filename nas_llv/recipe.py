@@ -6,16 +6,19 @@ the key's path and the allowed keys; ``KEY=VALUE`` overrides are parsed by ``yam
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from nas_llv.device import DEVICES
 from nas_llv.optim import OptimConfig
 from nas_llv.config import (ConfigError, Variant, apply_overrides, check_range, entry_options, from_dict, load_yaml,
-                            to_dict)
+                            to_dict, variant_keys)
 from nas_llv.data import DataConfig
 from nas_llv.remedies import AuxSkipConfig, CostConfig, HessianConfig, PerturbConfig
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -218,9 +221,74 @@ class Recipe:
 
 
 def load_recipe(path: str | Path, overrides: Sequence[str] = ()) -> Recipe:
-    """Read a recipe file, apply ``KEY=VALUE`` overrides, and check everything."""
-    data = apply_overrides(load_yaml(path), overrides)
-    return recipe_from_dict(data, str(path))
+    """Read a recipe file, apply ``KEY=VALUE`` overrides, and check everything. An override that
+    switches a variant (``data.type=folder``) drops the file's keys of the old variant that the new
+    one does not take (``drop_switched``)."""
+    written = load_yaml(path)
+    data = apply_overrides(written, overrides)
+    dropped = drop_switched(written, data, [tuple(item.partition("=")[0].split(".")) for item in overrides], str(path))
+    recipe = recipe_from_dict(data, str(path))
+    for line in dropped:  # once the recipe is good: a refused one is one line, its error
+        log.info("%s", line)
+    return recipe
+
+
+KeyPath = tuple[str, ...]  # ('data', 'type') for data.type
+
+
+def drop_switched(written: Mapping[str, Any], data: dict[str, Any], given: Sequence[KeyPath], source: str) -> list[str]:
+    """Remove from ``data`` (``written`` with the overrides at the key paths ``given`` applied) the
+    keys that ``written`` gave a variant an override switched away from and the new variant does
+    not take; returns one line per section saying which. A key given on the command line is kept,
+    so a wrong one for the new variant is still refused; so is a section given whole."""
+    from nas_llv.registry import RegistryError
+
+    lines = []
+    for key, at, registry, shared, default in _variant_sections(data):
+        old, new, section = _get(written, key, default), _get(data, key, default), _get(data, at, None)
+        if old is None or old == new or not isinstance(section, dict) or any(at[:len(g)] == g for g in given):
+            continue  # not switched, or the section is the command line's own
+        explicit = {g[len(at)] for g in given if len(g) > len(at) and g[:len(at)] == at}
+        try:
+            taken = set(shared) | set(variant_keys(registry, str(new))) | explicit
+            dropped = [k for k in section if k in variant_keys(registry, str(old)) and k not in taken]
+        except RegistryError:
+            continue  # an unknown name: checking the recipe says so
+        for k in dropped:
+            del section[k]
+        if dropped:
+            lines.append(f"{source}: {'.'.join(key)} switched from {old} to {new}: dropped {', '.join(dropped)} "
+                         f"({registry.kind} {old}'s keys, which {new} does not take)")
+    return lines
+
+
+def _variant_sections(data: Mapping[str, Any]) -> Iterator[tuple[KeyPath, KeyPath, Any, list[str], Any]]:
+    """(path of the variant's name, path of its keys, registry, the section's keys every variant
+    takes, the name when absent) of each section of recipe ``data`` that names a registered
+    variant: network, data, search, search.hypergrad and every loss."""
+    from nas_llv.registry import HYPERGRADS, LOSSES
+
+    for name, cls in (("network", NetworkConfig), ("data", DataConfig), ("search", SearchConfig)):
+        default = next(f.default for f in fields(cls) if f.name == cls.VARIANT_KEY)
+        shared = [] if cls.NESTED else [f.name for f in fields(cls) if f.name != "options"]
+        at = (name, "options") if cls.NESTED else (name,)
+        yield (name, cls.VARIANT_KEY), at, cls.variant_registry(), shared, default
+    entries = [("search", "hypergrad")]
+    losses = data.get("losses")
+    for module, cfg in losses.items() if isinstance(losses, Mapping) else ():
+        terms = cfg.get("terms") if isinstance(cfg, Mapping) else None
+        entries += [("losses", module), *(("losses", module, "terms", t) for t in
+                                          (terms if isinstance(terms, Mapping) else ()))]
+    for at in entries:
+        yield (*at, "type"), at, HYPERGRADS if at[0] == "search" else LOSSES, ["type"], None
+
+
+def _get(data: Any, path: KeyPath, default: Any) -> Any:
+    for key in path:
+        if not isinstance(data, Mapping) or key not in data:
+            return default
+        data = data[key]
+    return data
 
 
 def recipe_from_dict(data: dict[str, Any], source: str = "<recipe>") -> Recipe:

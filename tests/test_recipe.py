@@ -64,3 +64,62 @@ def test_the_old_key_network_fuse_reads_as_merge_edges_with_a_warning(caplog):
     assert "config.yaml: network.fuse: is the old spelling of 'merge_edges'" in caplog.text
     with pytest.raises(ConfigError, match="old spelling of 'merge_edges', which is given too"):
         recipe_from_dict({"name": "x", "network": {"fuse": False, "merge_edges": True}}, "r.yaml")
+
+
+# -- an override that switches a variant drops the old variant's keys -------------------------------
+
+SWITCHABLE = {"name": "r", "data": {"type": "demo", "demo_count": 6, "demo_size": 64, "crop": 32},
+              "network": {"type": "ruas", "options": {"variant": "ruas_s"}},
+              "losses": {"task": {"type": "ruas_denoise", "tv_weight": 2.0},
+                         "mix": {"terms": {"a": {"type": "ssim", "win_size": 7}}}},
+              "search": {"strategy": "cooperative", "beta": 0.5, "hypergrad": {"type": "finite_difference", "r": 0.02}}}
+
+
+def _switched(tmp_path, caplog, overrides):
+    import logging
+
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump(SWITCHABLE))
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="nas_llv"):
+        recipe = load_recipe(path, overrides)
+    return recipe, [r.getMessage() for r in caplog.records if "switched from" in r.getMessage()]
+
+
+@pytest.mark.parametrize("overrides, kind, key, old, new, dropped", [
+    (["data.type=folder", "data.root=photos"], "dataset", "data.type", "demo", "folder", "demo_count, demo_size"),
+    (["network.type=single", "network.spaces={n: ruas_cell}"], "network", "network.type", "ruas", "single", "variant"),
+    (["search.strategy=hyper"], "strategy", "search.strategy", "cooperative", "hyper", "beta"),
+    (["search.hypergrad.type=implicit_cg"], "hypergradient method", "search.hypergrad.type", "finite_difference",
+     "implicit_cg", "r"),
+    (["losses.task.type=l1"], "loss", "losses.task.type", "ruas_denoise", "l1", "tv_weight"),
+    (["losses.mix.terms.a.type=l1"], "loss", "losses.mix.terms.a.type", "ssim", "l1", "win_size"),
+])
+def test_switching_a_variant_drops_the_keys_only_the_old_one_takes(tmp_path, caplog, overrides, kind, key, old, new,
+                                                                   dropped):
+    recipe, said = _switched(tmp_path, caplog, overrides)
+    assert said == [f"{tmp_path / 'r.yaml'}: {key} switched from {old} to {new}: dropped {dropped} "
+                    f"({kind} {old}'s keys, which {new} does not take)"]
+    written = recipe.to_dict()
+    assert written["data"]["crop"] == 32  # a key every dataset takes stays
+    assert written["losses"]["task"].get("tv_weight") == (None if key == "losses.task.type" else 2.0)
+    if key == "data.type":
+        assert recipe.data.root == "photos" and "demo_count" not in written["data"]
+
+
+def test_the_old_variants_keys_are_kept_where_the_new_one_takes_them(tmp_path, caplog):
+    recipe, said = _switched(tmp_path, caplog, ["data.type=demo_sr"])  # demo_sr takes demo's keys
+    assert said == [] and (recipe.data.demo_count, recipe.data.demo_size) == (6, 64)
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["data.type=folder", "data.root=p", "data.demo_count=3"], "data.demo_count: belongs to dataset demo, demo_sr"),
+    (["data={type: folder, root: p, demo_size: 8}"], "data.demo_size: belongs to dataset demo, demo_sr"),
+    (["search.hypergrad.type=implicit_cg", "search.hypergrad.r=0.1"], "search.hypergrad.r: belongs to hypergradient"),
+    (["data.type=folder", "data.root=p", "data.rot=3"], "data: unknown key 'rot'"),
+])
+def test_a_key_given_with_the_switch_is_still_checked(tmp_path, caplog, overrides, message):
+    with pytest.raises(ConfigError) as info:
+        _switched(tmp_path, caplog, overrides)
+    assert message in str(info.value) and "\n" not in str(info.value)
+    assert not [r for r in caplog.records if "switched from" in r.getMessage()]  # the error is the one line
