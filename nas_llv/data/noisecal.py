@@ -286,11 +286,13 @@ class Calibration:
 def recipe_keys(fits: tuple[ImageFit, ...] | list[ImageFit]) -> dict[str, float]:
     """The ``data:`` keys that cover every image: the lowest to the highest per-image value, each
     widened by its own standard error (bootstrap 16th / 84th percentile) and rounded outwards to
-    two significant digits; ``row_ratio`` the images' median row noise over their median read
-    noise (the synthesis draws ``row`` as ``row_ratio * read``)."""
+    two significant digits; an image whose photons reach ``PHOTONS_CAP`` within one error (shot
+    noise too weak to measure) bounds ``photons_max`` by its own fit. ``row_ratio``: the images'
+    median row noise over their median read noise (the synthesis draws ``row = row_ratio * read``)."""
     row_ratio = float(np.median([f.row for f in fits]) / np.median([f.read for f in fits]))
+    top = (f.photons_range[1] if f.photons_range[1] < PHOTONS_CAP else f.photons for f in fits)
     return {"photons_min": _round(min(f.photons_range[0] for f in fits), math.floor),
-            "photons_max": _round(max(f.photons_range[1] for f in fits), math.ceil),
+            "photons_max": _round(max(top), math.ceil),
             "read_min": _round(min(f.read_range[0] for f in fits), math.floor),
             "read_max": _round(max(f.read_range[1] for f in fits), math.ceil),
             "row_ratio": _round(row_ratio, round)}

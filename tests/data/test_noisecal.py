@@ -13,7 +13,8 @@ import yaml
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
 from nas_llv.data.io import read_image, write_image
-from nas_llv.data.noisecal import calibrate, fit_image, linear_points, patch_stats, recipe_keys
+from nas_llv.data.noisecal import (PHOTONS_CAP, ImageFit, Nlf, calibrate, fit_image, linear_points, patch_stats,
+                                   recipe_keys)
 from nas_llv.data.synth import Darkening, SynthOptions, bundled_image, synthesise
 
 TOLERANCE = 1.25  # photons and read within 25%, as the calibration promises (docs/data.md)
@@ -56,6 +57,17 @@ def test_recovers_the_synthesis_parameters(tmp_path, photons, read, row_ratio):
     assert keys["photons_min"] < photons < keys["photons_max"] and keys["read_min"] < read < keys["read_max"]
     for pts in points:  # the synthesis's noise is white: the pixel reading holds too
         assert 1 / TOLERANCE < fit_image("pixel", pts, reading="pixel").photons / photons < TOLERANCE
+
+
+def test_keys_cover_every_image_rounded_outwards():
+    def fit(photons, low, high, read):
+        nlf = Nlf(a=1 / photons, b=read**2, x=np.zeros(2), y=np.zeros(2), n=np.zeros(2))
+        return ImageFit("x", 100, nlf, photons, read, (low, high), (read * 0.9, read * 1.1), 0.5 * read, 1.0)
+
+    keys = recipe_keys([fit(1000, 912, 1093, 0.002), fit(50_000, 40_000, PHOTONS_CAP, 0.001)])
+    # the second image's shot noise is too weak to bound from above: its own fit bounds the range
+    assert keys == {"photons_min": 910, "photons_max": 50_000, "read_min": 0.0009, "read_max": 0.0022,
+                    "row_ratio": 0.5}
 
 
 def test_command_prints_keys_a_recipe_accepts(tmp_path, capsys):
