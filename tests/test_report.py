@@ -116,6 +116,11 @@ def test_a_training_report_shows_its_evaluation_and_the_model_s_own_outputs(runs
     assert (shown[2] - read_image(runs["pairs"] / "high" / "0.png")).abs().mean() < 0.03
 
 
+def test_an_evaluation_folder_alone_is_a_page_of_its_own(runs, tmp_path):
+    page = write_report(runs["train"] / "eval-pairs", tmp_path / "r.html", samples=1).read_text()
+    assert "<title>evaluation eval-pairs</title>" in page and page.count("<figure>") == 3
+
+
 def _image(b64: str) -> torch.Tensor:
     rgb = np.asarray(Image.open(io.BytesIO(base64.b64decode(b64))).convert("RGB"), dtype=np.float32) / 255
     return torch.from_numpy(rgb).permute(2, 0, 1)

@@ -36,7 +36,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
                                    "genotype and its cells, Hessian and cost curves, evaluations with sample "
                                    "images) or of a sweep folder (every trial's genotype and scores, the "
                                    "trajectories overlaid). It opens offline in any browser.")
-    p.add_argument("target", help="a run folder (search or training) or a sweep folder")
+    p.add_argument("target", help="a run folder (search or training), a sweep folder, or an eval -o folder")
     p.add_argument("-o", "--output", metavar="FILE", help="the HTML file to write (default TARGET/report.html)")
     p.add_argument("--samples", type=_count, default=3, metavar="N",
                    help="evaluated images shown before and after per evaluation (default 3; 0: none)")

@@ -25,19 +25,25 @@ THUMB_WIDTH = 600  # pixels of a sample as embedded (shown at half that)
 
 def eval_folders(folder: Path) -> list[Path]:
     """The folders directly in ``folder`` that ``nas-llv eval`` wrote (summary.json + metrics.csv)."""
-    return sorted(p.parent for p in folder.glob("*/summary.json") if (p.parent / "metrics.csv").is_file())
+    return sorted(p.parent for p in folder.glob("*/summary.json") if is_evaluation(p.parent))
+
+
+def is_evaluation(folder: Path) -> bool:
+    return (folder / "summary.json").is_file() and (folder / "metrics.csv").is_file()
 
 
 def evaluation_sections(folder: Path, samples: int = 3) -> list[str]:
-    """One section per evaluation in ``folder``: its means and costs, each image's scores, samples."""
-    out = []
-    for ev in eval_folders(folder):
-        record = json.loads((ev / "summary.json").read_text())
-        metrics = pd.read_csv(ev / "metrics.csv", dtype={"name": str})
-        shown = {k: record[k] for k in SUMMARY_KEYS if record.get(k) is not None}
-        out.append(html.section(f"evaluation: {ev.name}", html.key_values(shown), html.table(metrics),
-                                sample_strip(record, metrics.head(samples)) if samples else ""))
-    return out
+    """One section per evaluation in ``folder`` (``evaluation_section``)."""
+    return [evaluation_section(ev, samples) for ev in eval_folders(folder)]
+
+
+def evaluation_section(ev: Path, samples: int = 3) -> str:
+    """An evaluation folder's means and costs, each image's scores, and ``samples`` images."""
+    record = json.loads((ev / "summary.json").read_text())
+    metrics = pd.read_csv(ev / "metrics.csv", dtype={"name": str})
+    shown = {k: record[k] for k in SUMMARY_KEYS if record.get(k) is not None}
+    return html.section(f"evaluation: {ev.name}", html.key_values(shown), html.table(metrics),
+                        sample_strip(record, metrics.head(samples)) if samples else "")
 
 
 def sample_strip(record: dict, rows: pd.DataFrame) -> str:
