@@ -426,6 +426,14 @@ case("sweep-resume-not-a-sweep", "not a sweep folder (sweep.yaml is missing)",
      lambda d: ["sweep", "--resume", (d / "s").mkdir() or "s"])
 case("sweep-resume-and-recipe", "give no recipe", lambda d: ["sweep", SEARCH, "--resume", "s"])
 
+# data noise (nothing is written: the keys go to standard output)
+case("data-no-action", "required: ACTION", lambda d: ["data"])
+case("data-noise-missing", "nope: no such folder", lambda d: ["data", "noise", "nope"])
+case("data-noise-no-images", "e: no images", lambda d: ["data", "noise", (d / "e").mkdir() or "e"])
+case("data-noise-no-flat-tiles", "too few flat tiles",  # one flat grey image: no noise to measure
+     lambda d: ["data", "noise", _image(d / "p/a.png", 64, 64) or "p"])
+case("data-noise-patch", "--patch): expected a tile side >= 8", lambda d: ["data", "noise", "p", "--patch", "4"])
+
 
 # ---- the check ---------------------------------------------------------------------------------
 
