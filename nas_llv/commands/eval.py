@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 from nas_llv.commands._images import add_tile_options
 from nas_llv.device import DEVICES
@@ -14,14 +14,21 @@ def _cell(v: Any) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def table(rows: list[dict[str, Any]], mean: dict[str, Any]) -> list[str]:
+def table(rows: list[dict[str, Any]], mean: dict[str, Any], columns: Sequence[str] | None = None) -> list[str]:
+    """Per image and mean, one column each of ``columns`` (default: the paired metrics)."""
     from nas_llv.metrics.image import METRICS
 
+    columns = METRICS if columns is None else columns
     width = max(len("mean"), *(len(r["name"]) for r in rows))
-    lines = [f"{'image':{width}s}  " + "  ".join(f"{m.upper():>8s}" for m in METRICS)]
+    sizes = [max(8, len(m)) for m in columns]
+    lines = [f"{'image':{width}s}  " + "  ".join(f"{m.upper():>{n}s}" for m, n in zip(columns, sizes))]
     for r in [*rows, {"name": "mean", **mean}]:
-        lines.append(f"{r['name']:{width}s}  " + "  ".join(f"{_cell(r[m]):>8s}" for m in METRICS))
+        lines.append(f"{r['name']:{width}s}  " + "  ".join(f"{_cell(r[m]):>{n}s}" for m, n in zip(columns, sizes)))
     return lines
+
+
+NOREF_NOTE = ("no ground truth: NIQE and BRISQUE are no-reference, lower is better; BRIGHTNESS is the mean "
+              "luma in [0, 1]; INPUT_*: the same of the unenhanced input")
 
 
 def cost_lines(s: dict[str, Any]) -> list[str]:
@@ -46,21 +53,27 @@ def run(args: argparse.Namespace) -> int:
                           device=args.device, progress=not args.quiet, tile=args.tile)
     with logging_redirect_tqdm():
         summary = pipeline.evaluate(args.model, args.data, options, out_dir=args.out_dir)
-    print("\n".join(table(summary.metrics.to_dict("records"), summary.record) + cost_lines(summary.record)))
+    columns = [c for c in summary.metrics.columns if c != "name"]
+    notes = [] if summary.record.get("ground_truth", True) else [NOREF_NOTE]
+    print("\n".join(table(summary.metrics.to_dict("records"), summary.record, columns) + notes
+                    + cost_lines(summary.record)))
     print(f"wrote {summary.out_dir / 'metrics.csv'} and {summary.out_dir / 'summary.json'}")
     return 0
 
 
 @COMMANDS.register("eval")
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("eval", help="PSNR/SSIM/LPIPS/RMSE on paired images, plus params, FLOPs, latency",
+    p = sub.add_parser("eval", help="PSNR/SSIM/LPIPS/RMSE on paired images (NIQE/BRISQUE without ground truth), "
+                       "plus params, FLOPs, latency",
                        description="Evaluate a model on paired folders (DIR/low + DIR/high, a LOL root's "
                                    "eval15, or a RELLISUR root). A super-resolution model's output is scored "
-                                   "against ground truths scale x its inputs. Outputs are quantised to 8 bits "
-                                   "before scoring; see docs/evaluation.md for the rules.")
+                                   "against ground truths scale x its inputs. Images without ground truth "
+                                   "(directly inside DIR, or DIR/low alone) get the no-reference NIQE and BRISQUE "
+                                   "(the 'noref' extra) and brightness, of the outputs and the inputs. Outputs "
+                                   "are quantised to 8 bits before scoring; see docs/evaluation.md for the rules.")
     p.add_argument("model", help="a model file, or a run folder with model.pt (with --engine onnx, also an ONNX file)")
     p.add_argument("--data", required=True, help="DIR with low/ and high/ (same names; high = scale x low for "
-                   "an SR model), a LOL root, or a RELLISUR root")
+                   "an SR model), a LOL root, a RELLISUR root, or unpaired images (in DIR, or DIR/low alone)")
     p.add_argument("--split", default="test",
                    help="split of a RELLISUR root: train, val, test (default) or eval; other layouts have none")
     p.add_argument("--gt-mean", action="store_true", help="rescale each output to the ground truth's mean "

@@ -16,7 +16,8 @@ log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
 # fields the table does arithmetic on: each must be a number (or absent / null)
-NUMBERS = ("psnr", "ssim", "lpips", "rmse", "params", "flops", "latency_s")
+NUMBERS = ("psnr", "ssim", "lpips", "rmse", "niqe", "brisque", "params", "flops", "latency_s")
+NOREF_COLUMNS = {"NIQE": "niqe", "BRISQUE": "brisque"}  # no-reference (lower is better): shown when present
 # Rules that make two evaluations comparable; a difference is worth a warning.
 RULES = ("data", "quantize", "gt_mean", "data_range", "output")
 
@@ -33,6 +34,8 @@ COLUMNS: dict[str, Callable[[dict[str, Any]], str]] = {
     "SSIM": lambda s: _fmt(4)(s.get("ssim")),
     "LPIPS": lambda s: _fmt(4)(s.get("lpips")),
     "RMSE": lambda s: _fmt(4)(s.get("rmse")),
+    "NIQE": lambda s: _fmt(3)(s.get("niqe")),
+    "BRISQUE": lambda s: _fmt(3)(s.get("brisque")),
     "params": lambda s: "" if s.get("params") is None else f"{s['params']:,}",
     "GFLOPs": lambda s: "" if s.get("flops") is None else f"{s['flops'] / 1e9:.3f} @ {s.get('resolution', '?')}",
     "latency (ms)": lambda s: "" if s.get("latency_s") is None else f"{1e3 * s['latency_s']:.1f}",
@@ -105,9 +108,10 @@ def _warn_mixed_rules(records: list[dict[str, Any]]) -> None:
 
 
 def markdown_table(records: list[dict[str, Any]]) -> str:
-    """A GitHub-flavoured Markdown table, one row per evaluation."""
-    head = list(COLUMNS)
+    """A GitHub-flavoured Markdown table, one row per evaluation; the no-reference columns only
+    where some evaluation had images without ground truth."""
+    head = [c for c in COLUMNS if c not in NOREF_COLUMNS or any(r.get(NOREF_COLUMNS[c]) is not None for r in records)]
     lines = ["| " + " | ".join(head) + " |", "|" + "|".join("---" for _ in head) + "|"]
     for r in records:
-        lines.append("| " + " | ".join(render(r).replace("|", "\\|") for render in COLUMNS.values()) + " |")
+        lines.append("| " + " | ".join(COLUMNS[c](r).replace("|", "\\|") for c in head) + " |")
     return "\n".join(lines) + "\n"

