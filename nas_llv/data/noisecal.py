@@ -52,7 +52,7 @@ ROUNDING_VAR = LEVEL**2 / 12.0  # variance of rounding to 8 bits
 CLIPPED = 0.01  # a tile with more of its pixels at black or white is left out
 FLAT_QUANTILE, FLAT_SLACK = 0.25, 1.5  # flat: texture score <= FLAT_SLACK x its FLAT_QUANTILE
 OUTLIER = 2.0  # a flat tile whose variance is over OUTLIER x the fitted NLF holds texture
-MIN_PATCHES = 30  # flat tiles an image needs to be fitted
+MIN_TILES = 30  # flat tiles an image needs to be fitted
 BOOTSTRAPS = 100
 PHOTONS_CAP, READ_FLOOR = 1e7, 1e-6  # "no shot noise" / "no read noise" in recipe-key terms
 
@@ -252,15 +252,15 @@ def _interval(draws: np.ndarray) -> tuple[float, float]:
 
 
 def _channels(level: np.ndarray, var: np.ndarray, channel: np.ndarray) -> tuple[tuple[float, float], ...]:
-    """Per-channel ``(photons, read)``; empty when a channel has under ``MIN_PATCHES`` tiles."""
+    """Per-channel ``(photons, read)``; empty when a channel has under ``MIN_TILES`` tiles."""
     masks = [channel == c for c in range(3)]
-    if any(m.sum() < MIN_PATCHES for m in masks):
+    if any(m.sum() < MIN_TILES for m in masks):
         return ()
     return tuple((photons_of(f.a), read_of(f.b)) for f in (fit_nlf(level[m], var[m]) for m in masks))
 
 
 def fit_image(name: str, pts: Points, reading: str = "pixel", seed: int = 0) -> ImageFit:
-    """Fit one image's flat tiles (``linear_points``, at least ``MIN_PATCHES``); ``reading``
+    """Fit one image's flat tiles (``linear_points``, at least ``MIN_TILES``); ``reading``
     ``pixel`` scales the high-passed variance by the image's correlation, ``highpass`` does not."""
     correlation = float(np.median(pts.pixel) / max(np.median(pts.var), 1e-20))
     var = pts.var * (correlation if reading == "pixel" else 1.0)
@@ -311,7 +311,7 @@ def calibrate(folder: str | Path, patch: int = 16, max_images: int | None = None
     """Fit every image of ``folder`` (sorted; the first ``max_images``) and the keys covering them.
 
     Raises ``ConfigError`` when the folder is missing or holds no image, on a bad ``patch``,
-    ``max_images`` or ``reading``, and when no image has ``MIN_PATCHES`` flat tiles."""
+    ``max_images`` or ``reading``, and when no image has ``MIN_TILES`` flat tiles."""
     if patch < 8:
         raise ConfigError(f"patch (--patch): expected a tile side >= 8 pixels, got {patch}")
     if max_images is not None and max_images < 1:
@@ -321,13 +321,13 @@ def calibrate(folder: str | Path, patch: int = 16, max_images: int | None = None
     fits, skipped = [], []
     for path in list_images(folder)[:max_images]:
         pts = linear_points(read_image(path).double().numpy(), patch, gamma, tone_curve)
-        if len(pts.level) < MIN_PATCHES:
-            skipped.append((path.name, f"{len(pts.level)} flat tiles, needs {MIN_PATCHES}"))
+        if len(pts.level) < MIN_TILES:
+            skipped.append((path.name, f"{len(pts.level)} flat tiles, needs {MIN_TILES}"))
             log.warning("%s: left out: %s", path.name, skipped[-1][1])
             continue
         fits.append(fit_image(path.name, pts, reading, seed))
     if not fits:
-        raise ConfigError(f"{folder}: too few flat tiles to measure noise on (each image needs {MIN_PATCHES} "
+        raise ConfigError(f"{folder}: too few flat tiles to measure noise on (each image needs {MIN_TILES} "
                           f"of {patch}x{patch} pixels, not clipped; try a smaller --patch or larger images)")
     return Calibration(fits=tuple(fits), skipped=tuple(skipped), keys=recipe_keys(fits))
 
