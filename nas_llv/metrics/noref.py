@@ -114,7 +114,10 @@ def scorer() -> tuple[NoReference | None, dict[str, Any]]:
     """The scorer, or None with one warning naming the extra to install; and the record of which
     libraries scored (empty without them)."""
     reason = missing()
-    if reason is not None:
-        log.warning("%s; reporting brightness only", reason)
-        return None, {}
-    return NoReference(), NoReference.versions()
+    if reason is None:
+        try:
+            return NoReference(), NoReference.versions()
+        except ImportError as exc:  # installed, but does not import beside this torch/torchvision/numpy
+            reason = f"NIQE and BRISQUE: the 'noref' extra's libraries fail to import ({type(exc).__name__}: {exc})"
+    log.warning("%s; reporting brightness only", reason)
+    return None, {}

@@ -105,10 +105,13 @@ def test_eval_of_unpaired_images_writes_no_reference_scores(tiny_model, tmp_path
 
 
 def test_low_folder_without_high_is_unpaired(tiny_model, tmp_path, scorer):
+    from nas_llv import pipeline
+
     _dark_folder(tmp_path / "set" / "low", names=("x",))
-    assert _eval(tiny_model, tmp_path / "set") == 0
-    rows = list(csv.DictReader((tmp_path / "run/eval-set/metrics.csv").open()))
-    assert [r["name"] for r in rows] == ["x"] and float(rows[0]["niqe"]) > 0
+    summary = pipeline.evaluate(tiny_model, tmp_path / "set", repeats=1, warmup=0, device="cpu", progress=False)
+    assert list(summary.metrics.columns) == ["name", *COLUMNS] and list(summary.metrics["name"]) == ["x"]
+    assert summary.niqe == pytest.approx(summary.metrics["niqe"][0]) and summary.niqe > 0
+    assert summary.psnr is None and summary.out_dir == tmp_path / "run" / "eval-set"
 
 
 def test_images_too_small_for_niqe_are_refused_before_scoring(tiny_model, tmp_path, capsys, scorer):
@@ -139,3 +142,21 @@ def test_without_the_extra_eval_says_what_to_install_and_scores_brightness(tiny_
     assert row["niqe"] == row["brisque"] == row["input_niqe"] == "" and float(row["brightness"]) > 0
     summary = json.loads((tmp_path / "run/eval-night/summary.json").read_text())
     assert summary["niqe"] is None and summary["brisque"] is None and "niqe_library" not in summary
+
+
+def test_an_extra_that_fails_to_import_is_said_not_raised(monkeypatch, caplog):
+    import builtins
+
+    real = builtins.__import__
+
+    def refuse(name, *args, **kwargs):
+        if name.startswith("basicsr"):
+            raise ModuleNotFoundError("No module named 'torchvision.transforms.functional_tensor'")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(noref, "missing", lambda: None)  # as if installed
+    monkeypatch.setattr(builtins, "__import__", refuse)
+    with caplog.at_level(logging.WARNING):
+        assert noref.scorer() == (None, {})
+    assert "fail to import (ModuleNotFoundError: No module named 'torchvision.transforms.functional_tensor')" \
+        in caplog.text
