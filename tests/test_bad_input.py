@@ -374,7 +374,7 @@ case("eval-out-dir-under-file", "is a file, not a folder",
 case("eval-out-dir-proc", "virtual file system",
      lambda d: ["eval", _model(d / "m.pt"), "--data", _pairs(d / "p"), "--out-dir", PROC, *EVAL])
 case("eval-data-missing", "expected paired folders", lambda d: ["eval", _model(d / "m.pt"), "--data", "nope", *EVAL])
-case("eval-data-low-only", "expected paired folders",
+case("eval-data-low-only", "p/low: no images",  # low/ alone is unpaired: scored without ground truth
      lambda d: ["eval", _model(d / "m.pt"), "--data", (d / "p/low").mkdir(parents=True) or "p", *EVAL])
 case("eval-size-mismatch", "does not fit its input",
      lambda d: ["eval", _model(d / "m.pt"), "--data", _pairs(d / "p", 16, 24), *EVAL])
