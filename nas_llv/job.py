@@ -120,6 +120,10 @@ class Job:
     # -- shared ------------------------------------------------------------------------------
     def attach(self, run: Run) -> None:
         self.attached_run = run
+        if run.writes and self.recipe.logging.tensorboard:  # the rows to TensorBoard too
+            from nas_llv.tensorboard import tee
+
+            tee(run)
 
     def _batch(self, stream: Any) -> dict[str, Any]:
         """The next batch of ``stream``, its tensors on this job's device."""

@@ -200,6 +200,21 @@ class SpeedConfig:
 
 
 @dataclass(frozen=True)
+class LoggingConfig:
+    """The ``logging:`` section. ``tensorboard``: the trajectory's rows also as TensorBoard
+    scalars in ``RUN/tensorboard/`` as the run goes (``nas_llv/tensorboard.py``; needs the
+    ``tensorboard`` extra)."""
+
+    tensorboard: bool = False
+
+    def validate(self) -> None:
+        from nas_llv.tensorboard import INSTALL, installed
+
+        if self.tensorboard and not installed():
+            raise ValueError(f"tensorboard: true needs the tensorboard package; {INSTALL}")
+
+
+@dataclass(frozen=True)
 class Recipe:
     name: str
     network: NetworkConfig = field(default_factory=lambda: from_dict(NetworkConfig, {}, "network"))
@@ -208,6 +223,7 @@ class Recipe:
     search: SearchConfig = field(default_factory=lambda: from_dict(SearchConfig, {}, "search"))
     train: TrainConfig = field(default_factory=TrainConfig)
     speed: SpeedConfig = field(default_factory=SpeedConfig)
+    logging: LoggingConfig = field(default_factory=LoggingConfig)
     seed: int = 0
     device: str = "auto"
     output: str = "results"
