@@ -82,7 +82,10 @@ def test_every_readme_command_runs_as_written(tmp_path, shared_data):
     done = subprocess.run(["bash", "-c", script], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"README commands failed:\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr
-    for made in ("alphas.png", "cell.png", "table.md", "enhanced", "published/upe.pt", "results/upe_model.pt"):
-        assert (clone / made).exists(), made
-    table = (clone / "table.md").read_text()
+    for made in ("alphas.png", "cell.png", "table.md", "enhanced", "published/upe.pt", "ruas.onnx", "samples"):
+        assert (clone / "out" / made).exists(), made
+    assert (clone / "results" / "upe_model.pt").is_file()
+    # what the README writes lands in out/ (ignored) and results/, nowhere else in the clone
+    assert sorted(p.name for p in clone.iterdir()) == ["out", "recipes", "results", "search_spaces"]
+    table = (clone / "out" / "table.md").read_text()
     assert "published/eval-mit5" in table and table.count("| mit5 |") == 2
