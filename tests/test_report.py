@@ -116,6 +116,19 @@ def test_a_training_report_shows_its_evaluation_and_the_model_s_own_outputs(runs
     assert (shown[2] - read_image(runs["pairs"] / "high" / "0.png")).abs().mean() < 0.03
 
 
+def test_an_evaluation_without_ground_truth_shows_input_and_output(runs, tmp_path):
+    photos = tmp_path / "photos"  # the user's own dark photographs: images directly in a folder, as large as NIQE needs
+    for name in ("astronaut", "coffee"):
+        high = F.interpolate(source_image(name)[None].float() / 255, size=(192, 208), mode="area")[0]
+        write_image(photos / f"{name}.png", darken(high, 0.2))
+    summary = p.evaluate(runs["train"], photos, repeats=1, warmup=0, device="cpu", progress=False,
+                         out_dir=tmp_path / "eval-photos")
+    page = write_report(summary.out_dir, tmp_path / "r.html", samples=2).read_text()
+    captions = re.findall(r"<figcaption>([^<]*)</figcaption>", page)
+    assert len(captions) == 4 and [c.split(":")[1].split(",")[0].strip() for c in captions] == ["input", "output"] * 2
+    assert "brightness" in captions[1] and "ground truth" not in page
+
+
 def test_an_evaluation_folder_alone_is_a_page_of_its_own(runs, tmp_path):
     page = write_report(runs["train"] / "eval-pairs", tmp_path / "r.html", samples=1).read_text()
     assert "<title>evaluation eval-pairs</title>" in page and page.count("<figure>") == 3

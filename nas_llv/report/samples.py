@@ -50,9 +50,9 @@ def sample_strip(record: dict, rows: pd.DataFrame) -> str:
     """Input, output and ground truth of the images of ``rows`` (metrics.csv's); a note instead
     where the model or the images are no longer where the evaluation found them."""
     model, data = Path(str(record.get("model", ""))), Path(str(record.get("data", "")))
-    if model.suffix != ".pt" or not model.is_file() or not (data / "low").is_dir():
-        return html.note(f"no samples: the evaluated model ({model}) or its data's low/ folder ({data}) "
-                         "is not here (samples are drawn from a model file's .pt)")
+    if model.suffix != ".pt" or not model.is_file() or not data.is_dir():
+        return html.note(f"no samples: the evaluated model ({model}) or its data ({data}) is not here "
+                         "(samples are drawn with a model file's .pt)")
     try:
         return '<div class="samples">' + "".join(_figures(model, data, rows, record)) + "</div>"
     except ConfigError as exc:  # an image gone or unreadable since the evaluation
@@ -73,7 +73,7 @@ def _figures(model: Path, data: Path, rows: pd.DataFrame, record: dict) -> list[
     for _, scores in rows.iterrows():
         name = str(scores["name"])
         if name not in files:
-            raise ConfigError(f"{data / 'low'}: no image named {name} (metrics.csv names it)")
+            raise ConfigError(f"{data}: no image named {name} (metrics.csv names it)")
         low, high = files[name]
         y = read_image(low, max_pixels=SAMPLE_PIXELS)
         with torch.inference_mode():
@@ -88,13 +88,14 @@ def _figures(model: Path, data: Path, rows: pd.DataFrame, record: dict) -> list[
 
 
 def _files(data: Path) -> dict[str, tuple[Path, Path | None]]:
-    """Image name (its stem, as metrics.csv names it) -> (low, high or None) of ``data``."""
+    """Image name (its stem, as metrics.csv names it) -> (low, high or None) of ``data``: pairs in
+    ``low/`` and ``high/``, or images without ground truth in ``low/`` or in ``data`` itself."""
     from nas_llv.data import list_images
     from nas_llv.data.folders import match_pairs
 
     if (data / "high").is_dir():
         return {low.stem: (low, high) for low, high in match_pairs(data / "low", data / "high")}
-    return {low.stem: (low, None) for low in list_images(data / "low")}
+    return {low.stem: (low, None) for low in list_images(data / "low" if (data / "low").is_dir() else data)}
 
 
 def _scores(scores: pd.Series) -> str:
