@@ -160,6 +160,15 @@ def test_a_folder_that_is_no_run_is_one_line(tmp_path, capsys, folder):
     assert len(err.splitlines()) == 1 and "run" in err and not (tmp_path / "r.html").exists()
 
 
+def test_a_run_that_has_not_taken_a_step_is_a_page_saying_so(tmp_path):
+    run = tmp_path / "tiny-20260101-000000"
+    run.mkdir()
+    (run / "config.yaml").write_text("name: tiny\nseed: 3\n")
+    (run / "trajectory.csv").write_text("")  # created, no row yet
+    page = write_report(run, plots="matplotlib").read_text()  # written into the run: report.html
+    assert "<td>not started</td>" in page and "<td>3</td>" in page and 'class="chart' not in page
+
+
 def test_without_plotly_the_charts_are_matplotlib_pngs(monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "plotly" else real(name, *a))

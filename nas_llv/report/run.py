@@ -9,6 +9,7 @@ import pandas as pd
 
 from nas_llv.report import html
 from nas_llv.report.charts import PlotlyRenderer, PngRenderer, charts_html, image_tag
+from nas_llv.report.samples import evaluation_sections
 from nas_llv.report.trajectory import alpha_charts, entropy_charts, prob_columns, scalar_charts
 from nas_llv.results import PROB, load_trajectory_wide
 from nas_llv.runview import RunFolder
@@ -22,7 +23,8 @@ def is_run(folder: Path) -> bool:
 
 def run_sections(folder: Path, draw: Renderer, samples: int = 3) -> list[str]:
     """Every section of ``folder``'s report, in page order."""
-    wide = load_trajectory_wide(folder) if (folder / "trajectory.csv").is_file() else None
+    csv = folder / "trajectory.csv"
+    wide = load_trajectory_wide(folder) if csv.is_file() and csv.stat().st_size else None  # None: no step yet
     search = wide is not None and any(c.startswith(PROB) for c in wide.columns)
     out = [html.section("run", html.key_values(overview(folder, wide)))]
     if wide is not None:
@@ -30,8 +32,6 @@ def run_sections(folder: Path, draw: Renderer, samples: int = 3) -> list[str]:
     out.append(genotype_section(folder, wide))
     if search:
         out.append(alpha_section(wide, draw))
-    from nas_llv.report.samples import evaluation_sections
-
     return [*out, *evaluation_sections(folder, samples)]
 
 
