@@ -82,8 +82,10 @@ def test_every_readme_command_runs_as_written(tmp_path, shared_data):
     done = subprocess.run(["bash", "-c", script], cwd=clone, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, f"README commands failed:\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr
-    for made in ("alphas.png", "cell.png", "table.md", "enhanced", "published/upe.pt", "ruas.onnx", "samples"):
+    for made in ("alphas.png", "cell.png", "table.md", "enhanced", "published/upe.pt", "ruas.onnx", "samples",
+                 "report.html"):
         assert (clone / "out" / made).exists(), made
+    assert "evaluation: eval-mit5" in (clone / "out" / "report.html").read_text()  # the training run's scores
     assert (clone / "results" / "upe_model.pt").is_file()
     # what the README writes lands in out/ (ignored) and results/, nowhere else in the clone
     assert sorted(p.name for p in clone.iterdir()) == ["out", "recipes", "results", "search_spaces"]
