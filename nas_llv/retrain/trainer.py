@@ -6,9 +6,12 @@ started from a model file's weights, and trained on ``recipe.data`` with the wei
 (config.yaml, log.txt, trajectory.csv, checkpoints/last.pt, genotype.yaml) plus ``model.pt``
 and ``model_best.pt`` (best validation PSNR on paired data, else lowest validation loss):
 ``train.keep: last`` (default) leaves the final weights in ``model.pt``, ``best`` puts the best
-step's there and the final ones in ``model_last.pt``. A checkpoint holds everything a resumed run
-needs to continue exactly. A super-resolution genotype needs ``data.scale`` equal to its scale: losses and validation
-compare its (sH, sW) output with the HR ground truth.
+step's there and the final ones in ``model_last.pt``. Random weights are never the best step's;
+every validation measures the outputs' plausibility (``retrain/plausibility.py``), and the end
+of the training reports what makes the result suspect (``train.strict``: exit status 3). A
+checkpoint holds everything a resumed run needs to continue exactly. A super-resolution genotype
+needs ``data.scale`` equal to its scale: losses and validation compare its (sH, sW) output with
+the HR ground truth.
 """
 from __future__ import annotations
 
