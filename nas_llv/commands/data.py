@@ -1,6 +1,7 @@
 """``nas-llv data noise DIR``: fit the synthesis's noise keys to a folder of real photographs.
 
-The keys go to standard output as ``key: value`` lines to paste under a recipe's ``data:``; what
+The keys go to standard output as ``key: value`` lines to paste under a recipe's ``data:`` (with
+``--overrides``, one line of ``data.key=value`` words for a command line); what
 they were fitted from (each image's fit, spread and noise level function) goes to standard error.
 """
 from __future__ import annotations
@@ -45,7 +46,7 @@ def run_noise(args: argparse.Namespace) -> int:
     cal = calibrate(args.dir, patch=args.patch, max_images=args.max_images, reading=args.reading,
                     gamma=args.gamma, tone_curve=args.tone_curve)
     print("\n".join(summary(cal, args.reading, args.gamma, args.tone_curve)), file=sys.stderr)
-    print("\n".join(recipe_lines(cal.keys)))
+    print("\n".join(recipe_lines(cal.keys, overrides=args.overrides)))
     return 0
 
 
@@ -69,4 +70,6 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     noise.add_argument("--gamma", type=float, default=2.2, help="the recipe's data.gamma (default 2.2)")
     noise.add_argument("--tone-curve", action=argparse.BooleanOptionalAction, default=True,
                        help="the recipe's data.tone_curve (default: on)")
+    noise.add_argument("--overrides", action="store_true",
+                       help="print the keys as one line of data.KEY=VALUE overrides, for $(...) in a train command")
     noise.set_defaults(run=run_noise)

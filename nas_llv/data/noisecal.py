@@ -332,9 +332,13 @@ def calibrate(folder: str | Path, patch: int = 16, max_images: int | None = None
     return Calibration(fits=tuple(fits), skipped=tuple(skipped), keys=recipe_keys(fits))
 
 
-def recipe_lines(keys: dict[str, float]) -> list[str]:
-    """``key: value`` lines to paste under a recipe's ``data:``."""
-    return [f"{k}: {np.format_float_positional(v, trim='-')}" for k, v in keys.items()]
+def recipe_lines(keys: dict[str, float], overrides: bool = False) -> list[str]:
+    """``key: value`` lines to paste under a recipe's ``data:``, or (``overrides``) one line of
+    ``data.key=value`` words for a command line."""
+    values = {k: np.format_float_positional(v, trim='-') for k, v in keys.items()}
+    if overrides:
+        return [" ".join(f"data.{k}={v}" for k, v in values.items())]
+    return [f"{k}: {v}" for k, v in values.items()]
 
 
 def encoded_points(nlf: Nlf, gamma: float = 2.2, tone_curve: bool = True) -> tuple[np.ndarray, np.ndarray]:

@@ -79,6 +79,10 @@ def test_command_prints_keys_a_recipe_accepts(tmp_path, capsys):
     SynthOptions(**keys).validate()
     assert "astronaut.png" in err and "motorcycle_left.png" not in err and "noise level function" in err
     assert math.isclose(keys["row_ratio"], 0.0, abs_tol=0.25)
+    # the same keys as overrides a recipe load takes (the README's own-photos route splices them in)
+    assert main(["data", "noise", str(folder), "--max-images", "1", "--overrides"]) == 0
+    words = capsys.readouterr().out.split()
+    assert {w.split("=")[0]: yaml.safe_load(w.split("=")[1]) for w in words} == {f"data.{k}": v for k, v in keys.items()}
 
 
 @pytest.mark.parametrize("make, argv, message", [
