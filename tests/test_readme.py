@@ -29,6 +29,9 @@ SPEEDUPS = {
     "recipes/ruas_highlevel_demo.yaml": f"search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 {TINY_DATA}",
     "recipes/ruas_quality.yaml": f"search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 {TINY_SYNTH}",
     "recipes/ruas_quality_train.yaml": f"train.steps=2 train.val_every=1 train.val_batches=1 {TINY_SYNTH}",
+    "recipes/own_photos.yaml": "search.epochs=1 search.steps_per_epoch=1 search.val_batches=1 data.crop=16 "
+                               "data.batch_size=1",
+    "recipes/own_photos_train.yaml": f"train.steps=2 train.val_every=1 train.val_batches=1 {TINY_SYNTH}",
     "recipes/ruas_unsupervised_train.yaml": "train.steps=2 train.val_every=1 train.val_batches=1 data.crop=16 "
                                             "data.batch_size=1",
 }
@@ -51,7 +54,7 @@ def speed_up(script: str) -> str:
             out.append(line)
             continue
         for recipe, extra in SPEEDUPS.items():
-            if line.lstrip().startswith(("nas-llv ", "RUN=", "TRAIN=", "STOPPED=", "LLSR=", "QUALITY=", "OWN=")) and recipe in line:
+            if line.lstrip().startswith(("nas-llv ", "RUN=", "TRAIN=", "STOPPED=", "LLSR=", "QUALITY=", "OWN=", "UNSUP=")) and recipe in line:
                 code, hash_, comment = line.partition("  #")
                 closing = ")" if code.rstrip().endswith(")") else ""
                 code = code.rstrip()[: len(code.rstrip()) - len(closing)]
@@ -83,7 +86,7 @@ def test_every_readme_command_runs_as_written(tmp_path, shared_data):
     assert done.returncode == 0, f"README commands failed:\n{done.stderr[-3000:]}"
     assert "Traceback" not in done.stderr
     for made in ("alphas.png", "cell.png", "table.md", "enhanced", "published/upe.pt", "ruas.onnx", "samples",
-                 "report.html"):
+                 "report.html", "own_enhanced", "own.onnx", "unsupervised_enhanced"):
         assert (clone / "out" / made).exists(), made
     assert "evaluation: eval-mit5" in (clone / "out" / "report.html").read_text()  # the training run's scores
     assert (clone / "results" / "upe_model.pt").is_file()
