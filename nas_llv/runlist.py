@@ -96,11 +96,14 @@ def _search_metric(folder: Path, wide: pd.DataFrame | None) -> str | None:
 
 
 def _train_metric(wide: pd.DataFrame | None) -> str | None:
-    """The last validation PSNR and the best (else the validation loss, lowest best)."""
+    """The last validation PSNR and the best (else the validation loss, lowest best). Step 0 is
+    the untrained network: it counts as best only when nothing else was validated, as
+    ``model_best.pt`` never holds it (docs/training.md)."""
     for column, unit, best_of in (("metric/psnr", " dB", max), ("val_loss", "", min)):
         values = _column(wide, column)
         if values is not None:
-            best = best_of(values.items(), key=lambda kv: kv[1])
+            trained = values[values.index > 0]
+            best = best_of((trained if len(trained) else values).items(), key=lambda kv: kv[1])
             name = "PSNR" if unit else "val loss"
             return f"{name} {values.iloc[-1]:.4g}{unit} (best {best[1]:.4g} at step {int(best[0])})"
     return None
@@ -140,12 +143,16 @@ def _number(text: Any) -> bool:
         return False
 
 
+EVAL_SCORES = (("psnr", "PSNR", " dB"), ("ssim", "SSIM", ""), ("niqe", "NIQE", ""), ("brisque", "BRISQUE", ""))
+
+
 def _evaluation(folder: Path) -> tuple[str, str, int | None, str | None, str | None]:
-    """A folder ``eval -o`` wrote: its PSNR and SSIM over its images."""
+    """A folder ``eval -o`` wrote: its PSNR and SSIM over its images (NIQE and BRISQUE without
+    ground truth)."""
     record = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
     if not isinstance(record, dict):
         raise ConfigError("summary.json: not an evaluation record")
-    scores = [f"{name} {record[key]:.4g}{unit}" for key, name, unit in (("psnr", "PSNR", " dB"), ("ssim", "SSIM", ""))
+    scores = [f"{name} {record[key]:.4g}{unit}" for key, name, unit in EVAL_SCORES
               if isinstance(record.get(key), (int, float))]
     images = record.get("images")
     metric = ", ".join(scores) + (f" ({images} images)" if isinstance(images, int) else "") if scores else None

@@ -89,6 +89,7 @@ def test_every_readme_command_runs_as_written(tmp_path, shared_data):
                  "report.html", "own_enhanced", "own.onnx", "unsupervised_enhanced"):
         assert (clone / "out" / made).exists(), made
     assert "evaluation: eval-mit5" in (clone / "out" / "report.html").read_text()  # the training run's scores
+    assert "evaluation: eval-darkface5" in (clone / "out" / "own_report.html").read_text()  # no ground truth: NIQE
     assert (clone / "results" / "upe_model.pt").is_file()
     # what the README writes lands in out/ (ignored) and results/, nowhere else in the clone
     assert sorted(p.name for p in clone.iterdir()) == ["out", "recipes", "results", "search_spaces"]

@@ -70,14 +70,27 @@ def test_each_kind_is_one_row_with_its_facts(results):
     assert (searched.kind, searched.status, searched.steps) == ("search", "finished", 4)
     assert searched.metric == f"val loss {meta['meta']['val_loss']:.5g}"
     assert searched.genotype == genotype_hash(meta["genotype"]) == trained.genotype  # trained: the same network
-    psnr = results["trained"].trajectory_frame(wide=True)["metric/psnr"].dropna()
+    wide = results["trained"].trajectory_frame(wide=True)
+    psnr = wide["metric/psnr"].dropna()
     assert (trained.kind, trained.status, trained.steps) == ("train", "finished", 2)
-    assert trained.metric.startswith(f"PSNR {psnr.iloc[-1]:.4g} dB (best {psnr.max():.4g} at step ")
+    # step 0 is the untrained network: never "best" once a trained step was validated (as model_best.pt)
+    best = wide.loc[wide["step"] > 0, "metric/psnr"].dropna().max()
+    assert trained.metric.startswith(f"PSNR {psnr.iloc[-1]:.4g} dB (best {best:.4g} at step ")
+    assert "at step 0)" not in trained.metric
     record = json.loads((results["out"] / "eval_onnx" / "summary.json").read_text())
     assert rows["eval_onnx"].kind == "eval" and rows["eval_onnx"].metric.startswith(f"PSNR {record['psnr']:.4g} dB")
     sweep = rows["ruas_demo-sweep-20000101-000000"]
     assert (sweep.kind, sweep.status, sweep.genotype) == ("sweep", "2 of 3 trials finished", "bbbbbbbbbbbb")
     assert sweep.metric == "best PSNR 18.25 dB (trial 1)"
+
+
+def test_an_evaluation_without_ground_truth_lists_its_no_reference_scores(tmp_path):
+    folder = tmp_path / "eval-darkface5"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps({"images": 5, "niqe": 3.0031, "brisque": 12.9594,
+                                                     "brightness": 0.1326, "ground_truth": False}))
+    (row,) = list_runs(tmp_path)
+    assert (row.kind, row.metric) == ("eval", "NIQE 3.003, BRISQUE 12.96 (5 images)")
 
 
 def test_foreign_and_torn_folders_are_unreadable_rows(results):
