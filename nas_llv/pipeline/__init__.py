@@ -7,8 +7,8 @@ its arguments, calls one of these and prints what it returns::
     run = p.search("recipes/ruas_demo.yaml", ["search.epochs=2"])    # a Run: run.dir is its folder
     trained = p.train(run, "recipes/ruas_demo_train.yaml", ["train.steps=50"])
     summary = p.evaluate(trained, "../shared/data/mit5")             # summary.psnr, summary.metrics (a DataFrame)
-    p.enhance(trained, "../shared/data/mit5/low", "enhanced/", engine="fast")
-    p.export(trained, "model.onnx")
+    p.enhance(trained, "../shared/data/mit5/low", "out/enhanced/", engine="fast")
+    p.export(trained, "out/model.onnx")
 
 A long job (search, train) runs in its run folder as the command's does: progress on standard
 error and in the run's log.txt, a checkpoint at ``stop_after`` and on Ctrl-C (``resume(run)``
