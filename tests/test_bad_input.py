@@ -427,6 +427,11 @@ case("sweep-resume-not-a-sweep", "not a sweep folder (sweep.yaml is missing)",
 case("sweep-resume-and-recipe", "give no recipe", lambda d: ["sweep", SEARCH, "--resume", "s"])
 
 # data noise (nothing is written: the keys go to standard output)
+case("runs-missing", "nope: no such folder", lambda d: ["runs", "nope"])
+case("runs-a-file", "f.txt: no such folder", lambda d: ["runs", _text(d / "f.txt", "x")])
+case("report-missing", "nope: no such run or sweep folder", lambda d: ["report", "nope"])
+case("report-not-a-run", "e: not a run folder", lambda d: ["report", (d / "e").mkdir() or "e"])
+case("report-plots", "argument --plots: invalid choice", lambda d: ["report", "nope", "--plots", "svg"])
 case("data-no-action", "required: ACTION", lambda d: ["data"])
 case("data-noise-missing", "nope: no such folder", lambda d: ["data", "noise", "nope"])
 case("data-noise-no-images", "e: no images", lambda d: ["data", "noise", (d / "e").mkdir() or "e"])
