@@ -78,6 +78,8 @@ class SearchConfig(Variant):
     relaxation: Literal["softmax", "sigmoid"] = "softmax"
     zero_one: float = 0.0
     max_skip: int | None = None
+    # the first arch_warmup epochs train the weights only, α held (PC-DARTS' warm-up; docs/search.md)
+    arch_warmup: int = 0
     options: Any = None
 
     @classmethod
@@ -94,6 +96,10 @@ class SearchConfig(Variant):
             check_range("steps_per_epoch", self.steps_per_epoch, 1)
         if "type" not in self.hypergrad:
             raise ValueError("hypergrad needs a 'type' (see `nas-llv list hypergrads`)")
+        check_range("arch_warmup", self.arch_warmup, 0, self.epochs - 1)
+        if self.arch_warmup and self.strategy in ("random", "hyper"):
+            raise ValueError(f"arch_warmup={self.arch_warmup} applies to the gradient strategies that step α "
+                             f"each iteration (cooperative, global, independent); leave it 0 for {self.strategy}")
         _check_remedies(self)
 
 

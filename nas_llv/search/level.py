@@ -60,6 +60,7 @@ class Level:
     penalty_values: dict[str, float] = {}  # each penalty's value at the last arch step's α
     # overrides of each weight step's objective, drawn anew per step (SDARTS-RS noise on α, set by the loop)
     weight_overrides: Callable[[], Overrides] = dict
+    arch_held: bool = False  # weight steps only (``search.arch_warmup``, set by the loop)
 
     def objective(self, batch: Batch, train: bool) -> LossClosure:
         """The loss on ``batch`` as a function of overrides: (total, unweighted terms)."""
@@ -143,7 +144,10 @@ class Level:
         batch, as DARTS). Returns the mean training loss, mean terms and the validation batch."""
         train_b, val_b = next_train(), next_val()
         train_obj = self.objective(train_b, True) if self.shortcuts else None
-        self.arch_step(method, train_b, val_b, train_obj)
+        if self.arch_held:
+            self.upper_loss = None
+        else:
+            self.arch_step(method, train_b, val_b, train_obj)
         losses, terms = [], []
         for i in range(method.lower_steps):
             loss, t = self.weight_step(train_b, train_obj) if i == 0 else self.weight_step(next_train())

@@ -126,7 +126,8 @@ class Searcher(Job):
             level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
             epochs = len(self.active_epochs(name))
             schedulers[name] = make_scheduler(self.cfg.weights, w_opt, epochs)
-            upper = self.strategy.upper_scheduler(name, a_opt, epochs) if a_opt is not None else None
+            upper = (self.strategy.upper_scheduler(name, a_opt, len(self.active_epochs(name, arch=True)))
+                     if a_opt is not None else None)
             if upper is not None:
                 schedulers[f"{name}.upper"] = upper
         return schedulers
@@ -158,9 +159,11 @@ class Searcher(Job):
         """The recipe's losses, built on this device when the strategy asks for them."""
         return Losses(self.recipe.losses, self.device, self.strategy.needed_losses(self.net))
 
-    def active_epochs(self, level: str) -> list[int]:
-        """The epochs in which ``level`` is updated (all of them, unless the strategy has phases)."""
-        return [e for e in range(self.cfg.epochs) if level in self.strategy.schedule(e)]
+    def active_epochs(self, level: str, arch: bool = False) -> list[int]:
+        """The epochs in which ``level`` is updated (all of them, unless the strategy has phases);
+        ``arch``: in which its upper variables are (after ``search.arch_warmup``)."""
+        first = self.cfg.arch_warmup if arch else 0
+        return [e for e in range(first, self.cfg.epochs) if level in self.strategy.schedule(e)]
 
     # -- the loop ----------------------------------------------------------------------------
     def done(self) -> bool:
@@ -190,6 +193,7 @@ class Searcher(Job):
         apply_aux_skip(self.net, self.cfg.aux_skip, self.epoch, self.cfg.epochs)
         for name in self.strategy.schedule(self.epoch):
             level = self.levels[name]
+            level.arch_held = self.epoch < self.cfg.arch_warmup
             train_loss, terms, val_b = level.iterate(
                 self.method, lambda: self._batch(self.train_data), lambda: self._batch(self.val_data))
             self.step += 1
@@ -221,13 +225,14 @@ class Searcher(Job):
         val = self.validate()
         self.check_finite("all", {"validation loss": {"mean": val}})
         self.val_loss = val
-        if val < self.best["val_loss"]:
+        if val < self.best["val_loss"] and self.epoch >= self.cfg.arch_warmup:  # α held before: not chosen yet
             choices, meta = self.derived()
             self.best = {"val_loss": val, "genotype": choices, "epoch": self.epoch + 1, "meta": meta}
         log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
                  self.cfg.epochs, val, self.best["val_loss"], self.best["epoch"])
         for name, sched in self.schedulers.items():
-            if self.epoch in self.active_epochs(name.split(".")[0]):  # a phase's schedule spans its own epochs
+            level, _, upper = name.partition(".")
+            if self.epoch in self.active_epochs(level, arch=bool(upper)):  # a schedule spans its own epochs
                 with warnings.catch_warnings():
                     # after a resume at an epoch boundary the restored optimizer has not stepped in
                     # this process yet; torch's "scheduler before optimizer" warning is a false alarm

@@ -3,7 +3,10 @@
 A ``CostTable`` holds, for every label, the cost of each candidate on the inputs its edges (or
 parts) meet in one forward pass at a stated input size, summed over the edges that share the
 label (a RUAS module's K stages share one architecture); and the cost of everything that is not
-searched (``fixed``: the cells' 1x1 fusions, the noise estimator, ...). Two kinds:
+searched (``fixed``: the cells' 1x1 fusions, the noise estimator, ...). A presence label
+(``supernet.MixedGate``, e.g. ``denoise.presence``) scales the cost of the modules it covers, their
+labels' and their own unsearched part (kept as the cost of its present candidate), by the weight of
+that candidate (``gates``). Two kinds:
 
 - ``flops``: torch's FLOP counter (``metrics.count_flops``: 2 per multiply-add of convolutions,
   nothing for element-wise ops). ``fixed`` is counted too, so the cost of a genotype is its
@@ -15,7 +18,8 @@ searched (``fixed``: the cells' 1x1 fusions, the noise estimator, ...). Two kind
 
 The expected cost (ProxylessNAS Eq. 4) is E[cost] = fixed + Σ_label Σ_op w_label(op) cost_label(op),
 with w the mixing weights (``ArchParams.weights``: softmax(α), or σ(α) for FairDARTS): a
-differentiable function of α.
+differentiable function of α. A label inside a presence gate g counts w_g(present) times over: the
+expectation of a product of independent choices.
 """
 from __future__ import annotations
 
@@ -25,7 +29,7 @@ import csv
 import logging
 import io
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterator, Literal, Mapping, Sequence
 
 import torch
@@ -36,7 +40,7 @@ from nas_llv.metrics import count_flops
 from nas_llv.metrics.cost import run_times
 from nas_llv.space import nni_bridge
 from nas_llv.space.genotype import random_choices
-from nas_llv.space.supernet import Cell, MixedEdge, MixedPart, arch_modules
+from nas_llv.space.supernet import Cell, MixedEdge, MixedGate, MixedPart, arch_modules
 
 log = logging.getLogger(__name__)
 
@@ -46,25 +50,37 @@ UNITS = {"flops": "GFLOPs", "latency": "ms"}
 
 @dataclass
 class CostTable:
-    """label -> {candidate: cost}, plus ``fixed``; costs in ``UNITS[kind]`` at ``size`` (W, H)."""
+    """label -> {candidate: cost}, plus ``fixed``; costs in ``UNITS[kind]`` at ``size`` (W, H).
+    ``gates``: presence label -> (its present candidate, the labels whose cost counts only when it
+    is chosen)."""
 
     kind: CostKind
     size: tuple[int, int]
     costs: dict[str, dict[str, float]]
     fixed: float = 0.0
+    gates: dict[str, tuple[str, tuple[str, ...]]] = field(default_factory=dict)
+
+    def within(self) -> dict[str, str]:
+        """label -> the presence label that gates it (labels outside every gate are absent)."""
+        return {label: gate for gate, (_, labels) in self.gates.items() for label in labels}
 
     def of(self, genotype: Mapping[str, str]) -> float:
         """The cost of one genotype (label -> op), ``fixed`` included."""
         missing = sorted(set(self.costs) - set(genotype))
         if missing:
             raise ConfigError(f"cost of a genotype: no choice for {missing}")
-        return self.fixed + sum(self.costs[label][genotype[label]] for label in self.costs)
+        within = self.within()
+        return self.fixed + sum(self.costs[label][genotype[label]] for label in self.costs
+                                if label not in within or genotype[within[label]] == self.gates[within[label]][0])
 
     def expected(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """E[cost] = fixed + Σ_label <weights[label], costs of its candidates>; ``weights``:
         label -> mixing weights (in candidate order), every label of the table."""
-        terms = [weights[label] @ self.vector(label, weights[label]) for label in self.costs]
-        return self.fixed + torch.stack(terms).sum()
+        terms = {label: weights[label] @ self.vector(label, weights[label]) for label in self.costs}
+        for gate, (present, labels) in self.gates.items():
+            inside = torch.stack([terms.pop(label) for label in labels]).sum()
+            terms[gate] = terms[gate] + weights[gate][list(self.costs[gate]).index(present)] * inside
+        return self.fixed + torch.stack(list(terms.values())).sum()
 
     def vector(self, label: str, like: torch.Tensor) -> torch.Tensor:
         return torch.tensor(list(self.costs[label].values()), dtype=like.dtype, device=like.device)
@@ -72,20 +88,28 @@ class CostTable:
     def load(self, text: str) -> None:
         """Take the costs of a table ``to_csv`` wrote (a resumed run keeps the numbers it started with)."""
         saved = from_csv(text, self.kind)
-        self.size, self.costs, self.fixed = saved.size, saved.costs, saved.fixed
+        self.size, self.costs, self.fixed, self.gates = saved.size, saved.costs, saved.fixed, saved.gates
 
     def cheapest(self) -> float:
-        return self.fixed + sum(min(c.values()) for c in self.costs.values())
+        within = self.within()
+        least = {label: min(c.values()) for label, c in self.costs.items() if label not in within}
+        for gate, (present, labels) in self.gates.items():
+            inside = sum(min(self.costs[label].values()) for label in labels)
+            least[gate] = min(c + (inside if name == present else 0.0) for name, c in self.costs[gate].items())
+        return self.fixed + sum(least.values())
 
     def to_csv(self) -> str:
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
-        writer.writerow(["label", "candidate", f"cost_{UNITS[self.kind]}", "size"])
+        # a 'within' column (gate:present) only where a presence label gates others
+        within = {label: f"{gate}:{self.gates[gate][0]}" for label, gate in self.within().items()}
+        extra = (lambda label: [within.get(label, "")]) if self.gates else (lambda label: [])
+        writer.writerow(["label", "candidate", f"cost_{UNITS[self.kind]}", "size", *(["within"] if self.gates else [])])
         size = f"{self.size[0]}x{self.size[1]}"
-        writer.writerow(["(fixed)", "", repr(self.fixed), size])
+        writer.writerow(["(fixed)", "", repr(self.fixed), size, *extra("")])
         for label, ops in self.costs.items():
             for op, cost in ops.items():
-                writer.writerow([label, op, repr(cost), size])
+                writer.writerow([label, op, repr(cost), size, *extra(label)])
         return out.getvalue()
 
 
@@ -107,12 +131,14 @@ def _measure(net: nn.Module, kind: CostKind, size: tuple[int, int], repeats: int
     w, h = size
     x = torch.rand(1, 3, h, w, device=next(net.parameters()).device)
     inputs: dict[nn.Module, tuple[str, tuple]] = {}
+    covered: dict[nn.Module, tuple[str, tuple]] = {}
     total = 0
-    with _every_edge_called(net), _captured(net, inputs), torch.no_grad():
+    with _every_edge_called(net), _captured(net, inputs), _captured_covered(net, covered), torch.no_grad():
         if kind == "flops":
             total = count_flops(net, x)
         else:
             net(x)  # the inputs each edge meets
+        gates = _gate_costs(net, covered, inputs, kind)
     costs: dict[str, dict[str, float]] = {}
     seen: dict[tuple, float] = {}  # the K stages of a module meet the same ops on the same shapes
     for module, (label, args) in inputs.items():
@@ -123,13 +149,31 @@ def _measure(net: nn.Module, kind: CostKind, size: tuple[int, int], repeats: int
             costs.setdefault(label, {}).setdefault(name, 0.0)
             costs[label][name] += seen[key]
     order = {label: names for arch in arch_modules(net) for label, names in arch.candidates.items()}
+    for gate, (present, _, inside) in gates.items():
+        costs[gate] = {name: inside if name == present else 0.0 for name in order[gate]}
     unseen = sorted(set(order) - set(costs))
     if unseen:
         raise ConfigError(f"cost: the labels {unseen} were not reached by a forward pass at {w}x{h}")
     costs = {label: {op: costs[label][op] for op in order[label]} for label in order}
     # the counter saw every candidate of every edge once: what is left is the unsearched part
     fixed = total / 1e9 - sum(c for ops in costs.values() for c in ops.values()) if kind == "flops" else 0.0
-    return CostTable(kind, size, costs, max(fixed, 0.0))
+    return CostTable(kind, size, costs, max(fixed, 0.0), {g: (p, labels) for g, (p, labels, _) in gates.items()})
+
+
+def _gate_costs(net: nn.Module, covered: Mapping[nn.Module, tuple[str, tuple]],
+                inputs: Mapping[nn.Module, tuple[str, tuple]], kind: CostKind) -> dict[str, tuple[str, tuple[str, ...], float]]:
+    """presence label -> (present candidate, labels inside, cost of the unsearched part inside): the
+    covered modules' FLOPs, each counted on its captured input, less their candidates' (0 for latency)."""
+    out = {}
+    for gate in (m for m in net.modules() if isinstance(m, MixedGate)):
+        edges = [m for c in gate.covered for m in c.modules() if m in inputs]
+        labels = tuple(dict.fromkeys(inputs[m][0] for m in edges))
+        inside = 0.0
+        if kind == "flops":
+            inside = sum(count_flops(c, *covered[c][1]) for c in gate.covered) / 1e9
+            inside -= sum(count_flops(op, *inputs[m][1]) / 1e9 for m in edges for _, op in nni_bridge.candidates(m.choice))
+        out[gate.label] = (gate.names[gate.present], labels, max(inside, 0.0))
+    return out
 
 
 def _cost(op: nn.Module, args: tuple, kind: CostKind, repeats: int) -> float:
@@ -168,6 +212,21 @@ def _captured(net: nn.Module, into: dict[nn.Module, tuple[str, tuple]]) -> Itera
             h.remove()
 
 
+@contextlib.contextmanager
+def _captured_covered(net: nn.Module, into: dict[nn.Module, tuple[str, tuple]]) -> Iterator[None]:
+    """Record the (detached) inputs of the first call of each module a presence gate covers."""
+    def hook(module: nn.Module, args: tuple) -> None:
+        if module not in into:
+            into[module] = ("", tuple(a.detach() for a in args if torch.is_tensor(a)))
+
+    handles = [c.register_forward_pre_hook(hook) for g in net.modules() if isinstance(g, MixedGate) for c in g.covered]
+    try:
+        yield
+    finally:
+        for h in handles:
+            h.remove()
+
+
 def current_weights(net: nn.Module) -> dict[str, torch.Tensor]:
     """label -> the mixing weights of ``net``'s α now (detached)."""
     return {label: arch.weights(label, a.detach()) for arch in arch_modules(net) for label, a in arch.items()}
@@ -183,9 +242,14 @@ def from_csv(text: str, kind: CostKind) -> CostTable:
     rows = list(csv.reader(io.StringIO(text)))[1:]
     w, h = (int(v) for v in rows[0][3].split("x"))
     costs: dict[str, dict[str, float]] = {}
-    for label, op, cost, _ in rows[1:]:
+    gates: dict[str, tuple[str, tuple[str, ...]]] = {}
+    for label, op, cost, _, *within in rows[1:]:
         costs.setdefault(label, {})[op] = float(cost)
-    return CostTable(kind, (w, h), costs, float(rows[0][2]))
+        if within and within[0]:
+            gate, present = within[0].rsplit(":", 1)
+            labels = gates.get(gate, (present, ()))[1]
+            gates[gate] = (present, labels if label in labels else labels + (label,))
+    return CostTable(kind, (w, h), costs, float(rows[0][2]), gates)
 
 
 def draw_under(table: CostTable, limit: float, labels: Mapping[str, Sequence[str]], generator: torch.Generator,

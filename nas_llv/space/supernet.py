@@ -170,12 +170,60 @@ class MixedPart(nn.Module):
         return sum(wi * part(*inputs) for wi, (_, part) in zip(w, nni_bridge.candidates(self.choice)))
 
 
+class MixedGate(nn.Module):
+    """The presence of a sub-network as a choice of one label: ``absent`` (``ABSENT``) or present.
+
+    ``forward(r)`` = w_present · r, r: the sub-network's contribution (e.g. a residual, any shape),
+    w = ``ArchParams.weights`` of the label (0 when no candidate is present). ``cover(*modules)``
+    names the modules whose cost the gate scales (not registered here: they stay where they are in
+    the module tree); the cost table multiplies their cost by w_present (``space.cost``).
+    """
+
+    def __init__(self, label: str, names: tuple[str, ...], arch: ArchParams) -> None:
+        super().__init__()
+        self.label, self.names = label, names
+        self.present = next((i for i, n in enumerate(names) if n != ABSENT), None)
+        # NNI's view of the label (its labels, its freeze): r scaled by 0 or by 1, no weights
+        self.choice = nni_bridge.choice({n: _Scale(float(n != ABSENT)) for n in names}, label)
+        object.__setattr__(self, "_arch", arch)
+        object.__setattr__(self, "covered", ())
+        arch.add(label, names)
+
+    def cover(self, *modules: nn.Module) -> None:
+        object.__setattr__(self, "covered", tuple(modules))
+
+    def weight(self) -> torch.Tensor:
+        w = self._arch.weights(self.label)
+        return w[self.present] if self.present is not None else w.new_zeros(())
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        if not nni_bridge.is_choice(self.choice):  # frozen by NNI
+            return self.choice(r)
+        return self.weight() * r
+
+
+class _Scale(nn.Module):
+    def __init__(self, factor: float) -> None:
+        super().__init__()
+        self.factor = factor
+
+    def forward(self, r: torch.Tensor) -> torch.Tensor:
+        return r * self.factor
+
+
+ABSENT = "none"  # the candidate of a presence label that removes its sub-network
+
+
 class EdgeFactory(Protocol):
-    """Makes a cell edge from the op table, and (``part``) a choice among named sub-networks."""
+    """Makes a cell edge from the op table, (``part``) a choice among named sub-networks, and
+    (``gate``) the presence of one: None when the genotype drops it, else a module applied to its
+    contribution (``MixedGate`` in the supernet, the identity in a derived network)."""
 
     def __call__(self, edge: EdgeSpec, label: str, channels: int, names: tuple[str, ...] = ()) -> nn.Module: ...
 
     def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module: ...
+
+    def gate(self, label: str, names: tuple[str, ...]) -> nn.Module | None: ...
 
 
 class MixedEdges:
@@ -189,6 +237,9 @@ class MixedEdges:
 
     def part(self, label: str, candidates: Mapping[str, Callable[[], nn.Module]]) -> nn.Module:
         return MixedPart(label, {name: make() for name, make in candidates.items()}, self.arch)
+
+    def gate(self, label: str, names: tuple[str, ...]) -> nn.Module | None:
+        return MixedGate(label, names, self.arch)
 
 
 class FixedEdges:
@@ -214,6 +265,10 @@ class FixedEdges:
         if name not in candidates:
             raise ConfigError(f"genotype chooses '{name}' for part '{label}'; candidates: {', '.join(candidates)}")
         return candidates[name]()
+
+    def gate(self, label: str, names: tuple[str, ...]) -> nn.Module | None:
+        name = self.part(label, {n: lambda n=n: n for n in names})
+        return None if name == ABSENT else nn.Identity()
 
 
 class Cell(nn.Module):
@@ -399,17 +454,24 @@ def probs_of(model: nn.Module, snapshot: Mapping[str, torch.Tensor] | None = Non
 def derived_state_dict(supernet: nn.Module, genotype: Mapping[str, str]) -> dict[str, torch.Tensor]:
     """The supernet's weights renamed for the derived network of ``genotype`` (others dropped).
 
-    Keeps the chosen candidate of every mixed edge, and every weight outside mixed edges.
+    Keeps the chosen candidate of every mixed edge, and every weight outside mixed edges but those
+    a presence gate covers when the genotype drops them.
     """
     rename: dict[str, str] = {}
     drop: list[str] = []
+    gone: list[str] = []  # modules a presence gate drops, mixed edges and all
+    paths = {id(m): path for path, m in supernet.named_modules()}
     for path, m in supernet.named_modules():
         if isinstance(m, (MixedEdge, MixedPart)):
             chosen = canonical_op(genotype[m.label]) if isinstance(m, MixedEdge) else genotype[m.label]
             rename[f"{path}.choice.{chosen}."] = f"{path}."
             drop.append(f"{path}.choice.")
+        elif isinstance(m, MixedGate) and genotype[m.label] == ABSENT:  # the derived net lacks them
+            gone.extend(f"{paths[id(c)]}." for c in m.covered)
     out = {}
     for key, value in supernet.state_dict().items():
+        if any(key.startswith(g) for g in gone):
+            continue
         new = next((key.replace(old, new, 1) for old, new in rename.items() if key.startswith(old)), None)
         if new is not None:
             out[new] = value

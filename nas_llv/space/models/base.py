@@ -44,6 +44,20 @@ def make_cells(space: SpaceSpec, edges: EdgeFactory, prefix: str = "") -> nn.Mod
     )
 
 
+def part_names(model: str, key: str, value: Any, table: Mapping[str, Any]) -> tuple[str, ...]:
+    """The candidate names an option gives (a name or a list); ConfigError lists the allowed ones."""
+    names = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
+    if not names or not all(isinstance(n, str) for n in names):
+        raise ConfigError(f"{model}: option '{key}' must be a part name or a non-empty list of them, got {value!r}; "
+                          f"allowed: {', '.join(table)}")
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise ConfigError(f"{model}: unknown {key} '{unknown[0]}'; allowed: {', '.join(table)}")
+    if len(set(names)) != len(names):
+        raise ConfigError(f"{model}: option '{key}' repeats a candidate: {list(names)}")
+    return names
+
+
 def resize_space(space: SpaceSpec, channels: int | None = None, repeat: int | None = None) -> SpaceSpec:
     """The same space at another width or number of stages (retraining at full size)."""
     cell = space.cell if channels is None else dataclasses.replace(space.cell, channels=channels)

@@ -25,27 +25,13 @@ from nas_llv.config import ConfigError
 from nas_llv.registry import MODELS
 from nas_llv.space.spec import SpaceSpec
 from nas_llv.space.supernet import EdgeFactory
-from nas_llv.space.models.base import make_cells
+from nas_llv.space.models.base import make_cells, part_names
 from nas_llv.space.models.collaba_parts import RECONSTRUCTIONS, STEMS, conv_stem
 from nas_llv.space.models.parts import FUSIONS, MODULATIONS, UPSCALERS, IlluminationAttention, IlluminationRegulator
 from nas_llv.space.models.semantic import BACKBONE_IDS, SEMANTIC_BACKBONES, build_semantic_backbone
 from nas_llv.space.models.trico_parts import IHEMS, NoIHEM
 
 SCALES = (1, 2, 4)
-
-
-def part_names(model: str, key: str, value: Any, table: Mapping[str, Any]) -> tuple[str, ...]:
-    """The candidate names an option gives (a name or a list); ConfigError lists the allowed ones."""
-    names = (value,) if isinstance(value, str) else tuple(value) if isinstance(value, (list, tuple)) else None
-    if not names or not all(isinstance(n, str) for n in names):
-        raise ConfigError(f"{model}: option '{key}' must be a part name or a non-empty list of them, got {value!r}; "
-                          f"allowed: {', '.join(table)}")
-    unknown = [n for n in names if n not in table]
-    if unknown:
-        raise ConfigError(f"{model}: unknown {key} '{unknown[0]}'; allowed: {', '.join(table)}")
-    if len(set(names)) != len(names):
-        raise ConfigError(f"{model}: option '{key}' repeats a candidate: {list(names)}")
-    return names
 
 
 def _check(model: str, scale: int, unet_depth: int, unknown: Mapping[str, Any], allowed: tuple[str, ...]) -> None:

@@ -11,7 +11,7 @@ weights were trained that way); the paper's reading is an option:
 """
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal, Mapping
 
 import torch
 import torch.nn.functional as F
@@ -20,8 +20,11 @@ from torch import nn
 from nas_llv.config import ConfigError
 from nas_llv.registry import MODELS
 from nas_llv.space.spec import SpaceSpec
-from nas_llv.space.supernet import EdgeFactory
-from nas_llv.space.models.base import make_cells
+from nas_llv.space.supernet import ABSENT, EdgeFactory, MixedGate
+from nas_llv.space.models.base import make_cells, part_names
+
+
+PRESENCE = {ABSENT: "no denoiser: x = u", "denoiser": "x = u - head(cells(stem(u)))"}
 
 
 def local_max(x: torch.Tensor, window: int = 2) -> torch.Tensor:
@@ -71,21 +74,44 @@ class SceneModule(nn.Module):
 class DenoiseModule(nn.Module):
     """x = u - head(cells(stem(u))): a 3x3 stem to C channels, the cells, a 3x3 head back to 3.
 
-    u: (N, 3, H, W) -> (N, 3, H, W).
+    u: (N, 3, H, W) -> (N, 3, H, W). ``presence`` (a part label, e.g. ``[none, denoiser]``, given
+    by the space ``ruas_denoise_capacity``): the denoiser's presence is a choice. In the supernet
+    x = u - w_denoiser · head(...), and the cost table scales the whole module's cost by
+    w_denoiser; a derived network that chose ``none`` has no stem, cells or head: x = u.
     """
 
-    def __init__(self, space: SpaceSpec, edges: EdgeFactory, prefix: str = "", image_channels: int = 3) -> None:
+    def __init__(self, space: SpaceSpec, edges: EdgeFactory, prefix: str = "", image_channels: int = 3,
+                 presence: str | list[str] | None = None) -> None:
         super().__init__()
+        self.gate = None
+        if presence is not None:
+            self.gate = edges.gate(f"{prefix}presence", self.part_choices({"presence": presence})["presence"])
+            if self.gate is None:  # the genotype drops the denoiser
+                self.stem = self.blocks = self.head = None
+                return
         c = space.cell.channels
         self.stem = nn.Conv2d(image_channels, c, 3, padding=1)
         self.blocks = make_cells(space, edges, prefix)
         self.head = nn.Conv2d(c, image_channels, 3, padding=1)
+        if isinstance(self.gate, MixedGate):
+            self.gate.cover(self.stem, *self.blocks, self.head)
+
+    @staticmethod
+    def part_choices(options: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+        """``presence`` (none, denoiser) when the space gives it: spaces and genotypes without it
+        keep their network."""
+        if options.get("presence") is None:
+            return {}
+        return {"presence": part_names("ruas_denoise", "presence", options["presence"], PRESENCE)}
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
+        if self.stem is None:
+            return u
         feat = self.stem(u)
         for block in self.blocks:
             feat = block(feat)
-        return u - self.head(feat)
+        residual = self.head(feat)
+        return u - (residual if self.gate is None else self.gate(residual))
 
 
 class NoiseEstimator(nn.Module):
