@@ -15,7 +15,7 @@ from nas_llv.config import ConfigError
 from nas_llv.recipe import load_recipe, recipe_from_dict
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.search.fair import ZeroOne
+from nas_llv.search.extensions.fair import ZeroOne
 from nas_llv.search.level import attach_penalty
 from nas_llv.search.level import Level, named
 from nas_llv.space.supernet import ArchParams, arch_parameters
