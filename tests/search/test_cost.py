@@ -1,4 +1,4 @@
-"""The cost-aware upper level (search/cost.py, docs/cost.md): the hinge and its gradient against
+"""The cost-aware upper level (search/extensions/cost.py, docs/cost.md): the hinge and its gradient against
 finite differences, its place in a real arch step, a tiny search's cost columns and files, resume,
 and random search under ``search.cost.limit``."""
 from __future__ import annotations

@@ -5,6 +5,7 @@ names no extension."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -117,10 +118,10 @@ class Probe(Extension):
         return choices, {"probe_derived": True}
 
     def final(self, genotype):
-        return type(genotype)(genotype.network, genotype.spaces, genotype.choices, {**genotype.meta, "probe_final": True})
+        return dataclasses.replace(genotype, meta={**genotype.meta, "probe_final": True})
 
     def describe(self, genotype):
-        return type(genotype)(genotype.network, genotype.spaces, genotype.choices, {**genotype.meta, "probe_described": True})
+        return dataclasses.replace(genotype, meta={**genotype.meta, "probe_described": True})
 
     def state_dict(self):
         return {"rows": self.rows}

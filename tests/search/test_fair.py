@@ -1,4 +1,4 @@
-"""FairDARTS in the search: the zero-one loss (search/fair.py) against a hand computation, its place
+"""FairDARTS in the search: the zero-one loss (search/extensions/fair.py) against a hand computation, its place
 in a level's upper loss, the recipe keys, and a short real search with the sigmoid relaxation."""
 from __future__ import annotations
 
