@@ -289,7 +289,8 @@ class Variant:
     written among the section's keys (``data: {type: demo, demo_count: 8}``); with True under
     ``options:`` (``network: {type: ruas, options: {variant: ruas}}``). A key that belongs to
     another variant fails naming the variants it belongs to. Reading ``section.name`` falls
-    through to the options, so ``recipe.search.beta`` reads the strategy's ``beta``.
+    through to the options, so ``recipe.search.beta`` reads the strategy's ``beta`` (and to what
+    ``parse_extra`` filled: ``recipe.search.cost`` reads the search extension's options).
     """
 
     VARIANT_KEY: typing.ClassVar[str] = "type"

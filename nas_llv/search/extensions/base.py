@@ -73,7 +73,7 @@ class Extension:
     @classmethod
     def check(cls, options: Any, search: Any) -> None:
         """Raise ValueError where ``options`` mean nothing with the rest of the ``search:`` section
-        (``recipe.SearchConfig``); called when a recipe is loaded."""
+        (``recipe.SearchConfig``); called when a recipe that switches the extension on is loaded."""
 
     @property
     def should_stop(self) -> bool:
