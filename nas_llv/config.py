@@ -246,10 +246,12 @@ def field_values(cls: type, data: Mapping[str, Any] | None, where: str = "config
     hints = typing.get_type_hints(cls)
     fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
     variant = issubclass(cls, Variant)
-    own = {k: v for k, v in data.items() if k not in fields or (variant and k == "options")}
+    own = {k: v for k, v in data.items() if k not in fields or (variant and k in cls.OWN)}
     if variant:
-        fields.pop("options")
-        kwargs = {"options": cls.parse_options(own, data, where, list(fields))}
+        for name in cls.OWN:
+            fields.pop(name)
+        kwargs, own = cls.parse_extra(own, where)
+        kwargs["options"] = cls.parse_options(own, data, where, [*fields, *cls.extra_keys()])
     else:
         kwargs = {}
         if own:
@@ -287,11 +289,15 @@ class Variant:
     written among the section's keys (``data: {type: demo, demo_count: 8}``); with True under
     ``options:`` (``network: {type: ruas, options: {variant: ruas}}``). A key that belongs to
     another variant fails naming the variants it belongs to. Reading ``section.name`` falls
-    through to the options, so ``recipe.search.beta`` reads the strategy's ``beta``.
+    through to the options, so ``recipe.search.beta`` reads the strategy's ``beta`` (and to what
+    ``parse_extra`` filled: ``recipe.search.cost`` reads the search extension's options).
     """
 
     VARIANT_KEY: typing.ClassVar[str] = "type"
     NESTED: typing.ClassVar[bool] = False
+    # fields that are not keys of the section: filled from the keys other than the named fields
+    # (``options`` by ``parse_options``, the rest by ``parse_extra``), written back among them
+    OWN: typing.ClassVar[tuple[str, ...]] = ("options",)
 
     @classmethod
     def variant_registry(cls) -> Any:
@@ -317,10 +323,26 @@ class Variant:
         except RegistryError as exc:
             raise ConfigError(f"{_at(_join(where, cls.VARIANT_KEY))} {exc}") from None
 
+    @classmethod
+    def extra_keys(cls) -> list[str]:
+        """Keys of the section beside its fields and its variant's (none by default; ``parse_extra``)."""
+        return []
+
+    @classmethod
+    def parse_extra(cls, own: Mapping[str, Any], where: str) -> tuple[dict[str, Any], Mapping[str, Any]]:
+        """(init arguments of the ``OWN`` fields other than ``options``, the keys of ``own`` left for
+        the variant): a section with keys of its own beside its variant's (``extra_keys``) takes
+        them here."""
+        return {}, own
+
     def __getattr__(self, name: str) -> Any:
-        options = self.__dict__.get("options")
-        if not name.startswith("__") and options is not None and name in {f.name for f in dataclasses.fields(options)}:
-            return getattr(options, name)
+        if not name.startswith("__"):
+            for own in type(self).OWN:  # the variant's options, then what parse_extra filled
+                value = self.__dict__.get(own)
+                if isinstance(value, Mapping) and name in value:
+                    return value[name]
+                if dataclasses.is_dataclass(value) and name in {f.name for f in dataclasses.fields(value)}:
+                    return getattr(value, name)
         raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
@@ -372,8 +394,10 @@ def to_dict(obj: Any) -> Any:
     """Plain YAML-ready data from a (nested) dataclass; a ``Variant``'s options are written as it
     reads them (among its keys, or under ``options:``)."""
     if isinstance(obj, Variant) and not obj.NESTED:
-        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name != "options"}
-        return {**out, **(to_dict(obj.options) if obj.options is not None else {})}
+        out = {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj) if f.name not in obj.OWN}
+        for own in obj.OWN:
+            out.update(to_dict(getattr(obj, own)) or {})
+        return out
     if dataclasses.is_dataclass(obj):
         return {f.name: to_dict(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
     if isinstance(obj, (list, tuple)):

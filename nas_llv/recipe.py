@@ -6,6 +6,7 @@ the key's path and the allowed keys; ``KEY=VALUE`` overrides are parsed by ``yam
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -16,7 +17,6 @@ from nas_llv.optim import OptimConfig
 from nas_llv.config import (ConfigError, Variant, apply_overrides, check_range, entry_options, from_dict, load_yaml,
                             to_dict, variant_keys)
 from nas_llv.data import DataConfig
-from nas_llv.remedies import AuxSkipConfig, CostConfig, HessianConfig, PerturbConfig
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +55,12 @@ def _arch_optim() -> OptimConfig:
 @dataclass(frozen=True)
 class SearchConfig(Variant):
     """The ``search:`` section: the keys every strategy shares, plus (in ``options``) the keys of
-    the strategy ``strategy`` names (its options dataclass, ``nas-llv list strategies``), written
-    among these ones."""
+    the strategy ``strategy`` names (its options dataclass, ``nas-llv list strategies``), and (in
+    ``extensions``) one key per search extension (``nas-llv list extensions``, docs/extensions.md),
+    all written among these ones."""
 
     VARIANT_KEY = "strategy"
+    OWN = ("extensions", "options")
 
     strategy: str = "cooperative"
     epochs: int = 20
@@ -68,18 +70,13 @@ class SearchConfig(Variant):
     arch: OptimConfig = field(default_factory=_arch_optim)
     val_batches: int = 4                 # batches in the end-of-epoch validation (best genotype)
     checkpoint_every: int = 50           # steps between checkpoints (and at every epoch end)
-    # collapse remedies (docs/remedies.md), off by default
-    hessian: HessianConfig | None = None     # RobustDARTS: Hessian eigenvalue, DARTS-ES early stop
-    perturb: PerturbConfig | None = None     # SDARTS-RS: noise on α in the weight steps
-    aux_skip: AuxSkipConfig | None = None    # DARTS-: decaying auxiliary skip on mixed edges
-    cost: CostConfig | None = None           # expected FLOPs or latency, a hinge above a target (docs/cost.md)
-    # FairDARTS' relaxation of α and its zero-one loss weight (0: off), P-DARTS' cap on skip ops
-    # per cell of the written genotypes (null: no cap)
+    # how α becomes mixing weights: softmax, or FairDARTS' sigmoid of each α_i (docs/remedies.md)
     relaxation: Literal["softmax", "sigmoid"] = "softmax"
-    zero_one: float = 0.0
-    max_skip: int | None = None
     # the first arch_warmup epochs train the weights only, α held (PC-DARTS' warm-up; docs/search.md)
     arch_warmup: int = 0
+    # search extension key -> its value, off (null or 0) by default: the collapse remedies hessian,
+    # perturb, aux_skip, zero_one, max_skip (docs/remedies.md) and the cost term cost (docs/cost.md)
+    extensions: dict[str, Any] = field(default_factory=dict)
     options: Any = None
 
     @classmethod
@@ -100,34 +97,31 @@ class SearchConfig(Variant):
         if self.arch_warmup and self.strategy in ("random", "hyper"):
             raise ValueError(f"arch_warmup={self.arch_warmup} applies to the gradient strategies that step α "
                              f"each iteration (cooperative, global, independent); leave it 0 for {self.strategy}")
-        _check_remedies(self)
+        from nas_llv.registry import EXTENSIONS
 
+        for key, value in self.extensions.items():  # each extension that is on, against the other keys
+            if value != EXTENSIONS.get(key).off:
+                EXTENSIONS.get(key).check(value, self)
 
-def _check_remedies(cfg: SearchConfig) -> None:
-    """The FairDARTS and P-DARTS keys: ranges, and the combinations that mean nothing."""
-    check_range("zero_one", cfg.zero_one, 0.0)
-    if cfg.zero_one and cfg.relaxation != "sigmoid":
-        raise ValueError(f"zero_one={cfg.zero_one} needs relaxation: sigmoid (the zero-one loss drives each "
-                         f"σ(α_i) to 0 or 1; softmax weights compete and sum to 1); set relaxation: sigmoid "
-                         f"or zero_one: 0")
-    if cfg.max_skip is not None:
-        check_range("max_skip", cfg.max_skip, 0)
-    given = [k for k, off in (("zero_one", 0.0), ("max_skip", None)) if getattr(cfg, k) != off]
-    if given and cfg.strategy == "random":
-        raise ValueError(f"{given[0]} does not apply to strategy random: its candidates are drawn, not "
-                         f"derived from α; leave {given[0]} unset")
-    _check_cost(cfg)
+    @classmethod
+    def extra_keys(cls) -> list[str]:
+        """Every search extension's key, in the order their hooks run."""
+        from nas_llv.registry import EXTENSIONS
 
+        return sorted(EXTENSIONS.names(), key=lambda key: (EXTENSIONS.get(key).order, key))
 
-def _check_cost(cfg: SearchConfig) -> None:
-    """``cost.target`` acts on learned α, ``cost.limit`` on drawn candidates: each only where it can."""
-    cost = cfg.cost
-    if cost is not None and cost.limit is not None and cfg.strategy != "random":
-        raise ValueError(f"cost.limit={cost.limit:g} applies to strategy random (its candidates are drawn under "
-                         f"it); a gradient search takes cost.target, the hinge on the expected cost")
-    if cost is not None and cost.target is not None and cfg.strategy == "random":
-        raise ValueError(f"cost.target={cost.target:g} does not apply to strategy random: its α is drawn, not "
-                         f"learned; use cost.limit")
+    @classmethod
+    def parse_extra(cls, own: Mapping[str, Any], where: str) -> tuple[dict[str, Any], Mapping[str, Any]]:
+        """``extensions``: each extension's key typed as that extension declares it (``off`` where
+        not given); the other keys are the strategy's."""
+        from nas_llv.registry import EXTENSIONS
+
+        keys = cls.extra_keys()
+        table = dataclasses.make_dataclass("SearchExtensions", [
+            (key, EXTENSIONS.get(key).value_type(), field(default=EXTENSIONS.get(key).off)) for key in keys])
+        typed = from_dict(table, {k: v for k, v in own.items() if k in keys}, where)
+        return ({"extensions": {key: getattr(typed, key) for key in keys}},
+                {k: v for k, v in own.items() if k not in keys})
 
 
 def _train_optim() -> OptimConfig:
@@ -292,7 +286,7 @@ def _variant_sections(data: Mapping[str, Any]) -> Iterator[tuple[KeyPath, KeyPat
 
     for name, cls in (("network", NetworkConfig), ("data", DataConfig), ("search", SearchConfig)):
         default = next(f.default for f in fields(cls) if f.name == cls.VARIANT_KEY)
-        shared = [] if cls.NESTED else [f.name for f in fields(cls) if f.name != "options"]
+        shared = [] if cls.NESTED else [*(f.name for f in fields(cls) if f.name not in cls.OWN), *cls.extra_keys()]
         at = (name, "options") if cls.NESTED else (name,)
         yield (name, cls.VARIANT_KEY), at, cls.variant_registry(), shared, default
     entries = [("search", "hypergrad")]

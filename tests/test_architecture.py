@@ -78,6 +78,17 @@ def test_no_module_imports_a_later_step():
     assert not wrong, "\n".join(wrong)
 
 
+def test_search_extensions_stand_below_the_loop():
+    """``search/extensions/`` (docs/extensions.md) is reached by the search loop through its package
+    alone, and no extension imports the loop or a strategy: they see the search through ``Search``."""
+    g = _graph()
+    ext = "nas_llv.search.extensions"
+    wrong = [f"{a} imports {b}" for a, b in g.edges
+             if (a == "nas_llv.search.loop" and b.startswith(ext + ".") and b != f"{ext}.base")
+             or (a.startswith(ext) and (b == "nas_llv.search.loop" or b.startswith("nas_llv.search.strateg")))]
+    assert ext in set(g.successors("nas_llv.search.loop")) and not wrong, "\n".join(wrong)
+
+
 @pytest.mark.parametrize("step", ["space", "search", "export", "derive", "retrain", "evaluation", "report", "pipeline"])
 def test_each_step_is_a_package(step):
     assert (PACKAGE / step / "__init__.py").is_file()

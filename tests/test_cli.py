@@ -18,7 +18,8 @@ def test_every_subcommand_has_help(command, capsys):
     assert command in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("kind", ["ops", "spaces", "parts", "losses", "strategies", "hypergrads", "datasets", "networks"])
+@pytest.mark.parametrize("kind", ["ops", "spaces", "parts", "losses", "strategies", "hypergrads", "extensions", "datasets",
+                                  "networks"])
 def test_list(kind, capsys):
     assert main(["list", kind]) == 0
     out = capsys.readouterr().out.split("\n")
@@ -31,6 +32,7 @@ def test_list(kind, capsys):
                    "adversarial", "noise_level", "edge"},
         "strategies": {"cooperative", "global", "independent", "hyper", "cooperative_highlevel"},
         "hypergrads": {"first_order", "finite_difference", "unrolled_exact", "implicit_cg", "implicit_gn"},
+        "extensions": {"hessian", "perturb", "aux_skip", "zero_one", "cost", "max_skip"},
         "datasets": {"demo", "demo_sr", "folder", "paired", "lol", "rellisur", "noisy_demo"},
         "networks": {"single", "ruas", "ruas_highlevel"},
     }[kind]

@@ -1,12 +1,12 @@
-"""``nas-llv list ops|spaces|parts|losses|strategies|hypergrads|datasets|networks|engines``."""
+"""``nas-llv list ops|spaces|parts|losses|strategies|hypergrads|extensions|datasets|networks|engines``."""
 from __future__ import annotations
 
 import argparse
 
 from nas_llv.registry import COMMANDS
 
-KINDS = ("ops", "spaces", "parts", "losses", "strategies", "hypergrads", "datasets", "networks", "engines")
-REGISTRIES = {"losses": "LOSSES", "strategies": "STRATEGIES", "hypergrads": "HYPERGRADS",
+KINDS = ("ops", "spaces", "parts", "losses", "strategies", "hypergrads", "extensions", "datasets", "networks", "engines")
+REGISTRIES = {"losses": "LOSSES", "strategies": "STRATEGIES", "hypergrads": "HYPERGRADS", "extensions": "EXTENSIONS",
               "datasets": "DATASETS", "networks": "NETWORKS", "engines": "ENGINES"}
 
 

@@ -4,8 +4,10 @@ The loop owns a strategy (``nas_llv.search.strategy.Strategy``, from ``STRATEGIE
 ``search.strategy``), which supplies the levels (name -> Level) and the schedule (the level names
 to update, in order, in one iteration). Each scheduled level takes one arch step (hypergradient
 on a validation batch), then the method's ``lower_steps`` weight steps (the first on the same
-training batch, as in DARTS), and writes one trajectory row. Checkpoints hold everything a
-resumed run needs to continue exactly as an uninterrupted one would.
+training batch, as in DARTS), and writes one trajectory row. What a search adds to that (the
+collapse remedies, the cost term) are search extensions (``search/extensions/``), which the loop
+calls through their hooks without knowing any by name. Checkpoints hold everything a resumed run
+needs to continue exactly as an uninterrupted one would.
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ import logging
 import math
 import time
 import warnings
-from typing import Any
+from typing import Any, Mapping
 
 import torch
 from torch import nn
@@ -22,7 +24,6 @@ from nas_llv import __version__, distributed
 from nas_llv.data import build_loaders
 from nas_llv.device import resolve_device
 from nas_llv.space.genotype import Genotype
-from nas_llv.atomic import write_text
 from nas_llv.job import Job
 from nas_llv.space.models import build_search_network
 from nas_llv.space.models.base import fit_scale
@@ -30,15 +31,11 @@ from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.speed import apply_speed, channels_last_batch
-from nas_llv.space.skip_cap import capped
 from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels_last, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
-from nas_llv.search.aux_skip import apply_aux_skip
-from nas_llv.search.cost import CostPenalty, cost_table, expected_cost, with_cost
-from nas_llv.search.fair import ZeroOne
-from nas_llv.search.hessian import HessianTracker
-from nas_llv.search.level import Level, attach_penalty, named
-from nas_llv.search.perturb import attach_perturbation
+from nas_llv.search import extensions
+from nas_llv.search.extensions import Extension
+from nas_llv.search.level import Level, named
 from nas_llv.search.strategy import Losses, Strategy
 
 log = logging.getLogger(__name__)
@@ -73,11 +70,13 @@ class Searcher(Job):
         self.method = HYPERGRADS.build(self.cfg.hypergrad)
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
         self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
-        self.strategy.cost_table = self.cost_table = cost_table(self.cfg.cost, self.net)
-        self.levels: dict[str, Level] = self.strategy.build_levels(self.net, self.losses())
-        self._attach_penalties()
-        attach_perturbation(self.cfg.perturb, self.levels)  # collapse remedies, docs/remedies.md
-        self.hessian = HessianTracker(self.cfg.hessian, self.recipe.seed)
+        self.extensions: list[Extension] = extensions.build(self.cfg.extensions)
+        self.levels: dict[str, Level] = {}
+        for ext in self.extensions:
+            ext.setup(self)
+        self.levels = self.strategy.build_levels(self.net, self.losses())
+        for ext in self.extensions:
+            ext.attach(self)
         self._apply_speed()
         self.schedulers = self._attach_optimizers()
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
@@ -87,21 +86,17 @@ class Searcher(Job):
         self.elapsed = 0.0
 
     def attach(self, run: Run) -> None:
-        """Attach the run folder; a new run gets its ``cost_table.csv`` now, so a stopped run has it
-        too (a resumed one keeps the file it started with, as its checkpoint keeps the numbers)."""
+        """Attach the run folder (new or resumed); each extension may write files of its own now."""
         super().attach(run)
-        path = run.dir / "cost_table.csv"
-        if self.cost_table is not None and run.writes and not path.exists():
-            write_text(path, self.cost_table.to_csv())
+        for ext in self.extensions:
+            ext.attach_run(run)
 
-    def _attach_penalties(self) -> None:
-        """The recipe's α-only terms of the upper losses (``Level.penalties``): FairDARTS' zero-one
-        loss, and the hinge on the expected cost above ``search.cost.target`` (docs/cost.md)."""
-        if self.cfg.zero_one:
-            attach_penalty(self.levels, ZeroOne(self.cfg.zero_one))
-        cost = self.cfg.cost
-        if cost is not None and cost.target is not None:
-            attach_penalty(self.levels, CostPenalty(self.cost_table, self.net, cost.target, cost.weight))
+    def extension(self, key: str) -> Extension:
+        """The extension of recipe key ``search.<key>``; KeyError where it is off."""
+        for ext in self.extensions:
+            if ext.key == key:
+                return ext
+        raise KeyError(f"search extension '{key}' is off in this search")
 
     def _apply_speed(self) -> None:
         """The recipe's ``speed:`` options (docs/speed.md) on the network and the levels."""
@@ -167,7 +162,8 @@ class Searcher(Job):
 
     # -- the loop ----------------------------------------------------------------------------
     def done(self) -> bool:
-        return self.epoch >= self.cfg.epochs or self.hessian.stopped is not None
+        """Every epoch run, or an extension stopped the search early (DARTS-ES)."""
+        return self.epoch >= self.cfg.epochs or any(ext.should_stop for ext in self.extensions)
 
     def progress(self) -> tuple[int, int]:
         """(steps done, steps in all): one step per level update, as the log and the trajectory count."""
@@ -190,7 +186,8 @@ class Searcher(Job):
         return self.step % self.cfg.checkpoint_every == 0
 
     def _iteration(self, start: float) -> None:
-        apply_aux_skip(self.net, self.cfg.aux_skip, self.epoch, self.cfg.epochs)
+        for ext in self.extensions:
+            ext.before_iteration(self.epoch)
         for name in self.strategy.schedule(self.epoch):
             level = self.levels[name]
             level.arch_held = self.epoch < self.cfg.arch_warmup
@@ -203,11 +200,11 @@ class Searcher(Job):
                    "train_loss": train_loss, "val_loss": self._logged_val_loss(level, val_b), "lr": level.lr,
                    "seconds": round(time.perf_counter() - start, 4)}
             row.update({f"loss/{k}": v for k, v in terms.items()})
-            row.update(self.hessian.after_step(name, level, val_b))
             row.update(self.strategy.extra_columns())
             row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
             row.update({f"penalty/{k}": v for k, v in level.penalty_values.items()})
-            row.update(expected_cost(self.cost_table, self.net))
+            for ext in self.extensions:
+                row.update(ext.columns(name, level, val_b))
             row.update(self._prob_columns())
             self.attached_run.trajectory_writer.append(row)
 
@@ -238,7 +235,8 @@ class Searcher(Job):
                     # this process yet; torch's "scheduler before optimizer" warning is a false alarm
                     warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
                     sched.step()
-        self.hessian.end_epoch(self.epoch, self.net)
+        for ext in self.extensions:
+            ext.end_epoch(self.epoch)
         self.epoch, self.it = self.epoch + 1, 0
         self.save(start)
 
@@ -251,16 +249,19 @@ class Searcher(Job):
 
     # -- results and checkpoints ---------------------------------------------------------------
     def derived(self) -> tuple[dict[str, str], dict[str, Any]]:
-        """The current architecture (argmax per edge), with at most ``search.max_skip`` skip ops per
-        cell where set (P-DARTS, ``space/skip_cap.py``), and the meta recording the edges it changed."""
-        cap = self._cap()
-        return (genotype_of(self.net), {}) if cap is None else cap(genotype_of(self.net), probs_of(self.net))
+        """The current architecture (argmax per edge) through the extensions' ``derive`` (P-DARTS'
+        cap on skip ops, ``search.max_skip``), and the meta they record."""
+        return self.refine(genotype_of(self.net), probs_of(self.net))
 
-    def _cap(self) -> Any:
-        """(choices, label -> {op: weight}) -> (capped choices, meta): ``search.max_skip``'s cap; None without one."""
-        if self.cfg.max_skip is None:
-            return None
-        return lambda choices, weights: capped(choices, weights, self.network_cfg, self.spaces, self.cfg.max_skip)
+    def refine(self, choices: dict[str, str], weights: Mapping[str, Mapping[str, float]]
+               ) -> tuple[dict[str, str], dict[str, Any]]:
+        """``choices`` (argmax of α whose mixing weights are ``weights``, label -> {op: weight})
+        through each extension's ``derive``; returns them and the meta entries the extensions add."""
+        meta: dict[str, Any] = {}
+        for ext in self.extensions:
+            choices, extra = ext.derive(choices, weights)
+            meta.update(extra)
+        return choices, meta
 
     def genotype(self, choices: dict[str, str] | None = None, val_loss: float | None = None,
                  extra: dict[str, Any] | None = None) -> Genotype:
@@ -272,16 +273,23 @@ class Searcher(Job):
             choices, extra = self.derived()
         if val_loss is not None:
             meta["val_loss"] = val_loss
-        return with_cost(self.cost_table, Genotype(self.network_cfg, self.spaces, choices, {**meta, **(extra or {})}))
+        return self._described(Genotype(self.network_cfg, self.spaces, choices, {**meta, **(extra or {})}))
+
+    def _described(self, genotype: Genotype) -> Genotype:
+        """``genotype`` with the meta entries each extension's ``describe`` adds (its cost)."""
+        for ext in self.extensions:
+            genotype = ext.describe(genotype)
+        return genotype
 
     def finish(self, start: float | None = None) -> None:
         # never a genotype from NaN probabilities (each step checks α; this guards the file itself)
         self.check_finite("all", {"upper variable (α)": named(self.net, arch_parameters(self.net))})
         if not self.attached_run.writes:  # another rank than 0 of a data-parallel run
             return
-        # an early stop (DARTS-ES) writes an earlier architecture: its cost is recorded anew
-        final = with_cost(self.cost_table, self.hessian.final(self.genotype(), self.net, self._cap()))
-        path = final.save(self.attached_run.dir / "genotype.yaml")
+        final = self.genotype()
+        for ext in self.extensions:  # e.g. DARTS-ES's earlier architecture, described anew below
+            final = ext.final(final)
+        path = self._described(final).save(self.attached_run.dir / "genotype.yaml")
         if self.best["genotype"] is not None:
             best = self.genotype(self.best["genotype"], self.best["val_loss"], self.best.get("meta"))
             best.save(self.attached_run.dir / "genotype_best.yaml")
@@ -289,12 +297,17 @@ class Searcher(Job):
         self.strategy.finish(self.attached_run.dir, self.step)
 
     def state_dict(self) -> dict[str, Any]:
-        """The loop's entries and the strategy's (e.g. learned loss weights), side by side."""
-        own, extra = self._state(), self.strategy.state_dict()
-        clash = own.keys() & extra.keys()
-        if clash:
-            raise ValueError(f"strategy '{self.cfg.strategy}': checkpoint keys {sorted(clash)} belong to the loop")
-        return {**own, **extra}
+        """The loop's entries, each extension's (under its ``state_key``) and the strategy's (e.g.
+        learned loss weights), side by side."""
+        state = self._state()
+        parts = [(f"search extension '{ext.key}'", {ext.state_key: ext.state_dict()})
+                 for ext in self.extensions if ext.state_key is not None]
+        for who, extra in [*parts, (f"strategy '{self.cfg.strategy}'", self.strategy.state_dict())]:
+            clash = state.keys() & extra.keys()
+            if clash:
+                raise ValueError(f"{who}: checkpoint keys {sorted(clash)} are taken by the loop or an extension")
+            state.update(extra)
+        return state
 
     def _state(self) -> dict[str, Any]:
         return {
@@ -307,8 +320,6 @@ class Searcher(Job):
             "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed,
                          "val_loss": self.val_loss},
             "best": self.best, "rng": rng_state(), "world_size": distributed.world_size(),
-            "hessian": self.hessian.state_dict(),
-            "cost_table": self.cost_table.to_csv() if self.cost_table is not None else None,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -327,8 +338,8 @@ class Searcher(Job):
         self.step, self.epoch, self.it, self.elapsed = p["step"], p["epoch"], p["it"], p["elapsed"]
         self.val_loss = p.get("val_loss")  # older checkpoints lack it
         self.best = state["best"]
-        self.hessian.load_state_dict(state.get("hessian"))
-        if self.cost_table is not None and state.get("cost_table"):  # the numbers the run started with
-            self.cost_table.load(state["cost_table"])
+        for ext in self.extensions:
+            if ext.state_key is not None:
+                ext.load_state_dict(state.get(ext.state_key))
         set_rng_state(state["rng"])
         self.attached_run.trajectory_writer.truncate_after(self.step)

@@ -65,7 +65,7 @@ class Strategy:
     """
 
     needs: tuple[str, ...] = ()  # the recipe losses this strategy uses, named when one is missing
-    cost_table: Any = None  # the supernet's ``space.cost.CostTable`` when ``search.cost`` is set (before build_levels)
+    cost_table: Any = None  # the supernet's ``space.cost.CostTable`` when ``search.cost`` is on (set by that extension before build_levels)
 
     def __init__(self, cfg: Any, opts: Any) -> None:
         self.cfg, self.opts = cfg, opts

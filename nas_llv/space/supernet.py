@@ -113,7 +113,7 @@ class MixedEdge(nn.Module):
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
         self.merge = merge and all(isinstance(m, (ConvOp, Skip)) for m in ops) and max(m.extent for m in ops) <= MERGE_MAX_EXTENT
         self.by_dilation = False  # merged: one kernel per dilation, not one dense kernel (``kernels_by_dilation``)
-        # DARTS-' auxiliary skip β·x (search/aux_skip.py): every op maps ``channels`` to ``channels``,
+        # DARTS-' auxiliary skip β·x (search/extensions/aux_skip.py): every op maps ``channels`` to ``channels``,
         # so every mixed edge takes it; a search-time term only, never in a derived network
         self.aux_skip = 0.0
 

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from nas_llv.remedies import AuxSkipConfig
-from nas_llv.search.aux_skip import apply_aux_skip, aux_weight
+from nas_llv.search.extensions.aux_skip import AuxSkipConfig, apply_aux_skip, aux_weight
 from nas_llv.space import nni_bridge
 from nas_llv.space.genotype import Genotype
 from nas_llv.space.models import build_supernet

@@ -1,4 +1,4 @@
-"""The cost-aware upper level (search/cost.py, docs/cost.md): the hinge and its gradient against
+"""The cost-aware upper level (search/extensions/cost.py, docs/cost.md): the hinge and its gradient against
 finite differences, its place in a real arch step, a tiny search's cost columns and files, resume,
 and random search under ``search.cost.limit``."""
 from __future__ import annotations
@@ -12,7 +12,7 @@ from conftest import TINY_RUAS, central_differences, stopped_and_resumed, tiny_s
 from nas_llv.metrics import count_flops
 from nas_llv.registry import HYPERGRADS
 from nas_llv.runs import Run
-from nas_llv.search.cost import CostPenalty
+from nas_llv.search.extensions.cost import CostPenalty
 from nas_llv.search.loop import Searcher
 from nas_llv.space.cost import current_weights, from_csv
 from nas_llv.space.genotype import random_choices
@@ -34,7 +34,7 @@ def _searcher(root, seed=0, **search):
 
 def _expected(s: Searcher) -> float:
     with torch.no_grad():
-        return float(s.cost_table.expected(current_weights(s.net)))
+        return float(s.extension("cost").table.expected(current_weights(s.net)))
 
 
 @pytest.fixture
@@ -53,7 +53,7 @@ def test_the_penalty_is_attached_to_every_level_with_alpha(double_searcher):
     s = double_searcher
     for level in s.levels.values():
         (penalty,) = level.penalties
-        assert isinstance(penalty, CostPenalty) and penalty.table is s.cost_table
+        assert isinstance(penalty, CostPenalty) and penalty.table is s.extension("cost").table
         assert (penalty.target, penalty.weight) == (TARGET, 2.0)
 
 
@@ -64,7 +64,7 @@ def test_penalty_value_and_gradient_against_finite_differences(double_searcher, 
     s = double_searcher
     level = s.levels["scene"]
     target = target_times * _expected(s)
-    level.penalties = (CostPenalty(s.cost_table, s.net, target, 2.0),)
+    level.penalties = (CostPenalty(s.extension("cost").table, s.net, target, 2.0),)
     alphas = {name: a.detach().clone().requires_grad_() for name, a in level.upper.items()}
 
     def penalty(ov: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -111,7 +111,7 @@ def test_the_arch_step_adds_exactly_the_penalty_gradient(double_searcher, method
         torch.testing.assert_close(with_penalty[name] - without[name], expected[name], rtol=1e-9, atol=1e-12)
         assert (expected[name].abs() > 1e-6).all()  # far above the tolerance: the check can fail
     # far above the target nothing changes: the hinge is 0 there
-    level.penalties = (CostPenalty(s.cost_table, s.net, 10 * _expected(s), 2.0),)
+    level.penalties = (CostPenalty(s.extension("cost").table, s.net, 10 * _expected(s), 2.0),)
     for name, g in _arch_grads(level, train_b, val_b, method).items():
         torch.testing.assert_close(g, without[name], rtol=0, atol=0)
 
@@ -120,7 +120,7 @@ def test_a_search_with_a_cost_target_writes_its_cost(tmp_path):
     s = _searcher(tmp_path, cost={"size": SIZE, "target": TARGET, "weight": 1.0})
     assert s.run() is True
     run = s.attached_run.dir
-    assert (run / "cost_table.csv").read_text() == s.cost_table.to_csv()
+    assert (run / "cost_table.csv").read_text() == s.extension("cost").table.to_csv()
     frame = pd.read_csv(run / "trajectory.csv")
     assert frame["cost/expected"].notna().all() and (frame["penalty/cost"] > 0).all()
     # a row's penalty is the hinge at the α before its step: the previous row's expected cost
@@ -149,7 +149,7 @@ def test_a_resumed_search_keeps_the_checkpoints_cost_table(tmp_path):
     """The numbers the run started with (latency would differ if measured again), also in the penalty."""
     b = _searcher(tmp_path, cost={"size": SIZE, "target": TARGET})
     written = (b.attached_run.dir / "cost_table.csv").read_text()  # on attaching: a stopped run has it too
-    assert written == b.cost_table.to_csv()
+    assert written == b.extension("cost").table.to_csv()
     assert b.run(stop_after=2) is False
     b.attached_run.close()
     state = b.attached_run.load_checkpoint()
@@ -160,8 +160,8 @@ def test_a_resumed_search_keeps_the_checkpoints_cost_table(tmp_path):
     c.attach(Run.open(b.attached_run.dir))
     assert (b.attached_run.dir / "cost_table.csv").read_text() == written  # attaching again keeps the file
     c.load_state_dict(state)
-    assert c.cost_table.costs == doubled.costs
-    assert all(level.penalties[0].table is c.cost_table for level in c.levels.values())
+    assert c.extension("cost").table.costs == doubled.costs
+    assert all(level.penalties[0].table is c.extension("cost").table for level in c.levels.values())
     c.close()
 
 
@@ -171,7 +171,7 @@ def _random(root, seed=0, **cost) -> Searcher:
 
 def test_random_search_draws_only_under_the_limit_and_stays_seeded(tmp_path):
     free = _random(tmp_path / "free")
-    table = free.cost_table
+    table = free.extension("cost").table
     dearest = table.fixed + sum(max(c.values()) for c in table.costs.values())
     limit = (table.cheapest() + dearest) / 2
     labels = {label: tuple(ops) for label, ops in table.costs.items()}
@@ -194,14 +194,14 @@ def test_random_search_draws_only_under_the_limit_and_stays_seeded(tmp_path):
 
 def test_an_early_stopped_genotype_records_its_own_cost(tmp_path, monkeypatch):
     """DARTS-ES writes an earlier architecture into genotype.yaml: the meta's cost is of that one."""
-    from nas_llv.search import hessian
+    from nas_llv.search.extensions import hessian
 
     monkeypatch.setattr(hessian, "level_eigenvalue", lambda level, batch, cfg, generator: float(
         generator.initial_seed() % 1_000_003))  # a steady rise: stops after epoch 2
-    monkeypatch.setattr(hessian, "genotype_of", lambda net, snapshot: {label: "skip" for label in s.cost_table.costs})
+    monkeypatch.setattr(hessian, "genotype_of", lambda net, snapshot: {label: "skip" for label in s.extension("cost").table.costs})
     s = _searcher(tmp_path, epochs=4, cost={"size": SIZE},
                   hessian={"every": 1, "early_stop": {"window": 1, "ratio": 0.75}})
-    assert s.run() is True and s.hessian.stopped is not None
+    assert s.run() is True and s.extension("hessian").tracker.stopped is not None
     geno = yaml.safe_load((s.attached_run.dir / "genotype.yaml").read_text())
     assert set(geno["genotype"].values()) == {"skip"}
-    assert geno["meta"]["cost"]["value"] == pytest.approx(s.cost_table.cheapest(), abs=1e-6)
+    assert geno["meta"]["cost"]["value"] == pytest.approx(s.extension("cost").table.cheapest(), abs=1e-6)

@@ -1,4 +1,4 @@
-"""FairDARTS in the search: the zero-one loss (search/fair.py) against a hand computation, its place
+"""FairDARTS in the search: the zero-one loss (search/extensions/fair.py) against a hand computation, its place
 in a level's upper loss, the recipe keys, and a short real search with the sigmoid relaxation."""
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from nas_llv.config import ConfigError
 from nas_llv.recipe import load_recipe, recipe_from_dict
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.search.fair import ZeroOne
+from nas_llv.search.extensions.fair import ZeroOne
 from nas_llv.search.level import attach_penalty
 from nas_llv.search.level import Level, named
 from nas_llv.space.supernet import ArchParams, arch_parameters

@@ -8,9 +8,10 @@ import yaml
 
 from conftest import RECIPES, stopped_and_resumed, tiny_searcher
 from nas_llv.cli import main
-from nas_llv.remedies import EarlyStopConfig, HessianConfig
-from nas_llv.search import hessian
-from nas_llv.search.hessian import COLUMN, HessianTracker, arch_snapshot, dominant_eigenvalue, rise_ratio, should_stop
+from nas_llv.search.extensions import hessian
+from nas_llv.search.extensions.hessian import (
+    COLUMN, EarlyStopConfig, HessianConfig, HessianTracker, arch_snapshot, dominant_eigenvalue, rise_ratio, should_stop,
+)
 from nas_llv.space import nni_bridge
 from nas_llv.space.genotype import Genotype
 from nas_llv.space.supernet import ArchParams, arch_modules
@@ -104,18 +105,18 @@ def _rising(level, batch, cfg, generator):
 
 
 def test_early_stop_ends_the_search_and_writes_the_earlier_genotype(tmp_path, monkeypatch, caplog):
-    caplog.set_level("INFO", logger="nas_llv.search.hessian")
+    caplog.set_level("INFO", logger="nas_llv.search.extensions.hessian")
     monkeypatch.setattr(hessian, "level_eigenvalue", _rising)
     cfg = {"hessian": {"every": 1, "early_stop": {"window": 1, "ratio": 0.75}}, "epochs": 4}
     s = _searcher(tmp_path / "a", **cfg)
     seen = []
-    end_epoch = s.hessian.end_epoch
-    s.hessian.end_epoch = lambda epoch, net: (seen.append(arch_snapshot(net)), end_epoch(epoch, net))
+    end_epoch = s.extension("hessian").tracker.end_epoch
+    s.extension("hessian").tracker.end_epoch = lambda epoch, net: (seen.append(arch_snapshot(net)), end_epoch(epoch, net))
     assert s.run() is True
     # epoch means 1.5, 3.5 per level: 1.5 / 3.5 < 0.75 after epoch 2, which returns to epoch 1's α
-    assert s.epoch == 2 and s.hessian.stopped["architecture_epoch"] == 1
-    assert all(torch.equal(s.hessian.snapshots[0][k], v) for k, v in seen[0].items())
-    assert any(not torch.equal(s.hessian.snapshots[0][k], v) for k, v in seen[1].items())
+    assert s.epoch == 2 and s.extension("hessian").tracker.stopped["architecture_epoch"] == 1
+    assert all(torch.equal(s.extension("hessian").tracker.snapshots[0][k], v) for k, v in seen[0].items())
+    assert any(not torch.equal(s.extension("hessian").tracker.snapshots[0][k], v) for k, v in seen[1].items())
     written = yaml.safe_load((s.attached_run.dir / "genotype.yaml").read_text())
     assert written["meta"]["early_stopped"]["epoch"] == 2
     assert [r.getMessage() for r in caplog.records if "early stop" in r.getMessage()] == [
@@ -135,13 +136,13 @@ def test_an_early_stopped_genotype_keeps_the_skip_cap(tmp_path, monkeypatch):
     cfg = {"hessian": {"every": 1, "early_stop": {"window": 1, "ratio": 0.75}}, "epochs": 4, "max_skip": 0}
     s = _searcher(tmp_path, **cfg)
     seen = []
-    end_epoch = s.hessian.end_epoch
-    s.hessian.end_epoch = lambda epoch, net: (seen.append(arch_snapshot(net)), end_epoch(epoch, net))
+    end_epoch = s.extension("hessian").tracker.end_epoch
+    s.extension("hessian").tracker.end_epoch = lambda epoch, net: (seen.append(arch_snapshot(net)), end_epoch(epoch, net))
     with torch.no_grad():  # every edge prefers skip from the start, so the cap has work to do
         for arch in arch_modules(s.net):
             for label, a in arch.items():
                 a[list(arch.candidates[label]).index("skip")] += 5.0
-    assert s.run() is True and s.hessian.stopped is not None
+    assert s.run() is True and s.extension("hessian").tracker.stopped is not None
     written = yaml.safe_load((s.attached_run.dir / "genotype.yaml").read_text())
     uncapped = hessian.genotype_of(s.net, seen[0])
     assert sum(op in SKIP_OPS for op in uncapped.values()) > 0

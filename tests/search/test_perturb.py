@@ -4,9 +4,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from nas_llv.remedies import PerturbConfig
 from nas_llv.search.level import Level, arch_parameters, call, named, weight_parameters
-from nas_llv.search.perturb import attach_perturbation
+from nas_llv.search.extensions.perturb import PerturbConfig, attach_perturbation
 from nas_llv.space import nni_bridge
 from nas_llv.space.supernet import ArchParams, MixedEdge
 

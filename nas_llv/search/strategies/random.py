@@ -167,7 +167,7 @@ class RandomSearch(Strategy):
         data["meta"] = {**(data.get("meta") or {}), "candidate": best + 1, "candidates": len(scores),
                         "val_loss": scores[best]}
         if self.cost_table is not None:  # the loop's meta described the last candidate
-            from nas_llv.search.cost import cost_meta
+            from nas_llv.search.extensions.cost import cost_meta
 
             data["meta"]["cost"] = cost_meta(self.cost_table, self.samples[best])
         write_yaml(folder / "genotype.yaml", data)

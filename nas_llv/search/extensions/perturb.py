@@ -11,12 +11,24 @@ clips to [0, 1]. Here δ is added to α before the softmax, so the relaxation st
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 from typing import Mapping
 
 import torch
 
-from nas_llv.remedies import PerturbConfig
+from nas_llv.config import check_range
+from nas_llv.search.extensions.base import Extension, Search, register
 from nas_llv.search.level import Level
+
+
+@dataclass(frozen=True)
+class PerturbConfig:
+    """SDARTS-RS (Chen & Hsieh 2020): uniform noise in [-epsilon, epsilon] on α in each weight step."""
+
+    epsilon: float = 0.03    # paper: 0.03
+
+    def validate(self) -> None:
+        check_range("epsilon", self.epsilon, 0.0)
 
 
 def uniform_noise(alphas: Mapping[str, torch.Tensor], epsilon: float) -> dict[str, torch.Tensor]:
@@ -33,3 +45,13 @@ def attach_perturbation(cfg: PerturbConfig | None, levels: Mapping[str, Level]) 
         alphas = level.arch_variables()
         if alphas:
             level.weight_overrides = functools.partial(uniform_noise, alphas, cfg.epsilon)
+
+
+@register("perturb", PerturbConfig)
+class Perturb(Extension):
+    """SDARTS-RS: the weight steps of each level with α take α + δ, δ ~ U[-ε, ε] (docs/remedies.md)."""
+
+    order = 20
+
+    def attach(self, search: Search) -> None:
+        attach_perturbation(self.options, search.levels)

@@ -6,10 +6,23 @@ search only (``MixedEdge.aux_skip``): genotypes and derived networks never hold 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from torch import nn
 
-from nas_llv.remedies import AuxSkipConfig
+from nas_llv.config import check_range
+from nas_llv.search.extensions.base import Extension, Search, register
 from nas_llv.space.supernet import MixedEdge, set_all
+
+
+@dataclass(frozen=True)
+class AuxSkipConfig:
+    """DARTS- (Chu et al. 2021): an auxiliary skip β·x on every mixed edge, β decaying to 0."""
+
+    weight: float = 1.0      # β at the first epoch (paper: 1)
+
+    def validate(self) -> None:
+        check_range("weight", self.weight, 0.0, lo_open=True)
 
 
 def aux_weight(cfg: AuxSkipConfig, epoch: int, epochs: int) -> float:
@@ -24,3 +37,18 @@ def apply_aux_skip(net: nn.Module, cfg: AuxSkipConfig | None, epoch: int, epochs
     """Set every mixed edge's auxiliary skip weight for ``epoch`` (nothing when ``cfg`` is None)."""
     if cfg is not None:
         set_all(net, MixedEdge, aux_skip=aux_weight(cfg, epoch, epochs))
+
+
+@register("aux_skip", AuxSkipConfig)
+class AuxSkip(Extension):
+    """DARTS-: a decaying auxiliary skip β·x beside every mixed edge (docs/remedies.md).
+
+    β is set on the edges before each iteration, from its epoch."""
+
+    order = 30
+
+    def setup(self, search: Search) -> None:
+        self.net, self.epochs = search.net, search.recipe.search.epochs
+
+    def before_iteration(self, epoch: int) -> None:
+        apply_aux_skip(self.net, self.options, epoch, self.epochs)

@@ -8,17 +8,20 @@ step's validation batch; it is logged as the trajectory column ``hessian/eigenva
 epoch's end the epoch's mean λ per level joins that level's series; DARTS-ES stops when
 mean(series[-2k:-k]) / mean(series[-k:]) < ratio and the search returns the architecture of k
 epochs earlier (the tracker keeps the last k + 1 epochs' α, and its checkpoint entry all of it).
+The extension ``search.hessian`` is the loop's side of it: a ``HessianTracker`` behind the hooks.
 """
 from __future__ import annotations
 
 import dataclasses
 import logging
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import Tensor, nn
 
-from nas_llv.remedies import EarlyStopConfig, HessianConfig
+from nas_llv.config import check_range
+from nas_llv.search.extensions.base import Extension, Search, register
 from nas_llv.search.hypergrad.base import dot, grads, leaves, vjp
 from nas_llv.search.level import Batch, Level
 from nas_llv.space.genotype import Genotype
@@ -27,6 +30,35 @@ from nas_llv.space.supernet import arch_modules, genotype_of, probs_of
 log = logging.getLogger(__name__)
 
 COLUMN = "hessian/eigenvalue"
+
+
+@dataclass(frozen=True)
+class EarlyStopConfig:
+    """DARTS-ES (Zela et al. 2020, Sec. 4.3): stop when mean(λ over the ``window`` epochs before the
+    last ``window``) / mean(λ over the last ``window``) < ``ratio``, and keep the architecture of
+    ``window`` epochs earlier."""
+
+    window: int = 5          # k: epochs in each mean (paper: 5)
+    ratio: float = 0.75      # stop below this ratio of the earlier mean to the later (paper: 0.75)
+
+    def validate(self) -> None:
+        check_range("window", self.window, 1)
+        check_range("ratio", self.ratio, 0.0, 1.0, lo_open=True)
+
+
+@dataclass(frozen=True)
+class HessianConfig:
+    """RobustDARTS (Zela et al. 2020): the dominant eigenvalue of ∇²_α L_val by power iteration."""
+
+    every: int = 4           # arch steps of a level between two eigenvalues
+    iters: int = 20          # power-iteration steps at most, one Hessian-vector product each
+    tol: float = 1e-3        # stop earlier when the estimate moves by less than tol * |λ|
+    early_stop: EarlyStopConfig | None = None
+
+    def validate(self) -> None:
+        check_range("every", self.every, 1)
+        check_range("iters", self.iters, 1)
+        check_range("tol", self.tol, 0.0)
 
 
 def dominant_eigenvalue(loss: Callable[[Mapping[str, Tensor]], Tensor], at: Mapping[str, Tensor],
@@ -163,3 +195,34 @@ class HessianTracker:
         """Restore ``state_dict()``'s entries (None: a checkpoint without them, nothing to restore)."""
         for key, value in (state or {}).items():
             setattr(self, key, value)
+
+
+@register("hessian", HessianConfig)
+class Hessian(Extension):
+    """RobustDARTS' Hessian eigenvalue in the trajectory, and DARTS-ES' early stop (docs/remedies.md)."""
+
+    order = 10
+    state_key = "hessian"
+
+    def setup(self, search: Search) -> None:
+        self.net, self.tracker = search.net, HessianTracker(self.options, search.recipe.seed)
+        self.refine = search.refine  # the skip cap (and any other derive hook) of the earlier α
+
+    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, float]:
+        return self.tracker.after_step(name, level, batch)
+
+    def end_epoch(self, epoch: int) -> None:
+        self.tracker.end_epoch(epoch, self.net)
+
+    @property
+    def should_stop(self) -> bool:
+        return self.tracker.stopped is not None
+
+    def final(self, genotype: Genotype) -> Genotype:
+        return self.tracker.final(genotype, self.net, self.refine)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.tracker.state_dict()
+
+    def load_state_dict(self, state: Mapping[str, Any] | None) -> None:
+        self.tracker.load_state_dict(state)
