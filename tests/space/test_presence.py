@@ -10,7 +10,7 @@ import torch
 
 from conftest import central_differences
 from nas_llv.metrics import count_flops
-from nas_llv.search.cost import CostPenalty
+from nas_llv.search.extensions.cost import CostPenalty
 from nas_llv.space.cost import CostTable, current_weights, from_csv, measure
 from nas_llv.space.genotype import Genotype, load_genotype, random_choices
 from nas_llv.space.models import build_search_network
