@@ -90,13 +90,14 @@ def _figures(model: Path, data: Path, rows: pd.DataFrame, record: dict) -> list[
 
 def _files(data: Path) -> dict[str, tuple[Path, Path | None]]:
     """Image name (its stem, as metrics.csv names it) -> (low, high or None) of ``data``: pairs in
-    ``low/`` and ``high/``, or images without ground truth in ``low/`` or in ``data`` itself."""
-    from nas_llv.data import list_images
+    ``low/`` and ``high/``, or the images without ground truth that eval found (``open_unpaired``)."""
     from nas_llv.data.folders import match_pairs
+    from nas_llv.evaluation.unpaired import open_unpaired
 
-    if (data / "high").is_dir():
-        return {low.stem: (low, high) for low, high in match_pairs(data / "low", data / "high")}
-    return {low.stem: (low, None) for low in list_images(data / "low" if (data / "low").is_dir() else data)}
+    unpaired = open_unpaired(data)
+    if unpaired is not None:
+        return {low.stem: (low, None) for low in unpaired.files}
+    return {low.stem: (low, high) for low, high in match_pairs(data / "low", data / "high")}
 
 
 def _scores(scores: pd.Series) -> str:
