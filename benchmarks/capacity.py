@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_protocol import score  # noqa: E402 (the same eval of a model on a folder)
+from quality_protocol import mean, score, write_pairs  # noqa: E402 (the same eval, validation sets and mean)
 from strategies import nas_llv, paired_tests  # noqa: E402 (the same fresh-process runner)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,21 +48,6 @@ LOCK = threading.Lock()
 
 def noise_overrides(data: str) -> list[str]:
     return [f"data.{k}={v}" for k, v in NOISE[data].items()]
-
-
-def write_validation(folder: Path, data: str, sources: list[str], count: int, size: int) -> Path:
-    """``count`` pairs from ``sources`` at the retraining's exposures and ``data``'s noise (seed 1)."""
-    from nas_llv.data.io import write_image
-    from nas_llv.data.synth import build_synth
-
-    if (folder / "high").is_dir():
-        return folder
-    pairs = build_synth(seed=1, sources=tuple(sources), synth_count=count, synth_size=size,
-                        exposure_min=0.05, exposure_max=0.2, tone_curve=False, **NOISE[data])
-    for i in range(len(pairs)):
-        write_image(folder / "low" / f"{i:03d}.png", pairs[i]["low"])
-        write_image(folder / "high" / f"{i:03d}.png", pairs[i]["high"])
-    return folder
 
 
 def search(data: str, seed: int, epochs: int, work: Path) -> dict:
@@ -130,10 +115,6 @@ def per_seed(rows: list[dict]) -> str:
     return " ".join(f"{r['psnr']:.2f}" for r in rows)
 
 
-def mean(rows: list[dict], key: str) -> float:
-    return statistics.fmean(r[key] for r in rows) if rows else float("nan")
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
@@ -148,7 +129,9 @@ def main() -> None:
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="capacity-"))
     work.mkdir(parents=True, exist_ok=True)
-    vals = {d: write_validation(work / f"val-{d}", d, args.val_sources, args.val_count, args.val_size) for d in NOISE}
+    # the retraining's exposures, each data's noise, from photographs the recipe never trains on
+    vals = {d: write_pairs(work / f"val-{d}", args.val_count, args.val_size, sources=tuple(args.val_sources),
+                           exposure_min=0.05, exposure_max=0.2, tone_curve=False, **NOISE[d]) for d in NOISE}
     results = work / "results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
     done = {(r["searched_on"], r["trained_on"], r["seed"]) for r in rows}

@@ -45,15 +45,15 @@ CONFIGS = {
 LOCK = threading.Lock()
 
 
-def write_validation(folder: Path, sources: list[str], count: int, size: int) -> Path:
-    """``count`` pairs from ``sources`` at the retraining's exposures (its synthesis, seed 1)."""
+def write_pairs(folder: Path, count: int, size: int, **synth: object) -> Path:
+    """``count`` pairs of ``size`` synthesised with ``synth``'s options (synthesis seed 1), written
+    once to ``folder/{low,high}``; the validation sets of this and the other benchmarks."""
     from nas_llv.data.io import write_image
     from nas_llv.data.synth import build_synth
 
     if (folder / "high").is_dir():
         return folder
-    pairs = build_synth(seed=1, sources=tuple(sources), synth_count=count, synth_size=size,
-                        exposure_min=0.05, exposure_max=0.2, tone_curve=False)
+    pairs = build_synth(seed=1, synth_count=count, synth_size=size, **synth)
     for i in range(len(pairs)):
         item = pairs[i]
         write_image(folder / "low" / f"{i:03d}.png", item["low"])
@@ -83,7 +83,7 @@ def per_seed(rows: list[dict]) -> str:
 
 
 def mean(rows: list[dict], key: str) -> float:
-    return statistics.fmean(r[key] for r in rows)
+    return statistics.fmean(r[key] for r in rows) if rows else float("nan")
 
 
 def report(rows: list[dict], seeds: list[int]) -> tuple[list[str], str]:
@@ -113,7 +113,9 @@ def main() -> None:
     p.add_argument("--work", type=Path)
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="quality-protocol-"))
-    val = write_validation(work / "val", args.val_sources, args.val_count, args.val_size)
+    # the retraining's exposures and noise, from photographs the recipes never train on
+    val = write_pairs(work / "val", args.val_count, args.val_size, sources=tuple(args.val_sources),
+                      exposure_min=0.05, exposure_max=0.2, tone_curve=False)
     results = work / "results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
     done = {(r["config"], r["seed"]) for r in rows}

@@ -31,6 +31,9 @@ from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from quality_protocol import write_pairs  # noqa: E402 (the benchmarks' one writer of synthesised pairs)
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RECIPE = ROOT / "recipes" / "ruas_unsupervised_train.yaml"
@@ -43,20 +46,6 @@ def cli(*args: str, threads: int = 1) -> str:
     if done.returncode != 0:
         raise RuntimeError(f"nas-llv {' '.join(args)} failed:\n{done.stderr[-2000:]}")
     return done.stdout.strip().splitlines()[-1] if done.stdout.strip() else ""
-
-
-def write_validation(folder: Path, count: int) -> Path:
-    """Synthesised pairs from the bundled photographs (never MIT, DARK FACE or LOL)."""
-    from nas_llv.data.io import write_image
-    from nas_llv.data.synth import build_synth
-    if (folder / "high").is_dir():
-        return folder
-    pairs = build_synth(seed=1, synth_count=count, synth_size=128, exposure_min=0.125, exposure_max=0.5)
-    for i in range(len(pairs)):
-        item = pairs[i]
-        write_image(folder / "low" / f"{i:03d}.png", item["low"])
-        write_image(folder / "high" / f"{i:03d}.png", item["high"])
-    return folder
 
 
 def summary(run: Path, data: Path) -> dict[str, float]:
@@ -111,7 +100,8 @@ def main() -> None:
     ap.add_argument("--work", type=Path, default=None)
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="unsupervised-"))
-    val = write_validation(work / "synth_val", a.val_count)
+    # under-exposed photographs (1/8 to 1/2) from the bundled ones, never MIT, DARK FACE or LOL
+    val = write_pairs(work / "synth_val", a.val_count, 128, exposure_min=0.125, exposure_max=0.5)
     if a.authors_steps:
         with cf.ThreadPoolExecutor(a.jobs) as pool:
             for row in pool.map(lambda n: authors(n, a.target.resolve(), a.data.resolve(), work, a.test), a.authors_steps):
