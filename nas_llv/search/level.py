@@ -58,8 +58,9 @@ class Level:
     upper_loss: torch.Tensor | None = None  # of the last arch step, see ``arch_step``
     penalties: tuple[UpperPenalty, ...] = ()  # α-only terms added to the upper loss (set by the loop)
     penalty_values: dict[str, float] = {}  # each penalty's value at the last arch step's α
-    # overrides of each weight step's objective, drawn anew per step (SDARTS-RS noise on α, set by the loop)
-    weight_overrides: Callable[[], Overrides] = dict
+    # the α each weight step's objective takes in place of the stored ones, drawn anew per step
+    # (SDARTS-RS: α + noise, set by the perturb extension); none by default
+    perturbed_alphas: Callable[[], Overrides] = dict
     arch_held: bool = False  # weight steps only (``search.arch_warmup``, set by the loop)
 
     def objective(self, batch: Batch, train: bool) -> LossClosure:
@@ -125,8 +126,8 @@ class Level:
 
     def weight_step(self, batch: Batch, objective: LossClosure | None = None) -> tuple[float, dict[str, float]]:
         """One optimizer step on ω with the training objective (``objective``: already built on
-        ``batch``) at ``weight_overrides()``; returns (loss, terms)."""
-        total, terms = self._eval(objective or self.objective(batch, True), self.weight_overrides())
+        ``batch``) at the α of ``perturbed_alphas()``; returns (loss, terms)."""
+        total, terms = self._eval(objective or self.objective(batch, True), self.perturbed_alphas())
         params = list(self.lower.values())
         grads = all_reduce_mean(dict(zip(self.lower, torch.autograd.grad(total, params))))  # over ranks
         for p, g in zip(params, grads.values()):

@@ -85,7 +85,7 @@ def test_epsilon_zero_is_the_unperturbed_step():
     off, zero = _Level(), _Level()
     attach_perturbation(None, {"edge": off})
     attach_perturbation(PerturbConfig(epsilon=0.0), {"edge": zero})
-    assert off.weight_overrides() == {}
+    assert off.perturbed_alphas() == {}
     torch.testing.assert_close(_step(zero), _step(off), rtol=0, atol=0)
 
 
@@ -93,4 +93,4 @@ def test_a_level_without_alpha_is_left_alone():
     level = _Level()
     level.upper = {}  # e.g. a level of loss weights ς
     attach_perturbation(PerturbConfig(), {"edge": level})
-    assert level.weight_overrides() == {}
+    assert level.perturbed_alphas() == {}

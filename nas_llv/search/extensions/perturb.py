@@ -2,7 +2,7 @@
 Perturbation-based Regularization"): each weight step minimises L_train(ω, α + δ) for a fresh
 δ ~ U[-ε, ε] per element, which smooths the training loss around α so the supernet's weights
 do not overfit one sharp point of α. The stored α is untouched: the noisy α reach the training
-objective as overrides (``Level.weight_overrides``).
+objective as overrides (``Level.perturbed_alphas``).
 
 The paper writes the perturbed architecture as A + δ; its released code adds δ to softmax(α) and
 clips to [0, 1]. Here δ is added to α before the softmax, so the relaxation stays the one
@@ -44,7 +44,7 @@ def attach_perturbation(cfg: PerturbConfig | None, levels: Mapping[str, Level]) 
     for level in levels.values():
         alphas = level.arch_variables()
         if alphas:
-            level.weight_overrides = functools.partial(uniform_noise, alphas, cfg.epsilon)
+            level.perturbed_alphas = functools.partial(uniform_noise, alphas, cfg.epsilon)
 
 
 @register("perturb", PerturbConfig)
