@@ -70,7 +70,7 @@ class SearchConfig(Variant):
     arch: OptimConfig = field(default_factory=_arch_optim)
     val_batches: int = 4                 # batches in the end-of-epoch validation (best genotype)
     checkpoint_every: int = 50           # steps between checkpoints (and at every epoch end)
-    # how α becomes mixing weights: softmax, or FairDARTS' sigmoid of each α_i (docs/remedies.md)
+    # how α becomes op probabilities: softmax, or FairDARTS' sigmoid of each α_i (docs/remedies.md)
     relaxation: Literal["softmax", "sigmoid"] = "softmax"
     # the first arch_warmup epochs train the weights only, α held (PC-DARTS' warm-up; docs/search.md)
     arch_warmup: int = 0

@@ -24,12 +24,12 @@ LossClosure = Callable[[Overrides], tuple[torch.Tensor, dict[str, torch.Tensor]]
 
 class UpperPenalty(Protocol):
     """An α-only term of a level's upper loss (an expected cost, a zero-one loss): a scalar from
-    ``weights``, label -> mixing weights (``ArchParams.weights``) of the level's own labels, built
+    ``probs``, label -> op probabilities (``ArchParams.prob``) of the level's own labels, built
     from the α the hypergradient passes; labels of other levels are read by the penalty itself."""
 
     name: str
 
-    def __call__(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
+    def __call__(self, probs: Mapping[str, torch.Tensor]) -> torch.Tensor: ...
 
 
 def call(module: nn.Module, overrides: Overrides, *args: Any) -> Any:
@@ -102,17 +102,17 @@ class Level:
     def penalty(self, ov: Overrides) -> torch.Tensor:
         """The sum of ``penalties`` at the α in ``ov`` (the level's own where not overridden);
         each value is kept in ``penalty_values``, for the trajectory."""
-        weights = self.relaxed(ov)
-        values = {p.name: p(weights) for p in self.penalties}
+        probs = self.relaxed(ov)
+        values = {p.name: p(probs) for p in self.penalties}
         self.penalty_values = {k: float(v.detach()) for k, v in values.items()}
         return sum(values.values())  # type: ignore[return-value]
 
     def relaxed(self, ov: Overrides) -> dict[str, torch.Tensor]:
-        """label -> mixing weights of every α among ``upper``, read from ``ov`` where given."""
+        """label -> op probabilities of every α among ``upper``, read from ``ov`` where given."""
         from nas_llv.space.supernet import arch_modules
 
         names = {id(p): n for n, p in self.upper.items()}
-        return {label: arch.weights(label, ov.get(names[id(a)], a)) for arch in arch_modules(self.module)
+        return {label: arch.prob(label, ov.get(names[id(a)], a)) for arch in arch_modules(self.module)
                 for label, a in arch.items() if id(a) in names}
 
     def arch_variables(self) -> dict[str, nn.Parameter]:

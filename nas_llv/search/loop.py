@@ -31,7 +31,7 @@ from nas_llv.registry import HYPERGRADS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.speed import apply_speed, channels_last_batch
-from nas_llv.space.supernet import arch_parameters, genotype_of, prefer_channels_last, probs_of
+from nas_llv.space.supernet import Probs, arch_parameters, genotype_of, prefer_channels_last, probs_of
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.search import extensions
 from nas_llv.search.extensions import Extension
@@ -253,13 +253,12 @@ class Searcher(Job):
         cap on skip ops, ``search.max_skip``), and the meta they record."""
         return self.refine(genotype_of(self.net), probs_of(self.net))
 
-    def refine(self, choices: dict[str, str], weights: Mapping[str, Mapping[str, float]]
-               ) -> tuple[dict[str, str], dict[str, Any]]:
-        """``choices`` (argmax of α whose mixing weights are ``weights``, label -> {op: weight})
+    def refine(self, choices: dict[str, str], probs: Probs) -> tuple[dict[str, str], dict[str, Any]]:
+        """``choices`` (argmax of α whose op probabilities are ``probs``, label -> {op: probability})
         through each extension's ``derive``; returns them and the meta entries the extensions add."""
         meta: dict[str, Any] = {}
         for ext in self.extensions:
-            choices, extra = ext.derive(choices, weights)
+            choices, extra = ext.derive(choices, probs)
             meta.update(extra)
         return choices, meta
 

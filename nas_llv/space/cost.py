@@ -17,7 +17,7 @@ that candidate (``gates``). Two kinds:
   allocator), so ``fixed`` is 0 and the table speaks of the searched ops alone.
 
 The expected cost (ProxylessNAS Eq. 4) is E[cost] = fixed + Σ_label Σ_op w_label(op) cost_label(op),
-with w the mixing weights (``ArchParams.weights``: softmax(α), or σ(α) for FairDARTS): a
+with w the op probabilities (``ArchParams.prob``: softmax(α), or σ(α) for FairDARTS): a
 differentiable function of α. A label inside a presence gate g counts w_g(present) times over: the
 expectation of a product of independent choices.
 """
@@ -73,13 +73,13 @@ class CostTable:
         return self.fixed + sum(self.costs[label][genotype[label]] for label in self.costs
                                 if label not in within or genotype[within[label]] == self.gates[within[label]][0])
 
-    def expected(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        """E[cost] = fixed + Σ_label <weights[label], costs of its candidates>; ``weights``:
-        label -> mixing weights (in candidate order), every label of the table."""
-        terms = {label: weights[label] @ self.vector(label, weights[label]) for label in self.costs}
+    def expected(self, probs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """E[cost] = fixed + Σ_label <probs[label], costs of its candidates>; ``probs``:
+        label -> op probabilities (in candidate order), every label of the table."""
+        terms = {label: probs[label] @ self.vector(label, probs[label]) for label in self.costs}
         for gate, (present, labels) in self.gates.items():
             inside = torch.stack([terms.pop(label) for label in labels]).sum()
-            terms[gate] = terms[gate] + weights[gate][list(self.costs[gate]).index(present)] * inside
+            terms[gate] = terms[gate] + probs[gate][list(self.costs[gate]).index(present)] * inside
         return self.fixed + torch.stack(list(terms.values())).sum()
 
     def vector(self, label: str, like: torch.Tensor) -> torch.Tensor:
@@ -227,9 +227,9 @@ def _captured_covered(net: nn.Module, into: dict[nn.Module, tuple[str, tuple]]) 
             h.remove()
 
 
-def current_weights(net: nn.Module) -> dict[str, torch.Tensor]:
-    """label -> the mixing weights of ``net``'s α now (detached)."""
-    return {label: arch.weights(label, a.detach()) for arch in arch_modules(net) for label, a in arch.items()}
+def current_probs(net: nn.Module) -> dict[str, torch.Tensor]:
+    """label -> the op probabilities of ``net``'s α now (detached)."""
+    return {label: arch.prob(label, a.detach()) for arch in arch_modules(net) for label, a in arch.items()}
 
 
 def describe(table: CostTable) -> str:

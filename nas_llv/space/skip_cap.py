@@ -16,8 +16,8 @@ from typing import Any, Mapping, Sequence
 from nas_llv.space.genotype import module_prefix
 from nas_llv.space.ops import SKIP_OPS
 from nas_llv.space.spec import SpaceSpec, edge_label
+from nas_llv.space.supernet import Probs
 
-Weights = Mapping[str, Mapping[str, float]]  # label -> {op: mixing weight} (``supernet.probs_of``)
 
 
 def cell_groups(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec]) -> list[list[str]]:
@@ -30,7 +30,7 @@ def cell_groups(network: Mapping[str, Any], spaces: Mapping[str, SpaceSpec]) -> 
     return groups
 
 
-def cap_skips(choices: Mapping[str, str], weights: Weights, groups: Sequence[Sequence[str]],
+def cap_skips(choices: Mapping[str, str], probs: Probs, groups: Sequence[Sequence[str]],
               max_skip: int) -> dict[str, str]:
     """label -> its new op, for the edges that lose their skip op: in each group, the edges whose
     choice is a skip op beyond the ``max_skip`` of highest skip weight (ties: the earlier label
@@ -39,24 +39,24 @@ def cap_skips(choices: Mapping[str, str], weights: Weights, groups: Sequence[Seq
     changes = {}
     for labels in groups:
         skipping = [lab for lab in labels if choices.get(lab) in SKIP_OPS]
-        forced = [lab for lab in skipping if _best_other(weights[lab]) is None]
+        forced = [lab for lab in skipping if _best_other(probs[lab]) is None]
         movable = sorted((lab for lab in skipping if lab not in forced),
-                         key=lambda lab: -weights[lab][choices[lab]])  # stable: label order breaks ties
+                         key=lambda lab: -probs[lab][choices[lab]])  # stable: label order breaks ties
         for lab in movable[max(0, max_skip - len(forced)):]:
-            changes[lab] = _best_other(weights[lab])
+            changes[lab] = _best_other(probs[lab])
     return changes
 
 
-def _best_other(weights: Mapping[str, float]) -> str | None:
+def _best_other(probs: Mapping[str, float]) -> str | None:
     """The highest-weighted candidate that is not a skip op (None when there is none)."""
-    others = [op for op in weights if op not in SKIP_OPS]
-    return max(others, key=lambda op: weights[op]) if others else None
+    others = [op for op in probs if op not in SKIP_OPS]
+    return max(others, key=lambda op: probs[op]) if others else None
 
 
-def capped(choices: Mapping[str, str], weights: Weights, network: Mapping[str, Any],
+def capped(choices: Mapping[str, str], probs: Probs, network: Mapping[str, Any],
            spaces: Mapping[str, SpaceSpec], max_skip: int) -> tuple[dict[str, str], dict[str, Any]]:
     """``choices`` with at most ``max_skip`` skip ops per cell, and the record for the genotype's meta:
     ``{max_skip: {max: M, changed: {label: {from: skip, to: op}}}}``."""
-    changes = cap_skips(choices, weights, cell_groups(network, spaces), max_skip)
+    changes = cap_skips(choices, probs, cell_groups(network, spaces), max_skip)
     changed = {lab: {"from": choices[lab], "to": op} for lab, op in changes.items()}
     return {**choices, **changes}, {"max_skip": {"max": max_skip, "changed": changed}}

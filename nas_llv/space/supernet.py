@@ -24,7 +24,7 @@ from nas_llv.space.spec import CellSpec, EdgeSpec, edge_label, graph_of
 # Above this receptive field a merged kernel costs more than the separate convolutions.
 MERGE_MAX_EXTENT = 7
 
-# How α becomes mixing weights: DARTS' softmax over a label's candidates (they compete, summing
+# How α becomes op probabilities: DARTS' softmax over a label's candidates (they compete, summing
 # to 1), or FairDARTS' sigmoid of each α_i on its own (Chu et al., ECCV 2020; docs/remedies.md).
 RELAXATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
     "softmax": lambda a: F.softmax(a, dim=0),
@@ -75,8 +75,8 @@ class ArchParams(nn.Module):
         for key, p in self.alphas.items():
             yield self._labels[key], p
 
-    def weights(self, label: str, alpha: torch.Tensor | None = None) -> torch.Tensor:
-        """The mixing weights of ``label``'s candidates: softmax(α), or σ(α) with the sigmoid
+    def prob(self, label: str, alpha: torch.Tensor | None = None) -> torch.Tensor:
+        """The op probabilities of ``label``'s candidates: softmax(α), or σ(α) with the sigmoid
         relaxation (``alpha``: an override of the label's α, e.g. a hypergradient's copy). The one
         place the relaxation is applied."""
         return RELAXATIONS[self.relaxation](self[label] if alpha is None else alpha)
@@ -87,18 +87,18 @@ class ArchParams(nn.Module):
             yield lab, a.detach() if snapshot is None else snapshot[lab].to(a.device)
 
     def probs(self, snapshot: Mapping[str, torch.Tensor] | None = None) -> dict[str, dict[str, float]]:
-        """label -> {op: mixing weight} (``weights``) of the α now, or of ``snapshot``."""
-        return {lab: dict(zip(self.candidates[lab], self.weights(lab, a).tolist())) for lab, a in self._alphas(snapshot)}
+        """label -> {op: op probability} (``prob``) of the α now, or of ``snapshot``."""
+        return {lab: dict(zip(self.candidates[lab], self.prob(lab, a).tolist())) for lab, a in self._alphas(snapshot)}
 
     def genotype(self, snapshot: Mapping[str, torch.Tensor] | None = None) -> dict[str, str]:
         """label -> argmax op of the α now, or of ``snapshot`` (RUAS derivation: no 'none' op, fixed
-        topology). Both relaxations are monotone in α, so this is also the argmax of the mixing weights
+        topology). Both relaxations are monotone in α, so this is also the argmax of the op probabilities
         (FairDARTS' threshold on σ(α) does not apply to a fixed topology: docs/remedies.md)."""
         return {lab: self.candidates[lab][int(a.argmax())] for lab, a in self._alphas(snapshot)}
 
 
 class MixedEdge(nn.Module):
-    """Σ_i w_i op_i(x) over the candidates of one label, w = ``ArchParams.weights`` (softmax(α) or σ(α)).
+    """Σ_i w_i op_i(x) over the candidates of one label, w = ``ArchParams.prob`` (softmax(α) or σ(α)).
 
     ``merge``: when every candidate is a linear op (a convolution, the identity) of extent at most
     ``MERGE_MAX_EXTENT``, run the weighted sum as one convolution whose kernel is the weighted sum of
@@ -125,7 +125,7 @@ class MixedEdge(nn.Module):
             return y + identity * x if identity else y
         if self.merge:
             return mixed_convs(x, [self.kernels(identity)])[0]
-        w = self._arch.weights(self.label)
+        w = self._arch.prob(self.label)
         y = sum(wi * op(x) for wi, (_, op) in zip(w, nni_bridge.candidates(self.choice)))
         identity = identity + self.aux_skip
         return y + identity * x if identity else y
@@ -138,7 +138,7 @@ class MixedEdge(nn.Module):
     def kernels(self, identity: float = 0.0):
         """The merged kernels of this (joinable) edge at the current α (``ops.mixed_kernels``), with
         ``identity`` + ``aux_skip`` folded in."""
-        w = self._arch.weights(self.label)
+        w = self._arch.prob(self.label)
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
         return mixed_kernels(ops, w, identity + self.aux_skip, by_dilation=self.by_dilation)
 
@@ -151,7 +151,7 @@ def run_together(x: torch.Tensor, edges: list[tuple[MixedEdge, float]]) -> list[
 
 
 class MixedPart(nn.Module):
-    """Σ_i w_i part_i(*inputs) over whole candidate sub-networks of one label (w: ``ArchParams.weights``).
+    """Σ_i w_i part_i(*inputs) over whole candidate sub-networks of one label (w: ``ArchParams.prob``).
 
     Parts take the same inputs and return tensors of one shape (e.g. up-scalers, fusions).
     """
@@ -166,7 +166,7 @@ class MixedPart(nn.Module):
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
         if not nni_bridge.is_choice(self.choice):
             return self.choice(*inputs)
-        w = self._arch.weights(self.label)
+        w = self._arch.prob(self.label)
         return sum(wi * part(*inputs) for wi, (_, part) in zip(w, nni_bridge.candidates(self.choice)))
 
 
@@ -174,7 +174,7 @@ class MixedGate(nn.Module):
     """The presence of a sub-network as a choice of one label: ``absent`` (``ABSENT``) or present.
 
     ``forward(r)`` = w_present · r, r: the sub-network's contribution (e.g. a residual, any shape),
-    w = ``ArchParams.weights`` of the label (0 when no candidate is present). ``cover(*modules)``
+    w = ``ArchParams.prob`` of the label (0 when no candidate is present). ``cover(*modules)``
     names the modules whose cost the gate scales (not registered here: they stay where they are in
     the module tree); the cost table multiplies their cost by w_present (``space.cost``).
     """
@@ -193,7 +193,7 @@ class MixedGate(nn.Module):
         object.__setattr__(self, "covered", tuple(modules))
 
     def weight(self) -> torch.Tensor:
-        w = self._arch.weights(self.label)
+        w = self._arch.prob(self.label)
         return w[self.present] if self.present is not None else w.new_zeros(())
 
     def forward(self, r: torch.Tensor) -> torch.Tensor:
@@ -443,8 +443,11 @@ def genotype_of(model: nn.Module, snapshot: Mapping[str, torch.Tensor] | None = 
     return out
 
 
+Probs = Mapping[str, Mapping[str, float]]  # label -> {op: probability}, as ``probs_of`` gives them
+
+
 def probs_of(model: nn.Module, snapshot: Mapping[str, torch.Tensor] | None = None) -> dict[str, dict[str, float]]:
-    """label -> {op: mixing weight} over every ArchParams in ``model``, at its α now or at ``snapshot``."""
+    """label -> {op: op probability} over every ArchParams in ``model``, at its α now or at ``snapshot``."""
     out: dict[str, dict[str, float]] = {}
     for m in arch_modules(model):
         out.update(m.probs(snapshot))
@@ -482,7 +485,7 @@ def derived_state_dict(supernet: nn.Module, genotype: Mapping[str, str]) -> dict
 
 @torch.no_grad()
 def set_one_hot(model: nn.Module, genotype: Mapping[str, str], scale: float = 1e4) -> None:
-    """Set every α so its mixing weights are one-hot on the genotype's choice (exactly, in float):
+    """Set every α so its op probabilities are one-hot on the genotype's choice (exactly, in float):
     ``scale`` for the choice, ``-scale`` for the others (σ(0) would be 0.5, not 0)."""
     for m in arch_modules(model):
         for label, alpha in m.items():

@@ -14,7 +14,7 @@ from nas_llv.registry import HYPERGRADS
 from nas_llv.runs import Run
 from nas_llv.search.extensions.cost import CostPenalty
 from nas_llv.search.loop import Searcher
-from nas_llv.space.cost import current_weights, from_csv
+from nas_llv.space.cost import current_probs, from_csv
 from nas_llv.space.genotype import random_choices
 
 SIZE = [32, 24]
@@ -34,7 +34,7 @@ def _searcher(root, seed=0, **search):
 
 def _expected(s: Searcher) -> float:
     with torch.no_grad():
-        return float(s.extension("cost").table.expected(current_weights(s.net)))
+        return float(s.extension("cost").table.expected(current_probs(s.net)))
 
 
 @pytest.fixture

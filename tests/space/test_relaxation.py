@@ -28,17 +28,17 @@ def _arch(relaxation: str) -> ArchParams:
 def test_sigmoid_weights_each_op_on_its_own():
     arch = _arch("sigmoid")
     want = [1 / (1 + math.exp(-a)) for a in ALPHA]  # 0.5, 0.8808, 0.2689: no sum to 1
-    torch.testing.assert_close(arch.weights("e"), torch.tensor(want))
+    torch.testing.assert_close(arch.prob("e"), torch.tensor(want))
     assert probs_of(arch)["e"] == pytest.approx(dict(zip(("conv_1x1", "conv_3x3", "skip"), want)))
     override = torch.tensor([3.0, 0.0, 0.0])
-    torch.testing.assert_close(arch.weights("e", override), torch.sigmoid(override))
+    torch.testing.assert_close(arch.prob("e", override), torch.sigmoid(override))
     assert genotype_of(arch) == {"e": "conv_3x3"}
 
 
 def test_softmax_stays_the_default():
     arch = _arch("softmax")
     e = [math.exp(a) for a in ALPHA]
-    torch.testing.assert_close(arch.weights("e"), torch.tensor([v / sum(e) for v in e]))
+    torch.testing.assert_close(arch.prob("e"), torch.tensor([v / sum(e) for v in e]))
     assert ArchParams().relaxation == "softmax"
 
 
@@ -55,7 +55,7 @@ def test_a_supernet_built_for_sigmoid_starts_near_one_over_n_and_unknown_names_a
 def test_one_hot_alphas_are_one_hot_under_sigmoid_too():
     arch = _arch("sigmoid")
     set_one_hot(arch, {"e": "skip"})
-    assert arch.weights("e").tolist() == [0.0, 0.0, 1.0]
+    assert arch.prob("e").tolist() == [0.0, 0.0, 1.0]
 
 
 @pytest.mark.parametrize("space", ["ruas_scene", "ruas_denoise"])

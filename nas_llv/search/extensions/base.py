@@ -18,9 +18,9 @@ from torch import nn
 
 from nas_llv.registry import EXTENSIONS
 from nas_llv.search.level import Batch, Level
+from nas_llv.space.supernet import Probs
 
 Choices = dict[str, str]                   # label -> op
-Weights = Mapping[str, Mapping[str, float]]  # label -> {op: mixing weight}
 
 
 class Search(Protocol):
@@ -33,7 +33,7 @@ class Search(Protocol):
     spaces: Mapping[str, Any]              # module -> ``SpaceSpec``
     recipe: Any                            # the whole recipe (seed, search.epochs, ...)
 
-    def refine(self, choices: Choices, weights: Weights) -> tuple[Choices, dict[str, Any]]:
+    def refine(self, choices: Choices, probs: Probs) -> tuple[Choices, dict[str, Any]]:
         """``choices`` derived from α through every extension's ``derive``, and their meta."""
 
 
@@ -49,7 +49,7 @@ class Extension:
     - ``columns(name, level, batch)``: the trajectory columns of each row (level ``name``'s step
       just taken, on validation ``batch``);
     - ``end_epoch(epoch)``: after each epoch's validation; may set ``should_stop``;
-    - ``derive(choices, weights)``: each architecture derived from α (the best, the final, an
+    - ``derive(choices, probs)``: each architecture derived from α (the best, the final, an
       earlier one): (choices, meta entries);
     - ``final(genotype)``: the genotype the search ends with (``genotype.yaml``), before ``describe``;
     - ``describe(genotype)``: every genotype the search writes (entries of its meta);
@@ -93,7 +93,7 @@ class Extension:
 
     def end_epoch(self, epoch: int) -> None: ...
 
-    def derive(self, choices: Choices, weights: Weights) -> tuple[Choices, dict[str, Any]]:
+    def derive(self, choices: Choices, probs: Probs) -> tuple[Choices, dict[str, Any]]:
         return choices, {}
 
     def final(self, genotype: Any) -> Any:

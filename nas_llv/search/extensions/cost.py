@@ -66,10 +66,10 @@ class CostPenalty:
     def __init__(self, table: CostTable, net: nn.Module, target: float, weight: float) -> None:
         self.table, self.net, self.target, self.weight = table, net, target, weight
 
-    def __call__(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        from nas_llv.space.cost import current_weights
+    def __call__(self, probs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        from nas_llv.space.cost import current_probs
 
-        expected = self.table.expected({**current_weights(self.net), **weights})
+        expected = self.table.expected({**current_probs(self.net), **probs})
         return self.weight * torch.relu(expected / self.target - 1)
 
 
@@ -87,10 +87,10 @@ def cost_table(cfg: CostConfig, net: nn.Module) -> CostTable:
 
 def expected_cost(table: CostTable, net: nn.Module) -> dict[str, float]:
     """The trajectory's ``cost/expected`` column at ``net``'s α now."""
-    from nas_llv.space.cost import current_weights
+    from nas_llv.space.cost import current_probs
 
     with torch.no_grad():
-        return {"cost/expected": float(table.expected(current_weights(net)))}
+        return {"cost/expected": float(table.expected(current_probs(net)))}
 
 
 def cost_meta(table: CostTable, genotype: Mapping[str, str]) -> dict[str, object]:

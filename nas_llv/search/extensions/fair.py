@@ -22,14 +22,14 @@ from nas_llv.search.level import attach_penalty
 @dataclass(frozen=True)
 class ZeroOne:
     """``weight`` · L_01, L_01 = -(1/N) Σ_i (σ(α_i) - 0.5)² over the N α entries of a level, added to
-    its upper loss (the paper's weight w_01 is 10). ``weights``: label -> σ(α) (the sigmoid relaxation's mixing
-    weights, each in (0, 1)); the value lies in [-weight/4, 0]."""
+    its upper loss (the paper's weight w_01 is 10). ``probs``: label -> σ(α) (the sigmoid relaxation's op
+    probabilities, each in (0, 1)); the value lies in [-weight/4, 0]."""
 
     weight: float
     name: str = "zero_one"
 
-    def __call__(self, weights: Mapping[str, torch.Tensor]) -> torch.Tensor:
-        sigma = torch.cat([w.flatten() for w in weights.values()])
+    def __call__(self, probs: Mapping[str, torch.Tensor]) -> torch.Tensor:
+        sigma = torch.cat([p.flatten() for p in probs.values()])
         return -self.weight * (sigma - 0.5).square().mean()
 
 

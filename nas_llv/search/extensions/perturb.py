@@ -6,7 +6,7 @@ objective as overrides (``Level.perturbed_alphas``).
 
 The paper writes the perturbed architecture as A + δ; its released code adds δ to softmax(α) and
 clips to [0, 1]. Here δ is added to α before the softmax, so the relaxation stays the one
-``ArchParams.weights`` applies and the weights stay a distribution.
+``ArchParams.prob`` applies and the op probabilities stay a distribution.
 """
 from __future__ import annotations
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from nas_llv.config import check_range
-from nas_llv.search.extensions.base import Choices, Extension, Search, Weights, drawn_not_derived, register
+from nas_llv.search.extensions.base import Choices, Extension, Search, Probs, drawn_not_derived, register
 from nas_llv.space.skip_cap import capped
 
 
@@ -26,5 +26,5 @@ class MaxSkip(Extension):
     def setup(self, search: Search) -> None:
         self.network, self.spaces = search.network_cfg, search.spaces
 
-    def derive(self, choices: Choices, weights: Weights) -> tuple[Choices, dict[str, Any]]:
-        return capped(choices, weights, self.network, self.spaces, self.options)
+    def derive(self, choices: Choices, probs: Probs) -> tuple[Choices, dict[str, Any]]:
+        return capped(choices, probs, self.network, self.spaces, self.options)
