@@ -133,7 +133,7 @@ def _train_optim() -> OptimConfig:
 class TrainConfig:
     """The ``train:`` section of ``nas-llv train`` (docs/training.md).
 
-    ``objective`` sums entries of the recipe's ``losses`` with these weights. ``channels`` and
+    ``objective`` sums entries of the recipe's ``losses`` with these coefficients. ``channels`` and
     ``repeat`` rebuild the genotype at full size (an int for every module, or module -> int).
     ``epochs``, when set, replaces ``steps`` by epochs x batches per training epoch. The lr
     schedule of ``optim`` runs over all steps and is stepped once per iteration (not per epoch

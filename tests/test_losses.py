@@ -244,10 +244,10 @@ def test_perceptual_loads_a_local_checkpoint(monkeypatch, tmp_path):
     assert loss({"x": x}, {"high": high}).item() > 0
 
 
-# ---- composite (fixed weights) -----------------------------------------------------------------
+# ---- composite (fixed coefficients) -------------------------------------------------------------
 
-def test_composite_fixed_weights_total_and_terms():
-    cfg = {"terms": {"scene": {"type": "ruas_scene"}, "l1": {"type": "l1"}}, "weights": {"scene": 2.0}}
+def test_composite_fixed_coefficients_total_and_terms():
+    cfg = {"terms": {"scene": {"type": "ruas_scene"}, "l1": {"type": "l1"}}, "coefficients": {"scene": 2.0}}
     comp = build_composite(cfg)
     out, batch = {"t": torch.rand(1, 3, 16, 16) + 0.1, "x": torch.rand(1, 3, 16, 16)}, _batch()
     batch = {k: v[:1] for k, v in batch.items()}
@@ -256,8 +256,19 @@ def test_composite_fixed_weights_total_and_terms():
     assert total.item() == pytest.approx(2 * parts["scene"].item() + parts["l1"].item())
     assert comp.hyper_parameters() == []
     with pytest.raises(ConfigError, match="unknown term 'ssim'"):
-        build_composite({"terms": cfg["terms"], "weights": {"ssim": 1.0}})
+        build_composite({"terms": cfg["terms"], "coefficients": {"ssim": 1.0}})
     with pytest.raises(ConfigError, match="loss term 'a'.*allowed"):
         build_composite({"terms": {"a": {"type": "nope"}}})
     with pytest.raises(ConfigError, match="unknown key 'weight'"):
         build_composite({"terms": cfg["terms"], "weight": {}})
+
+
+def test_composite_reads_the_old_key_weights_as_coefficients(caplog):
+    """Recipes written before "weights" came to mean ω only keep loading, with one info line."""
+    terms = {"scene": {"type": "ruas_scene"}, "l1": {"type": "l1"}}
+    with caplog.at_level(logging.INFO, logger="nas_llv.losses.weighting"):
+        comp = build_composite({"terms": terms, "weights": {"scene": 2.0}})
+    assert comp.values() == {"scene": 2.0, "l1": 1.0}
+    assert [r.getMessage() for r in caplog.records] == ["loss: 'weights' is now called 'coefficients'; reading it as such"]
+    with pytest.raises(ConfigError, match="'coefficients' only"):
+        build_composite({"terms": terms, "weights": {"scene": 2.0}, "coefficients": {"scene": 2.0}})

@@ -10,33 +10,33 @@ from torch import nn
 
 import nas_llv.losses  # noqa: F401  (registers the losses)
 from nas_llv.config import ConfigError
-from nas_llv.losses import CompositeLoss, LossWeights
+from nas_llv.losses import CompositeLoss, LossHypers
 
 NAMES = ["a", "b", "c"]
 CASES = [("trico", "exp"), ("trico", "clamp"), ("collaba", "exp"), ("collaba", "clamp"), ("softplus", None)]
 
 
-def _weights(form: str, positivity: str | None, names=NAMES) -> LossWeights:
-    return LossWeights(names, form=form, positivity=positivity).double()
+def _hypers(form: str, positivity: str | None, names=NAMES) -> LossHypers:
+    return LossHypers(names, form=form, positivity=positivity).double()
 
 
-def _set(lw: LossWeights, values: list[float]) -> None:
-    """Set the weights (ς, ϱ) to ``values`` through the parametrisation."""
+def _set(lw: LossHypers, values: list[float]) -> None:
+    """Set the hyper-variables (ς, ϱ) to ``values`` through the parametrisation."""
     v = torch.tensor(values, dtype=torch.float64)
     with torch.no_grad():
         lw.raw.copy_(v.log() if lw.positivity == "exp" else v)
 
 
 @pytest.mark.parametrize("form,positivity", CASES)
-def test_weights_start_at_one(form, positivity):
-    lw = _weights(form, positivity)
+def test_hypers_start_at_one(form, positivity):
+    lw = _hypers(form, positivity)
     assert lw.values() == {n: pytest.approx(1.0, abs=1e-12) for n in NAMES}
     assert lw.hyper_parameters() == [lw.raw] and isinstance(lw.raw, nn.Parameter)
 
 
 @pytest.mark.parametrize("form,positivity", CASES[:4])
 def test_gradient_matches_the_analytic_derivative(form, positivity):
-    lw = _weights(form, positivity)
+    lw = _hypers(form, positivity)
     s = [0.3, 1.0, 2.5]
     _set(lw, s)
     L = torch.tensor([0.7, 2.0, 0.1], dtype=torch.float64)
@@ -52,7 +52,7 @@ def test_gradient_matches_the_analytic_derivative(form, positivity):
 
 def test_total_values_of_each_form():
     L = {"a": torch.tensor(0.5, dtype=torch.float64), "b": torch.tensor(3.0, dtype=torch.float64)}
-    tri, col = _weights("trico", "exp", ["a", "b"]), _weights("collaba", "clamp", ["a", "b"])
+    tri, col = _hypers("trico", "exp", ["a", "b"]), _hypers("collaba", "clamp", ["a", "b"])
     _set(tri, [2.0, 0.5])
     _set(col, [2.0, 0.5])
     assert tri(L).item() == pytest.approx(0.5 / 4 + math.log(5) + 3.0 / 1 + math.log(1.25))
@@ -60,8 +60,8 @@ def test_total_values_of_each_form():
     assert tri.coefficients() == {"a": pytest.approx(0.25), "b": pytest.approx(1.0)}
 
 
-def test_softplus_weights_are_normalised():
-    lw = _weights("softplus", None)
+def test_softplus_hypers_are_normalised():
+    lw = _hypers("softplus", None)
     with torch.no_grad():
         lw.raw.copy_(torch.tensor([-1.0, 0.5, 3.0]))
     w = torch.nn.functional.softplus(lw.raw.detach())
@@ -73,7 +73,7 @@ def test_softplus_weights_are_normalised():
 
 @pytest.mark.parametrize("positivity", ["exp", "clamp"])
 def test_positivity_survives_a_large_step(positivity):
-    lw = LossWeights(NAMES, form="trico", positivity=positivity)
+    lw = LossHypers(NAMES, form="trico", positivity=positivity)
     opt = torch.optim.SGD(lw.hyper_parameters(), lr=5.0)
     # With L ~ 0 the gradient is ~ +1 (from ln(1 + ς²)) at ς = 1: a plain step of 5 lands at ς = -4.
     lw({n: torch.tensor(1e-6) for n in NAMES}).backward()
@@ -83,8 +83,8 @@ def test_positivity_survives_a_large_step(positivity):
         lw.project_()
         assert torch.equal(lw.raw.detach(), torch.full((3,), lw.clamp_min))
     else:
-        assert torch.allclose(lw.weights().detach(), torch.full((3,), math.exp(-5.0)), rtol=1e-4)
-    w = lw.weights()
+        assert torch.allclose(lw.hypers().detach(), torch.full((3,), math.exp(-5.0)), rtol=1e-4)
+    w = lw.hypers()
     assert (w > 0).all() and torch.isfinite(lw({n: torch.tensor(1.0) for n in NAMES}))
 
 
@@ -95,7 +95,7 @@ def _trico_root(L: float) -> float:
     return real[0]
 
 
-def _minimise(lw: LossWeights, L: float) -> float:
+def _minimise(lw: LossHypers, L: float) -> float:
     opt = torch.optim.LBFGS(lw.hyper_parameters(), lr=0.5, max_iter=100, line_search_fn="strong_wolfe")
 
     def closure():
@@ -112,24 +112,24 @@ def _minimise(lw: LossWeights, L: float) -> float:
 def test_trico_stationary_point(L):
     assert _trico_root(2.0) == pytest.approx(1.0)
     for positivity in ("exp", "clamp"):
-        assert _minimise(_weights("trico", positivity, ["a"]), L) == pytest.approx(_trico_root(L), rel=1e-3)
+        assert _minimise(_hypers("trico", positivity, ["a"]), L) == pytest.approx(_trico_root(L), rel=1e-3)
 
 
 @pytest.mark.parametrize("L", [0.5, 5.0])
 def test_collaba_stationary_point(L):
     closed = math.sqrt((L + math.sqrt(L * L + 8 * L)) / 4)
-    assert _minimise(_weights("collaba", "exp", ["a"]), L) == pytest.approx(closed, rel=1e-3)
+    assert _minimise(_hypers("collaba", "exp", ["a"]), L) == pytest.approx(closed, rel=1e-3)
 
 
 def test_bad_options_and_mismatched_losses():
     with pytest.raises(ConfigError, match="allowed: trico, collaba, softplus"):
-        LossWeights(NAMES, form="kendall")
+        LossHypers(NAMES, form="kendall")
     with pytest.raises(ConfigError, match="softplus"):
-        LossWeights(NAMES, form="softplus", positivity="exp")
+        LossHypers(NAMES, form="softplus", positivity="exp")
     with pytest.raises(ConfigError, match="distinct"):
-        LossWeights(["a", "a"])
+        LossHypers(["a", "a"])
     with pytest.raises(ConfigError, match="expected exactly"):
-        LossWeights(NAMES)({"a": torch.tensor(1.0)})
+        LossHypers(NAMES)({"a": torch.tensor(1.0)})
 
 
 class _Off(nn.Module):
@@ -138,13 +138,13 @@ class _Off(nn.Module):
 
 def test_unavailable_losses_are_dropped_with_one_line(caplog):
     with caplog.at_level(logging.INFO):
-        lw = LossWeights({"a": nn.Identity(), "p": _Off(), "b": nn.Identity()})
+        lw = LossHypers({"a": nn.Identity(), "p": _Off(), "b": nn.Identity()})
     assert lw.names == ["a", "b"]
     lines = [r for r in caplog.records if r.name == "nas_llv.losses.weighting"]
     assert len(lines) == 1 and "p" in lines[0].getMessage()
 
 
-def test_composite_with_learned_weights():
+def test_composite_with_learned_hypers():
     comp = CompositeLoss({"scene": {"type": "ruas_scene"}, "tv": {"type": "tv"}}, learned={"form": "trico"})
     out = {"t": torch.rand(1, 3, 16, 16) + 0.1, "x": torch.rand(1, 3, 16, 16)}
     total, parts = comp(out, {"low": torch.rand(1, 3, 16, 16)})
@@ -154,6 +154,6 @@ def test_composite_with_learned_weights():
     total.backward()
     assert comp.learned.raw.grad is not None
     with pytest.raises(ConfigError, match="not both"):
-        CompositeLoss({"tv": {"type": "tv"}}, weights={"tv": 1.0}, learned={"form": "trico"})
+        CompositeLoss({"tv": {"type": "tv"}}, coefficients={"tv": 1.0}, learned={"form": "trico"})
     with pytest.raises(ConfigError, match="loss.learned"):
         CompositeLoss({"tv": {"type": "tv"}}, learned={"shape": "trico"})

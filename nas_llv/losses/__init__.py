@@ -1,4 +1,4 @@
-"""Losses, registered in ``nas_llv.registry.LOSSES``, and loss-weight hyper-variables.
+"""Losses, registered in ``nas_llv.registry.LOSSES``, and loss hyper-variables.
 
 Every loss is called as ``loss(out, batch)`` and returns an unweighted scalar (see ``base``).
 ``LOSSES`` imports every module in this package on its first lookup (``nas_llv.registry``), which
@@ -15,10 +15,10 @@ from nas_llv.losses.noise import NoiseLevelLoss
 from nas_llv.losses.perceptual import VGG19_LAYERS, PerceptualLoss, vgg19_weights_path
 from nas_llv.losses.ruas import RUASDenoiseLoss, RUASSceneLoss, relative_total_variation, ruas_code_smoothness
 from nas_llv.losses.task import EdgeLoss, sobel_edges
-from nas_llv.losses.weighting import CompositeLoss, LossWeights, available_terms, build_composite, build_loss
+from nas_llv.losses.weighting import CompositeLoss, LossHypers, available_terms, build_composite, build_loss
 
 __all__ = [
-    "AdversarialLoss", "CompositeLoss", "EdgeLoss", "IllumPriorLoss", "L1Loss", "Loss", "LossWeights", "LuminanceLoss", "MSELoss", "NoiseLevelLoss",
+    "AdversarialLoss", "CompositeLoss", "EdgeLoss", "IllumPriorLoss", "L1Loss", "Loss", "LossHypers", "LuminanceLoss", "MSELoss", "NoiseLevelLoss",
     "PerceptualLoss", "RUASDenoiseLoss", "RUASSceneLoss", "SSIMLoss", "TVLoss", "VGG19_LAYERS",
     "available_terms", "build_composite", "build_loss", "fetch", "illumination_prior", "relative_total_variation",
     "ruas_code_smoothness", "sobel_edges", "step_discriminators", "total_variation", "UNetDiscriminator",

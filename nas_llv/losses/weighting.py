@@ -1,6 +1,10 @@
-"""Loss-weight hyper-variables (TriCo Sec. 3.3, CollaBA Eq. 11) and the composite loss.
+"""Loss hyper-variables (TriCo Sec. 3.3, CollaBA Eq. 11) and the composite loss.
 
-``LossWeights`` holds one positive hyper-variable per named loss, starting at 1 (TriCo Alg. 1:
+Names: a loss's *coefficient* is the factor on it in a total (fixed in a composite, or 1/(2ς) and
+the like from a hyper-variable); the *hyper-variables* ς, ϱ, λ are what a search learns; *weights*
+are a network's ω only (docs/architecture.md, "Names").
+
+``LossHypers`` holds one positive hyper-variable per named loss, starting at 1 (TriCo Alg. 1:
 "ς as a unit vector"), and combines unweighted losses by ``form``:
 
 - ``trico``:    sum_u L_u / (2 ς_u) + ln(1 + ς_u²)
@@ -8,7 +12,7 @@
   (L_u ϱ_u / (2 ϱ_u²)), which would make it the ``trico`` form; we read it as the
   uncertainty weighting that 1/(2ϱ²) with a log regulariser denotes.
 - ``softplus``: sum_u λ_u L_u, λ_u = N softplus(w_u) / sum_j softplus(w_j). Without the
-  normalisation the weights would all go to 0 under minimisation; with it only their ratios are
+  normalisation the λ would all go to 0 under minimisation; with it only their ratios are
   learned. w_u starts at ln(e - 1), so every λ_u starts at 1.
 
 Minimising ``trico`` over ς for a fixed L gives 4ς³ - Lς² - L = 0 (one positive root; L = 2 gives
@@ -17,7 +21,7 @@ Minimising ``trico`` over ς for a fixed L gives 4ς³ - Lς² - L = 0 (one posi
 Positivity (``positivity``, trico and collaba): ``exp`` (default) stores s = ln ς, so ς > 0 for any
 optimiser and any hypergradient method (finite-difference perturbations, implicit steps) with no
 projection step that every strategy would have to remember; a gradient step on s is a relative
-step on ς, suited to weights spanning 0.18..2.2 (TriCo Fig. 7). ``clamp`` stores ς itself, as the
+step on ς, suited to hyper-variables spanning 0.18..2.2 (TriCo Fig. 7). ``clamp`` stores ς itself, as the
 papers' plain gradient steps do; the caller must call ``project_()`` after each step, which clamps
 to ``clamp_min``.
 """
@@ -42,7 +46,7 @@ POSITIVITY = ("exp", "clamp")
 _SOFTPLUS_ONE = math.log(math.e - 1)  # softplus(_SOFTPLUS_ONE) == 1
 
 
-def available_terms(terms: Mapping[str, nn.Module], who: str = "loss weights") -> dict[str, nn.Module]:
+def available_terms(terms: Mapping[str, nn.Module], who: str = "loss hyper-variables") -> dict[str, nn.Module]:
     """The terms whose ``available`` is not False; one log line names those left out."""
     kept = {n: t for n, t in terms.items() if getattr(t, "available", True)}
     dropped = [n for n in terms if n not in kept]
@@ -51,7 +55,7 @@ def available_terms(terms: Mapping[str, nn.Module], who: str = "loss weights") -
     return kept
 
 
-class LossWeights(nn.Module):
+class LossHypers(nn.Module):
     """One positive hyper-variable per loss name; ``forward(losses)`` gives the weighted total.
 
     ``names`` may be loss modules by name: unavailable ones are dropped (one log line).
@@ -63,17 +67,17 @@ class LossWeights(nn.Module):
         if isinstance(names, Mapping):
             names = list(available_terms(names))
         if form not in FORMS:
-            raise ConfigError(f"loss weights: form {form!r} is not allowed; allowed: {', '.join(FORMS)}")
+            raise ConfigError(f"loss hyper-variables: form {form!r} is not allowed; allowed: {', '.join(FORMS)}")
         if form == "softplus" and positivity is not None:
-            raise ConfigError("loss weights: form 'softplus' is positive by construction; "
+            raise ConfigError("loss hyper-variables: form 'softplus' is positive by construction; "
                               "'positivity' applies to forms trico and collaba only")
         positivity = positivity or "exp"
         if positivity not in POSITIVITY:
-            raise ConfigError(f"loss weights: positivity {positivity!r} is not allowed; allowed: exp, clamp")
+            raise ConfigError(f"loss hyper-variables: positivity {positivity!r} is not allowed; allowed: exp, clamp")
         if not names or len(set(names)) != len(names):
-            raise ConfigError(f"loss weights: need distinct loss names, got {list(names)}")
+            raise ConfigError(f"loss hyper-variables: need distinct loss names, got {list(names)}")
         if not clamp_min > 0:
-            raise ConfigError(f"loss weights: clamp_min must be > 0, got {clamp_min}")
+            raise ConfigError(f"loss hyper-variables: clamp_min must be > 0, got {clamp_min}")
         self.names, self.form, self.positivity, self.clamp_min = list(names), form, positivity, clamp_min
         start = {"softplus": _SOFTPLUS_ONE, "exp": 0.0, "clamp": 1.0}[form if form == "softplus" else positivity]
         self.raw = nn.Parameter(torch.full((len(self.names),), start))
@@ -82,20 +86,20 @@ class LossWeights(nn.Module):
         """The raw parameters (s = ln ς, ς itself, or w): keep them out of the weight optimiser."""
         return [self.raw]
 
-    def weights(self) -> torch.Tensor:
-        """(N_losses,) the weights as the papers report them: ς (trico), ϱ (collaba), λ (softplus)."""
+    def hypers(self) -> torch.Tensor:
+        """(N_losses,) the hyper-variables as the papers report them: ς (trico), ϱ (collaba), λ (softplus)."""
         if self.form == "softplus":
             s = F.softplus(self.raw)
             return len(self.names) * s / s.sum()
         return self.raw.exp() if self.positivity == "exp" else self.raw
 
     def values(self) -> dict[str, float]:
-        """Name -> weight (ς, ϱ or λ), for the trajectory."""
-        return dict(zip(self.names, self.weights().detach().cpu().tolist()))
+        """Name -> hyper-variable (ς, ϱ or λ), for the trajectory's ``hyper/`` columns."""
+        return dict(zip(self.names, self.hypers().detach().cpu().tolist()))
 
     def coefficients(self) -> dict[str, float]:
-        """Name -> the factor multiplying each loss in the total (1/(2ς), 1/(2ϱ²) or λ)."""
-        w = self.weights().detach()
+        """Name -> the coefficient on each loss in the total (1/(2ς), 1/(2ϱ²) or λ): ``coef/`` columns."""
+        w = self.hypers().detach()
         factor = {"trico": 1 / (2 * w), "collaba": 1 / (2 * w.square()), "softplus": w}[self.form]
         return dict(zip(self.names, factor.cpu().tolist()))
 
@@ -108,10 +112,10 @@ class LossWeights(nn.Module):
     def forward(self, losses: Mapping[str, torch.Tensor]) -> torch.Tensor:
         """Weighted total of scalar ``losses`` keyed by exactly this object's names."""
         if set(losses) != set(self.names):
-            raise ConfigError(f"loss weights: got losses {sorted(losses)}, expected exactly {self.names}")
+            raise ConfigError(f"loss hyper-variables: got losses {sorted(losses)}, expected exactly {self.names}")
         ref = losses[self.names[0]]
         L = torch.stack([losses[n].to(ref.dtype) for n in self.names])
-        w = self.weights().to(dtype=ref.dtype, device=ref.device)
+        w = self.hypers().to(dtype=ref.dtype, device=ref.device)
         if self.form == "trico":
             return (L / (2 * w) + torch.log1p(w.square())).sum()
         if self.form == "collaba":
@@ -129,58 +133,58 @@ def _build_term(name: str, cfg: Mapping[str, Any] | nn.Module) -> nn.Module:
 
 
 class CompositeLoss(nn.Module):
-    """Named loss terms combined with fixed ``weights`` (default 1 each) or ``learned`` LossWeights.
+    """Named loss terms combined with fixed ``coefficients`` (default 1 each) or ``learned`` LossHypers.
 
-    ``terms``: name -> ``{type: ..., **options}`` (or a built loss). ``learned``: LossWeights options
-    (``{form: trico}``) or a LossWeights. ``forward(out, batch)`` returns (total, unweighted terms);
+    ``terms``: name -> ``{type: ..., **options}`` (or a built loss). ``learned``: LossHypers options
+    (``{form: trico}``) or a LossHypers. ``forward(out, batch)`` returns (total, unweighted terms);
     the terms keep their graph (callers log them with ``.item()``).
     """
 
     def __init__(self, terms: Mapping[str, Mapping[str, Any] | nn.Module],
-                 weights: Mapping[str, float] | None = None,
-                 learned: Mapping[str, Any] | LossWeights | None = None) -> None:
+                 coefficients: Mapping[str, float] | None = None,
+                 learned: Mapping[str, Any] | LossHypers | None = None) -> None:
         super().__init__()
         if not isinstance(terms, Mapping) or not terms:
             raise ConfigError(f"loss: 'terms' must be a non-empty mapping of name -> loss config, got {terms!r}")
         bad = [n for n in terms if not isinstance(n, str) or "." in n or not n]
         if bad:
             raise ConfigError(f"loss: term names must be non-empty and contain no '.', got {bad}")
-        if weights is not None and learned is not None:
-            raise ConfigError("loss: give fixed 'weights' or 'learned' weights, not both")
+        if coefficients is not None and learned is not None:
+            raise ConfigError("loss: give fixed 'coefficients' or 'learned' hyper-variables, not both")
         built = {n: _build_term(n, cfg) for n, cfg in terms.items()}
         self.terms = nn.ModuleDict(available_terms(built, "composite loss"))
         if not self.terms:
             raise ConfigError(f"loss: every term is unavailable ({', '.join(built)})")
-        self.fixed = self._fixed_weights(weights or {}, built) if learned is None else None
-        if isinstance(learned, LossWeights):
+        self.fixed = self._fixed_coefficients(coefficients or {}, built) if learned is None else None
+        if isinstance(learned, LossHypers):
             if set(learned.names) != set(self.terms):
-                raise ConfigError(f"loss: learned weights cover {learned.names}, terms are {list(self.terms)}")
-            self.learned: LossWeights | None = learned
+                raise ConfigError(f"loss: learned hyper-variables cover {learned.names}, terms are {list(self.terms)}")
+            self.learned: LossHypers | None = learned
         else:
             self.learned = None if learned is None else self._learned(learned)
 
-    def _learned(self, options: Mapping[str, Any]) -> LossWeights:
+    def _learned(self, options: Mapping[str, Any]) -> LossHypers:
         if not isinstance(options, Mapping):
-            raise ConfigError(f"loss.learned: expected a mapping of LossWeights options, got {options!r}")
+            raise ConfigError(f"loss.learned: expected a mapping of LossHypers options, got {options!r}")
         try:
-            return LossWeights(list(self.terms), **dict(options))
+            return LossHypers(list(self.terms), **dict(options))
         except TypeError as exc:
             raise ConfigError(f"loss.learned: {exc}; allowed: form, positivity, clamp_min") from None
 
-    def _fixed_weights(self, weights: Mapping[str, float], built: Mapping[str, nn.Module]) -> dict[str, float]:
-        unknown = sorted(set(weights) - set(built))
+    def _fixed_coefficients(self, coefficients: Mapping[str, float], built: Mapping[str, nn.Module]) -> dict[str, float]:
+        unknown = sorted(set(coefficients) - set(built))
         if unknown:
-            raise ConfigError(f"loss.weights: unknown term '{unknown[0]}'; terms: {', '.join(built)}")
-        for n, w in weights.items():
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or w < 0:
-                raise ConfigError(f"loss.weights.{n}: expected a number >= 0, got {w!r}")
-        return {n: float(weights.get(n, 1.0)) for n in self.terms}
+            raise ConfigError(f"loss.coefficients: unknown term '{unknown[0]}'; terms: {', '.join(built)}")
+        for n, c in coefficients.items():
+            if isinstance(c, bool) or not isinstance(c, (int, float)) or c < 0:
+                raise ConfigError(f"loss.coefficients.{n}: expected a number >= 0, got {c!r}")
+        return {n: float(coefficients.get(n, 1.0)) for n in self.terms}
 
     def hyper_parameters(self) -> list[nn.Parameter]:
         return [] if self.learned is None else self.learned.hyper_parameters()
 
     def values(self) -> dict[str, float]:
-        """Name -> current weight (fixed, or the learned ς / ϱ / λ)."""
+        """Name -> each term's fixed coefficient, or its learned hyper-variable ς / ϱ / λ."""
         return dict(self.fixed) if self.learned is None else self.learned.values()
 
     def forward(self, out: Mapping[str, Any], batch: Mapping[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
@@ -192,18 +196,30 @@ class CompositeLoss(nn.Module):
 
 
 def build_composite(cfg: Mapping[str, Any]) -> CompositeLoss:
-    """CompositeLoss from a recipe subtree ``{terms: ..., weights: ...}`` or ``{terms: ..., learned: ...}``."""
-    allowed = ("terms", "weights", "learned")
-    unknown = sorted(set(cfg) - set(allowed))
+    """CompositeLoss from a recipe subtree ``{terms: ..., coefficients: ...}`` or ``{terms: ..., learned: ...}``.
+
+    ``weights``, the key's name before "weights" came to mean ω only, is read as ``coefficients``
+    (one info line); giving both is an error."""
+    allowed = ("terms", "coefficients", "learned")
+    unknown = sorted(set(cfg) - {*allowed, "weights"})
     if unknown:
         raise ConfigError(f"loss: unknown key '{unknown[0]}'; allowed: {', '.join(allowed)}")
     if "terms" not in cfg:
         raise ConfigError("loss: missing required key 'terms'")
-    return CompositeLoss(cfg["terms"], cfg.get("weights"), cfg.get("learned"))
+    return CompositeLoss(cfg["terms"], _coefficients(cfg), cfg.get("learned"))
+
+
+def _coefficients(cfg: Mapping[str, Any]) -> Mapping[str, float] | None:
+    if "weights" not in cfg:
+        return cfg.get("coefficients")
+    if "coefficients" in cfg:
+        raise ConfigError("loss: give 'coefficients' only ('weights' is its old name)")
+    logger.info("loss: 'weights' is now called 'coefficients'; reading it as such")
+    return cfg["weights"]
 
 
 def build_loss(cfg: dict[str, Any]) -> CompositeLoss:
-    """``{type: ..., **opts}`` (one term) or ``{terms: {...}, weights|learned: ...}``."""
+    """``{type: ..., **opts}`` (one term) or ``{terms: {...}, coefficients|learned: ...}``."""
     if "type" in cfg:
         return CompositeLoss({cfg["type"]: cfg})
     return build_composite(cfg)

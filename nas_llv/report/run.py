@@ -92,4 +92,4 @@ def alpha_section(wide: pd.DataFrame, draw: Renderer) -> str:
     parts = [html.section(module or "edges", charts_html(charts, draw), level=3)
              for module, charts in alpha_charts(wide).items()]
     parts.append(html.section("entropy", charts_html(entropy_charts(wide), draw), level=3))
-    return html.section("architecture weights α (op probabilities per edge)", *parts)
+    return html.section("architecture parameters α (op probabilities per edge)", *parts)

@@ -16,7 +16,7 @@ GROUPS = (
     ("losses", "loss", ("train_loss", "val_loss"), False),
     ("loss terms (unweighted)", "loss", ("loss/",), False),
     ("validation", "value", ("metric/",), True),
-    ("loss-weight hyper-variables ς", "ς", ("hyper/",), False),
+    ("loss hyper-variables ς", "ς", ("hyper/",), False),
     ("loss coefficients", "factor", ("coef/",), False),
     ("Hessian: dominant eigenvalue of ∇²α", "eigenvalue", ("hessian/",), False),
     ("expected cost", "E[cost]", ("cost/",), False),

@@ -103,7 +103,7 @@ def load_init(net: nn.Module, path: str | Path, build: Mapping[str, Any], fresh:
 
 
 class TrainingObjective(nn.Module):
-    """``sum_k w_k * losses[k](out, batch)`` over ``train.objective``; returns (total, terms, out).
+    """``sum_k c_k * losses[k](out, batch)``, c_k the coefficients of ``train.objective``; returns (total, terms, out).
 
     An entry the network lists in ``own_output_entries`` sees ``net.entry_outputs(entry, out, batch)``
     instead of ``out`` (on RUAS the entry ``task``, the denoiser's loss, sees the denoiser applied
@@ -116,21 +116,21 @@ class TrainingObjective(nn.Module):
     denoiser once.
     """
 
-    def __init__(self, losses: Mapping[str, Mapping[str, Any]], weights: Mapping[str, float], net: nn.Module) -> None:
+    def __init__(self, losses: Mapping[str, Mapping[str, Any]], coefficients: Mapping[str, float], net: nn.Module) -> None:
         super().__init__()
-        unknown = [k for k in weights if k not in losses]
+        unknown = [k for k in coefficients if k not in losses]
         if unknown:
             raise ConfigError(f"train.objective: {', '.join(unknown)} not in the recipe's losses "
                               f"(it has: {', '.join(losses) or 'none'})")
-        _check_modules(net, weights)
-        self.terms = nn.ModuleDict({k: build_loss(dict(losses[k])) for k in weights})
+        _check_modules(net, coefficients)
+        self.terms = nn.ModuleDict({k: build_loss(dict(losses[k])) for k in coefficients})
         learned = [k for k, t in self.terms.items() if t.hyper_parameters()]
         if learned:
-            raise ConfigError(f"losses.{learned[0]}: learned loss weights are found by `nas-llv search`; "
-                              f"retraining takes fixed weights")
-        self.weights = dict(weights)
-        self.single = {k for k in weights if "type" in losses[k]}  # one loss: logged as the entry
-        self.own = frozenset(net.own_output_entries if isinstance(net, EntryOutputs) else ()) & set(weights)
+            raise ConfigError(f"losses.{learned[0]}: learned loss hyper-variables are found by "
+                              f"`nas-llv search`; retraining takes fixed coefficients")
+        self.coefficients = dict(coefficients)
+        self.single = {k for k in coefficients if "type" in losses[k]}  # one loss: logged as the entry
+        self.own = frozenset(net.own_output_entries if isinstance(net, EntryOutputs) else ()) & set(coefficients)
         full_keys = frozenset(net.full_output_keys if isinstance(net, PartialForward) else ())
         shared = [t for k, t in self.terms.items() if k not in self.own]
         self.partial = isinstance(net, PartialForward) and not any(_reads(t, full_keys) for t in shared)
@@ -149,15 +149,15 @@ class TrainingObjective(nn.Module):
         for key, loss in self.terms.items():
             seen = net.entry_outputs(key, out, batch) if key in self.own else out
             value, parts = loss(seen if isinstance(seen, Mapping) else {"x": seen}, batch)
-            total = total + self.weights[key] * value
+            total = total + self.coefficients[key] * value
             terms.update({key: value} if key in self.single else {f"{key}.{n}": v for n, v in parts.items()})
         return total, terms, out  # type: ignore[return-value]
 
 
-def _check_modules(net: nn.Module, weights: Mapping[str, float]) -> None:
+def _check_modules(net: nn.Module, coefficients: Mapping[str, float]) -> None:
     """Entries that train a submodule ``net`` does not have are an error (RUAS_S: no denoiser)."""
     modules: Mapping[str, str] = net.objective_modules if isinstance(net, ObjectiveModules) else {}
-    absent = [k for k in weights if k in modules and getattr(net, modules[k]) is None]
+    absent = [k for k in coefficients if k in modules and getattr(net, modules[k]) is None]
     if absent:
         variant = getattr(net, "variant", None)
         raise ConfigError(f"train.objective: {', '.join(absent)} trains the "

@@ -116,7 +116,7 @@ class Level:
                 for label, a in arch.items() if id(a) in names}
 
     def arch_variables(self) -> dict[str, nn.Parameter]:
-        """The α among ``upper`` (none for a level of loss weights ς), by their names in ``upper``."""
+        """The α among ``upper`` (none for a level of loss hyper-variables ς), by their names in ``upper``."""
         arch = {id(p) for p in arch_parameters(self.module)}
         return {n: p for n, p in self.upper.items() if id(p) in arch}
 
@@ -186,7 +186,7 @@ def weight_parameters(module: nn.Module) -> list[nn.Parameter]:
 
 def attach_penalty(levels: Mapping[str, Level], penalty: UpperPenalty) -> list[str]:
     """Add ``penalty`` to the upper loss of every level whose upper variables hold α
-    (``Level.arch_variables``); returns the names of those levels. Levels of ς only (loss weights) are
+    (``Level.arch_variables``); returns the names of those levels. Levels of ς only (loss hyper-variables) are
     left alone."""
     attached = []
     for name, level in levels.items():

@@ -297,7 +297,7 @@ class Searcher(Job):
 
     def state_dict(self) -> dict[str, Any]:
         """The loop's entries, each extension's (under its ``state_key``) and the strategy's (e.g.
-        learned loss weights), side by side."""
+        learned loss hyper-variables), side by side."""
         state = self._state()
         parts = [(f"search extension '{ext.key}'", {ext.state_key: ext.state_dict()})
                  for ext in self.extensions if ext.state_key is not None]

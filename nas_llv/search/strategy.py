@@ -98,7 +98,7 @@ class Strategy:
         that epoch's start; a run resumed inside an epoch continues it without a call."""
 
     def extra_columns(self) -> dict[str, float]:
-        """Strategy-specific trajectory columns of each row (e.g. learned loss weights)."""
+        """Strategy-specific trajectory columns of each row (e.g. learned loss hyper-variables)."""
         return {}
 
     def val_loss(self, levels: Mapping[str, Level], batch: Batch) -> float:
@@ -109,7 +109,7 @@ class Strategy:
         """Write the strategy's own result files into the run ``folder`` (after the genotypes)."""
 
     def state_dict(self) -> dict[str, Any]:
-        """Checkpoint entries beside the loop's (e.g. learned loss weights); keys must not clash."""
+        """Checkpoint entries beside the loop's (e.g. learned loss hyper-variables); keys must not clash."""
         return {}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:

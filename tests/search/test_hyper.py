@@ -51,7 +51,7 @@ class MSETo(nn.Module):
 
 def _synthetic(method: dict, form: str = "trico", steps: int = 150) -> tuple[dict, dict]:
     """y = A x; term 'useful' fits y, term 'noise' fits fresh N(0, 4) targets; Φ^ul = MSE to y.
-    Returns the learned weights (ς) and their coefficients in the total (1/(2ς) for trico)."""
+    Returns the learned hyper-variables (ς) and their coefficients in the total (1/(2ς) for trico)."""
     g = torch.Generator().manual_seed(0)
     a = torch.randn(6, 6, generator=g)
 

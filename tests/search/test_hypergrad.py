@@ -208,7 +208,7 @@ def test_implicit_gn_at_exact_stationary_point_returns_direct(caplog):
 
 # ---------------------------------------------------------------- upper loss without direct u
 
-class LossWeights:
+class LossHypers:
     """L_low = ς₁ ½‖ω - a‖² + ς₂ ½‖Pω - b‖², L_up = ½‖ω - ω0‖²: no direct dependence on ς."""
 
     def __init__(self):
@@ -240,7 +240,7 @@ class LossWeights:
 
 
 def test_no_direct_dependence_gives_indirect_term_only():
-    lw = LossWeights()
+    lw = LossHypers()
     w = lw.w_init
     assert torch.equal(build("first_order")(lw.problem())["s"], torch.zeros(2, dtype=DT))
     w1 = w - XI * (lw.s[0] * lw.grads_l(w)[0] + lw.s[1] * lw.grads_l(w)[1])

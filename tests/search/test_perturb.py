@@ -91,6 +91,6 @@ def test_epsilon_zero_is_the_unperturbed_step():
 
 def test_a_level_without_alpha_is_left_alone():
     level = _Level()
-    level.upper = {}  # e.g. a level of loss weights ς
+    level.upper = {}  # e.g. a level of loss hyper-variables ς
     attach_perturbation(PerturbConfig(), {"edge": level})
     assert level.perturbed_alphas() == {}

@@ -18,7 +18,7 @@ TINY = {
 
 def _scaled(scale: float) -> dict:
     """The tiny recipe with both modules' losses multiplied by ``scale``."""
-    losses = {name: {"terms": {name: spec}, "weights": {name: scale}} for name, spec in TINY["losses"].items()}
+    losses = {name: {"terms": {name: spec}, "coefficients": {name: scale}} for name, spec in TINY["losses"].items()}
     return {**TINY, "losses": losses}
 
 

@@ -1,6 +1,6 @@
 """The bilevel problem, the hypergradient method base class, and named-tensor helpers.
 
-A ``Bilevel`` holds named upper variables u (architecture weights α, loss-weight
+A ``Bilevel`` holds named upper variables u (architecture parameters α, loss
 hyper-variables ς, or the upper network of a two-network problem), named lower variables ω
 (network weights), and the two losses as callables of a name -> tensor mapping. A
 ``HypergradMethod`` maps a ``Bilevel`` to dL_up/du for each upper name.

@@ -260,7 +260,7 @@ class HyperSearch(Strategy):
             path = write_yaml(folder / "hyper.yaml", {
                 "form": learned.form, "values": learned.values(), "coefficients": learned.coefficients(),
                 "step": step, "s1_epochs": self.s1_epochs, "s2_epochs": self.opts.s2_epochs})
-            log.info("learned loss weights written to %s: %s", path,
+            log.info("learned loss hyper-variables written to %s: %s", path,
                      ", ".join(f"{k}={v:.4g}" for k, v in learned.values().items()))
 
     def state_dict(self) -> dict[str, Any]:
