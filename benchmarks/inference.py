@@ -3,7 +3,7 @@
 Uses the published CVPR-2021 weights (``lol.pt``) from ../shared/data/ruas_cvpr_weights when
 present (otherwise the same architecture with random weights: latency does not depend on the
 values), on one 600x400 image. The plain path is the network ``import_ruas`` builds, run as
-``nas-llv enhance --engine torch`` runs it; the fast path is ``nas_llv.export.fold.fold(net)``
+``nas-llv enhance --engine torch`` runs it; the fast path is ``nas_llv.space.fold.fold(net)``
 (``enhance --engine fast``). They are timed in one run, alternating run by run: ``--rounds``
 rounds, each the median of ``--repeats`` runs of each path after 3 warm-up runs of each.
 
@@ -33,7 +33,7 @@ import torch
 
 from nas_llv.data import list_images, read_image
 from nas_llv.device import keep_freed_memory, resolve_device
-from nas_llv.export.fold import fold
+from nas_llv.space.fold import fold
 from nas_llv.export.ruas_import import import_ruas, ruas_genotype
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data"

@@ -114,5 +114,5 @@ HYPERGRADS = Registry("hypergradient method", name_attr="method_name", package="
 EXTENSIONS = Registry("search extension", name_attr="key", package="nas_llv.search.extensions")
 MODELS = Registry("model", package="nas_llv.space.models")
 NETWORKS = Registry("network", package="nas_llv.space.models")
-ENGINES = Registry("engine", name_attr="engine_name", package="nas_llv.export.engines")
+ENGINES = Registry("engine", name_attr="engine_name", package="nas_llv.inference.engines")
 COMMANDS = Registry("command", package="nas_llv.commands")  # name -> add_parser(subparsers)

@@ -12,20 +12,25 @@ import pytest
 PACKAGE = Path(__file__).resolve().parents[1] / "nas_llv"
 
 # floor of each top-level part of nas_llv; a module may import its own floor and those below.
-# derive, retrain and evaluation stand beside search, not above it: they build on space and read export.
+# derive, retrain, evaluation and inference stand beside search, not above it: they build on space
+# and read export's files.
 FLOORS = {
     "ground": 0,  # config, registry, runs, job, optim, data, losses, metrics, ...
     "space": 1,
     "search": 2,
     "export": 2,
     "derive": 3, "retrain": 3, "evaluation": 3,  # beside each other, above export
+    "inference": 3,  # engines: a model file (export) run on images, for enhance and eval
     "report": 3,  # reads finished runs' files, as derive does: a page of them (nas-llv report)
     "pipeline": 4,  # the steps as functions, and sweeps of them: what the command line and a notebook call
     "commands": 5, "cli": 5, "__main__": 5,
 }
 BESIDE = {("search", "export"), ("export", "search"),  # never import each other
-          *((step, "search") for step in ("derive", "retrain", "evaluation", "report")),
-          *(("search", step) for step in ("derive", "retrain", "evaluation", "report"))}
+          *((step, "search") for step in ("derive", "retrain", "evaluation", "inference", "report")),
+          *(("search", step) for step in ("derive", "retrain", "evaluation", "inference", "report"))}
+
+
+GROUND_PACKAGES = {"data", "losses", "metrics"}  # packages of the ground floor
 
 
 def _module(path: Path) -> str:
@@ -89,7 +94,15 @@ def test_search_extensions_stand_below_the_loop():
     assert ext in set(g.successors("nas_llv.search.loop")) and not wrong, "\n".join(wrong)
 
 
-@pytest.mark.parametrize("step", ["space", "search", "export", "derive", "retrain", "evaluation", "report", "pipeline"])
+def test_every_package_has_a_floor():
+    """A new package of nas_llv is given its floor here (and in docs/architecture.md); otherwise it
+    would count as ground floor and might import any step unseen."""
+    packages = {p.parent.name for p in PACKAGE.glob("*/__init__.py")}
+    assert packages - GROUND_PACKAGES - set(FLOORS) == set()
+
+
+@pytest.mark.parametrize("step", ["space", "search", "export", "inference", "derive", "retrain", "evaluation", "report",
+                                  "pipeline"])
 def test_each_step_is_a_package(step):
     assert (PACKAGE / step / "__init__.py").is_file()
 

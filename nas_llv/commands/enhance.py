@@ -1,5 +1,5 @@
 """``nas-llv enhance MODEL IN_DIR OUT_DIR``: enhance every image of a folder with a model run by an
-inference engine (``nas_llv.export.engines``: torch, fast, compiled, onnx); ``pipeline.enhance``."""
+inference engine (``nas_llv.inference.engines``: torch, fast, compiled, onnx); ``pipeline.enhance``."""
 from __future__ import annotations
 
 import argparse

@@ -25,7 +25,7 @@ class EvalOptions:
     output: str = "x"  # which network output to score
     repeats: int = 10  # timed runs for latency
     warmup: int = 2  # untimed runs before them
-    engine: str = "torch"  # an inference engine (nas_llv.export.engines)
+    engine: str = "torch"  # an inference engine (nas_llv.inference.engines)
     device: str = "auto"
     progress: bool = True  # a progress bar on a terminal
     tile: int | None = None  # tile side for images too large for memory; None: from the free memory, 0: never

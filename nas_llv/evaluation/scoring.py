@@ -32,7 +32,7 @@ from nas_llv.tiles import Tiler
 from nas_llv.metrics import LPIPSMetric, count_flops, count_params, gt_mean_correct, latency, psnr, quantize, rmse, ssim
 
 if TYPE_CHECKING:
-    from nas_llv.export.engine import Prepared
+    from nas_llv.inference.engine import Prepared
 
 log = logging.getLogger(__name__)
 

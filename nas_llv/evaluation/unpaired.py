@@ -25,7 +25,7 @@ from nas_llv.metrics.noref import NIQE_MIN_SIZE, NOREF, NoReference, brightness,
 from nas_llv.tiles import Tiler
 
 if TYPE_CHECKING:
-    from nas_llv.export.engine import Prepared
+    from nas_llv.inference.engine import Prepared
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ branches instead: the ONNX graph always runs the denoiser and keeps its output o
 images, which gives the same images as the skip (the threshold is a constant of the file).
 The other shape-dependent branches (``parts._resize``) depend on the up-scaling factor alone,
 not on the input size, so the traced graph is right at every size. The graph is that of the
-network folded for inference (``export.fold``, in NCHW): the same images, fewer operations.
+network folded for inference (``space.fold``, in NCHW): the same images, fewer operations.
 """
 from __future__ import annotations
 
@@ -28,7 +28,7 @@ import torch
 from torch import nn
 
 from nas_llv.config import ConfigError, first_line
-from nas_llv.export.fold import fold
+from nas_llv.space.fold import fold
 from nas_llv.atomic import atomic_write
 from nas_llv.space.models.networks import RUAS
 

@@ -277,7 +277,7 @@ def evaluate(model: RunOrPath, data: str | Path, options: EvalOptions | None = N
     import pandas as pd
 
     from nas_llv.evaluation.unpaired import evaluate_data
-    from nas_llv.export.engine import prepare
+    from nas_llv.inference.engine import prepare
     from nas_llv.metrics.image import METRICS
     from nas_llv.paths import check_output_dir
 
@@ -312,12 +312,12 @@ def enhance(model: RunOrPath, in_dir: str | Path, out_dir: str | Path, engine: s
             save: str = "round", device: str = "auto", overwrite: bool = False, progress: bool = True,
             tile: int | None = None, max_pixels: int | None = MAX_PIXELS) -> EnhanceResult:
     """Enhance every image directly inside ``in_dir`` into ``out_dir`` with ``model`` run by
-    ``engine`` (nas_llv.export.engines); a file that fails is listed in the result, the others written.
+    ``engine`` (nas_llv.inference.engines); a file that fails is listed in the result, the others written.
     An image too large for memory runs in tiles (``tile``: None from the free memory, 0 never;
     nas_llv.tiles); one over ``max_pixels`` (None: no limit) is refused before it is decoded."""
     speak()
     from nas_llv.enhance import check_folders, check_output_name, enhance_folder
-    from nas_llv.export.engine import prepare
+    from nas_llv.inference.engine import prepare
 
     check_output_name(output)
     check_folders(in_dir, out_dir, overwrite)

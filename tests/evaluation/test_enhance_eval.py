@@ -190,7 +190,7 @@ def test_no_progress_bar_into_a_pipe(tmp_path):
 def test_eval_fast_engine_scores_the_folded_network_like_the_model(tiny_pairs, tmp_path, capsys, monkeypatch):
     """``eval --engine fast`` scores and times the folded network: the same metrics as the model (outputs
     agree to float rounding), the model's params and FLOPs, the engine named in summary.json and the output."""
-    import nas_llv.export.engines.fast as fast_engine
+    import nas_llv.inference.engines.fast as fast_engine
 
     calls = []
     real_fold = fast_engine.fold

@@ -40,7 +40,7 @@ class SceneModule(nn.Module):
     'us': [u^1..u^K], 'ts': [t^1..t^K]}.
     """
 
-    #: the local maximum (``export.fold`` swaps in one that gives the same values faster)
+    #: the local maximum (``space.fold`` swaps in one that gives the same values faster)
     pool = staticmethod(local_max)
 
     def __init__(self, space: SpaceSpec, edges: EdgeFactory, prefix: str = "", gamma: float = 0.5,

@@ -1,10 +1,10 @@
-"""Engine ``fast``: the network folded for inference (``export/fold.py``: merged kernels, channels_last)."""
+"""Engine ``fast``: the network folded for inference (``space/fold.py``: merged kernels, channels_last)."""
 from __future__ import annotations
 
 from torch import nn
 
-from nas_llv.export.engine import Engine
-from nas_llv.export.fold import fold
+from nas_llv.inference.engine import Engine
+from nas_llv.space.fold import fold
 from nas_llv.registry import ENGINES
 
 

@@ -1,7 +1,7 @@
 """Inference engines: how a model runs on images in ``enhance`` and ``eval``.
 
 An engine turns a model file (or, for an engine that runs files of its own, such a file) into
-the module that runs, on a device. Each engine is one module of ``nas_llv/export/engines/``
+the module that runs, on a device. Each engine is one module of ``nas_llv/inference/engines/``
 registered in ``ENGINES`` (``nas_llv.registry``); adding one is adding a file there:
 
     @ENGINES.register("name")

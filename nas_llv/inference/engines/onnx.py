@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 
 from nas_llv.config import ConfigError
-from nas_llv.export.engine import Engine, Prepared
+from nas_llv.inference.engine import Engine, Prepared
 from nas_llv.export.modelfile import find_model, load_model
 from nas_llv.export.onnx import OnnxNet, export_onnx, require_onnx
 from nas_llv.registry import ENGINES

@@ -1,4 +1,4 @@
-"""Every registered inference engine (nas_llv.export.engines) gives the plain network's images, up
+"""Every registered inference engine (nas_llv.inference.engines) gives the plain network's images, up
 to float rounding, and ``eval --engine onnx`` scores a model file and an ONNX file alike."""
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from PIL import Image
 
 from nas_llv.cli import main
 from nas_llv.config import ConfigError
-from nas_llv.export.engine import get_engine, prepare
+from nas_llv.inference.engine import get_engine, prepare
 from nas_llv.export.modelfile import save_model
 from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.registry import ENGINES

@@ -1,4 +1,4 @@
-"""Folding a derived network for inference (nas_llv.export.fold, ``enhance --engine fast``): the
+"""Folding a derived network for inference (nas_llv.space.fold, ``enhance --engine fast``): the
 folded network gives the plain one's outputs within 1e-5 (the published CVPR network on random and
 real images, and derived networks of the RUAS space with every op kind), has fewer convolutions
 where edges share a source, and leaves what does not fold (mixed edges, the noise estimator) alone."""
@@ -14,7 +14,7 @@ import torch.nn.functional as F
 from PIL import Image
 
 from nas_llv.cli import main
-from nas_llv.export.fold import FoldedCell, Term, fold, merge, shifted_max
+from nas_llv.space.fold import FoldedCell, Term, fold, merge, shifted_max
 from nas_llv.export.modelfile import save_model
 from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.space.genotype import Genotype, declared_labels

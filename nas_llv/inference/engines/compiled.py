@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from torch import nn
 
-from nas_llv.export.engine import Engine
-from nas_llv.export.fold import fold
+from nas_llv.inference.engine import Engine
+from nas_llv.space.fold import fold
 from nas_llv.registry import ENGINES
 
 
