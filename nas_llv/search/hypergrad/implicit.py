@@ -25,7 +25,7 @@ At a lower stationary point ∇_ω L_low(ω*, u) = 0, so dω*/du = -H⁻¹ ∇²
   (rank-one) matrices, the factor cancels in the ratio, and the formula equals the
   pseudo-inverse IFT hypergradient at any ω with g ≠ 0. Otherwise it is a heuristic whose response term
   always points along ∇_u L_low: if ∇_u L_low does not vanish at ω* (a general quadratic; loss
-  weights ς, where ∇_ς L_low is the vector of the individual losses), the term grows like
+  hyper-variables ς, where ∇_ς L_low is the vector of the individual losses), the term grows like
   1/‖ω - ω*‖ near ω* and its sign follows the side of ω* on which ω lies. On the seeded 5x3
   quadratic of tests/test_hypergrad.py the cosine to the exact IFT hypergradient was 0.93 at
   ‖ω - ω*‖ = 1.7 and -0.99 at ‖ω - ω*‖ = 0.017. At an exact stationary point (g = 0) the
