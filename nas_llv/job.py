@@ -79,6 +79,11 @@ def first_nonfinite(values: Mapping[str, Any]) -> str | None:
     return None
 
 
+def on_device(batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
+    """``batch`` with its tensors on ``device`` (other entries as they are)."""
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
 class Job:
     """Subclasses set ``kind``, ``step``, ``elapsed``, ``device``, ``recipe`` and implement
     ``done``, ``advance``, ``progress``, ``finish`` and ``state_dict``."""
@@ -127,7 +132,7 @@ class Job:
 
     def _batch(self, stream: Any) -> dict[str, Any]:
         """The next batch of ``stream``, its tensors on this job's device."""
-        return {k: v.to(self.device) if torch.is_tensor(v) else v for k, v in next(stream).items()}
+        return on_device(next(stream), self.device)
 
     def restore(self, state: dict[str, Any]) -> None:
         """``load_state_dict`` of a checkpoint, with one line when it does not fit this job."""

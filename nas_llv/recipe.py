@@ -94,14 +94,29 @@ class SearchConfig(Variant):
         if "type" not in self.hypergrad:
             raise ValueError("hypergrad needs a 'type' (see `nas-llv list hypergrads`)")
         check_range("arch_warmup", self.arch_warmup, 0, self.epochs - 1)
-        if self.arch_warmup and self.strategy in ("random", "hyper"):
-            raise ValueError(f"arch_warmup={self.arch_warmup} applies to the gradient strategies that step α "
-                             f"each iteration (cooperative, global, independent); leave it 0 for {self.strategy}")
-        from nas_llv.registry import EXTENSIONS
+        from nas_llv.registry import EXTENSIONS, STRATEGIES
+
+        if self.arch_warmup and not STRATEGIES.get(self.strategy).warms_up:
+            takes = [n for n in STRATEGIES.names() if STRATEGIES.get(n).warms_up]
+            raise ValueError(f"arch_warmup={self.arch_warmup} applies to the strategies that step α each "
+                             f"iteration ({', '.join(takes)}); leave it 0 for {self.strategy}")
 
         for key, value in self.extensions.items():  # each extension that is on, against the other keys
             if value != EXTENSIONS.get(key).off:
                 EXTENSIONS.get(key).check(value, self)
+
+    @property
+    def kind(self) -> str:
+        """The kind its strategy declares (``Strategy.kind``): one_shot or multi_trial."""
+        from nas_llv.registry import STRATEGIES
+
+        return STRATEGIES.get(self.strategy).kind
+
+    def strategies_of(self, kind: str) -> str:
+        """The registered strategies of ``kind``, for messages."""
+        from nas_llv.registry import STRATEGIES
+
+        return ", ".join(n for n in STRATEGIES.names() if STRATEGIES.get(n).kind == kind)
 
     @classmethod
     def extra_keys(cls) -> list[str]:

@@ -109,6 +109,8 @@ class Registry:
 LOSSES = Registry("loss", name_attr="loss_name", package="nas_llv.losses")
 DATASETS = Registry("dataset", package="nas_llv.data")
 STRATEGIES = Registry("strategy", package="nas_llv.search.strategies")
+# a strategy kind (``Strategy.kind``: one_shot, multi_trial) -> the search loop that runs such strategies
+SEARCH_LOOPS = Registry("search loop", package="nas_llv.search.loops")
 HYPERGRADS = Registry("hypergradient method", name_attr="method_name", package="nas_llv.search.hypergrad")
 # a search extension's name is its key of the recipe's search: section (search.hessian, search.cost, ...)
 EXTENSIONS = Registry("search extension", name_attr="key", package="nas_llv.search.extensions")

@@ -26,8 +26,8 @@ def final_supernet(run: Path, geno: Genotype) -> nn.Module:
     if not isinstance(state, dict) or state.get("kind") != "search":
         raise ConfigError(f"{path}: not a search checkpoint; --max-skip derives from the final α of a search run")
     search = recipe_from_dict(state["config"], str(path)).search
-    if search.strategy == "random":
-        raise ConfigError(f"{run}: a random search; its α is one-hot on the last candidate drawn, so a skip cap "
+    if search.kind == "multi_trial":
+        raise ConfigError(f"{run}: a {search.strategy} search; its α is one-hot on the last candidate drawn, so a skip cap "
                           f"has nothing to rank (its genotype.yaml is the best candidate)")
     net = build_search_network(geno.network, geno.spaces, merge_edges=False, relaxation=search.relaxation).net
     net.load_state_dict(state["network"])

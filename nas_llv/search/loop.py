@@ -1,21 +1,18 @@
-"""The search loop shared by every strategy: data, levels, optimizers, trajectory, checkpoints.
+"""What every search shares: data, the supernet, the strategy and its levels, the search extensions,
+trajectory rows, checkpoints and the genotype files.
 
-The loop owns a strategy (``nas_llv.search.strategy.Strategy``, from ``STRATEGIES`` by
-``search.strategy``), which supplies the levels (name -> Level) and the schedule (the level names
-to update, in order, in one iteration). Each scheduled level takes one arch step (hypergradient
-on a validation batch), then the method's ``lower_steps`` weight steps (the first on the same
-training batch, as in DARTS), and writes one trajectory row. What a search adds to that (the
-collapse remedies, the cost term) are search extensions (``search/extensions/``), which the loop
-calls through their hooks without knowing any by name. Checkpoints hold everything a resumed run
-needs to continue exactly as an uninterrupted one would.
+``Searcher(recipe)`` builds the search of the recipe's strategy: the loop registered in
+``SEARCH_LOOPS`` for the strategy's ``kind`` (``search/loops/``), a subclass of ``Searcher``.
+``one_shot`` (``loops/one_shot.py``) learns the upper variables (α, ς) of one supernet with arch
+steps; ``multi_trial`` (``loops/multi_trial.py``) trains and scores candidates one after another.
+Both write one trajectory row per level update, checkpoint everything a resumed run needs to
+continue exactly as an uninterrupted one would, and call the search extensions
+(``search/extensions/``) through their hooks without knowing any by name.
 """
 from __future__ import annotations
 
-import logging
-import math
 import time
-import warnings
-from typing import Any, Mapping
+from typing import Any
 
 import torch
 from torch import nn
@@ -27,24 +24,30 @@ from nas_llv.space.genotype import Genotype
 from nas_llv.job import Job
 from nas_llv.space.models import build_search_network
 from nas_llv.space.models.base import fit_scale
-from nas_llv.registry import HYPERGRADS, STRATEGIES
+from nas_llv.registry import SEARCH_LOOPS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.speed import apply_speed, channels_last_batch
-from nas_llv.space.supernet import Probs, arch_parameters, genotype_of, prefer_channels_last, probs_of
-from nas_llv.optim import make_optimizer, make_scheduler
+from nas_llv.space.supernet import prefer_channels_last, probs_of
 from nas_llv.search import extensions
 from nas_llv.search.extensions import Extension
-from nas_llv.search.level import Level, named
-from nas_llv.search.strategy import Losses, Strategy
-
-log = logging.getLogger(__name__)
+from nas_llv.search.level import Batch, Level
+from nas_llv.search.strategy import Losses, Strategy, weight_optimizer
 
 
 class Searcher(Job):
-    """Runs the recipe's strategy; ``run()`` returns True when the search finished (False: stopped early)."""
+    """The search of ``recipe``; ``run()`` returns True when it finished (False: stopped early).
+
+    Subclasses (one per strategy kind) implement ``_update`` (one level's update in an
+    iteration), ``_end_epoch`` and ``finish``, and may extend ``_build``, ``_attach_optimizers``,
+    ``_upper_columns``, ``_state`` and ``load_state_dict``."""
 
     kind = "search"
+
+    def __new__(cls, recipe: Any) -> Searcher:
+        if cls is Searcher:  # the loop of the strategy's kind
+            cls = SEARCH_LOOPS.get(STRATEGIES.get(recipe.search.strategy).kind)
+        return super().__new__(cls)
 
     def __init__(self, recipe: Any) -> None:
         self.recipe, self.cfg = recipe, recipe.search
@@ -67,7 +70,6 @@ class Searcher(Job):
         self.network_cfg = self.recipe.network.builder_config()
         self.space = build_search_network(self.network_cfg, self.spaces, self.recipe.network.merge_edges, self.cfg.relaxation)
         self.net: nn.Module = self.space.net.to(self.device)
-        self.method = HYPERGRADS.build(self.cfg.hypergrad)
         self.opts = self.cfg.options  # the strategy's own options dataclass (None: it takes none)
         self.strategy: Strategy = STRATEGIES.get(self.cfg.strategy)(self.cfg, self.opts)
         self.extensions: list[Extension] = extensions.build(self.cfg.extensions)
@@ -81,7 +83,6 @@ class Searcher(Job):
         self.schedulers = self._attach_optimizers()
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
         self.step = self.epoch = self.it = 0
-        self.best: dict[str, Any] = {"val_loss": math.inf, "genotype": None, "epoch": None}
         self.val_loss: float | None = None  # the latest epoch's validation loss
         self.elapsed = 0.0
 
@@ -111,21 +112,10 @@ class Searcher(Job):
         return channels_last_batch(batch) if self.recipe.speed.uses_channels_last("search") else batch
 
     def _attach_optimizers(self) -> dict[str, Any]:
-        """Each level's weight optimizer (``search.weights``) and upper optimizer (the strategy's);
-        returns each level's lr schedules (weights, and upper variables where the strategy has one,
-        ``Strategy.upper_scheduler``), which span the epochs that level is updated in."""
-        schedulers = {}
-        for name, level in self.levels.items():
-            w_opt = make_optimizer(self.cfg.weights, list(level.lower.values()))
-            a_opt = self.strategy.upper_optimizer(name, level) if level.upper else None
-            level.attach(w_opt, a_opt, self.cfg.weights.grad_clip)
-            epochs = len(self.active_epochs(name))
-            schedulers[name] = make_scheduler(self.cfg.weights, w_opt, epochs)
-            upper = (self.strategy.upper_scheduler(name, a_opt, len(self.active_epochs(name, arch=True)))
-                     if a_opt is not None else None)
-            if upper is not None:
-                schedulers[f"{name}.upper"] = upper
-        return schedulers
+        """Each level's weight optimizer (``search.weights``); returns the lr schedules (none here)."""
+        for level in self.levels.values():
+            level.attach(weight_optimizer(self.cfg, level), None, self.cfg.weights.grad_clip)
+        return {}
 
     @torch.no_grad()
     def _preflight(self) -> None:
@@ -154,13 +144,11 @@ class Searcher(Job):
         """The recipe's losses, built on this device when the strategy asks for them."""
         return Losses(self.recipe.losses, self.device, self.strategy.needed_losses(self.net))
 
-    def active_epochs(self, level: str, arch: bool = False) -> list[int]:
-        """The epochs in which ``level`` is updated (all of them, unless the strategy has phases);
-        ``arch``: in which its upper variables are (after ``search.arch_warmup``)."""
-        first = self.cfg.arch_warmup if arch else 0
-        return [e for e in range(first, self.cfg.epochs) if level in self.strategy.schedule(e)]
-
     # -- the loop ----------------------------------------------------------------------------
+    def schedule(self, epoch: int) -> list[str]:
+        """The level names updated, in order, in one iteration of ``epoch`` (0-based): every level."""
+        return list(self.levels)
+
     def done(self) -> bool:
         """Every epoch run, or an extension stopped the search early (DARTS-ES)."""
         return self.epoch >= self.cfg.epochs or any(ext.should_stop for ext in self.extensions)
@@ -171,7 +159,7 @@ class Searcher(Job):
 
     @property
     def total_steps(self) -> int:
-        return sum(self.steps_per_epoch * len(self.strategy.schedule(e)) for e in range(self.cfg.epochs))
+        return sum(self.steps_per_epoch * len(self.schedule(e)) for e in range(self.cfg.epochs))
 
     def advance(self, start: float) -> None:
         """One iteration of the schedule; the epoch's end (validation, lr step) after its last."""
@@ -188,11 +176,9 @@ class Searcher(Job):
     def _iteration(self, start: float) -> None:
         for ext in self.extensions:
             ext.before_iteration(self.epoch)
-        for name in self.strategy.schedule(self.epoch):
+        for name in self.schedule(self.epoch):
             level = self.levels[name]
-            level.arch_held = self.epoch < self.cfg.arch_warmup
-            train_loss, terms, val_b = level.iterate(
-                self.method, lambda: self._batch(self.train_data), lambda: self._batch(self.val_data))
+            train_loss, terms, val_b = self._update(level)
             self.step += 1
             self.check_finite(name, {"training loss": {"total": train_loss, **terms},
                                      "upper variable (α or ς)": level.upper, "weight": level.lower})
@@ -201,12 +187,20 @@ class Searcher(Job):
                    "seconds": round(time.perf_counter() - start, 4)}
             row.update({f"loss/{k}": v for k, v in terms.items()})
             row.update(self.strategy.extra_columns())
-            row.update({f"hypergrad/{k}": v for k, v in self.method.info.items()})
-            row.update({f"penalty/{k}": v for k, v in level.penalty_values.items()})
+            row.update(self._upper_columns(level))
             for ext in self.extensions:
                 row.update(ext.columns(name, level, val_b))
             row.update(self._prob_columns())
             self.attached_run.trajectory_writer.append(row)
+
+    def _update(self, level: Level) -> tuple[float, dict[str, float], Batch]:
+        """One update of ``level`` in an iteration: (training loss, its terms, the validation batch
+        its row's ``val_loss`` is measured on)."""
+        raise NotImplementedError
+
+    def _upper_columns(self, level: Level) -> dict[str, float]:
+        """Trajectory columns of ``level``'s upper step just taken (none here)."""
+        return {}
 
     def _logged_val_loss(self, level: Level, val_b: Any) -> float:
         """The trajectory's ``val_loss``: with ``speed.shortcuts`` the upper loss the hypergradient
@@ -219,57 +213,14 @@ class Searcher(Job):
         return {f"prob/{label}/{op}": p for label, ops in probs_of(self.net).items() for op, p in ops.items()}
 
     def _end_epoch(self, start: float) -> None:
-        val = self.validate()
-        self.check_finite("all", {"validation loss": {"mean": val}})
-        self.val_loss = val
-        if val < self.best["val_loss"] and self.epoch >= self.cfg.arch_warmup:  # α held before: not chosen yet
-            choices, meta = self.derived()
-            self.best = {"val_loss": val, "genotype": choices, "epoch": self.epoch + 1, "meta": meta}
-        log.info("epoch %d/%d: validation loss %.5f (best %.5f at epoch %s)", self.epoch + 1,
-                 self.cfg.epochs, val, self.best["val_loss"], self.best["epoch"])
-        for name, sched in self.schedulers.items():
-            level, _, upper = name.partition(".")
-            if self.epoch in self.active_epochs(level, arch=bool(upper)):  # a schedule spans its own epochs
-                with warnings.catch_warnings():
-                    # after a resume at an epoch boundary the restored optimizer has not stepped in
-                    # this process yet; torch's "scheduler before optimizer" warning is a false alarm
-                    warnings.filterwarnings("ignore", "Detected call of `lr_scheduler.step", UserWarning)
-                    sched.step()
-        for ext in self.extensions:
-            ext.end_epoch(self.epoch)
-        self.epoch, self.it = self.epoch + 1, 0
-        self.save(start)
-
-    @torch.no_grad()
-    def validate(self) -> float:
-        """The strategy's validation objective (by default every level's upper loss, summed),
-        averaged over ``val_batches`` validation batches."""
-        n = self.cfg.val_batches
-        return sum(self.strategy.val_loss(self.levels, self._batch(self.val_data)) for _ in range(n)) / n
+        raise NotImplementedError
 
     # -- results and checkpoints ---------------------------------------------------------------
-    def derived(self) -> tuple[dict[str, str], dict[str, Any]]:
-        """The current architecture (argmax per edge) through the extensions' ``derive`` (P-DARTS'
-        cap on skip ops, ``search.max_skip``), and the meta they record."""
-        return self.refine(genotype_of(self.net), probs_of(self.net))
-
-    def refine(self, choices: dict[str, str], probs: Probs) -> tuple[dict[str, str], dict[str, Any]]:
-        """``choices`` (argmax of α whose op probabilities are ``probs``, label -> {op: probability})
-        through each extension's ``derive``; returns them and the meta entries the extensions add."""
-        meta: dict[str, Any] = {}
-        for ext in self.extensions:
-            choices, extra = ext.derive(choices, probs)
-            meta.update(extra)
-        return choices, meta
-
-    def genotype(self, choices: dict[str, str] | None = None, val_loss: float | None = None,
+    def genotype(self, choices: dict[str, str], val_loss: float | None = None,
                  extra: dict[str, Any] | None = None) -> Genotype:
-        """The current architecture (``derived``), or ``choices`` with their meta ``extra``; its meta
-        records ``val_loss``, the validation loss it scored (default: the latest epoch's), where there is one."""
+        """``choices`` with their meta ``extra``; its meta records ``val_loss``, the validation loss
+        it scored, where there is one, and what the extensions' ``describe`` add."""
         meta = {"run": self.attached_run.dir.name, "strategy": self.cfg.strategy, "epochs": self.epoch, "step": self.step}
-        val_loss = self.val_loss if choices is None else val_loss
-        if choices is None:
-            choices, extra = self.derived()
         if val_loss is not None:
             meta["val_loss"] = val_loss
         return self._described(Genotype(self.network_cfg, self.spaces, choices, {**meta, **(extra or {})}))
@@ -279,21 +230,6 @@ class Searcher(Job):
         for ext in self.extensions:
             genotype = ext.describe(genotype)
         return genotype
-
-    def finish(self, start: float | None = None) -> None:
-        # never a genotype from NaN probabilities (each step checks α; this guards the file itself)
-        self.check_finite("all", {"upper variable (α)": named(self.net, arch_parameters(self.net))})
-        if not self.attached_run.writes:  # another rank than 0 of a data-parallel run
-            return
-        final = self.genotype()
-        for ext in self.extensions:  # e.g. DARTS-ES's earlier architecture, described anew below
-            final = ext.final(final)
-        path = self._described(final).save(self.attached_run.dir / "genotype.yaml")
-        if self.best["genotype"] is not None:
-            best = self.genotype(self.best["genotype"], self.best["val_loss"], self.best.get("meta"))
-            best.save(self.attached_run.dir / "genotype_best.yaml")
-        log.info("search finished after %d steps; genotype written to %s", self.step, path)
-        self.strategy.finish(self.attached_run.dir, self.step)
 
     def state_dict(self) -> dict[str, Any]:
         """The loop's entries, each extension's (under its ``state_key``) and the strategy's (e.g.
@@ -318,7 +254,7 @@ class Searcher(Job):
             "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
             "progress": {"step": self.step, "epoch": self.epoch, "it": self.it, "elapsed": self.elapsed,
                          "val_loss": self.val_loss},
-            "best": self.best, "rng": rng_state(), "world_size": distributed.world_size(),
+            "rng": rng_state(), "world_size": distributed.world_size(),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -336,7 +272,6 @@ class Searcher(Job):
         p = state["progress"]
         self.step, self.epoch, self.it, self.elapsed = p["step"], p["epoch"], p["it"], p["elapsed"]
         self.val_loss = p.get("val_loss")  # older checkpoints lack it
-        self.best = state["best"]
         for ext in self.extensions:
             if ext.state_key is not None:
                 ext.load_state_dict(state.get(ext.state_key))

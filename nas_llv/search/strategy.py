@@ -21,11 +21,17 @@ is one module, e.g.::
 
 Everything else (data, optimizers, schedulers, trajectory rows, checkpoints, divergence checks,
 genotypes) is the loop's.
+
+A strategy declares its ``kind``, which picks the loop that runs it (``SEARCH_LOOPS``,
+``search/loops/``): ``one_shot`` (the default) trains one supernet and learns its upper variables
+(α, ς) with the levels' arch steps; ``multi_trial`` trains and scores candidates one after another
+and never steps α (``search/strategies/random.py`` says which hooks that loop calls). The recipe's
+checks read the kind (and ``warms_up``) through ``STRATEGIES``, never a strategy's name.
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, ClassVar, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -57,13 +63,23 @@ class Losses:
         return build_loss(self.specs[key]).to(self.device)
 
 
+def weight_optimizer(cfg: Any, level: Level) -> torch.optim.Optimizer:
+    """A new optimizer (``search.weights`` of the shared search config ``cfg``) of ``level``'s weights ω."""
+    return make_optimizer(cfg.weights, list(level.lower.values()))
+
+
 class Strategy:
     """A search strategy: ``build_levels`` and ``schedule`` are required, the rest have defaults.
 
     ``cfg`` is the shared search config, ``opts`` this strategy's options (an instance of the
-    dataclass it was registered with; None when it was registered without one).
+    dataclass it was registered with; None when it was registered without one). A multi-trial
+    strategy needs no ``schedule`` (every level, each iteration) and no upper optimizer; it gives
+    its candidates (``samples``), makes one current in ``start_epoch`` and scores it (``score``,
+    kept in ``val_losses``): ``search/strategies/random.py``.
     """
 
+    kind: ClassVar[str] = "one_shot"  # the loop that runs it: one_shot or multi_trial (``SEARCH_LOOPS``)
+    warms_up: ClassVar[bool] = True  # takes ``search.arch_warmup``: its levels step α in each iteration
     needs: tuple[str, ...] = ()  # the recipe losses this strategy uses, named when one is missing
     cost_table: Any = None  # the supernet's ``space.cost.CostTable`` when ``search.cost`` is on (set by that extension before build_levels)
 

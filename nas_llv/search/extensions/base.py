@@ -128,8 +128,8 @@ def build(values: Mapping[str, Any]) -> list[Extension]:
 
 
 def drawn_not_derived(key: str, search: Any) -> None:
-    """Refuse ``key`` of the ``search:`` section, which acts on learned α, with strategy random,
-    whose candidates are drawn."""
-    if search.strategy == "random":
-        raise ValueError(f"{key} does not apply to strategy random: its candidates are drawn, not "
+    """Refuse ``key`` of the ``search:`` section (``recipe.SearchConfig``), which acts on learned α,
+    with a multi-trial strategy (random), whose candidates are drawn."""
+    if search.kind == "multi_trial":
+        raise ValueError(f"{key} does not apply to strategy {search.strategy}: its candidates are drawn, not "
                          f"derived from α; leave {key} unset")

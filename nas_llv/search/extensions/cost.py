@@ -116,16 +116,18 @@ class Cost(Extension):
     @classmethod
     def check(cls, options: CostConfig, search: Any) -> None:
         """``target`` acts on learned α, ``limit`` on drawn candidates: each only where it can."""
-        if options.limit is not None and search.strategy != "random":
-            raise ValueError(f"cost.limit={options.limit:g} applies to strategy random (its candidates are drawn "
-                             f"under it); a gradient search takes cost.target, the hinge on the expected cost")
-        if options.target is not None and search.strategy == "random":
-            raise ValueError(f"cost.target={options.target:g} does not apply to strategy random: its α is drawn, "
-                             f"not learned; use cost.limit")
+        drawn = search.kind == "multi_trial"
+        if options.limit is not None and not drawn:
+            raise ValueError(f"cost.limit={options.limit:g} applies to strategy {search.strategies_of('multi_trial')} "
+                             f"(its candidates are drawn under it); a gradient search takes cost.target, the hinge "
+                             f"on the expected cost")
+        if options.target is not None and drawn:
+            raise ValueError(f"cost.target={options.target:g} does not apply to strategy {search.strategy}: its α is "
+                             f"drawn, not learned; use cost.limit")
 
     def setup(self, search: Search) -> None:
         self.net, self.table = search.net, cost_table(self.options, search.net)
-        search.strategy.cost_table = self.table  # strategy random draws under ``limit`` with it
+        search.strategy.cost_table = self.table  # a multi-trial strategy draws under ``limit`` with it
 
     def attach(self, search: Search) -> None:
         if self.options.target is not None:

@@ -171,6 +171,8 @@ def hyper_optimizer(level: SplitLevel, hyper_cfg: Any, arch_cfg: Any) -> UpperOp
 class HyperSearch(Strategy):
     """TriCo Alg. 1: S1 learns ς (and α), S2 learns ω_i over ω_s with ς frozen (module docstring)."""
 
+    warms_up = False  # its S2 epochs hold α anyway: search.arch_warmup does not apply
+
     def __init__(self, cfg: Any, opts: Any) -> None:
         super().__init__(cfg, opts)
         if opts.s2_epochs > cfg.epochs:

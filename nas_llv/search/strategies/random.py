@@ -1,14 +1,12 @@
-"""Strategy ``random``: the random-search baseline (Li & Talwalkar 2019; Yu et al. 2020).
+"""Strategy ``random``: the random-search baseline (Li & Talwalkar 2019; Yu et al. 2020), a
+multi-trial strategy (``search/loops/multi_trial.py`` runs it).
 
-Each epoch is one candidate: a genotype drawn uniformly from the searched spaces (every label's
-choice independently, seeded by the recipe's ``seed``), trained from the supernet's initial weights
-with α fixed one-hot on its choices, by the weight optimizer (``search.weights``, its state fresh
-and its lr back at the base value) alone, for ``search.steps_per_epoch`` iterations. The loop's
-end-of-epoch validation then scores it; every candidate is scored on the same validation batches
-(those the first candidate drew), so the scores compare networks, not batches. The run's
-``genotype.yaml`` is the candidate with the lowest validation loss, ``candidates.csv`` lists all
-(with each one's cost under ``search.cost``). With ``search.cost.limit`` the candidates are drawn
-uniformly among the genotypes costing at most the limit (``space.cost.draw_under``).
+Its ``search.epochs`` candidates are genotypes drawn uniformly from the searched spaces (every
+label's choice independently, seeded by the recipe's ``seed``); with ``search.cost.limit``,
+uniformly among the genotypes costing at most the limit (``space.cost.draw_under``). Each is
+trained from the supernet's initial weights with α one-hot on its choices, by fresh weight
+optimizers (``search.weights``) alone, and scored on the validation batches the first candidate
+drew, so the scores compare networks, not batches.
 
 The weights are trained with the levels, losses and validation objective of another strategy
 (``levels_of``, default cooperative), so random search and the search it is compared with
@@ -17,22 +15,24 @@ compute means.
 """
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Callable, Mapping
 
 import torch
 from torch import nn
 
-from nas_llv.config import check_range, load_yaml
-from nas_llv.atomic import write_text, write_yaml
+from nas_llv.config import check_range
+from nas_llv.job import on_device
 from nas_llv.registry import STRATEGIES
-from nas_llv.search.level import Batch, Level, LossClosure
-from nas_llv.search.strategy import Losses, Strategy
+from nas_llv.search.level import Batch, Level
+from nas_llv.search.strategy import Losses, Strategy, weight_optimizer
 from nas_llv.space.genotype import random_choices
+
+
+def one_shot_strategies() -> list[str]:
+    """The strategies whose levels can train a candidate (``levels_of``): those of kind one_shot."""
+    return [n for n in STRATEGIES.names() if STRATEGIES.get(n).kind == "one_shot"]
 
 
 @dataclass(frozen=True)
@@ -45,58 +45,44 @@ class RandomConfig:
 
     def validate(self) -> None:
         check_range("beta", self.beta, 0.0)
-        if self.levels_of == "random" or self.levels_of not in STRATEGIES:
-            allowed = ", ".join(n for n in STRATEGIES.names() if n != "random")
+        if self.levels_of not in one_shot_strategies():
             raise ValueError(f"levels_of={self.levels_of!r} is not a strategy random search can train with; "
-                             f"allowed: {allowed}")
+                             f"allowed: {', '.join(one_shot_strategies())}")
 
 
-class FrozenLevel(Level):
-    """A level of another strategy with its upper variables left as they are: its weights and
-    objectives, one weight step per iteration and no upper step."""
-
-    def __init__(self, inner: Level) -> None:
-        self.inner, self.name, self.module = inner, inner.name, inner.module
-        self.upper, self.lower = {}, inner.lower
-
-    def objective(self, batch: Batch, train: bool) -> LossClosure:
-        return self.inner.objective(batch, train)
-
-    def iterate(self, method: Any, next_train: Callable[[], Batch], next_val: Callable[[], Batch]
-                ) -> tuple[float, dict[str, float], Batch]:
-        loss, terms = self.weight_step(next_train())
-        return loss, terms, next_val()
-
-
-def _on(batch: Batch, device: torch.device | str) -> dict[str, Any]:
-    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+def levels_strategy(cfg: Any, opts: RandomConfig) -> Strategy:
+    """The ``levels_of`` strategy, its options at their defaults but ``beta`` (where it has one)."""
+    options_cls = STRATEGIES.config_of(opts.levels_of)
+    options = None
+    if options_cls is not None:
+        has_beta = "beta" in {f.name for f in dataclasses.fields(options_cls)}
+        options = options_cls(**({"beta": opts.beta} if has_beta else {}))
+    return STRATEGIES.get(opts.levels_of)(cfg, options)
 
 
 @STRATEGIES.register("random", config=RandomConfig)
 class RandomSearch(Strategy):
     """Epoch e trains and scores candidate e (``samples[e]``); see the module docstring."""
 
+    kind = "multi_trial"
+    warms_up = False
+
     def __init__(self, cfg: Any, opts: RandomConfig) -> None:
         super().__init__(cfg, opts)
-        options_cls = STRATEGIES.config_of(opts.levels_of)
-        inner_opts = None
-        if options_cls is not None:
-            has_beta = "beta" in {f.name for f in dataclasses.fields(options_cls)}
-            inner_opts = options_cls(**({"beta": opts.beta} if has_beta else {}))
-        self.inner: Strategy = STRATEGIES.get(opts.levels_of)(cfg, inner_opts)
+        self.inner = levels_strategy(cfg, opts)
         self.samples: list[dict[str, str]] = []
-        self.scores: dict[int, float] = {}       # candidate (0-based) -> summed validation loss
+        self.val_losses: dict[int, float] = {}   # candidate (0-based) -> its mean validation loss
         self.val_batches: list[Batch] = []       # the first candidate's, reused for every candidate
-        self.current = self._calls = 0
+        self.current = 0
 
     def needed_losses(self, net: nn.Module) -> list[str]:
         return self.inner.needed_losses(net)
 
     def build_levels(self, net: nn.Module, losses: Losses) -> dict[str, Level]:
+        """The ``levels_of`` strategy's levels, and the candidates drawn."""
         from nas_llv.space.supernet import arch_modules  # on use: listing the strategies stays light
 
-        self.net = net
-        self.levels = {name: FrozenLevel(level) for name, level in self.inner.build_levels(net, losses).items()}
+        self.net, self.levels = net, self.inner.build_levels(net, losses)
         labels = {label: names for m in arch_modules(net) for label, names in m.candidates.items()}
         # drawn from the RNG the loop seeded with the recipe's seed, so the candidates follow it
         generator = torch.Generator().manual_seed(int(torch.randint(2**62, ())))
@@ -113,70 +99,37 @@ class RandomSearch(Strategy):
 
         return draw_under(self.cost_table, limit, labels, generator)
 
-    def schedule(self, epoch: int) -> list[str]:
-        return list(self.levels)
-
     def start_epoch(self, epoch: int) -> None:
-        """Candidate ``epoch``: the initial weights, α one-hot on its choices, a fresh weight
-        optimizer at its base lr (the loop's per-epoch lr schedule would otherwise decay it across
-        candidates)."""
+        """Candidate ``epoch`` becomes current: the initial weights, α one-hot on its choices, a
+        new weight optimizer per level (at ``search.weights.lr``, no state)."""
         from nas_llv.space.supernet import set_one_hot
 
-        self.current, self._calls = epoch, 0
+        self.current = epoch
         self.net.load_state_dict(self.initial)
         set_one_hot(self.net, self.samples[epoch])
         for level in self.levels.values():
-            level.weight_opt.state.clear()
-            for group in level.weight_opt.param_groups:
-                group["lr"] = group.get("initial_lr", group["lr"])
+            level.attach(weight_optimizer(self.cfg, level), None, self.cfg.weights.grad_clip)
 
     def extra_columns(self) -> dict[str, float]:
         return self.inner.extra_columns()
 
-    def val_loss(self, levels: Mapping[str, Level], batch: Batch) -> float:
-        """The ``levels_of`` strategy's validation objective, on the first candidate's batches."""
-        k, self._calls = self._calls, self._calls + 1
-        if k < len(self.val_batches):
-            batch = _on(self.val_batches[k], batch["low"].device)
-        else:
-            self.val_batches.append(batch)
-        loss = self.inner.val_loss(levels, batch)
-        self.scores[self.current] = self.scores.get(self.current, 0.0) + loss
+    @torch.no_grad()
+    def score(self, levels: Mapping[str, Level], next_val: Callable[[], Batch], count: int,
+              device: torch.device) -> float:
+        """The current candidate's validation loss, kept in ``val_losses``: the ``levels_of``
+        strategy's validation objective, averaged over ``count`` batches, the first candidate's
+        (``next_val`` draws them then)."""
+        if not self.val_batches:
+            self.val_batches = [next_val() for _ in range(count)]
+        loss = sum(self.inner.val_loss(levels, on_device(b, device)) for b in self.val_batches) / count
+        self.val_losses[self.current] = loss
         return loss
 
-    def mean_scores(self) -> dict[int, float]:
-        """Candidate (0-based) -> its mean validation loss, as the loop's validation computes it."""
-        return {c: total / self.cfg.val_batches for c, total in self.scores.items()}
-
-    def finish(self, folder: Path, step: int) -> None:
-        """``candidates.csv`` (candidate, val_loss, one column per label), and ``genotype.yaml``
-        rewritten to the best candidate (the loop wrote the last one)."""
-        scores = self.mean_scores()
-        best = min(scores, key=lambda c: (scores[c], c))
-        labels = list(self.samples[0])
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
-        table = self.cost_table
-        writer.writerow(["candidate", "val_loss", *(["cost"] if table is not None else []), *labels])
-        for c, loss in scores.items():
-            cost = [repr(table.of(self.samples[c]))] if table is not None else []
-            writer.writerow([c + 1, repr(loss), *cost, *(self.samples[c][label] for label in labels)])
-        write_text(folder / "candidates.csv", out.getvalue())
-        data = load_yaml(folder / "genotype.yaml")
-        data["genotype"] = dict(self.samples[best])
-        data["meta"] = {**(data.get("meta") or {}), "candidate": best + 1, "candidates": len(scores),
-                        "val_loss": scores[best]}
-        if self.cost_table is not None:  # the loop's meta described the last candidate
-            from nas_llv.search.extensions.cost import cost_meta
-
-            data["meta"]["cost"] = cost_meta(self.cost_table, self.samples[best])
-        write_yaml(folder / "genotype.yaml", data)
-
     def state_dict(self) -> dict[str, Any]:
-        return {"random": {"samples": self.samples, "scores": self.scores, "current": self.current,
-                           "val_batches": [_on(b, "cpu") for b in self.val_batches]}}
+        return {"random": {"samples": self.samples, "val_losses": self.val_losses, "current": self.current,
+                           "val_batches": [on_device(b, "cpu") for b in self.val_batches]}}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         own = state["random"]
-        self.samples, self.scores = list(own["samples"]), dict(own["scores"])
-        self.current, self.val_batches, self._calls = int(own["current"]), list(own["val_batches"]), 0
+        self.samples, self.val_losses = list(own["samples"]), dict(own["val_losses"])
+        self.current, self.val_batches = int(own["current"]), list(own["val_batches"])
