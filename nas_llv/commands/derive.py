@@ -70,17 +70,18 @@ def _derive(args: argparse.Namespace, path: Path) -> int:
     if diagnostics:
         print("\n".join(diagnostics))
     if args.draw:
+        from nas_llv.layout import RunLayout
         from nas_llv.space.draw import draw_cell
 
-        modules = module_choices(geno)
+        modules, folder = module_choices(geno), RunLayout(path.parent)
         for name, spec in geno.spaces.items():
-            out = draw_cell(spec.cell, path.parent / f"cell_{name}.png", title=f"derived {name}",
+            out = draw_cell(spec.cell, folder.drawing_path(name), title=f"derived {name}",
                             choices=modules.get(name, {}))
             print(f"wrote {out}")
-        if diagnostics and not (path.parent / "candidates.csv").is_file():  # a random search's α is one-hot
+        if diagnostics and not folder.candidates_path.is_file():  # a random search's α is one-hot
             from nas_llv.results import plot_entropy
 
-            print(f"wrote {plot_entropy(path.parent, path.parent / 'entropy.png')}")
+            print(f"wrote {plot_entropy(path.parent, folder.entropy_path)}")
     return 0
 
 
@@ -105,6 +106,7 @@ def sample(args: argparse.Namespace) -> int:
     import torch
 
     from nas_llv.config import ConfigError
+    from nas_llv.layout import RunLayout
     from nas_llv.space.genotype import Genotype, declared_labels, random_choices
 
     given = [flag for flag, value in (("--channels", args.channels), ("--repeat", args.repeat),
@@ -127,7 +129,7 @@ def sample(args: argparse.Namespace) -> int:
         geno.build()  # every sample builds before any is written
     width = max(3, len(str(args.sample)))
     for i, geno in enumerate(genotypes):
-        geno.save(out / f"sample_{i + 1:0{width}d}" / "genotype.yaml")
+        geno.save(RunLayout(out / f"sample_{i + 1:0{width}d}").genotype_path)
     size = math.prod(len(c) for c in labels.values())
     print(f"wrote {args.sample} genotypes drawn uniformly from {size:,} ({len(labels)} labels) to {out}/sample_*/"
           f"genotype.yaml; train one with: nas-llv train {out / f'sample_{1:0{width}d}'} --recipe RECIPE")
@@ -162,14 +164,14 @@ def sample_source(target: str) -> tuple[dict, dict, str]:
 
 @COMMANDS.register("derive")
 def add_parser(sub: argparse._SubParsersAction) -> None:
-    from nas_llv.sweep import FLOPS_AT
+    from nas_llv.reference import REFERENCE_SIZE
 
     p = sub.add_parser("derive", help="build the fixed network of a genotype and summarise it",
                        description="Build the derived network from a genotype file (or a run folder) alone.")
     p.add_argument("target", help="genotype.yaml, or a run folder containing one (with --sample: what to sample)")
     p.add_argument("--channels", type=_positive, help="rebuild every module at this width (full-size retraining)")
     p.add_argument("--repeat", type=_positive, help="rebuild with this many stages/blocks per module")
-    p.add_argument("--size", type=_size, default=FLOPS_AT, help="input WIDTHxHEIGHT for FLOPs, the low-resolution "
+    p.add_argument("--size", type=_size, default=REFERENCE_SIZE, help="input WIDTHxHEIGHT for FLOPs, the low-resolution "
                    "size for a super-resolution network (default 600x400)")
     p.add_argument("--no-flops", action="store_true", help="skip the FLOP count")
     p.add_argument("--draw", action="store_true", help="draw each derived cell to PNG beside the genotype, and "

@@ -30,6 +30,7 @@ from torch import nn
 from nas_llv.config import check_range, load_yaml
 from nas_llv.atomic import write_text, write_yaml
 from nas_llv.registry import STRATEGIES
+from nas_llv.layout import RunLayout
 from nas_llv.search.level import Batch, Level, LossClosure
 from nas_llv.search.strategy import Losses, Strategy
 from nas_llv.space.genotype import random_choices
@@ -161,8 +162,9 @@ class RandomSearch(Strategy):
         for c, loss in scores.items():
             cost = [repr(table.of(self.samples[c]))] if table is not None else []
             writer.writerow([c + 1, repr(loss), *cost, *(self.samples[c][label] for label in labels)])
-        write_text(folder / "candidates.csv", out.getvalue())
-        data = load_yaml(folder / "genotype.yaml")
+        run = RunLayout(folder)
+        write_text(run.candidates_path, out.getvalue())
+        data = load_yaml(run.genotype_path)
         data["genotype"] = dict(self.samples[best])
         data["meta"] = {**(data.get("meta") or {}), "candidate": best + 1, "candidates": len(scores),
                         "val_loss": scores[best]}
@@ -170,7 +172,7 @@ class RandomSearch(Strategy):
             from nas_llv.search.extensions.cost import cost_meta
 
             data["meta"]["cost"] = cost_meta(self.cost_table, self.samples[best])
-        write_yaml(folder / "genotype.yaml", data)
+        write_yaml(run.genotype_path, data)
 
     def state_dict(self) -> dict[str, Any]:
         return {"random": {"samples": self.samples, "scores": self.scores, "current": self.current,
