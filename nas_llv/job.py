@@ -139,7 +139,7 @@ class Job:
         try:
             self.load_state_dict(state)
         except (KeyError, IndexError, TypeError, ValueError, RuntimeError, AttributeError) as exc:
-            raise ConfigError(f"{self.attached_run.dir / 'checkpoints' / 'last.pt'}: does not fit this run's network "
+            raise ConfigError(f"{self.attached_run.checkpoint_path()}: does not fit this run's network "
                               f"and config ({type(exc).__name__}: {first_line(exc)})") from None
         self.saved_step = self.step  # the checkpoint on disk is this state
 

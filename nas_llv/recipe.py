@@ -14,7 +14,7 @@ from typing import Any, Iterator, Literal, Mapping, Sequence
 
 from nas_llv.device import DEVICES
 from nas_llv.optim import OptimConfig
-from nas_llv.config import (ConfigError, Variant, apply_overrides, check_range, entry_options, from_dict, load_yaml,
+from nas_llv.config import (Variant, apply_overrides, check_range, entry_options, from_dict, load_yaml,
                             to_dict, variant_keys)
 from nas_llv.data import DataConfig
 

@@ -18,6 +18,7 @@ import pandas as pd
 
 from nas_llv.config import ConfigError
 from nas_llv.plotting import Figure, save_png
+from nas_llv.layout import GENOTYPE, MODEL, TRAJECTORY, RunLayout
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -40,9 +41,9 @@ def load_trajectory_wide(run_dir: str | Path) -> pd.DataFrame:
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
         raise ConfigError(f"{run_dir}: no such run folder")
-    path = run_dir / "trajectory.csv"
+    path = RunLayout(run_dir).trajectory_path
     if not path.is_file() or path.stat().st_size == 0:
-        raise ConfigError(f"{run_dir}: no trajectory.csv (has the run taken a step yet?)")
+        raise ConfigError(f"{run_dir}: no {TRAJECTORY} (has the run taken a step yet?)")
     frame = pd.read_csv(path, dtype={"module": TEXT, "phase": TEXT}, **CSV_FLOATS)
     if "step" not in frame.columns:
         raise ConfigError(f"{path}: no 'step' column; columns are {', '.join(frame.columns)}")
@@ -91,15 +92,15 @@ def load_runs(pattern: str) -> pd.DataFrame:
     runs = [run for d in dirs for run in (sweep_runs(d) if is_sweep(d) else [(d, {})])]
     frames = [frame for frame in (_run_rows(d, cols) for d, cols in runs) if frame is not None]
     if not frames:
-        raise ConfigError(f"'{pattern}' matches {len(dirs)} folders, none with a trajectory.csv")
+        raise ConfigError(f"'{pattern}' matches {len(dirs)} folders, none with a {TRAJECTORY}")
     out = pd.concat(frames, ignore_index=True)
     first = ["run", "finished", *dict.fromkeys(k for _, cols in runs for k in cols)]
     return out[[*first, *[c for c in out.columns if c not in first]]]
 
 
 def _run_rows(run_dir: Path, columns: dict | None = None) -> pd.DataFrame | None:
-    if not (run_dir / "trajectory.csv").is_file():
-        log.warning("%s: no trajectory.csv; skipped", run_dir)
+    if not RunLayout(run_dir).trajectory_path.is_file():
+        log.warning("%s: no %s; skipped", run_dir, TRAJECTORY)
         return None
     wide = load_trajectory_wide(run_dir)
     finished = is_finished(run_dir, wide)
@@ -111,7 +112,7 @@ def _run_rows(run_dir: Path, columns: dict | None = None) -> pd.DataFrame | None
 
 def _end_file(wide: pd.DataFrame) -> str:
     # a search writes genotype.yaml when it ends; a training run writes it when it starts
-    return "genotype.yaml" if any(c.startswith(PROB) for c in wide.columns) else "model.pt"
+    return GENOTYPE if any(c.startswith(PROB) for c in wide.columns) else MODEL
 
 
 def is_finished(run_dir: str | Path, wide: pd.DataFrame | None = None) -> bool:

@@ -44,7 +44,7 @@ def list_runs(root: str | Path) -> list[RunRow]:
     root = Path(root)
     if not root.is_dir():
         raise ConfigError(f"{root}: no such folder")
-    if (root / "config.yaml").is_file():
+    if RunFolder(root).config_path.is_file():
         folders = [root]
     else:
         folders = _subfolders(root) + (_subfolders(root / RETRAIN) if is_sweep(root) else [])
@@ -74,8 +74,8 @@ def _reason(exc: Exception) -> str:
 def _describe(folder: Path) -> tuple[str, str, int | None, str | None, str | None]:
     if (folder / PLAN).is_file():
         return _sweep(folder)
-    if (folder / "config.yaml").is_file():
-        load_yaml(folder / "config.yaml")  # a torn or foreign config is unreadable, not a run
+    if RunFolder(folder).config_path.is_file():
+        load_yaml(RunFolder(folder).config_path)  # a torn or foreign config is unreadable, not a run
         wide = read_wide(folder)
         kind = run_kind(folder, wide)
         metric = _search_metric(folder, wide) if kind == "search" else _train_metric(wide)
@@ -87,7 +87,7 @@ def _describe(folder: Path) -> tuple[str, str, int | None, str | None, str | Non
 
 def _search_metric(folder: Path, wide: pd.DataFrame | None) -> str | None:
     """The validation loss the genotype scored (its meta), else the last step's."""
-    path = folder / "genotype.yaml"
+    path = RunFolder(folder).genotype_path
     scored = (load_yaml(path).get("meta") or {}).get("val_loss") if path.is_file() else None
     if isinstance(scored, (int, float)):
         return f"val loss {scored:.5g}"

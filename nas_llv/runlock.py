@@ -25,6 +25,7 @@ from typing import IO, Iterator
 
 from nas_llv.config import ConfigError
 from nas_llv.paths import unwritable
+from nas_llv.layout import RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ def run_folder_of(path: str | Path) -> Path | None:
     """The run folder ``path`` is, or lies directly in (a folder holding config.yaml), if any."""
     path = Path(path)
     for folder in (path, path.parent):
-        if (folder / "config.yaml").is_file():
+        if RunLayout(folder).config_path.is_file():
             return folder
     return None
 

@@ -31,6 +31,7 @@ from nas_llv.config import ConfigError, load_yaml
 from nas_llv.atomic import atomic_write, atomic_write_bytes, remove_temp_files, torch_bytes, write_yaml
 from nas_llv.diskfull import disk_full, is_disk_full
 from nas_llv.runlock import RunLock
+from nas_llv.layout import CONFIG, LAST
 from nas_llv.runview import RunView
 from nas_llv.safe_load import load_torch_file
 
@@ -50,7 +51,7 @@ class Run(RunView):
 
     def __init__(self, path: str | Path) -> None:
         self.dir = Path(path)
-        self.trajectory_writer = TrajectoryWriter(self.dir / "trajectory.csv")
+        self.trajectory_writer = TrajectoryWriter(self.trajectory_path)
         self._handler: logging.Handler | None = None
         self._old_level = logging.NOTSET
         self.created = False  # made by this process (Run.create), not reopened
@@ -73,7 +74,7 @@ class Run(RunView):
         run = cls(path)
         run._lock = RunLock(path).acquire()
         with run.discarded_on_error():
-            write_yaml(path / "config.yaml", _plain(config))
+            write_yaml(run.config_path, _plain(config))
         run.created = True
         run._attach_log("w")
         log.info("run folder %s", path)
@@ -85,8 +86,8 @@ class Run(RunView):
         path = Path(path)
         if not path.is_dir():
             raise ConfigError(f"{path}: no such run folder")
-        if not (path / "config.yaml").is_file():
-            raise ConfigError(f"{path}: not a run folder (config.yaml is missing)")
+        if not (path / CONFIG).is_file():
+            raise ConfigError(f"{path}: not a run folder ({CONFIG} is missing)")
         return path
 
     @classmethod
@@ -140,18 +141,18 @@ class Run(RunView):
         shutil.rmtree(self.dir, ignore_errors=True)
 
     def config(self) -> dict[str, Any]:
-        return load_yaml(self.dir / "config.yaml")
+        return load_yaml(self.config_path)
 
-    def save_checkpoint(self, state: Mapping[str, Any], name: str = "last.pt") -> Path:
+    def save_checkpoint(self, state: Mapping[str, Any], name: str = LAST) -> Path:
         """``torch.save(state)`` into ``checkpoints/<name>`` via a temp file and rename (serialised in
         memory first, so a full disk is known, and said, before the write)."""
-        return atomic_write_bytes(self.dir / "checkpoints" / name, torch_bytes(dict(state)))
+        return atomic_write_bytes(self.checkpoint_path(name), torch_bytes(dict(state)))
 
-    def load_checkpoint(self, name: str = "last.pt", map_location: Any = "cpu",
+    def load_checkpoint(self, name: str = LAST, map_location: Any = "cpu",
                         kind: str | None = None) -> dict[str, Any]:
         """Read ``checkpoints/<name>`` safely (``weights_only``: a crafted file runs no code).
         ``kind`` ('search', 'train'): refuse a checkpoint another command wrote."""
-        path = self.dir / "checkpoints" / name
+        path = self.checkpoint_path(name)
         if not path.is_file():
             raise ConfigError(f"{self.dir}: no checkpoints/{name}; nothing to resume")
         state = load_torch_file(path, "nas-llv checkpoint", map_location)
@@ -165,7 +166,7 @@ class Run(RunView):
 
     def remove_temp_files(self) -> None:
         """Drop the temp files of writes a kill interrupted (they are never data)."""
-        for folder in (self.dir, self.dir / "checkpoints"):
+        for folder in (self.dir, self.checkpoint_path().parent):
             for p in remove_temp_files(folder):
                 log.info("removed %s, left by an interrupted write", p)
 
@@ -216,8 +217,8 @@ class MirrorRun(Run):
         run = cls(path)
         return run, run.load_checkpoint(kind=kind)
 
-    def save_checkpoint(self, state: Mapping[str, Any], name: str = "last.pt") -> Path:
-        return self.dir / "checkpoints" / name
+    def save_checkpoint(self, state: Mapping[str, Any], name: str = LAST) -> Path:
+        return self.checkpoint_path(name)
 
     def discard(self) -> None:
         """Rank 0 deletes the folder."""

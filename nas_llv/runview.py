@@ -9,14 +9,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from nas_llv.layout import GENOTYPE, TRAJECTORY, RunLayout
+
 if TYPE_CHECKING:
     import pandas as pd
 
 
-class RunView:
-    """Read-only accessors over ``self.dir`` (mixed into ``nas_llv.runs.Run``)."""
-
-    dir: Path
+class RunView(RunLayout):
+    """Read-only accessors over ``self.dir`` (mixed into ``nas_llv.runs.Run``): the files of
+    ``RunLayout``, and what they say."""
 
     @property
     def kind(self) -> str:
@@ -40,7 +41,7 @@ class RunView:
     def genotype_file(self) -> Path | None:
         """The run's genotype.yaml (a search's result, or the network a training run trains), once
         written; ``nas_llv.space.genotype.load_genotype`` rebuilds its network."""
-        path = self.dir / "genotype.yaml"
+        path = self.genotype_path
         return path if path.is_file() else None
 
     @property
@@ -63,7 +64,7 @@ class RunView:
     @property
     def model_file(self) -> Path | None:
         """A training run's model.pt, once written."""
-        path = self.dir / "model.pt"
+        path = self.model_path()
         return path if path.is_file() else None
 
     @property
@@ -95,16 +96,13 @@ class RunView:
 class RunFolder(RunView):
     """The accessors of ``Run`` on a folder, read only: no lock, no log, no torch."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.dir = Path(path)
-
 
 def read_wide(folder: Path) -> pd.DataFrame | None:
     """``folder``'s trajectory.csv as written (``results.load_trajectory_wide``), or None before
     the run's first row."""
     from nas_llv.results import load_trajectory_wide
 
-    path = folder / "trajectory.csv"
+    path = folder / TRAJECTORY
     return load_trajectory_wide(folder) if path.is_file() and path.stat().st_size else None
 
 
@@ -113,7 +111,7 @@ def run_kind(folder: Path, wide: pd.DataFrame | None) -> str:
     from nas_llv.results import PROB
 
     if wide is None:
-        return "train" if (folder / "genotype.yaml").is_file() else "search"
+        return "train" if (folder / GENOTYPE).is_file() else "search"
     if "phase" in wide.columns and wide["phase"].notna().any():
         return "search" if (wide["phase"] == "search").any() else "train"
     return "search" if any(c.startswith(PROB) for c in wide.columns) else "train"

@@ -26,10 +26,10 @@ from typing import Any, Mapping, Sequence
 
 from nas_llv.config import ConfigError, load_yaml, override_value
 from nas_llv.atomic import atomic_write, write_text, write_yaml
+from nas_llv.layout import RunLayout
 
 INSTALL = "pip install -e '.[ray]'"  # sweeps run their trials on Ray
 SEEDS_DEFAULT = "0"
-FLOPS_AT = (600, 400)  # (width, height) of the input the summary's FLOPs are counted at, as `derive`'s default
 OVER_LIMIT = "over cost limit"  # a searched trial --max-gflops kept from retraining and evaluation
 PLAN = "sweep.yaml"
 RETRAIN = "retrain"
@@ -151,7 +151,7 @@ def trial_dict(trial: Trial, base: str) -> dict[str, Any]:
 
 def find_run(parent: Path, name: str) -> Path | None:
     """The latest run folder ``parent/<name>-<timestamp>[-n]``, or None."""
-    runs = sorted(p for p in parent.glob(f"{glob_escape(name)}-2*") if p.is_dir() and (p / "config.yaml").is_file())
+    runs = sorted(p for p in parent.glob(f"{glob_escape(name)}-2*") if p.is_dir() and RunLayout(p).config_path.is_file())
     return runs[-1] if runs else None
 
 

@@ -9,8 +9,7 @@ from nas_llv.config import ConfigError
 from nas_llv.signals import exit_status
 
 if TYPE_CHECKING:
-    from nas_llv.recipe import Recipe
-    from nas_llv.runs import Run
+    from nas_llv.pipeline import Recipe, Run
 
 
 def finished_run(job: Callable[[], Run]) -> int:

@@ -6,19 +6,13 @@ import argparse
 from nas_llv.registry import COMMANDS
 
 
-
 def run(args: argparse.Namespace) -> int:
-    from nas_llv.evaluation.compare import load_summaries, markdown_table
-    from nas_llv.atomic import write_text
-    from nas_llv.paths import check_output_file
+    from nas_llv import pipeline
 
-    if args.output:
-        check_output_file(args.output, "--output")
-    records = load_summaries(args.targets)
-    text = markdown_table(records)
-    print(text, end="")
-    if args.output:
-        print(f"wrote {write_text(args.output, text)}")
+    done = pipeline.compare(args.targets, args.output)
+    print(done.table, end="")
+    if done.written:
+        print(f"wrote {done.written}")
     return 0
 
 

@@ -8,45 +8,45 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from nas_llv.registry import COMMANDS
 
 if TYPE_CHECKING:
-    from nas_llv.data.noisecal import Calibration, ImageFit
+    from nas_llv.pipeline import NoiseFit
 
 
-def _image_line(f: ImageFit) -> str:
+def _image_line(f: Any) -> str:
+    """One image's fit (a ``noisecal.ImageFit``) as a row of the table."""
     channels = "/".join(f"{p:.0f}" for p, _ in f.channels) or "-"
     photons = f"{f.photons:.0f} [{f.photons_range[0]:.0f}, {f.photons_range[1]:.0f}]"
     read = f"{f.read:.2g} [{f.read_range[0]:.2g}, {f.read_range[1]:.2g}]"
     return f"  {f.name:14s} {f.tiles:6d}  {photons:26s}  {read:26s}  {f.row:<8.2g}  {f.correlation:5.2f}  {channels}"
 
 
-def summary(cal: Calibration, reading: str, gamma: float, tone_curve: bool) -> list[str]:
+def summary(fit: NoiseFit) -> list[str]:
     """The human-readable account of a calibration: per-image fits, then each image's NLF."""
-    from nas_llv.data.noisecal import encoded_points
-
-    lines = [f"noise fitted on {len(cal.fits)} image(s), reading '{reading}' (photons, read: median and 16th-84th "
+    cal = fit.calibration
+    lines = [f"noise fitted on {len(cal.fits)} image(s), reading '{fit.reading}' (photons, read: median and 16th-84th "
              "percentile over bootstrap refits; row: std in linear light; corr: pixel over high-passed variance)",
              f"  {'image':14s} {'tiles':>6s}  {'photons':26s}  {'read':26s}  {'row':8s}  {'corr':>5s}  R/G/B photons"]
     lines += [_image_line(f) for f in cal.fits]
     lines += [f"  {name}: left out, {why}" for name, why in cal.skipped]
     lines.append("noise level function (var_L = a L + b in linear light; points: 8-bit level -> noise std in levels)")
     for f in cal.fits:
-        levels, std = encoded_points(f.nlf, gamma, tone_curve)
+        levels, std = fit.points(f)
         points = ", ".join(f"{m:.1f}: {s:.2f}" for m, s in zip(levels, std))
         lines.append(f"  {f.name}: a = {f.nlf.a:.3g}, b = {f.nlf.b:.3g}; {points}")
     return lines
 
 
 def run_noise(args: argparse.Namespace) -> int:
-    from nas_llv.data.noisecal import calibrate, recipe_lines
+    from nas_llv import pipeline
 
-    cal = calibrate(args.dir, patch=args.patch, max_images=args.max_images, reading=args.reading,
-                    gamma=args.gamma, tone_curve=args.tone_curve)
-    print("\n".join(summary(cal, args.reading, args.gamma, args.tone_curve)), file=sys.stderr)
-    print("\n".join(recipe_lines(cal.keys, overrides=args.overrides)))
+    fit = pipeline.fit_noise(args.dir, patch=args.patch, max_images=args.max_images, reading=args.reading,
+                             gamma=args.gamma, tone_curve=args.tone_curve)
+    print("\n".join(summary(fit)), file=sys.stderr)
+    print("\n".join(fit.recipe_lines(overrides=args.overrides)))
     return 0
 
 

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 from typing import Any, Sequence
 
 from nas_llv.commands._images import add_tile_options
@@ -14,11 +13,8 @@ def _cell(v: Any) -> str:
     return "-" if v is None else f"{v:.4f}"
 
 
-def table(rows: list[dict[str, Any]], mean: dict[str, Any], columns: Sequence[str] | None = None) -> list[str]:
-    """Per image and mean, one column each of ``columns`` (default: the paired metrics)."""
-    from nas_llv.metrics.image import METRICS
-
-    columns = METRICS if columns is None else columns
+def table(rows: list[dict[str, Any]], mean: dict[str, Any], columns: Sequence[str]) -> list[str]:
+    """Per image and mean, one column each of ``columns`` (the metrics computed)."""
     width = max(len("mean"), *(len(r["name"]) for r in rows))
     sizes = [max(8, len(m)) for m in columns]
     lines = [f"{'image':{width}s}  " + "  ".join(f"{m.upper():>{n}s}" for m, n in zip(columns, sizes))]
@@ -46,9 +42,8 @@ def run(args: argparse.Namespace) -> int:
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     from nas_llv import pipeline
-    from nas_llv.evaluation.options import EvalOptions
 
-    options = EvalOptions(split=args.split, gt_mean=args.gt_mean, lpips_net=args.lpips_net, quantize=args.quantize,
+    options = pipeline.EvalOptions(split=args.split, gt_mean=args.gt_mean, lpips_net=args.lpips_net, quantize=args.quantize,
                           output=args.output, repeats=args.repeats, warmup=args.warmup, engine=args.engine,
                           device=args.device, progress=not args.quiet, tile=args.tile)
     with logging_redirect_tqdm():

@@ -6,20 +6,13 @@ import argparse
 from nas_llv.registry import COMMANDS
 
 
-
 def run(args: argparse.Namespace) -> int:
-    from nas_llv.export.modelfile import save_model
-    from nas_llv.paths import check_output_file
-    from nas_llv.export.ruas_import import import_ruas
+    from nas_llv import pipeline
 
-    check_output_file(args.output, "--output")
-    net, genotype, extra = import_ruas(args.weights, release=args.release, variant=args.variant)
-    path = save_model(args.output, genotype, net, extra=extra)
-    params = sum(p.numel() for p in net.parameters())
-    variant = genotype.network.get("variant", "denoiser only")
-    print(f"imported RUAS {extra['release'].upper()} weights ({variant}, {params:,} parameters) -> {path}")
-    if extra["unused"]:
-        print(f"  left out (not part of variant {variant}): {', '.join(extra['unused'])}")
+    done = pipeline.import_ruas(args.weights, args.output, release=args.release, variant=args.variant)
+    print(f"imported RUAS {done.release.upper()} weights ({done.variant}, {done.params:,} parameters) -> {done.path}")
+    if done.unused:
+        print(f"  left out (not part of variant {done.variant}): {', '.join(done.unused)}")
     return 0
 
 

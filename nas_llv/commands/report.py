@@ -17,15 +17,9 @@ def _count(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from pathlib import Path
+    from nas_llv import pipeline
 
-    from nas_llv.report import REPORT, write_report
-    from nas_llv.runlock import writing_into
-
-    out = Path(args.output) if args.output else Path(args.target) / REPORT
-    with writing_into(out.parent):  # a report written into a run folder waits for its writer
-        path = write_report(args.target, out, samples=args.samples, plots=args.plots)
-    print(f"wrote {path}")
+    print(f"wrote {pipeline.report(args.target, args.output, samples=args.samples, plots=args.plots)}")
     return 0
 
 

@@ -11,13 +11,13 @@ def run(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    from nas_llv.runlist import list_runs, table_lines
+    from nas_llv import pipeline
 
-    rows = list_runs(args.dir)
+    rows = pipeline.list_runs(args.dir)
     if args.json:
         print(json.dumps([asdict(r) for r in rows], indent=1))
     elif rows:
-        print("\n".join(table_lines(rows)))
+        print("\n".join(pipeline.table_lines(rows)))
     else:
         print(f"no run folders in {args.dir}")
     return 0

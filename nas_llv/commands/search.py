@@ -10,14 +10,13 @@ from nas_llv.registry import COMMANDS
 def run_search(args: argparse.Namespace) -> int:
     from nas_llv import pipeline
     from nas_llv.commands._job import finished_run, launch_ranks
-    from nas_llv.recipe import load_recipe
 
     if args.resume and (args.recipe or args.overrides):
         raise ConfigError("--resume continues a run from its own config.yaml; give no recipe or overrides")
     if not args.resume and not args.recipe:
         raise ConfigError("give a recipe file (e.g. recipes/ruas_demo.yaml) or --resume RUN")
     if args.nproc is not None:
-        code = launch_ranks(args, None if args.resume else load_recipe(args.recipe, args.overrides))
+        code = launch_ranks(args, None if args.resume else pipeline.load_recipe(args.recipe, args.overrides))
         if code is not None:
             return code
     return finished_run(lambda: pipeline.resume(args.resume, args.stop_after, kind="search") if args.resume else

@@ -6,7 +6,8 @@ from __future__ import annotations
 import argparse
 
 from nas_llv.registry import COMMANDS
-from nas_llv.sweep import FLOPS_AT, INSTALL, OVER_LIMIT, SEEDS_DEFAULT
+from nas_llv.reference import REFERENCE_SIZE, size_text
+from nas_llv.sweep import INSTALL, OVER_LIMIT, SEEDS_DEFAULT
 
 
 def run(args: argparse.Namespace) -> int:
@@ -40,7 +41,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--train-recipe", metavar="R", help="the retraining recipe for --eval (default: the recipe "
                    "itself when it has a train: section, else <recipe>_train.yaml beside it)")
     p.add_argument("--max-gflops", type=float, metavar="G", help="a hard cost limit: a trial whose genotype has "
-                   f"more than G GFLOPs at {FLOPS_AT[0]}x{FLOPS_AT[1]} input is not retrained or evaluated; its "
+                   f"more than G GFLOPs at {size_text(REFERENCE_SIZE)} input is not retrained or evaluated; its "
                    f"summary row says '{OVER_LIMIT}' (docs/cost.md)")
     p.add_argument("--address", metavar="ADDR", help="join this Ray cluster (e.g. HEAD:6379) instead of "
                    "starting Ray here")

@@ -18,7 +18,6 @@ def _split_target(args: argparse.Namespace) -> None:
 def run_train(args: argparse.Namespace) -> int:
     from nas_llv import pipeline
     from nas_llv.commands._job import finished_run, launch_ranks
-    from nas_llv.recipe import load_recipe
 
     _split_target(args)
     if args.resume:
@@ -31,7 +30,7 @@ def run_train(args: argparse.Namespace) -> int:
         raise ConfigError("give what to train: a genotype.yaml, a run folder holding one, or a model file "
                           "(or --init MODEL alone to fine-tune that model's network)")
     if args.nproc is not None:
-        code = launch_ranks(args, None if args.resume else load_recipe(args.recipe, args.overrides))
+        code = launch_ranks(args, None if args.resume else pipeline.load_recipe(args.recipe, args.overrides))
         if code is not None:
             return code
     if args.resume:

@@ -8,6 +8,7 @@ from pathlib import Path
 from torch import nn
 
 from nas_llv.config import ConfigError
+from nas_llv.layout import RunLayout
 from nas_llv.safe_load import load_torch_file
 from nas_llv.recipe import recipe_from_dict
 from nas_llv.space.genotype import Genotype
@@ -19,9 +20,9 @@ from nas_llv.space.supernet import genotype_of, probs_of
 def final_supernet(run: Path, geno: Genotype) -> nn.Module:
     """The supernet of ``run`` (whose ``genotype.yaml`` is ``geno``) at the α and weights of its last
     checkpoint, mixing with the relaxation its recipe searched with."""
-    path = run / "checkpoints" / "last.pt"
+    path = RunLayout(run).checkpoint_path()
     if not path.is_file():
-        raise ConfigError(f"{run}: no checkpoints/last.pt; --max-skip derives from the final α of a search run")
+        raise ConfigError(f"{run}: no {path.relative_to(run)}; --max-skip derives from the final α of a search run")
     state = load_torch_file(path, "nas-llv checkpoint")
     if not isinstance(state, dict) or state.get("kind") != "search":
         raise ConfigError(f"{path}: not a search checkpoint; --max-skip derives from the final α of a search run")
@@ -37,8 +38,8 @@ def final_supernet(run: Path, geno: Genotype) -> nn.Module:
 def rederive(run: Path, geno: Genotype, max_skip: int) -> tuple[Path, Genotype]:
     """The argmax genotype of ``run``'s final α with at most ``max_skip`` skip ops per cell, saved
     as ``genotype_max_skip_<max_skip>.yaml`` in ``run``; its meta lists the edges the cap changed."""
-    net = final_supernet(run, geno)
+    net, folder = final_supernet(run, geno), RunLayout(run)
     choices, record = capped(genotype_of(net), probs_of(net), geno.network, geno.spaces, max_skip)
-    out = Genotype(dict(geno.network), dict(geno.spaces), choices,
-                   {**geno.meta, **record, "derived_from": "checkpoints/last.pt"})
-    return out.save(run / f"genotype_max_skip_{max_skip}.yaml"), out
+    last = folder.checkpoint_path().relative_to(folder.dir).as_posix()  # checkpoints/last.pt
+    out = Genotype(dict(geno.network), dict(geno.spaces), choices, {**geno.meta, **record, "derived_from": last})
+    return out.save(folder.capped_genotype_path(max_skip)), out

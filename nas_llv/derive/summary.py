@@ -11,9 +11,10 @@ from torch import nn
 
 from nas_llv.config import load_yaml
 from nas_llv.derive.margins import candidate_lines, edge_margins, margin_lines, noise_line, settle_line
+from nas_llv.layout import RunLayout
+from nas_llv.reference import REFERENCE_SIZE
 from nas_llv.results import PROB, load_trajectory_wide
 from nas_llv.space.genotype import Genotype, genotype_scale, load_genotype, module_prefix
-from nas_llv.sweep import FLOPS_AT
 
 
 def network_line(geno: Genotype) -> str:
@@ -62,15 +63,16 @@ def search_lines(folder: Path) -> list[str]:
     wide = _search_trajectory(folder)
     if wide is None:
         return []
-    return candidate_lines(folder / "candidates.csv") if (folder / "candidates.csv").is_file() else margin_lines(wide)
+    candidates = RunLayout(folder).candidates_path
+    return candidate_lines(candidates) if candidates.is_file() else margin_lines(wide)
 
 
-def search_summary(run_dir: str | Path, size: tuple[int, int] = FLOPS_AT) -> list[str]:
+def search_summary(run_dir: str | Path, size: tuple[int, int] = REFERENCE_SIZE) -> list[str]:
     """The lines a finished search ends with: its genotype per module (edge: op), params, FLOPs at
     ``size``, the edges that chose within noise and when α settled (a random search: its best
     candidate), and the genotype's cost where ``search.cost`` is on."""
-    run_dir = Path(run_dir)
-    geno = load_genotype(run_dir / "genotype.yaml")
+    run_dir, run = Path(run_dir), RunLayout(run_dir)
+    geno = load_genotype(run.genotype_path)
     net = geno.build()
     lines = [network_line(geno)]
     width = max((len(name) for name in module_choices(geno)), default=0)
@@ -78,7 +80,7 @@ def search_summary(run_dir: str | Path, size: tuple[int, int] = FLOPS_AT) -> lis
               for name, choices in module_choices(geno).items()]
     lines += [f"params: {sum(p.numel() for p in net.parameters()):,}", flops_line(net, size, genotype_scale(geno))]
     lines += _diagnostics(run_dir)
-    cost = cost_line(geno, load_yaml(run_dir / "config.yaml").get("search") or {})
+    cost = cost_line(geno, load_yaml(run.config_path).get("search") or {})
     return [f"search summary (every edge's margin: nas-llv derive {run_dir}):",
             *(f"  {line}" for line in [*lines, *([cost] if cost else [])])]
 
@@ -88,15 +90,16 @@ def _diagnostics(run_dir: Path) -> list[str]:
     wide = _search_trajectory(run_dir)
     if wide is None:
         return []
-    if (run_dir / "candidates.csv").is_file():
-        return candidate_lines(run_dir / "candidates.csv", shown=1)
+    candidates = RunLayout(run_dir).candidates_path
+    if candidates.is_file():
+        return candidate_lines(candidates, shown=1)
     table = edge_margins(wide)
     return [noise_line(table, named=True), settle_line(table, int(wide["epoch"].max()))]
 
 
 def _search_trajectory(folder: Path) -> pd.DataFrame | None:
     """``folder``'s wide trajectory when a search with choices wrote it, else None."""
-    if not (folder / "trajectory.csv").is_file():
+    if not RunLayout(folder).trajectory_path.is_file():
         return None
     wide = load_trajectory_wide(folder)
     return wide if any(c.startswith(PROB) for c in wide.columns) else None

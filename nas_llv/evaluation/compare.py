@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from nas_llv.config import ConfigError, read_text
+from nas_llv.layout import EVAL_PREFIX, RunLayout
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,9 @@ def find_summaries(target: str | Path) -> list[Path]:
         return [path]
     if (path / SUMMARY).is_file():
         return [path / SUMMARY]
-    found = sorted(path.glob(f"eval-*/{SUMMARY}")) if path.is_dir() else []
+    found = [d / SUMMARY for d in RunLayout(path).eval_dirs() if (d / SUMMARY).is_file()] if path.is_dir() else []
     if not found:
-        raise ConfigError(f"{target}: no {SUMMARY} here (nor in {target}/eval-*/); run `nas-llv eval` first")
+        raise ConfigError(f"{target}: no {SUMMARY} here (nor in {target}/{EVAL_PREFIX}*/); run `nas-llv eval` first")
     return found
 
 
@@ -72,7 +73,7 @@ def label_of(path: Path) -> str:
     """'run/eval-mit5' for a run's eval folder, else the folder's name."""
     # absolute (with '..' folded, links kept): 'eval-mit5/summary.json' names no parent as given
     folder = Path(os.path.abspath(path)).parent
-    return f"{folder.parent.name}/{folder.name}" if folder.name.startswith("eval-") else folder.name
+    return f"{folder.parent.name}/{folder.name}" if folder.name.startswith(EVAL_PREFIX) else folder.name
 
 
 def load_summaries(targets: Sequence[str | Path]) -> list[dict[str, Any]]:

@@ -24,11 +24,11 @@ from nas_llv.config import ConfigError
 from nas_llv.space.genotype import Genotype, genotype_from_dict
 from nas_llv.space.supernet import current_state_keys
 from nas_llv.atomic import atomic_write_bytes, torch_bytes
+from nas_llv.layout import MODEL, RunLayout
 from nas_llv.safe_load import load_torch_file
 
 log = logging.getLogger(__name__)
 
-MODEL_FILE = "model.pt"
 BUILD_KEYS = ("channels", "repeat")
 
 
@@ -53,9 +53,10 @@ def find_model(target: str | Path) -> Path:
     """A model file, or a run folder holding ``model.pt``."""
     path = Path(target)
     if path.is_dir():
-        if (path / MODEL_FILE).is_file():
-            return path / MODEL_FILE
-        raise ConfigError(f"{target}: no {MODEL_FILE} in this folder; pass a model file "
+        model = RunLayout(path).model_path()
+        if model.is_file():
+            return model
+        raise ConfigError(f"{target}: no {MODEL} in this folder; pass a model file "
                           f"(written by `nas-llv train` or `nas-llv import-ruas`)")
     if not path.is_file():
         raise ConfigError(f"{target}: no such model file or run folder")

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence
 from nas_llv.config import ConfigError
 from nas_llv.diskfull import DiskFull
 from nas_llv.evaluation.options import EvalOptions
+from nas_llv.layout import RunLayout
 from nas_llv.runs import Run
 from nas_llv.tiles import MAX_PIXELS, check_tile
 
@@ -116,7 +117,7 @@ def resume(run: RunOrPath, stop_after: int | None = None, kind: str | None = Non
         from nas_llv.space.genotype import load_genotype
 
         job, opened = resume_job(path, "train", lambda recipe, run, state: Trainer(
-            recipe, load_genotype(run.dir / "genotype.yaml"), build=state.get("build")))
+            recipe, load_genotype(run.genotype_path), build=state.get("build")))
         done = job.done()
     else:
         raise ConfigError(f"{path}: a checkpoint of kind '{kind}'; allowed: search, train")
@@ -142,9 +143,10 @@ def _searcher(recipe: Recipe) -> Job:
 
 def _checkpoint_kind(path: Path) -> str:
     """The kind ('search', 'train') of the job that wrote ``path``'s last checkpoint."""
-    kind = Run(Run.existing(path)).load_checkpoint().get("kind")
+    run = Run(Run.existing(path))
+    kind = run.load_checkpoint().get("kind")
     if not isinstance(kind, str):
-        raise ConfigError(f"{path}/checkpoints/last.pt: not a nas-llv checkpoint (no 'kind' entry)")
+        raise ConfigError(f"{run.checkpoint_path()}: not a nas-llv checkpoint (no 'kind' entry)")
     return kind
 
 
@@ -196,7 +198,7 @@ def resume_job(path: str | Path, kind: str, build: Callable[[Recipe, Run, dict[s
     run, state = (Run if distributed.is_main() else MirrorRun).resume(path, kind)
     with run.closed_on_error():
         distributed.check_world_size(state.get("world_size"), run.dir)
-        recipe = recipe_from_dict(run.config(), str(run.dir / "config.yaml"))
+        recipe = recipe_from_dict(run.config(), str(run.config_path))
         job = build(recipe, run, state)
         job.attach(run)
         job.restore(state)
@@ -287,7 +289,7 @@ def evaluate(model: RunOrPath, data: str | Path, options: EvalOptions | None = N
         check_output_dir(out_dir, "--out-dir")
     prepared = prepare(_path(model), options.engine, options.device, options.output)
     where = Path(out_dir) if out_dir is not None else check_output_dir(
-        prepared.source.parent / f"eval-{Path(data).resolve().name}",
+        RunLayout(prepared.source.parent).eval_dir(data),
         "output folder (beside the model; choose one with --out-dir)")
     from nas_llv.runlock import writing_into
 

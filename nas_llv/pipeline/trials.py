@@ -18,10 +18,13 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from nas_llv.config import ConfigError, first_line
+from nas_llv.evaluation.compare import SUMMARY
 from nas_llv.evaluation.options import EvalOptions
 from nas_llv.pipeline import steps
+from nas_llv.reference import REFERENCE_SIZE, size_text
 from nas_llv.runs import Run
-from nas_llv.sweep import FLOPS_AT, INSTALL, OVER_LIMIT, SEEDS_DEFAULT
+from nas_llv.runview import RunFolder
+from nas_llv.sweep import INSTALL, OVER_LIMIT, SEEDS_DEFAULT
 
 log = logging.getLogger("nas_llv.sweep")
 
@@ -176,7 +179,7 @@ def _stage(parent: Path, name: str, new: Callable[[], Run]) -> Path:
     run_dir = find_run(parent, name)
     if run_dir is not None and finished(run_dir):
         return run_dir
-    if run_dir is not None and (run_dir / "checkpoints" / "last.pt").is_file():
+    if run_dir is not None and RunFolder(run_dir).checkpoint_path().is_file():
         run = steps.resume(run_dir)
     else:
         if run_dir is not None:
@@ -203,22 +206,20 @@ def _train(sweep_dir: Path, entry: dict[str, Any], search_dir: Path) -> Path:
 
 
 def _evaluate(train_dir: Path, data: str, device: str) -> None:
-    out = train_dir / f"eval-{Path(data).name}"
-    if not (out / "summary.json").is_file():  # written last: its presence means the evaluation ended
+    out = RunFolder(train_dir).eval_dir(data)
+    if not (out / SUMMARY).is_file():  # written last: its presence means the evaluation ended
         steps.evaluate(train_dir, data, EvalOptions(repeats=EVAL_REPEATS, warmup=EVAL_WARMUP, device=device,
                                                     progress=False), out_dir=out)
 
 
 def finished(run_dir: Path) -> bool:
-    from nas_llv.results import is_finished
-
-    return (run_dir / "trajectory.csv").is_file() and is_finished(run_dir)
+    return RunFolder(run_dir).status == "finished"
 
 
 def collect_row(sweep_dir: Path, entry: dict[str, Any], eval_data: str | None,
                 max_gflops: float | None = None) -> dict[str, Any]:
     """The trial's summary row from its folders: 'not started', 'unfinished', 'finished' or (a finished
-    search whose genotype costs more than ``max_gflops`` at FLOPS_AT) 'over cost limit', and what it
+    search whose genotype costs more than ``max_gflops`` at REFERENCE_SIZE) 'over cost limit', and what it
     measured so far."""
     from nas_llv.sweep import RETRAIN, find_run
 
@@ -238,7 +239,7 @@ def collect_row(sweep_dir: Path, entry: dict[str, Any], eval_data: str | None,
     train_dir = find_run(sweep_dir / RETRAIN, entry["train_name"])
     if train_dir is not None:
         row["train_run"] = f"{RETRAIN}/{train_dir.name}"
-        summary = train_dir / f"eval-{Path(eval_data or '').name}" / "summary.json"
+        summary = RunFolder(train_dir).eval_dir(eval_data or "") / SUMMARY
         if finished(train_dir) and summary.is_file():
             import json
 
@@ -254,10 +255,10 @@ def _search_row(run_dir: Path) -> dict[str, Any]:
     from nas_llv.space.genotype import load_genotype
     from nas_llv.sweep import genotype_hash
 
-    genotype = load_genotype(run_dir / "genotype.yaml")
+    genotype = load_genotype(RunFolder(run_dir).genotype_path)
     net = genotype.build()
     return {"val_loss": genotype.meta.get("val_loss"), "genotype_hash": genotype_hash(genotype.choices),
-            "params": count_params(net), "flops": count_flops(net, torch.rand(1, 3, FLOPS_AT[1], FLOPS_AT[0]))}
+            "params": count_params(net), "flops": count_flops(net, torch.rand(1, 3, REFERENCE_SIZE[1], REFERENCE_SIZE[0]))}
 
 
 # -- the driver ------------------------------------------------------------------------------------
@@ -375,12 +376,12 @@ def _scores(row: dict[str, Any]) -> str:
 
 def _note(plan: dict[str, Any]) -> str:
     text = (f"Recipe {plan['recipe']}, seeds {plan['seeds']}. val_loss: the validation loss genotype.yaml records (its last epoch's; random search: the best candidate's); "
-            f"params and FLOPs: the derived network at its searched size, FLOPs at {FLOPS_AT[0]}x{FLOPS_AT[1]} input")
+            f"params and FLOPs: the derived network at its searched size, FLOPs at {size_text(REFERENCE_SIZE)} input")
     if plan.get("eval"):
         text += f"; psnr, ssim, lpips: retrained with {plan['train_recipe']}, evaluated on {plan['eval']}"
     if plan.get("max_gflops") is not None:
         text += (f"; --max-gflops {plan['max_gflops']:g}: a trial whose genotype has more FLOPs at "
-                 f"{FLOPS_AT[0]}x{FLOPS_AT[1]} is '{OVER_LIMIT}', not retrained or evaluated")
+                 f"{size_text(REFERENCE_SIZE)} is '{OVER_LIMIT}', not retrained or evaluated")
     return text + "."
 
 

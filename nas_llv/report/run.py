@@ -11,20 +11,20 @@ from nas_llv.report import html
 from nas_llv.report.charts import PlotlyRenderer, PngRenderer, charts_html, image_tag
 from nas_llv.report.samples import evaluation_sections
 from nas_llv.report.trajectory import alpha_charts, entropy_charts, prob_columns, scalar_charts
-from nas_llv.results import PROB, load_trajectory_wide
-from nas_llv.runview import RunFolder
+from nas_llv.results import PROB
+from nas_llv.runview import RunFolder, read_wide
 
 Renderer = PlotlyRenderer | PngRenderer
 
 
 def is_run(folder: Path) -> bool:
-    return (folder / "config.yaml").is_file() or (folder / "trajectory.csv").is_file()
+    view = RunFolder(folder)
+    return view.config_path.is_file() or view.trajectory_path.is_file()
 
 
 def run_sections(folder: Path, draw: Renderer, samples: int = 3) -> list[str]:
     """Every section of ``folder``'s report, in page order."""
-    csv = folder / "trajectory.csv"
-    wide = load_trajectory_wide(folder) if csv.is_file() and csv.stat().st_size else None  # None: no step yet
+    wide = read_wide(folder)  # None: no step yet
     search = wide is not None and any(c.startswith(PROB) for c in wide.columns)
     out = [html.section("run", html.key_values(overview(folder, wide)))]
     if wide is not None:
@@ -42,10 +42,10 @@ def overview(folder: Path, wide: pd.DataFrame | None) -> dict[str, object]:
         facts.update(steps=view.steps, epochs=int(wide["epoch"].max()) if "epoch" in wide else "-")
         if "seconds" in wide.columns and wide["seconds"].notna().any():
             facts["seconds"] = f"{float(wide['seconds'].max()):.1f}"
-    if (folder / "config.yaml").is_file():
+    if view.config_path.is_file():
         from nas_llv.config import load_yaml
 
-        config = load_yaml(folder / "config.yaml")
+        config = load_yaml(view.config_path)
         facts.update({k: _brief(config.get(k)) for k in ("name", "seed", "network", "data") if k in config})
     return facts
 
@@ -56,14 +56,15 @@ def _brief(value: object) -> str:
 
 def genotype_section(folder: Path, wide: pd.DataFrame | None) -> str:
     """The genotype's op per label (with a search's margins, when α settled) and its cells drawn."""
-    if not (folder / "genotype.yaml").is_file():
+    path = RunFolder(folder).genotype_file
+    if path is None:
         return ""
     from nas_llv.space.genotype import load_genotype
 
-    geno = load_genotype(folder / "genotype.yaml")
+    geno = load_genotype(path)
     frame = pd.DataFrame({"label": list(geno.choices), "op": list(geno.choices.values())})
     notes = ""
-    if wide is not None and prob_columns(wide) and not (folder / "candidates.csv").is_file():
+    if wide is not None and prob_columns(wide) and not RunFolder(folder).candidates_path.is_file():
         from nas_llv.derive.margins import edge_margins, noise_line, settle_line
 
         margins = edge_margins(wide)

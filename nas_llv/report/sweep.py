@@ -26,7 +26,7 @@ def sweep_sections(folder: Path, draw: PlotlyRenderer | PngRenderer) -> list[str
     if (folder / "summary.csv").is_file():
         out.append(html.section("summary (summary.csv)", html.table(pd.read_csv(folder / "summary.csv"))))
     trials = [(run, cols, load_trajectory_wide(run)) for run, cols in sweep_runs(folder)
-              if (run / "trajectory.csv").is_file()]
+              if RunFolder(run).trajectory_path.is_file()]
     if not trials:
         return [*out, html.note("no trial has taken a step yet")]
     out.append(html.section("final genotype of each trial", html.table(genotypes(trials))))

@@ -35,6 +35,7 @@ from nas_llv.device import resolve_device
 from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, save_model
 from nas_llv.atomic import atomic_write_bytes
 from nas_llv.job import Job
+from nas_llv.layout import MODEL, MODEL_BEST, MODEL_LAST
 from nas_llv.losses import build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.retrain.plausibility import Implausibility, Implausible, OutputStats, drift_warnings, selection_warnings
@@ -244,7 +245,7 @@ class Trainer(Job):
         if self.source is not None:
             log.info("genotype from %s%s", self.source, f", weights from {self.init}" if self.init else "")
         if run.writes:  # rank 0 alone in a data-parallel run
-            self.genotype.save(run.dir / "genotype.yaml")
+            self.genotype.save(run.genotype_path)
         params = sum(p.numel() for p in self.net.parameters())
         log.info("training %s; %s parameters, %s weights, %d steps on %s",
                  self.genotype.describe(**self.build), f"{params:,}", f"initial from {self.init}" if self.init else "random",
@@ -358,15 +359,15 @@ class Trainer(Job):
             self.best = {"step": None if random else self.step, "psnr": val.get("metric/psnr", -math.inf),
                          "val_loss": val["val_loss"], "ssim": val.get("metric/ssim")}
             if not random:
-                self._save_model("model_best.pt")
+                self._save_model(MODEL_BEST)
 
     # -- results and checkpoints ------------------------------------------------------------------
     def _save_model(self, name: str, **more: Any) -> Path:
         if not self.attached_run.writes:  # another rank than 0 of a data-parallel run
-            return self.attached_run.dir / name
+            return self.attached_run.model_path(name)
         extra = {"run": self.attached_run.dir.name, "recipe": self.recipe.name, "step": self.step,
                  "init": self.init, "validation": dict(self.last), **more}
-        return save_model(self.attached_run.dir / name, self.genotype, self.net, self.build, extra)
+        return save_model(self.attached_run.model_path(name), self.genotype, self.net, self.build, extra)
 
     def findings(self) -> list[str]:
         """What makes the finished training unusable: its final outputs out of the plausible range
@@ -386,11 +387,11 @@ class Trainer(Job):
         check, found = Implausibility.of(self.stats), self.findings()
         keep = "best" if self.cfg.keep == "best" and self.best["step"] is not None else "last"
         if self.attached_run.writes:
-            final = self._save_model("model.pt" if keep == "last" else "model_last.pt",
+            final = self._save_model(MODEL if keep == "last" else MODEL_LAST,
                                      plausibility={**check.measures(), "findings": found})
             if keep == "best":
-                best = (self.attached_run.dir / "model_best.pt").read_bytes()
-                atomic_write_bytes(self.attached_run.dir / "model.pt", best)
+                best = self.attached_run.model_path(MODEL_BEST).read_bytes()
+                atomic_write_bytes(self.attached_run.model_path(), best)
             last = {"step": self.step, "psnr": self.last.get("metric/psnr"), "ssim": self.last.get("metric/ssim"),
                     "val_loss": self.last.get("val_loss")}
             log.info("training finished after %d steps; final %s; best %s; model.pt holds the %s weights%s; %s",

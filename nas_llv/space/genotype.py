@@ -25,6 +25,7 @@ from nas_llv.atomic import write_yaml
 from nas_llv.space.models import build_fixed_network, resize_space
 from nas_llv.space.ops import canonical_op
 from nas_llv.registry import MODELS, NETWORKS
+from nas_llv.layout import GENOTYPE, RunLayout
 from nas_llv.space.spec import SpaceSpec, parse_space, space_to_dict
 
 
@@ -92,9 +93,9 @@ def find_genotype(target: str | Path) -> Path:
     """A genotype file, or a run folder holding ``genotype.yaml``."""
     path = Path(target)
     if path.is_dir():
-        path = path / "genotype.yaml"
+        path = RunLayout(path).genotype_path
         if not path.is_file():
-            raise ConfigError(f"{target}: no genotype.yaml in this folder (has the search finished?)")
+            raise ConfigError(f"{target}: no {GENOTYPE} in this folder (has the search finished?)")
     elif not path.is_file():
         raise ConfigError(f"{target}: no such genotype file or run folder")
     return path

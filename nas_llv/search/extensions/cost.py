@@ -24,6 +24,7 @@ from torch import nn
 
 from nas_llv.atomic import write_text
 from nas_llv.config import check_range
+from nas_llv.reference import REFERENCE_SIZE
 from nas_llv.search.extensions.base import Extension, Search, register
 from nas_llv.search.level import Batch, Level, attach_penalty
 from nas_llv.space.genotype import Genotype
@@ -44,7 +45,7 @@ class CostConfig:
     ``weight`` · max(0, E[cost] / target - 1); ``limit`` is a hard cap on a random candidate's cost."""
 
     type: Literal["flops", "latency"] = "flops"   # GFLOPs of the whole network, or ms of the searched ops
-    size: tuple[int, int] = (600, 400)   # input width x height the cost is measured at
+    size: tuple[int, int] = REFERENCE_SIZE   # input width x height the cost is measured at
     target: float | None = None          # GFLOPs or ms; null: track E[cost] only, no penalty
     weight: float = 1.0                  # of the hinge above target
     limit: float | None = None           # random search draws only candidates costing at most this

@@ -58,15 +58,15 @@ class MultiTrial(Searcher):
         """``candidates.csv``, then the best candidate as ``genotype.yaml`` and ``genotype_best.yaml``."""
         if not self.attached_run.writes:  # another rank than 0 of a data-parallel run
             return
-        folder, samples, scores = self.attached_run.dir, self.strategy.samples, self.strategy.val_losses
-        write_text(folder / "candidates.csv", candidates_csv(samples, scores, self.strategy.cost_table))
+        run, samples, scores = self.attached_run, self.strategy.samples, self.strategy.val_losses
+        write_text(run.candidates_path, candidates_csv(samples, scores, self.strategy.cost_table))
         best = self.best["candidate"]
         genotype = self.genotype(dict(samples[best]), scores[best], {"candidate": best + 1, "candidates": len(scores)})
-        path = genotype.save(folder / "genotype.yaml")
-        genotype.save(folder / "genotype_best.yaml")
+        path = genotype.save(run.genotype_path)
+        genotype.save(run.best_genotype_path)
         log.info("search finished after %d steps; genotype (candidate %d of %d) written to %s",
                  self.step, best + 1, len(scores), path)
-        self.strategy.finish(folder, self.step)
+        self.strategy.finish(run.dir, self.step)
 
 
 def candidates_csv(samples: list[dict[str, str]], scores: Mapping[int, float], table: Any = None) -> str:

@@ -129,10 +129,10 @@ class OneShot(Searcher):
         final = self.genotype()
         for ext in self.extensions:  # e.g. DARTS-ES's earlier architecture, described anew below
             final = ext.final(final)
-        path = self._described(final).save(self.attached_run.dir / "genotype.yaml")
+        path = self._described(final).save(self.attached_run.genotype_path)
         if self.best["genotype"] is not None:
             best = self.genotype(self.best["genotype"], self.best["val_loss"], self.best.get("meta"))
-            best.save(self.attached_run.dir / "genotype_best.yaml")
+            best.save(self.attached_run.best_genotype_path)
         log.info("search finished after %d steps; genotype written to %s", self.step, path)
         self.strategy.finish(self.attached_run.dir, self.step)
 
