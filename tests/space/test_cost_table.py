@@ -10,7 +10,7 @@ import torch
 from conftest import central_differences
 from nas_llv.config import ConfigError
 from nas_llv.metrics import count_flops
-from nas_llv.space.cost import CostTable, current_weights, draw_under, from_csv, measure
+from nas_llv.space.cost import CostTable, current_probs, draw_under, from_csv, measure
 from nas_llv.space.genotype import Genotype, random_choices
 from nas_llv.space.models import build_search_network
 from nas_llv.space.spec import load_space
@@ -59,7 +59,7 @@ def test_expected_cost_at_one_hot_alpha_is_the_derived_networks_flops(relaxation
         set_one_hot(net, choices)
         derived = Genotype(NETWORK, _spaces(), choices).build()
         flops = count_flops(derived, torch.rand(1, 3, SIZE[1], SIZE[0])) / 1e9
-        assert float(table.expected(current_weights(net))) == pytest.approx(flops, rel=1e-12)
+        assert float(table.expected(current_probs(net))) == pytest.approx(flops, rel=1e-12)
         assert table.of(choices) == pytest.approx(flops, rel=1e-12)
         seen.add(flops)
     assert len(seen) > 1  # genotypes of different cost

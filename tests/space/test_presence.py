@@ -11,7 +11,7 @@ import torch
 from conftest import central_differences
 from nas_llv.metrics import count_flops
 from nas_llv.search.extensions.cost import CostPenalty
-from nas_llv.space.cost import CostTable, current_weights, from_csv, measure
+from nas_llv.space.cost import CostTable, current_probs, from_csv, measure
 from nas_llv.space.genotype import Genotype, load_genotype, random_choices
 from nas_llv.space.models import build_search_network
 from nas_llv.space.spec import load_space
@@ -79,7 +79,7 @@ def test_expected_cost_at_one_hot_alpha_is_the_derived_networks_flops(presence):
         for genotype in (choices, dear):
             set_one_hot(net, genotype)
             flops = count_flops(Genotype(NETWORK, _spaces(), genotype).build(), torch.rand(1, 3, SIZE[1], SIZE[0])) / 1e9
-            assert float(table.expected(current_weights(net))) == pytest.approx(flops, rel=1e-12)
+            assert float(table.expected(current_probs(net))) == pytest.approx(flops, rel=1e-12)
             assert table.of(genotype) == pytest.approx(flops, rel=1e-12)
         # without the denoiser its edges' ops cost nothing
         assert (table.of(dear) == pytest.approx(table.of(choices))) == (presence == "none")
@@ -128,7 +128,7 @@ def test_the_hinge_pulls_towards_none_above_the_target_only():
     net, table = _supernet(), _table()
     alpha = {label: a.detach().clone().requires_grad_() for arch in arch_modules(net) for label, a in arch.items()}
     weights = {label: torch.softmax(a, 0) for label, a in alpha.items()}
-    dear = float(table.expected(current_weights(net)))
+    dear = float(table.expected(current_probs(net)))
     for target, pulls in ((dear / 2, True), (dear * 2, False)):
         penalty = CostPenalty(table, net, target, weight=1.0)(weights)
         (grad,) = torch.autograd.grad(penalty, alpha[GATE], retain_graph=True)
