@@ -50,9 +50,9 @@ def noise_overrides(data: str) -> list[str]:
     return [f"data.{k}={v}" for k, v in NOISE[data].items()]
 
 
-def search(data: str, seed: int, epochs: int, work: Path) -> dict:
+def search(data: str, seed: int, epochs: int, work: Path, extra: tuple[str, ...] = ()) -> dict:
     run = nas_llv("search", SEARCH, f"seed={seed}", f"data.seed={seed}", f"search.epochs={epochs}",
-                  *SEARCH_OVERRIDES, *noise_overrides(data), "--output", str(work / "search"))
+                  *SEARCH_OVERRIDES, *extra, *noise_overrides(data), "--output", str(work / "search"))
     import yaml
 
     geno = yaml.safe_load(Path(run, "genotype.yaml").read_text())
@@ -76,7 +76,7 @@ def run_seed(seed: int, vals: dict[str, Path], args: argparse.Namespace, work: P
     for searched_on in NOISE:
         if all((searched_on, d, seed) in done for d in NOISE):
             continue
-        found = search(searched_on, seed, args.search_epochs, work)
+        found = search(searched_on, seed, args.search_epochs, work, tuple(args.search_override))
         for data in NOISE:
             if (searched_on, data, seed) in done:
                 continue
@@ -123,6 +123,8 @@ def main() -> None:
     p.add_argument("--val-sources", nargs="+", default=["sklearn", "sporco"],
                    help="photo sets for validation (never in the recipes' 'bundled'; docs/data.md)")
     p.add_argument("--val-count", type=int, default=32)
+    p.add_argument("--search-override", nargs="*", default=[],
+                   help="more search recipe keys, e.g. 'search.presence={weights: present}' (docs/extensions.md)")
     p.add_argument("--val-size", type=int, default=256)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--work", type=Path)

@@ -61,6 +61,9 @@ class Level:
     # the α each weight step's objective takes in place of the stored ones, drawn anew per step
     # (SDARTS-RS: α + noise, set by the perturb extension); none by default
     perturbed_alphas: Callable[[], Overrides] = dict
+    # the upper loss from the plain one (a function of overrides) at overrides: e.g. its expectation
+    # over presence choices (the presence extension); None: the plain upper loss
+    upper_mixture: Callable[[Callable[[Overrides], torch.Tensor], Overrides], torch.Tensor] | None = None
     arch_held: bool = False  # weight steps only (``search.arch_warmup``, set by the loop)
 
     def objective(self, batch: Batch, train: bool) -> LossClosure:
@@ -87,7 +90,10 @@ class Level:
         self.upper_loss = None
 
         def upper_loss(ov: Overrides) -> torch.Tensor:
-            loss = self._eval(upper_obj, ov)[0]
+            if self.upper_mixture is None:
+                loss = self._eval(upper_obj, ov)[0]
+            else:
+                loss = self.upper_mixture(lambda o: self._eval(upper_obj, o)[0], ov)
             if self.upper_loss is None:
                 self.upper_loss = loss.detach()
             return loss + self.penalty(ov) if self.penalties else loss

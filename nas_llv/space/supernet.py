@@ -177,7 +177,11 @@ class MixedGate(nn.Module):
     w = ``ArchParams.prob`` of the label (0 when no candidate is present). ``cover(*modules)``
     names the modules whose cost the gate scales (not registered here: they stay where they are in
     the module tree); the cost table multiplies their cost by w_present (``space.cost``).
+    ``forced`` (None: the soft gate above) holds the sub-network present (1.0) or absent (0.0)
+    whatever α says: the ``presence`` search extension evaluates the upper loss at both.
     """
+
+    forced: float | None = None
 
     def __init__(self, label: str, names: tuple[str, ...], arch: ArchParams) -> None:
         super().__init__()
@@ -196,9 +200,16 @@ class MixedGate(nn.Module):
         w = self._arch.prob(self.label)
         return w[self.present] if self.present is not None else w.new_zeros(())
 
+    @property
+    def absent(self) -> bool:
+        """The sub-network is held absent (``forced`` 0): its owner may skip computing it."""
+        return self.forced == 0.0
+
     def forward(self, r: torch.Tensor) -> torch.Tensor:
         if not nni_bridge.is_choice(self.choice):  # frozen by NNI
             return self.choice(r)
+        if self.forced is not None:
+            return r * self.forced
         return self.weight() * r
 
 

@@ -30,11 +30,15 @@ EXAMPLE = {
     "zero_one": {"zero_one": 10.0, "relaxation": "sigmoid"},
     "cost": {"cost": {"size": [32, 24], "target": 0.005}},
     "max_skip": {"max_skip": 0},
+    "presence": {"presence": {"weights": "present"}},
 }
+# an extension that needs more of the recipe than its key: that recipe (the rest: TINY)
+BASE = {"presence": {**TINY, "network": {**TINY["network"], "spaces": {**TINY["network"]["spaces"],
+                                                                       "denoise": "ruas_denoise_capacity"}}}}
 
 
-def _recipe(**search):
-    data = yaml.safe_load(yaml.safe_dump(TINY))
+def _recipe(base=TINY, **search):
+    data = yaml.safe_load(yaml.safe_dump(base))
     data["search"].update(search)
     return recipe_from_dict(data, "tiny.yaml")
 
@@ -52,7 +56,7 @@ def test_every_extension_is_off_by_default():
 
 @pytest.mark.parametrize("key", sorted(EXAMPLE))
 def test_an_extensions_key_is_typed_and_written_back_as_given(key):
-    recipe = _recipe(**EXAMPLE[key])
+    recipe = _recipe(BASE.get(key, TINY), **EXAMPLE[key])
     value = recipe.search.extensions[key]
     assert value != EXTENSIONS.get(key).off and getattr(recipe.search, key) == value  # read as before: search.<key>
     written = recipe.to_dict()["search"]
@@ -64,7 +68,7 @@ def test_an_extensions_key_is_typed_and_written_back_as_given(key):
 
 @pytest.mark.parametrize("key", sorted(EXAMPLE))
 def test_each_extension_runs_in_a_tiny_search(tmp_path, key):
-    s = tiny_searcher(TINY, tmp_path, epochs=1, steps_per_epoch=1, **EXAMPLE[key])
+    s = tiny_searcher(BASE.get(key, TINY), tmp_path, epochs=1, steps_per_epoch=1, **EXAMPLE[key])
     assert [ext.key for ext in s.extensions] == [key]
     assert s.run() is True
     assert (s.attached_run.dir / "genotype.yaml").is_file()

@@ -105,7 +105,7 @@ class DenoiseModule(nn.Module):
         return {"presence": part_names("ruas_denoise", "presence", options["presence"], PRESENCE)}
 
     def forward(self, u: torch.Tensor) -> torch.Tensor:
-        if self.stem is None:
+        if self.stem is None or (isinstance(self.gate, MixedGate) and self.gate.absent):
             return u
         feat = self.stem(u)
         for block in self.blocks:
