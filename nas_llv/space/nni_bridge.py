@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import logging
-import sys
 import warnings
 from typing import Any, Callable, Iterator, Mapping
 
@@ -29,6 +28,8 @@ def _nni() -> Any:
         warnings.simplefilter("ignore")
         import nni.nas.nn.pytorch as nn_pytorch
     logging.getLogger("nni").setLevel(logging.ERROR)
+    global _CHOICES
+    _CHOICES = (PlainChoice, nn_pytorch.LayerChoice)
     return nn_pytorch
 
 
@@ -56,8 +57,14 @@ def choice(candidates: Mapping[str, nn.Module], label: str) -> nn.Module:
     return _nni().LayerChoice(dict(candidates), label=label)
 
 
+# The module types that are choices: ``PlainChoice``, and NNI's ``LayerChoice`` once ``_nni`` imported it
+# (no LayerChoice exists before). A plain global, so that torch.compile reads it inside a supernet's forward
+# (tracing into ``_nni``'s import and its warning filters would break the graph; docs/speed.md).
+_CHOICES: tuple[type, ...] = (PlainChoice,)
+
+
 def is_choice(module: nn.Module) -> bool:
-    return isinstance(module, PlainChoice) or ("nni" in sys.modules and isinstance(module, _nni().LayerChoice))
+    return isinstance(module, _CHOICES)
 
 
 def plain(factory: Callable[[], nn.Module]) -> nn.Module:

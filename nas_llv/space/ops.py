@@ -178,11 +178,12 @@ class Kernel(NamedTuple):
     bias: torch.Tensor | None
 
 
-def mixed_kernels(ops: list[nn.Module], weights: torch.Tensor, identity: float = 0.0,
+def mixed_kernels(ops: list[nn.Module], weights: torch.Tensor, identity: float | torch.Tensor = 0.0,
                   by_dilation: bool = False) -> list[Kernel]:
     """The combined kernels of Σ_i w_i op_i (+ ``identity``) that ``mixed_conv`` convolves x with."""
     ident = sum((w for w, op in zip(weights, ops) if isinstance(op, Skip) or op.residual), weights.new_zeros(()))
-    ident = ident + identity
+    # a 0-d tensor ``identity`` (float64: the auxiliary skip's β) is cast first, as a Python float is: the same sum
+    ident = ident + (identity.to(ident.dtype) if torch.is_tensor(identity) else identity)
     convs = [(w, op) for w, op in zip(weights, ops) if isinstance(op, ConvOp)]
     if not convs:
         return [Kernel(1, 1, ident, None)]

@@ -114,8 +114,9 @@ class MixedEdge(nn.Module):
         self.merge = merge and all(isinstance(m, (ConvOp, Skip)) for m in ops) and max(m.extent for m in ops) <= MERGE_MAX_EXTENT
         self.by_dilation = False  # merged: one kernel per dilation, not one dense kernel (``kernels_by_dilation``)
         # DARTS-' auxiliary skip β·x (search/extensions/aux_skip.py): every op maps ``channels`` to ``channels``,
-        # so every mixed edge takes it; a search-time term only, never in a derived network
-        self.aux_skip = 0.0
+        # so every mixed edge takes it; a search-time term only, never in a derived network. 0.0 (off) or a 0-d
+        # tensor, which a compiled forward takes as an input: a new β recompiles nothing (docs/speed.md)
+        self.aux_skip: float | torch.Tensor = 0.0
 
     def forward(self, x: torch.Tensor, identity: float = 0.0) -> torch.Tensor:
         """The mixed op on ``x``, plus (``identity`` + ``aux_skip``) * x (a residual node's own input
@@ -128,7 +129,7 @@ class MixedEdge(nn.Module):
         w = self._arch.prob(self.label)
         y = sum(wi * op(x) for wi, (_, op) in zip(w, nni_bridge.candidates(self.choice)))
         identity = identity + self.aux_skip
-        return y + identity * x if identity else y
+        return y + identity * x if torch.is_tensor(identity) or identity else y
 
     @property
     def joinable(self) -> bool:

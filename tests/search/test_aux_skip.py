@@ -81,9 +81,12 @@ def test_the_weight_decays_linearly_per_epoch_to_zero():
     assert aux_weight(AuxSkipConfig(weight=0.5), 1, 2) == 0.25
     net = nn.Sequential(_edge(True), _edge(False))
     apply_aux_skip(net, cfg, 1, 4)
-    assert [m.aux_skip for m in net] == [0.75, 0.75]
+    beta = net[0].aux_skip
+    assert [float(m.aux_skip) for m in net] == [0.75, 0.75]
     apply_aux_skip(net, None, 3, 4)  # off: left as it was
-    assert [m.aux_skip for m in net] == [0.75, 0.75]
+    assert [float(m.aux_skip) for m in net] == [0.75, 0.75]
+    apply_aux_skip(net, cfg, 2, 4)  # one tensor for every edge, filled in place (a compiled forward's input)
+    assert all(m.aux_skip is beta for m in net) and float(beta) == 0.5
 
 
 def test_the_derived_network_has_no_aux_skip(tmp_path):

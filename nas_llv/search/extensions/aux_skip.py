@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
 from torch import nn
 
 from nas_llv.config import check_range
@@ -34,9 +35,18 @@ def aux_weight(cfg: AuxSkipConfig, epoch: int, epochs: int) -> float:
 
 
 def apply_aux_skip(net: nn.Module, cfg: AuxSkipConfig | None, epoch: int, epochs: int) -> None:
-    """Set every mixed edge's auxiliary skip weight for ``epoch`` (nothing when ``cfg`` is None)."""
-    if cfg is not None:
-        set_all(net, MixedEdge, aux_skip=aux_weight(cfg, epoch, epochs))
+    """Set every mixed edge's auxiliary skip weight for ``epoch`` (nothing when ``cfg`` is None).
+
+    β is one 0-d float64 tensor shared by the edges and filled in place: a compiled forward takes it
+    as an input, so a new β recompiles nothing, and float64 holds the Python float exactly, so the
+    arithmetic is a float's (docs/speed.md)."""
+    if cfg is None:
+        return
+    edges = [m for m in net.modules() if isinstance(m, MixedEdge)]
+    beta = next((e.aux_skip for e in edges if torch.is_tensor(e.aux_skip)), None)
+    beta = torch.zeros((), dtype=torch.float64) if beta is None else beta
+    beta.fill_(aux_weight(cfg, epoch, epochs))
+    set_all(net, MixedEdge, aux_skip=beta)
 
 
 @register("aux_skip", AuxSkipConfig)

@@ -1,0 +1,149 @@
+"""``speed.compile`` traces the supernet whole (docs/speed.md, "compile"): every shipped space's supernet
+forward is one graph, with either relaxation, merged edges or not, with DARTS-' auxiliary skip and SDARTS'
+perturbed α; the cost and zero-one terms are one graph each; and a search compiles its levels' forwards in
+its first epoch only: later steps, with α, β and the perturbations changing, compile and recompile nothing.
+Counted with dynamo's own counters on its eager backend (tracing only, no C++ compile)."""
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+
+import pytest
+import torch
+from torch._dynamo.utils import counters
+
+from conftest import RECIPES
+from nas_llv import speed
+from nas_llv.search.extensions.aux_skip import AuxSkipConfig, apply_aux_skip
+from nas_llv.search.extensions.fair import ZeroOne
+from nas_llv.search.extensions.perturb import uniform_noise
+from nas_llv.search.level import call
+from nas_llv.space.models import build_supernet
+from nas_llv.space.spec import load_space
+from nas_llv.space.supernet import arch_modules
+from test_speed_exact import demo_searcher
+
+SPACES = sorted(p.stem for p in (RECIPES.parent / "search_spaces").glob("*.yaml"))
+
+
+@pytest.fixture
+def dynamo(monkeypatch):
+    """speed.compile on dynamo's eager backend, with fresh caches and counters; yields the list the
+    recompile log lines (dynamo's ``recompiles`` artifact) are appended to."""
+    monkeypatch.setattr(speed, "COMPILE_BACKEND", "eager")
+    torch._dynamo.reset()
+    counters.clear()
+    recompiles: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: recompiles.append(record.getMessage())  # type: ignore[method-assign]
+    log = logging.getLogger("torch._dynamo.guards.__recompiles")
+    torch._logging.set_logs(recompiles=True)
+    log.addHandler(handler)
+    try:
+        yield recompiles
+    finally:
+        log.removeHandler(handler)
+        torch._logging.set_logs()
+        torch._dynamo.reset()
+
+
+def breaks() -> int:
+    return sum(counters["graph_break"].values())
+
+
+def frames() -> int:
+    """Frames dynamo compiled (each compile of a recompiled frame counts)."""
+    return counters["frames"]["ok"]
+
+
+def _input(space) -> torch.Tensor:
+    """A tiny batch for the space's model: its cell width for a bare cell stack, else an RGB image."""
+    return torch.rand(1, space.cell.channels if space.model.get("type") == "cell_stack" else 3, 12, 12)
+
+
+@pytest.mark.parametrize("merge", [True, False], ids=["merged", "unmerged"])
+@pytest.mark.parametrize("relaxation", ["softmax", "sigmoid"])
+@pytest.mark.parametrize("space", SPACES)
+def test_every_shipped_supernet_forward_is_one_graph(dynamo, space, relaxation, merge):
+    """The forward a weight step runs (α perturbed through a functional call, β on every mixed edge)
+    compiles to one graph with no break, and computes what the eager forward computes."""
+    spec = load_space(space)
+    net = build_supernet(spec, merge_edges=merge, relaxation=relaxation).net.eval()
+    apply_aux_skip(net, AuxSkipConfig(weight=0.5), 1, 4)
+    alphas = {n: p for n, p in net.named_parameters() if ".alphas." in n}
+    overrides = uniform_noise(alphas, 0.03)
+    x = _input(spec)
+    with torch.no_grad():
+        eager = call(net, overrides, x)
+        speed.compile_modules([net], "test")
+        compiled = call(net, overrides, x)
+    assert frames() == 1 and breaks() == 0 and counters["stats"]["unique_graphs"] == 1
+    torch.testing.assert_close(compiled, eager, rtol=0, atol=0)
+
+
+def test_a_new_aux_skip_weight_recompiles_nothing(dynamo):
+    """β decays per epoch; the compiled forward takes it as an input (a Python float would be a
+    constant of the graph, and the first new value would recompile every call context)."""
+    recompiles = dynamo
+    net = build_supernet(load_space("ruas_cell")).net
+    speed.compile_modules([net], "test")
+    x = torch.rand(1, 3, 12, 12)
+    for epoch in range(4):
+        apply_aux_skip(net, AuxSkipConfig(weight=0.5), epoch, 4)
+        net(x)
+        with torch.no_grad():  # a second call context, as the epoch's validation is
+            net(x)
+    assert frames() == 2 and not recompiles[1:], recompiles  # one compile per context, one recompile between them
+
+
+def test_the_cost_and_zero_one_terms_are_one_graph_each(dynamo):
+    from nas_llv.search.extensions.cost import CostPenalty
+    from nas_llv.space.cost import measure
+
+    net = build_supernet(load_space("ruas_denoise_capacity"), relaxation="sigmoid").net
+    (arch,) = arch_modules(net)
+    weights = {label: arch.weights(label, a + 0.1) for label, a in arch.items()}
+    cost = CostPenalty(measure(net, "flops", (16, 16)), net, target=1e-6, weight=1.0)
+    for term in (cost, ZeroOne(10.0)):
+        want = term(weights)
+        torch.testing.assert_close(torch.compile(term, backend="eager")(weights), want, rtol=0, atol=0)
+    assert breaks() == 0 and frames() == 2
+
+
+# the demo search with every extension that acts inside a step: α perturbed in the weight steps, the
+# auxiliary skip's β decaying per epoch, the sigmoid relaxation with its zero-one loss, the cost hinge
+EXTENSIONS = ["search.perturb={epsilon: 0.03}", "search.aux_skip={weight: 0.5}", "search.relaxation=sigmoid",
+              "search.zero_one=10", "search.cost={target: 1.0e-6, size: [16, 16]}"]
+
+
+def small_spaces(tmp_path: Path) -> str:
+    """The demo's scene and denoise spaces with one cell each, of three ops (a convolution, a dilated
+    residual one, the skip): the same modules and call contexts, traced in a fraction of the time."""
+    names = {}
+    for module, space in (("scene", "ruas_scene"), ("denoise", "ruas_denoise")):
+        path = tmp_path / f"small_{space}.yaml"
+        path.write_text(f"extends: {RECIPES.parent / 'search_spaces' / space}.yaml\nname: small_{space}\nrepeat: 1\n"
+                        "cell: {ops: [conv_1x1, resdilconv_3x3_d2, skip]}\n")
+        names[module] = str(path)
+    return f"network.spaces={{scene: {names['scene']}, denoise: {names['denoise']}}}"
+
+
+@pytest.mark.parametrize("method, extra", [("first_order", EXTENSIONS), ("finite_difference", [])],
+                         ids=["first_order+extensions", "finite_difference"])
+def test_a_search_compiles_its_steps_in_the_first_epoch_only(dynamo, tmp_path, method, extra):
+    """After the first epoch (every call context of a step: the levels' forwards at ω and α, at
+    perturbed α or unrolled ω, and the epoch's validation without grad), three more epochs with α, β
+    and the perturbations changing compile no frame, log no recompile and break no graph."""
+    recompiles = dynamo
+    s = demo_searcher(tmp_path, method, ["speed.compile=true", "search.steps_per_epoch=1", "search.val_batches=1",
+                                          "search.epochs=4", small_spaces(tmp_path), *extra])
+    alpha = lambda: torch.cat([p.detach().flatten().clone() for n, p in s.net.named_parameters() if ".alphas." in n])
+    with contextlib.closing(s):
+        s.advance(0.0)  # epoch 1: one iteration of each level, then validation
+        first, logged, alpha_first = frames(), len(recompiles), alpha()
+        while s.step < 8:
+            s.advance(0.0)
+    assert first >= 2 and breaks() == 0  # the scene's and the denoiser's forward, whole
+    assert frames() == first and len(recompiles) == logged, recompiles[logged:]
+    assert (alpha() - alpha_first).abs().max() > 1e-3  # α moved under the compiled forwards
