@@ -103,11 +103,11 @@ def test_the_cost_and_zero_one_terms_are_one_graph_each(dynamo):
 
     net = build_supernet(load_space("ruas_denoise_capacity"), relaxation="sigmoid").net
     (arch,) = arch_modules(net)
-    weights = {label: arch.weights(label, a + 0.1) for label, a in arch.items()}
+    probs = {label: arch.prob(label, a + 0.1) for label, a in arch.items()}
     cost = CostPenalty(measure(net, "flops", (16, 16)), net, target=1e-6, weight=1.0)
     for term in (cost, ZeroOne(10.0)):
-        want = term(weights)
-        torch.testing.assert_close(torch.compile(term, backend="eager")(weights), want, rtol=0, atol=0)
+        want = term(probs)
+        torch.testing.assert_close(torch.compile(term, backend="eager")(probs), want, rtol=0, atol=0)
     assert breaks() == 0 and frames() == 2
 
 
