@@ -17,6 +17,7 @@ Protocol (docs/quality.md, "The front against random"):
    maximised) against one fixed reference point: the dearest genotype of the space (from the
    cost table) and the dark inputs' own PSNR on the validation pairs. Then strategies.py's paired
    t-test and exact sign-flip test of the per-seed hypervolumes, search against random.
+   ``--psnr-floor`` moves the reference's PSNR (a sensitivity check, docs/quality.md).
 
 Rows go to ``WORK/results.jsonl`` (strategies.py's format); a rerun with the same ``--work``
 resumes.
@@ -91,12 +92,13 @@ def report(rows: list[dict], args: argparse.Namespace, val: Path) -> list[str]:
     if not seeds:
         return ["no seed has every arm yet"]
     cheapest, dearest = cost_range(by[(f"cost_{targets[0]}", seeds[0])]["run"])
-    reference = (dearest, input_psnr(val))
+    reference = (dearest, input_psnr(val) if args.psnr_floor is None else args.psnr_floor)
+    floor = f"the dark inputs' PSNR on {val}" if args.psnr_floor is None else "--psnr-floor"
     point = {k: (genotype_gflops(r["run"]), r["psnr"]) for k, r in by.items()}
     hv = {m: [hypervolume([point[(f"{p}_{t}", s)] for t in targets], reference) for s in seeds]
           for m, p in METHODS.items()}
     lines = [f"seeds {seeds}; space: cheapest genotype {cheapest:.3f}, dearest {dearest:.3f} GFLOPs at 600x400; "
-             f"reference point ({reference[0]:.3f} GFLOPs, {reference[1]:.2f} dB: the dark inputs' PSNR on {val})", "",
+             f"reference point ({reference[0]:.3f} GFLOPs, {reference[1]:.2f} dB: {floor})", "",
              "| method | target / limit (GFLOPs at 600x400) | GFLOPs at 600x400 | validation PSNR (dB) | SSIM | "
              "points per seed (GFLOPs, dB) |", "| --- | --- | --- | --- | --- | --- |"]
     for m, p in METHODS.items():
@@ -129,6 +131,7 @@ def main() -> None:
     p.add_argument("--val-size", type=int, default=256)
     p.add_argument("--jobs", type=int, default=2)
     p.add_argument("--work", type=Path, help="folder for the runs and results.jsonl (default: a temporary one)")
+    p.add_argument("--psnr-floor", type=float, help="the reference point's PSNR (default: the dark inputs' own)")
     p.add_argument("--report-only", action="store_true", help="print the tables of --work's results")
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="front-"))
