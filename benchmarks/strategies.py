@@ -15,7 +15,8 @@ arms are paired by seed):
 - ``skip_only``: no search, the genotype with every edge a skip op (the cheapest network), a
   control for what a cheap network scores after the same retraining;
 - ``random_limit``: random search drawing only candidates under ``--cost-limit`` GFLOPs at
-  600x400 (the cost arms' fair baseline);
+  600x400 (the cost arms' fair baseline); ``limit_<T>``: the same under T, one arm per target of
+  ``--cost-targets`` (``--arms limit``; benchmarks/front.py's random front);
 - ``--random-genotypes`` genotypes drawn uniformly (``nas-llv derive --sample``, seed 0), no
   search: genotype i retrained with seed i mod 5 and scored the same way, for the PSNR-vs-FLOPs plot.
 
@@ -85,14 +86,22 @@ def nas_llv(*args: str) -> str:
 
 def search_overrides(arm: str, seed: int, args: argparse.Namespace) -> list[str]:
     """The search recipe's overrides for ``arm`` at ``seed``, at the shared budget."""
-    strategy = {"random_limit": "random"}.get(arm, "cooperative" if arm.startswith("cost_") else arm)
-    cost = ("null" if not arm.startswith("cost_") and arm != "random_limit" else
-            f"{{limit: {args.cost_limit}}}" if arm == "random_limit" else f"{{type: flops, target: {arm[5:]}, weight: 1.0}}")
+    strategy, cost = arm_search(arm, args)
     common = [f"seed={seed}", f"data.seed={seed}", *args.p["search_data"], f"search.strategy={strategy}",
               f"search.cost={cost}", *args.set]
     if strategy != "random":
         return [*common, f"search.epochs={args.epochs}", f"search.steps_per_epoch={args.steps_per_epoch}"]
     return [*common, f"search.epochs={args.candidates}", f"search.steps_per_epoch={random_steps(args)}"]
+
+
+def arm_search(arm: str, args: argparse.Namespace) -> tuple[str, str]:
+    """(``search.strategy``, ``search.cost``) of ``arm``: ``cost_<T>`` is cooperative with the hinge
+    above T, ``limit_<L>`` random search under L GFLOPs (``random_limit``: under ``--cost-limit``)."""
+    if arm.startswith("cost_"):
+        return "cooperative", f"{{type: flops, target: {arm[5:]}, weight: 1.0}}"
+    if arm.startswith("limit_") or arm == "random_limit":
+        return "random", f"{{limit: {arm[6:] if arm.startswith('limit_') else args.cost_limit}}}"
+    return arm, "null"
 
 
 def random_steps(args: argparse.Namespace) -> int:
@@ -263,10 +272,11 @@ def plot(rows: list[dict], path: Path) -> None:
 # -- driver ----------------------------------------------------------------------------------------
 
 def arms(args: argparse.Namespace) -> list[str]:
-    """``--arms`` with "cost" expanded to one arm per ``--cost-targets`` entry."""
+    """``--arms`` with "cost" and "limit" expanded to one arm per ``--cost-targets`` entry
+    (``cost_<T>``, ``limit_<T>``)."""
     out = []
     for arm in args.arms.split(","):
-        out += [f"cost_{float(t):g}" for t in args.cost_targets.split(",")] if arm == "cost" else [arm]
+        out += [f"{arm}_{float(t):g}" for t in args.cost_targets.split(",")] if arm in ("cost", "limit") else [arm]
     return out
 
 
