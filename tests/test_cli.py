@@ -32,11 +32,18 @@ def test_list(kind, capsys):
                    "adversarial", "noise_level", "edge"},
         "strategies": {"cooperative", "global", "independent", "hyper", "cooperative_highlevel"},
         "hypergrads": {"first_order", "finite_difference", "unrolled_exact", "implicit_cg", "implicit_gn"},
-        "extensions": {"hessian", "perturb", "aux_skip", "zero_one", "cost", "max_skip"},
+        "extensions": {"hessian", "perturb", "aux_skip", "zero_one", "cost", "max_skip", "presence"},
         "datasets": {"demo", "demo_sr", "folder", "paired", "lol", "rellisur", "noisy_demo"},
         "networks": {"single", "ruas", "ruas_highlevel"},
     }[kind]
     assert expected <= names
+
+
+def test_list_strategies_names_each_ones_loop(capsys):
+    assert main(["list", "strategies"]) == 0
+    kinds = {line.split()[0]: line.rsplit(" ", 1)[1] for line in capsys.readouterr().out.splitlines()
+             if line.rstrip().endswith("]")}
+    assert kinds["random"] == "[multi_trial]" and kinds["cooperative"] == kinds["hyper"] == "[one_shot]"
 
 
 def test_list_says_what_each_entry_is_and_its_keys(capsys):

@@ -95,8 +95,10 @@ def listing(kind: str) -> list[str]:
 
 def _entry_lines(reg: Any, name: str) -> list[str]:
     """``name`` with the first line of its docstring, then its recipe keys and their defaults."""
-    doc = (getattr(reg.get(name), "__doc__", None) or "").strip().splitlines()
-    lines = [f"{name:20s} {doc[0].strip() if doc else ''}".rstrip()]
+    entry = reg.get(name)
+    doc = (getattr(entry, "__doc__", None) or "").strip().splitlines()
+    kind = getattr(entry, "kind", None)  # a strategy's loop: one_shot or multi_trial
+    lines = [f"{name:20s} {doc[0].strip() if doc else ''}{f' [{kind}]' if isinstance(kind, str) else ''}".rstrip()]
     options = reg.config_of(name)
     fields = dataclasses.fields(options) if options is not None else ()
     if fields:
