@@ -86,10 +86,10 @@ class Presence(Extension):
         for gate in self.gates:
             gate.forced = self.restore
         self.gains: dict[str, float] = {}
+        self.held: dict[str, list[str]] = {}  # level name -> the presence labels it learns
 
     def attach(self, search: Search) -> None:
-        held = set()
-        for level in search.levels.values():
+        for name, level in search.levels.items():
             labels = set(level.relaxed({}))
             gates = [g for g in self.gates if g.label in labels]
             if len(gates) > MAX_GATES:
@@ -97,7 +97,8 @@ class Presence(Extension):
                                   f"{MAX_GATES} (2^k upper-loss evaluations per arch step)")
             if gates:
                 level.upper_mixture = self._mixture(level, gates)
-                held.update(g.label for g in gates)
+                self.held[name] = [g.label for g in gates]
+        held = {label for labels in self.held.values() for label in labels}
         missing = [g.label for g in self.gates if g.label not in held]
         if missing:
             raise ConfigError(f"search.presence: no level of this strategy learns {', '.join(missing)}")
@@ -113,5 +114,4 @@ class Presence(Extension):
 
     def columns(self, name: str, level: Level, batch: Batch) -> dict[str, float]:
         """``presence/<label>/gain``: L(absent) - L(present) at the level's last arch step."""
-        labels = set(level.relaxed({})) if level.upper_mixture is not None else set()
-        return {f"presence/{label}/gain": v for label, v in self.gains.items() if label in labels}
+        return {f"presence/{label}/gain": self.gains[label] for label in self.held.get(name, ()) if label in self.gains}
