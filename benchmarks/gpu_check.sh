@@ -7,9 +7,13 @@
 #    are not installed and the folder is there (a machine without network access);
 # 2. runs the tests marked cuda (pytest -m cuda: the commands on the device, resume on CUDA,
 #    data-parallel NCCL runs on one GPU and on two where present);
-# 3. runs benchmarks/search_step.py and benchmarks/inference.py with --device cuda, few repeats,
-#    and the README's session on the device: demo search, latency cost table, train, eval per engine;
-# 4. prints a Markdown table: each check, passed or not, its time; the outputs are in $LOGS.
+# 3. runs benchmarks/gpu_figures.py (the search iteration eager and compiled, first order and finite
+#    differences: seconds, kernel launches and peak memory per iteration, the projected
+#    recipes/ruas_lol.yaml search time) and benchmarks/inference.py with --device cuda, few repeats,
+#    and the README's session on the device: demo search (its wall time), latency cost table, train,
+#    eval per engine;
+# 4. prints one Markdown table: each check, passed or not, its time, then the figures of step 3;
+#    the outputs are in $LOGS. Sized for at most 8 minutes on one H100/H200.
 # Without CUDA, steps 2-3 print "skipped: no CUDA" rows (the script then takes seconds; CI runs it).
 # Exit status: 0 when nothing failed. PYTHON picks the interpreter (default: python),
 # GPU_CHECK_PACKAGES the packages of step 1 (default: nni lpips), CHECK_TIMEOUT the seconds one
@@ -76,7 +80,9 @@ done
 if [ -n "$DEVICE" ]; then
     # 2. the tests marked cuda; 3. the two benchmarks on the device
     check "pytest -m cuda" "$PY" -m pytest -q -m cuda tests
-    check "search_step.py --device cuda" "$PY" benchmarks/search_step.py --device cuda --iters 2 --warmup 1
+    # at most FIGURES_TIMEOUT seconds (default 200): the eager figures come first and stay if it is stopped
+    CHECK_TIMEOUT=${FIGURES_TIMEOUT:-200} check "gpu_figures.py --device cuda" "$PY" benchmarks/gpu_figures.py \
+        --device cuda --iters 2 --warmup 2 --profile 1 --rows "$LOGS/figures.md"
     check "inference.py --device cuda" "$PY" benchmarks/inference.py --device cuda --repeats 3 --rounds 1
     # 3b. the README's session on the device: the demo search, the latency cost table, retraining,
     # evaluation with each engine (the runs go under $LOGS/runs; the cost table into $LOGS)
@@ -101,7 +107,7 @@ if [ -n "$DEVICE" ]; then
     fi
 else
     DEVICE="none (CPU only)"
-    for name in "pytest -m cuda" "search_step.py --device cuda" "inference.py --device cuda" "the session (cuda)"; do
+    for name in "pytest -m cuda" "gpu_figures.py --device cuda" "inference.py --device cuda" "the session (cuda)"; do
         skip "$name" "no CUDA"
     done
 fi
@@ -112,6 +118,8 @@ echo
 echo "| check | result | seconds |"
 echo "| --- | --- | --- |"
 printf '%s\n' "${ROWS[@]}"
+# the figures of gpu_figures.py, rows of the same table (| figure | value | seconds |)
+[ -s "$LOGS/figures.md" ] && cat "$LOGS/figures.md"
 echo
 echo "outputs: $LOGS"
 exit $FAILED
