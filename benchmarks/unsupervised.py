@@ -8,8 +8,12 @@ Protocol (docs/training.md, "Training without ground truth"):
 2. For each exposure level of ``--levels`` and length of ``--steps``: ``nas-llv train TARGET --recipe
    recipes/ruas_unsupervised_train.yaml losses.scene.terms.exposure.level=E train.steps=N`` on the dark photos
    (``--data``, no ground truth), then ``nas-llv eval`` of its final step on the validation pairs.
-3. The (level, steps) with the best mean validation PSNR over the seeds is the choice. Only that run is scored on ``--test``
-   (the MIT pairs), once; the other levels' test scores are not computed.
+   ``--train-on synth:MIN-MAX`` trains instead on low images synthesised at exposures MIN to MAX
+   from ``--synth-sources`` (default sklearn, sporco, mvtb: never the validation's bundled
+   photographs, checked), with ``paired: false``, so no ground truth exists for a loss to read.
+3. The (training images, level, steps) with the best mean validation PSNR over the seeds is the choice. Only that
+   setting is scored on ``--test`` (the MIT pairs), once; the others' test scores are not computed (``--no-test``: none).
+   A run already finished in ``--work`` (its ``model.pt``) by an earlier call is reused, not retrained.
 4. Every run's output on the dark photos is checked for a colour cast (channel means of the
    enhanced images) and brightness.
 5. ``--authors-steps``: the authors' own loop for reference (their scene loss alone, SGD lr 0.015,
@@ -17,6 +21,7 @@ Protocol (docs/training.md, "Training without ground truth"):
    number of steps and scored on the test pairs: a trajectory, not a selection.
 
     python benchmarks/unsupervised.py --target upe_model.pt [--levels 0.1 0.15 0.2 0.3] [--steps 600 2000] [--seeds 0 1 2] [--jobs 2]
+        [--train-on dark synth:0.02-0.2]
 """
 from __future__ import annotations
 
@@ -37,6 +42,7 @@ from quality_protocol import write_pairs  # noqa: E402 (the benchmarks' one writ
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RECIPE = ROOT / "recipes" / "ruas_unsupervised_train.yaml"
+VAL_SOURCES = ["bundled"]  # the validation pairs' photographs (synth's default set)
 
 
 def cli(*args: str, threads: int = 1) -> str:
@@ -66,13 +72,34 @@ def cast(run: Path, photos: Path) -> dict[str, object]:
     return {"rgb": [round(float(m), 3) for m in means], "gap": round(float(means.max() - means.min()), 3)}
 
 
-def one(level: float, steps: int, seed: int, target: Path, data: Path, work: Path, val: Path) -> dict[str, object]:
-    out = work / f"level{level}-steps{steps}-seed{seed}"
-    run = Path(cli("train", str(target), "--recipe", str(RECIPE), "--output", str(out),
-                   f"losses.scene.terms.exposure.level={level}", f"train.steps={steps}", f"seed={seed}",
-                   f"data.root={data}"))
-    return {"level": level, "steps": steps, "seed": seed, "run": str(run), "val": summary(run, val),
-            "dark": cast(run, data)}
+def training_data(train_on: str, data: Path, sources: list[str]) -> str:
+    """The ``data`` override of one ``--train-on`` entry: ``dark`` (the folder of dark photos) or
+    ``synth:MIN-MAX`` (low images synthesised at exposures MIN to MAX from ``sources``, ``paired:
+    false``: no ground truth is ever made, so no loss can read one)."""
+    if train_on == "dark":
+        return f"data.root={data}"
+    lo, hi = (float(v) for v in train_on.removeprefix("synth:").split("-"))
+    return (f"data={{type: synth, sources: [{', '.join(sources)}], paired: false, synth_count: 1024, "
+            f"synth_size: 128, exposure_min: {lo}, exposure_max: {hi}, crop: 128, batch_size: 4, val_ratio: 0.1}}")
+
+
+def one(train_on: str, level: float, steps: int, seed: int, target: Path, data: Path, work: Path, val: Path,
+        sources: list[str]) -> dict[str, object]:
+    out = work / f"{train_on.replace(':', '')}-level{level}-steps{steps}-seed{seed}"
+    done = sorted(out.glob("*/model.pt"))  # a finished run of an earlier call with this --work
+    run = done[-1].parent if done else Path(cli(
+        "train", str(target), "--recipe", str(RECIPE), "--output", str(out), f"losses.scene.terms.exposure.level={level}",
+        f"train.steps={steps}", f"seed={seed}", training_data(train_on, data, sources)))
+    return {"train_on": train_on, "level": level, "steps": steps, "seed": seed, "run": str(run),
+            "val": summary(run, val), "dark": cast(run, data)}
+
+
+def check_disjoint(sources: list[str], val_sources: list[str]) -> None:
+    """Synthesised training lows must come from other photographs than the validation pairs."""
+    from nas_llv.data.photos import photo_names
+    shared = set(photo_names(sources)) & set(photo_names(val_sources))
+    if shared:
+        raise SystemExit(f"--synth-sources share photographs with the validation pairs: {sorted(shared)}")
 
 
 AUTHORS = ["losses.scene={type: ruas_scene, smooth: code_ycbcr}", "data.crop=256", "data.batch_size=1",
@@ -96,28 +123,38 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, nargs="+", default=[0])
     ap.add_argument("--val-count", type=int, default=24)
     ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--train-on", nargs="+", default=["dark"],
+                    help="training images: 'dark' (--data) and/or 'synth:MIN-MAX', lows synthesised at those exposures")
+    ap.add_argument("--synth-sources", nargs="+", default=["sklearn", "sporco", "mvtb"],
+                    help="photo sets of the synthesised training lows (never the validation's bundled set)")
+    ap.add_argument("--no-test", action="store_true", help="stop after the choice on validation")
     ap.add_argument("--authors-steps", type=int, nargs="*", default=[], help="also run the authors' loop this long")
     ap.add_argument("--work", type=Path, default=None)
     a = ap.parse_args()
     work = a.work or Path(tempfile.mkdtemp(prefix="unsupervised-"))
     # under-exposed photographs (1/8 to 1/2) from the bundled ones, never MIT, DARK FACE or LOL
-    val = write_pairs(work / "synth_val", a.val_count, 128, exposure_min=0.125, exposure_max=0.5)
+    val = write_pairs(work / "synth_val", a.val_count, 128, sources=tuple(VAL_SOURCES), exposure_min=0.125, exposure_max=0.5)
     if a.authors_steps:
         with cf.ThreadPoolExecutor(a.jobs) as pool:
             for row in pool.map(lambda n: authors(n, a.target.resolve(), a.data.resolve(), work, a.test), a.authors_steps):
                 print(json.dumps(row), flush=True)
-    jobs = [(lv, n, s) for lv in a.levels for n in a.steps for s in a.seeds]
+    if any(t != "dark" for t in a.train_on):
+        check_disjoint(a.synth_sources, VAL_SOURCES)
+    settings = [(t, lv, n) for t in a.train_on for lv in a.levels for n in a.steps]
+    jobs = [(*k, s) for k in settings for s in a.seeds]
     with cf.ThreadPoolExecutor(a.jobs) as pool:
-        rows = list(pool.map(lambda j: one(*j, a.target.resolve(), a.data.resolve(), work, val), jobs))
+        rows = list(pool.map(lambda j: one(*j, a.target.resolve(), a.data.resolve(), work, val, a.synth_sources), jobs))
     for r in rows:
         print(json.dumps(r), flush=True)
-    grid = {(lv, n): [r["val"]["psnr"] for r in rows if (r["level"], r["steps"]) == (lv, n)]
-            for lv in a.levels for n in a.steps}
+    grid = {k: [r["val"]["psnr"] for r in rows if (r["train_on"], r["level"], r["steps"]) == k] for k in settings}
     best = max(grid, key=lambda k: sum(grid[k]) / len(grid[k]))
-    print("validation PSNR by (level, steps): " + ", ".join(f"{k}: {sum(v) / len(v):.2f}" for k, v in grid.items()))
-    print(f"chosen level {best[0]}, {best[1]} steps; its runs scored once on {a.test}:")
+    print("validation PSNR by (train on, level, steps): "
+          + ", ".join(f"{k}: {sum(v) / len(v):.2f}" for k, v in grid.items()))
+    if a.no_test:
+        return
+    print(f"chosen: training on {best[0]}, level {best[1]}, {best[2]} steps; its runs scored once on {a.test}:")
     for r in rows:
-        if (r["level"], r["steps"]) == best:
+        if (r["train_on"], r["level"], r["steps"]) == best:
             print(json.dumps({"seed": r["seed"], "test": summary(Path(r["run"]), a.test), "dark": r["dark"]}))
 
 

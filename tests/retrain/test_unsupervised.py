@@ -12,7 +12,7 @@ from conftest import RECIPES
 from nas_llv.data.synth import build_synth
 from nas_llv.export.ruas_import import ruas_genotype
 from nas_llv.recipe import recipe_from_dict
-from nas_llv.retrain.trainer import Trainer
+from nas_llv.retrain.trainer import Trainer, TrainingObjective
 from nas_llv.runs import Run
 
 # night-dark images made from the bundled photographs, no ground truth (DARK FACE's inputs average
@@ -90,3 +90,18 @@ def test_a_scene_loss_with_nothing_holding_the_exposure_is_warned_about():
     assert drift_warnings(plain, {"l1": 1.0, "task": 1.0}) == []
     shipped = yaml.safe_load((RECIPES / "ruas_unsupervised_train.yaml").read_text())
     assert drift_warnings(shipped["losses"], shipped["train"]["objective"]) == []
+
+
+def test_the_recipes_objective_never_reads_the_ground_truth():
+    # training on synthesised lows (docs/training.md) is unsupervised only if no term reads 'high':
+    # a poisoned ground truth changes nothing, and a batch without one is accepted
+    shipped = yaml.safe_load((RECIPES / "ruas_unsupervised_train.yaml").read_text())
+    net = ruas_genotype("cvpr", "ruas_s").build()
+    objective = TrainingObjective(shipped["losses"], shipped["train"]["objective"], net)
+    pairs = build_synth(seed=3, synth_count=2, synth_size=32, exposure_min=0.03, exposure_max=0.1)
+    low = torch.stack([pairs[i]["low"] for i in range(2)])
+    with torch.no_grad():
+        alone, _, _ = objective(net, {"low": low})
+        poisoned, _, _ = objective(net, {"low": low, "high": torch.full_like(low, float("nan"))})
+    assert torch.isfinite(alone) and float(alone) > 0
+    assert torch.equal(alone, poisoned)
