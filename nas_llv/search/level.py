@@ -14,6 +14,7 @@ from torch import nn
 
 from nas_llv.distributed import all_reduce_mean, mean_floats
 from nas_llv.search.hypergrad import Bilevel, HypergradMethod, apply_upper_grads
+from nas_llv.search.hypergrad.base import frozen, leaves
 
 Batch = Mapping[str, Any]
 Overrides = Mapping[str, torch.Tensor]
@@ -65,6 +66,11 @@ class Level:
     # over presence choices (the presence extension); None: the plain upper loss
     upper_mixture: Callable[[Callable[[Overrides], torch.Tensor], Overrides], torch.Tensor] | None = None
     arch_held: bool = False  # weight steps only (``search.arch_warmup``, set by the loop)
+    # ``speed.compile`` (set by the loop): a weight step passes every α and ω explicitly, ω as leaves
+    # that require grad and α detached, so it runs the compiled graph the unrolled step's ∇_ω runs, and
+    # that graph's backward computes no ∇_α (a compiled backward computes the gradient of every input
+    # that requires grad; eager autograd skips the ones not asked for, so the eager path is unchanged)
+    explicit_grads: bool = False
 
     def objective(self, batch: Batch, train: bool) -> LossClosure:
         """The loss on ``batch`` as a function of overrides: (total, unweighted terms)."""
@@ -126,6 +132,14 @@ class Level:
         arch = {id(p) for p in arch_parameters(self.module)}
         return {n: p for n, p in self.upper.items() if id(p) in arch}
 
+    def fixed_call(self, module: nn.Module, *args: Any) -> Any:
+        """``module(*args)`` where this level takes no gradient with respect to ``module``'s parameters
+        (another level's module): with ``explicit_grads`` and grad mode on, they are passed frozen
+        (without grad, as the module's own level calls it there: the same compiled graph)."""
+        if not (self.explicit_grads and torch.is_grad_enabled()):
+            return module(*args)
+        return call(module, frozen(dict(module.named_parameters())), *args)
+
     def _eval(self, objective: LossClosure, ov: Overrides) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         with self.amp():
             return objective(ov)
@@ -133,9 +147,13 @@ class Level:
     def weight_step(self, batch: Batch, objective: LossClosure | None = None) -> tuple[float, dict[str, float]]:
         """One optimizer step on ω with the training objective (``objective``: already built on
         ``batch``) at the α of ``perturbed_alphas()``; returns (loss, terms)."""
-        total, terms = self._eval(objective or self.objective(batch, True), self.perturbed_alphas())
-        params = list(self.lower.values())
-        grads = all_reduce_mean(dict(zip(self.lower, torch.autograd.grad(total, params))))  # over ranks
+        overrides, params = self.perturbed_alphas(), list(self.lower.values())
+        wrt = params
+        if self.explicit_grads:
+            overrides = {**frozen(self.arch_variables()), **overrides, **leaves(self.lower)}
+            wrt = [overrides[n] for n in self.lower]
+        total, terms = self._eval(objective or self.objective(batch, True), overrides)
+        grads = all_reduce_mean(dict(zip(self.lower, torch.autograd.grad(total, wrt))))  # over ranks
         for p, g in zip(params, grads.values()):
             p.grad = g
         if self.grad_clip is not None:

@@ -27,7 +27,7 @@ from nas_llv.space.models.base import fit_scale
 from nas_llv.registry import SEARCH_LOOPS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
-from nas_llv.speed import apply_speed, channels_last_batch
+from nas_llv.speed import apply_speed, channels_last_batch, foreach_steps
 from nas_llv.space.supernet import prefer_channels_last, probs_of
 from nas_llv.search import extensions
 from nas_llv.search.extensions import Extension
@@ -81,6 +81,8 @@ class Searcher(Job):
             ext.attach(self)
         self._apply_speed()
         self.schedulers = self._attach_optimizers()
+        if self.recipe.speed.compile:
+            foreach_steps(o for level in self.levels.values() for o in (level.weight_opt, level.arch_opt))
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
         self.step = self.epoch = self.it = 0
         self.val_loss: float | None = None  # the latest epoch's validation loss
@@ -105,7 +107,7 @@ class Searcher(Job):
         amp = apply_speed(self.net, speed, self.device, "search")
         prefer_channels_last(self.net, speed.uses_channels_last("search"))
         for level in self.levels.values():
-            level.shortcuts, level.amp = speed.shortcuts, amp
+            level.shortcuts, level.amp, level.explicit_grads = speed.shortcuts, amp, speed.compile
 
     def _batch(self, stream: Any) -> dict[str, Any]:
         batch = super()._batch(stream)

@@ -1,7 +1,7 @@
 """``speed.compile`` traces the supernet whole (docs/speed.md, "compile"): every shipped space's supernet
 forward is one graph, with either relaxation, merged edges or not, with DARTS-' auxiliary skip and SDARTS'
-perturbed α; the cost and zero-one terms are one graph each; and a search compiles its levels' forwards in
-its first epoch only: later steps, with α, β and the perturbations changing, compile and recompile nothing.
+perturbed α; the cost and zero-one terms are one graph each; and a search compiles each level's forward once per
+call context, in its first iteration: later steps, with α, β and the perturbations changing, compile nothing.
 Counted with dynamo's own counters on its eager backend (tracing only, no C++ compile)."""
 from __future__ import annotations
 
@@ -129,21 +129,47 @@ def small_spaces(tmp_path: Path) -> str:
     return f"network.spaces={{scene: {names['scene']}, denoise: {names['denoise']}}}"
 
 
+# the compiled graphs a search's first iteration compiles, one per call context of each level's module, which
+# differ in what the graph's backward computes (a compiled backward computes a gradient for every input that
+# requires grad, so each context gets exactly its own): without grad (the preflight, validation, the scene's
+# output a task level reads); ∇_ω at α (the weight step and the unrolled step ω'); ∇_α at ω (the first-order
+# upper loss, finite differences' ω ± rv); ∇_α and ∇_ω' at ω' (finite differences' upper loss); and the
+# denoiser's input only (the scene level's upper loss reaching α_s through the task loss)
+CONTEXTS = {"first_order": 7, "finite_difference": 9}
+
+
 @pytest.mark.parametrize("method, extra", [("first_order", EXTENSIONS), ("finite_difference", [])],
                          ids=["first_order+extensions", "finite_difference"])
-def test_a_search_compiles_its_steps_in_the_first_epoch_only(dynamo, tmp_path, method, extra):
-    """After the first epoch (every call context of a step: the levels' forwards at ω and α, at
-    perturbed α or unrolled ω, and the epoch's validation without grad), three more epochs with α, β
-    and the perturbations changing compile no frame, log no recompile and break no graph."""
+def test_a_search_compiles_each_step_once_in_its_first_iteration(dynamo, tmp_path, method, extra):
+    """The first iteration compiles one graph per call context (``CONTEXTS``), each recompile told apart
+    by grad mode or ``requires_grad`` only (no layout, type or Python constant guard), and eight more
+    steps over four epochs, with α, β, the perturbations and the lr changing, compile no frame, log no
+    recompile and break no graph."""
     recompiles = dynamo
-    s = demo_searcher(tmp_path, method, ["speed.compile=true", "search.steps_per_epoch=1", "search.val_batches=1",
+    s = demo_searcher(tmp_path, method, ["speed.compile=true", "search.steps_per_epoch=2", "search.val_batches=1",
                                           "search.epochs=4", small_spaces(tmp_path), *extra])
     alpha = lambda: torch.cat([p.detach().flatten().clone() for n, p in s.net.named_parameters() if ".alphas." in n])
     with contextlib.closing(s):
-        s.advance(0.0)  # epoch 1: one iteration of each level, then validation
-        first, logged, alpha_first = frames(), len(recompiles), alpha()
-        while s.step < 8:
+        s.advance(0.0)  # the first iteration: each level's arch and weight steps
+        first, logged, alpha_first = frames(), list(recompiles), alpha()
+        while s.step < 16:
             s.advance(0.0)
-    assert first >= 2 and breaks() == 0  # the scene's and the denoiser's forward, whole
-    assert frames() == first and len(recompiles) == logged, recompiles[logged:]
+    assert first == CONTEXTS[method] and breaks() == 0, (first, logged)
+    reasons = [line for m in logged for line in m.splitlines() if line.strip().startswith("- ")]
+    assert reasons and all("grad_mode" in r or "requires_grad mismatch" in r for r in reasons), reasons
+    assert frames() == first and recompiles == logged, recompiles[len(logged):]
     assert (alpha() - alpha_first).abs().max() > 1e-3  # α moved under the compiled forwards
+
+
+def test_explicit_gradients_change_no_step(tmp_path):
+    """The weight step with every α and ω passed explicitly (``Level.explicit_grads``, what
+    ``speed.compile`` turns on) moves ω and α bit for bit as the plain step does (eager here)."""
+    def run(explicit: bool) -> torch.Tensor:
+        s = demo_searcher(tmp_path / str(explicit), "finite_difference", ["search.perturb={epsilon: 0.03}"])
+        for level in s.levels.values():
+            level.explicit_grads = explicit
+        with contextlib.closing(s):
+            while s.step < 4:
+                s.advance(0.0)
+        return torch.cat([p.detach().flatten() for p in s.net.parameters()])
+    assert torch.equal(run(True), run(False))

@@ -60,5 +60,10 @@ class AuxSkip(Extension):
     def setup(self, search: Search) -> None:
         self.net, self.epochs = search.net, search.recipe.search.epochs
 
+    def attach(self, search: Search) -> None:
+        # β a tensor from the start: the preflight's forward without grad (a compiled graph the
+        # validation reuses) sees the tensor each iteration fills, not the edges' float 0.0
+        apply_aux_skip(self.net, self.options, 0, self.epochs)
+
     def before_iteration(self, epoch: int) -> None:
         apply_aux_skip(self.net, self.options, epoch, self.epochs)

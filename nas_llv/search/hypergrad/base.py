@@ -66,6 +66,13 @@ def leaves(tensors: Mapping[str, Tensor]) -> Tensors:
     return {k: v.detach().requires_grad_(True) for k, v in tensors.items()}
 
 
+def frozen(tensors: Mapping[str, Tensor]) -> Tensors:
+    """``tensors`` detached: passed explicitly where no gradient is taken with respect to them. Eager
+    autograd skips a gradient not asked for; a compiled graph's backward computes one for every input
+    that requires grad, so the methods pass what they do not differentiate frozen."""
+    return {k: v.detach() for k, v in tensors.items()}
+
+
 def grads(loss: Tensor, wrt: Mapping[str, Tensor], create_graph: bool = False,
           retain_graph: bool | None = None) -> Tensors:
     """d loss / d wrt[name] for each name; zeros where the loss does not depend on it.
@@ -106,8 +113,10 @@ def dot(a: Mapping[str, Tensor], b: Mapping[str, Tensor]) -> Tensor:
 
 
 def axpy(alpha: float | Tensor, x: Mapping[str, Tensor], y: Mapping[str, Tensor]) -> Tensors:
-    """y + alpha * x, name by name."""
-    return {k: y[k] + alpha * x[k] for k in y}
+    """y + alpha * x, name by name, each in y's memory layout (a 1x1 kernel's gradient may come back
+    contiguous where the channels-last kernel is not: a compiled forward guards on strides, and would
+    compile again for the unrolled ω')."""
+    return {k: y[k].clone(memory_format=torch.preserve_format).add_(alpha * x[k]) for k in y}
 
 
 def evaluate(loss: Loss, upper: Mapping[str, Tensor], lower: Mapping[str, Tensor]) -> Tensor:

@@ -22,7 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch.profiler import record_function
 
-from nas_llv.search.hypergrad.base import Bilevel, HypergradMethod, Tensors, axpy, dot, evaluate, grads, leaves, register
+from nas_llv.search.hypergrad.base import (Bilevel, HypergradMethod, Tensors, axpy, dot, evaluate, frozen, grads, leaves,
+                                          register)
 
 
 @register("first_order")
@@ -34,13 +35,13 @@ class FirstOrder(HypergradMethod):
     """
 
     def __call__(self, problem: Bilevel) -> Tensors:
-        u, w = leaves(problem.upper), leaves(problem.lower)
+        u, w = leaves(problem.upper), frozen(problem.lower)
         return {k: g.detach() for k, g in grads(evaluate(problem.upper_loss, u, w), u).items()}
 
 
 def _unrolled_step(problem: Bilevel, u: Tensors, w: Tensors) -> Tensors:
     """ω' = ω - ξ ∇_ω L_low(ω, u) as fresh leaves (no graph back to ω)."""
-    g = grads(evaluate(problem.lower_loss, u, w), w)
+    g = grads(evaluate(problem.lower_loss, frozen(u), w), w)
     with torch.no_grad():
         return leaves(axpy(-problem.lower_lr, g, w))
 

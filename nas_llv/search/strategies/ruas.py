@@ -61,7 +61,8 @@ class SceneLevel(_ModuleLevel):
             total, terms = self.scene_loss(out, batch)
             terms = _prefixed("scene", terms)
             if not train and self.task is not None and self.beta > 0:
-                t_total, t_terms = self.task_loss({**self.task_outputs(self.task(out["u"])), "u": out["u"]}, batch)
+                x = self.fixed_call(self.task, out["u"])  # the task's α and ω are not this level's
+                t_total, t_terms = self.task_loss({**self.task_outputs(x), "u": out["u"]}, batch)
                 total, terms = total + self.beta * t_total, {**terms, **_prefixed("task", t_terms)}
             return total, terms
         return f
