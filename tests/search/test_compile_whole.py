@@ -117,16 +117,20 @@ EXTENSIONS = ["search.perturb={epsilon: 0.03}", "search.aux_skip={weight: 0.5}",
               "search.zero_one=10", "search.cost={target: 1.0e-6, size: [16, 16]}"]
 
 
+def space_file(tmp_path: Path, space: str, small: bool = True) -> str:
+    """A shipped space with one cell (``repeat: 1``; RUAS's repeats share one α, so every label is still
+    searched), written to ``tmp_path``; ``small``: its cell of three ops too (a convolution, a dilated
+    residual one, the skip). The same modules and call contexts, traced in a fraction of the time."""
+    path = tmp_path / f"{'small' if small else 'one'}_{space}.yaml"
+    path.write_text(f"extends: {RECIPES.parent / 'search_spaces' / space}.yaml\nname: {path.stem}\nrepeat: 1\n"
+                    + ("cell: {ops: [conv_1x1, resdilconv_3x3_d2, skip]}\n" if small else ""))
+    return str(path)
+
+
 def small_spaces(tmp_path: Path) -> str:
-    """The demo's scene and denoise spaces with one cell each, of three ops (a convolution, a dilated
-    residual one, the skip): the same modules and call contexts, traced in a fraction of the time."""
-    names = {}
-    for module, space in (("scene", "ruas_scene"), ("denoise", "ruas_denoise")):
-        path = tmp_path / f"small_{space}.yaml"
-        path.write_text(f"extends: {RECIPES.parent / 'search_spaces' / space}.yaml\nname: small_{space}\nrepeat: 1\n"
-                        "cell: {ops: [conv_1x1, resdilconv_3x3_d2, skip]}\n")
-        names[module] = str(path)
-    return f"network.spaces={{scene: {names['scene']}, denoise: {names['denoise']}}}"
+    """The demo's scene and denoise spaces, small (``space_file``)."""
+    return (f"network.spaces={{scene: {space_file(tmp_path, 'ruas_scene')}, "
+            f"denoise: {space_file(tmp_path, 'ruas_denoise')}}}")
 
 
 # the compiled graphs a search's first iteration compiles, one per call context of each level's module, which
