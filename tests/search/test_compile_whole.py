@@ -30,7 +30,8 @@ SPACES = sorted(p.stem for p in (RECIPES.parent / "search_spaces").glob("*.yaml"
 @pytest.fixture
 def dynamo(monkeypatch):
     """speed.compile on dynamo's eager backend, with fresh caches and counters; yields the list the
-    recompile log lines (dynamo's ``recompiles`` artifact) are appended to."""
+    recompile log lines (dynamo's ``recompiles`` artifact) are appended to. A frame at dynamo's
+    recompile limit fails (it would run eagerly from then on, unseen by the counters)."""
     monkeypatch.setattr(speed, "COMPILE_BACKEND", "eager")
     torch._dynamo.reset()
     counters.clear()
@@ -41,7 +42,8 @@ def dynamo(monkeypatch):
     torch._logging.set_logs(recompiles=True)
     log.addHandler(handler)
     try:
-        yield recompiles
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+            yield recompiles
     finally:
         log.removeHandler(handler)
         torch._logging.set_logs()
