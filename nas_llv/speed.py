@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import inspect
 import logging
 from typing import Any, Callable, Iterable, Mapping
 
@@ -62,11 +63,16 @@ def compile_modules(modules: Iterable[nn.Module], where: str) -> None:
     """Each module's ``forward`` compiled by ``torch.compile`` (in place: parameter names, state
     dicts and functional calls are unchanged). Compiling happens at the first call; where it fails
     (no C++ compiler for inductor, an unsupported op) every module runs eagerly from then on, after
-    one log line naming ``where``."""
+    one log line naming ``where``. Each module gets its own cache of compiled graphs where torch
+    can (``isolate_recompiles``): modules of one class share a code object, whose one cache would
+    hold every instance's graphs (CollaBA's four part choices, one ``MixedPart.forward``, fill
+    dynamo's 8 entries in the first iteration and the rest then run eagerly, unnoticed)."""
     fallback = {"eager": False}
+    isolate = "isolate_recompiles" in inspect.signature(torch.compile).parameters  # not in older torch
+    isolated = {"isolate_recompiles": True} if isolate else {}
     for m in modules:
         eager = m.forward
-        m.forward = compiled_call(torch.compile(eager, backend=COMPILE_BACKEND), eager, where, fallback)
+        m.forward = compiled_call(torch.compile(eager, backend=COMPILE_BACKEND, **isolated), eager, where, fallback)
 
 
 def compiled_call(fn: Callable[..., Any], eager: Callable[..., Any], where: str,

@@ -30,7 +30,8 @@ SPACES = sorted(p.stem for p in (RECIPES.parent / "search_spaces").glob("*.yaml"
 @pytest.fixture
 def dynamo(monkeypatch):
     """speed.compile on dynamo's eager backend, with fresh caches and counters; yields the list the
-    recompile log lines (dynamo's ``recompiles`` artifact) are appended to."""
+    recompile log lines (dynamo's ``recompiles`` artifact) are appended to. A frame at dynamo's
+    recompile limit fails (it would run eagerly from then on, unseen by the counters)."""
     monkeypatch.setattr(speed, "COMPILE_BACKEND", "eager")
     torch._dynamo.reset()
     counters.clear()
@@ -41,7 +42,8 @@ def dynamo(monkeypatch):
     torch._logging.set_logs(recompiles=True)
     log.addHandler(handler)
     try:
-        yield recompiles
+        with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+            yield recompiles
     finally:
         log.removeHandler(handler)
         torch._logging.set_logs()
@@ -117,16 +119,20 @@ EXTENSIONS = ["search.perturb={epsilon: 0.03}", "search.aux_skip={weight: 0.5}",
               "search.zero_one=10", "search.cost={target: 1.0e-6, size: [16, 16]}"]
 
 
+def space_file(tmp_path: Path, space: str, small: bool = True) -> str:
+    """A shipped space with one cell (``repeat: 1``; RUAS's repeats share one α, so every label is still
+    searched), written to ``tmp_path``; ``small``: its cell of three ops too (a convolution, a dilated
+    residual one, the skip). The same modules and call contexts, traced in a fraction of the time."""
+    path = tmp_path / f"{'small' if small else 'one'}_{space}.yaml"
+    path.write_text(f"extends: {RECIPES.parent / 'search_spaces' / space}.yaml\nname: {path.stem}\nrepeat: 1\n"
+                    + ("cell: {ops: [conv_1x1, resdilconv_3x3_d2, skip]}\n" if small else ""))
+    return str(path)
+
+
 def small_spaces(tmp_path: Path) -> str:
-    """The demo's scene and denoise spaces with one cell each, of three ops (a convolution, a dilated
-    residual one, the skip): the same modules and call contexts, traced in a fraction of the time."""
-    names = {}
-    for module, space in (("scene", "ruas_scene"), ("denoise", "ruas_denoise")):
-        path = tmp_path / f"small_{space}.yaml"
-        path.write_text(f"extends: {RECIPES.parent / 'search_spaces' / space}.yaml\nname: small_{space}\nrepeat: 1\n"
-                        "cell: {ops: [conv_1x1, resdilconv_3x3_d2, skip]}\n")
-        names[module] = str(path)
-    return f"network.spaces={{scene: {names['scene']}, denoise: {names['denoise']}}}"
+    """The demo's scene and denoise spaces, small (``space_file``)."""
+    return (f"network.spaces={{scene: {space_file(tmp_path, 'ruas_scene')}, "
+            f"denoise: {space_file(tmp_path, 'ruas_denoise')}}}")
 
 
 # the compiled graphs a search's first iteration compiles, one per call context of each level's module, which
