@@ -16,14 +16,12 @@ from conftest import RECIPES
 from nas_llv.recipe import load_recipe
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from test_compile_whole import SPACES, breaks, dynamo, frames, space_file  # noqa: F401 - dynamo: the fixture
+from test_compile_whole import (CONTEXT_REASONS, SPACES, assert_first_iteration_only, dynamo,  # noqa: F401 - dynamo: the fixture
+                                frames, space_file)
 
 STEPS = 10
 TINY = ["device=cpu", "data.demo_count=4", "data.demo_size=32", "data.batch_size=1", "search.val_batches=1",
         "search.epochs=5", "search.steps_per_epoch=2", "search.checkpoint_every=1000", "speed.compile=true"]
-# what tells the first iteration's graphs apart: the call contexts (docs/speed.md, "compile"), grad mode and
-# requires_grad
-CONTEXT_REASONS = ("grad_mode", "requires_grad mismatch")
 
 
 @dataclass(frozen=True)
@@ -90,7 +88,4 @@ def test_a_search_of_every_space_compiles_each_step_once_in_its_first_iteration(
         while s.step < STEPS:
             s.advance(0.0)
     assert not [r for r in caplog.records if r.name == "nas_llv.speed"]  # no fallback to eager
-    assert first == case.first_frames and breaks() == 0, (first, logged)
-    reasons = [line for m in logged for line in m.splitlines() if line.strip().startswith("- ")]
-    assert reasons and all(any(k in r for k in case.reasons) for r in reasons), reasons
-    assert frames() == first and recompiles == logged, recompiles[len(logged):]
+    assert_first_iteration_only(first, logged, recompiles, case.first_frames, case.reasons)

@@ -142,6 +142,19 @@ def small_spaces(tmp_path: Path) -> str:
 # upper loss, finite differences' ω ± rv); ∇_α and ∇_ω' at ω' (finite differences' upper loss); and the
 # denoiser's input only (the scene level's upper loss reaching α_s through the task loss)
 CONTEXTS = {"first_order": 7, "finite_difference": 9}
+# what may tell those graphs apart in the recompile log: grad mode and requires_grad
+CONTEXT_REASONS = ("grad_mode", "requires_grad mismatch")
+
+
+def assert_first_iteration_only(first: int, logged: list[str], recompiles: list[str], expected: int,
+                                reasons: tuple[str, ...] = CONTEXT_REASONS) -> None:
+    """``first`` frames (``expected``) were compiled in the first iteration, whose recompile log lines
+    (``logged``) name only guard failures containing one of ``reasons``; since then (``recompiles``:
+    the whole log) no frame was compiled, nothing recompiled, and no graph broke."""
+    assert first == expected and breaks() == 0, (first, logged)
+    lines = [line for m in logged for line in m.splitlines() if line.strip().startswith("- ")]
+    assert lines and all(any(k in r for k in reasons) for r in lines), lines
+    assert frames() == first and recompiles == logged, recompiles[len(logged):]
 
 
 @pytest.mark.parametrize("method, extra", [("first_order", EXTENSIONS), ("finite_difference", [])],
@@ -160,10 +173,7 @@ def test_a_search_compiles_each_step_once_in_its_first_iteration(dynamo, tmp_pat
         first, logged, alpha_first = frames(), list(recompiles), alpha()
         while s.step < 16:
             s.advance(0.0)
-    assert first == CONTEXTS[method] and breaks() == 0, (first, logged)
-    reasons = [line for m in logged for line in m.splitlines() if line.strip().startswith("- ")]
-    assert reasons and all("grad_mode" in r or "requires_grad mismatch" in r for r in reasons), reasons
-    assert frames() == first and recompiles == logged, recompiles[len(logged):]
+    assert_first_iteration_only(first, logged, recompiles, CONTEXTS[method])
     assert (alpha() - alpha_first).abs().max() > 1e-3  # α moved under the compiled forwards
 
 
