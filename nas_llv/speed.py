@@ -53,7 +53,7 @@ def foreach_steps(optimizers: Iterable[Any]) -> None:
     place, before its first step: torch's default on CPU is the loop). ``speed.compile`` turns it on;
     the eager default path keeps the loop, whose arithmetic it is measured against bit for bit."""
     for opt in optimizers:
-        for o in getattr(opt, "parts", {}).values() if hasattr(opt, "parts") else [opt]:
+        for o in opt.parts.values() if hasattr(opt, "parts") else [opt]:
             if isinstance(o, torch.optim.Optimizer) and "foreach" in o.defaults:
                 for group in o.param_groups:
                     group["foreach"] = not group.get("fused")
