@@ -7,7 +7,7 @@
 #    are not installed and the folder is there (a machine without network access);
 # 2. runs the tests marked cuda (pytest -m cuda: the commands on the device, resume on CUDA,
 #    data-parallel NCCL runs on one GPU and on two where present);
-# 3. runs benchmarks/gpu_figures.py (the search iteration eager and compiled, first order and finite
+# 3. runs benchmarks/gpu_figures.py (the search iteration eager, compiled and graphed, first order and finite
 #    differences: seconds, kernel launches and peak memory per iteration, the projected
 #    recipes/ruas_lol.yaml search time) and benchmarks/inference.py with --device cuda, few repeats,
 #    and the README's session on the device: demo search (its wall time), latency cost table, train,
@@ -80,8 +80,8 @@ done
 if [ -n "$DEVICE" ]; then
     # 2. the tests marked cuda; 3. the two benchmarks on the device
     check "pytest -m cuda" "$PY" -m pytest -q -m cuda tests
-    # at most FIGURES_TIMEOUT seconds (default 200): the eager figures come first and stay if it is stopped
-    CHECK_TIMEOUT=${FIGURES_TIMEOUT:-200} check "gpu_figures.py --device cuda" "$PY" benchmarks/gpu_figures.py \
+    # at most FIGURES_TIMEOUT seconds (default 280): the eager figures come first and stay if it is stopped
+    CHECK_TIMEOUT=${FIGURES_TIMEOUT:-280} check "gpu_figures.py --device cuda" "$PY" benchmarks/gpu_figures.py \
         --device cuda --iters 2 --warmup 2 --profile 1 --rows "$LOGS/figures.md"
     check "inference.py --device cuda" "$PY" benchmarks/inference.py --device cuda --repeats 3 --rounds 1
     # 3b. the README's session on the device: the demo search, the latency cost table, retraining,

@@ -1,7 +1,7 @@
 """The search figures of ``benchmarks/gpu_check.sh`` (issue 29): per hypergradient method and path (eager,
-``speed.compile``), seconds per RUAS search iteration, kernel launches per iteration, the peak memory of an
-iteration (and on CUDA of the demo recipe's first epoch as it is: what one sweep trial of each needs), and the
-projected wall time of ``nas-llv search recipes/ruas_lol.yaml``.
+``speed.compile``, ``speed.cuda_graphs``: graphed), seconds per RUAS search iteration, kernel launches per
+iteration, the peak memory of an iteration (and on CUDA of the demo recipe's first epoch as it is: what one
+sweep trial of each needs), and the projected wall time of ``nas-llv search recipes/ruas_lol.yaml``.
 
 Builds the searcher of ``benchmarks/search_step.py`` (the demo recipe at ``--size`` crops, batch 1: a LOL
 trial's iteration) for each path in turn, so the peak memory is that path's alone: ``--warmup`` iterations
@@ -14,7 +14,7 @@ hypergradient) by the recipe's iterations: epochs x batches per epoch of its tra
 485 training pairs where ``data.root`` is absent), leaving out its per-epoch validation.
 
     python benchmarks/gpu_figures.py [--device cuda] [--size 320] [--iters 3] [--warmup 2] [--profile 1]
-        [--methods first_order,finite_difference] [--paths eager,compiled] [--rows FILE]
+        [--methods first_order,finite_difference] [--paths eager,compiled,graphed] [--rows FILE]
 
 Prints one Markdown table; ``--rows FILE`` also writes its rows (``| figure | value | seconds |``), which
 gpu_check.sh appends to its own table.
@@ -47,7 +47,9 @@ from nas_llv.search.loop import Searcher  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 LOL_RECIPE, DEMO_RECIPE = REPO / "recipes" / "ruas_lol.yaml", REPO / "recipes" / "ruas_demo.yaml"
 LOL_TRAIN_PAIRS = 485  # our485 (nas_llv.data.folders.LOL_LAYOUT), where the recipe's data.root is absent
-PATHS = {"eager": ["speed.compile=false"], "compiled": ["speed.compile=true"]}
+# graphed: compiled in reduce-overhead mode, each compiled forward and backward a CUDA graph (on CPU: compiled)
+PATHS = {"eager": ["speed.compile=false"], "compiled": ["speed.compile=true"],
+         "graphed": ["speed.compile=true", "speed.cuda_graphs=true"]}
 # the host-side calls that launch one kernel each: the runtime API, the driver API (Triton), a CUDA graph
 LAUNCH_CALLS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx",
                 "cudaLaunchCooperativeKernel", "cudaGraphLaunch")
@@ -172,7 +174,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--profile", type=int, default=1, help="iterations under the profiler")
     ap.add_argument("--methods", default="first_order,finite_difference")
-    ap.add_argument("--paths", default="eager,compiled", help=f"of {', '.join(PATHS)}")
+    ap.add_argument("--paths", default="eager,compiled,graphed", help=f"of {', '.join(PATHS)}")
     ap.add_argument("--rows", type=Path, help="also write the table's rows to this file")
     args = ap.parse_args()
     logging.getLogger("nas_llv").setLevel(logging.WARNING)

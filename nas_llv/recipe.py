@@ -201,12 +201,25 @@ class SpeedConfig:
     (exact): the network and its batches in channels-last memory format (default: on for search,
     off for train). ``compile``:
     ``torch.compile`` of the network's modules (one log line and eager mode where it cannot).
+    ``cuda_graphs``: on a CUDA device, the modules are compiled in ``reduce-overhead`` mode, which
+    replays each compiled forward and backward as one CUDA graph; elsewhere one log line, and the
+    run goes on as ``compile`` says.
     """
 
     shortcuts: bool = True
     amp: Literal["bf16"] | None = None
     channels_last: bool | None = None   # None: on for search, off for train
     compile: bool = False
+    cuda_graphs: bool = False
+
+    def graphs(self, device: Any) -> bool:
+        """Whether CUDA graphs are captured on ``device`` (a ``torch.device``): ``cuda_graphs`` on CUDA."""
+        return self.cuda_graphs and getattr(device, "type", None) == "cuda"
+
+    def compiles(self, device: Any) -> bool:
+        """Whether the network's modules are compiled on ``device``: ``compile``, or CUDA graphs
+        there (they are captured by compile's ``reduce-overhead`` mode)."""
+        return self.compile or self.graphs(device)
 
     def uses_channels_last(self, command: str) -> bool:
         """``channels_last``, or where unset its default for ``command``: on for ``search`` (exact,

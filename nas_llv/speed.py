@@ -15,6 +15,7 @@ from typing import Any, Callable, Iterable, Mapping
 
 import torch
 from torch import nn
+from torch.utils._pytree import tree_map_only
 
 log = logging.getLogger(__name__)
 
@@ -42,8 +43,12 @@ def apply_speed(net: nn.Module, speed: Any, device: torch.device, where: str
     context factory of ``speed.amp``. ``where`` names the command (``search`` or ``train``)."""
     if speed.uses_channels_last(where):
         net.to(memory_format=torch.channels_last)
-    if speed.compile:
-        compile_modules([m for m in net.children() if any(True for _ in m.parameters())], where)
+    if speed.cuda_graphs and not speed.graphs(device):
+        log.warning("%s: speed.cuda_graphs needs a CUDA device; on %s the %s runs %s", where, device.type, where,
+                    "compiled, without graphs" if speed.compile else "eagerly")
+    if speed.compiles(device):
+        compile_modules([m for m in net.children() if any(True for _ in m.parameters())], where,
+                        graphs=speed.graphs(device))
     return amp_context(speed.amp, device)
 
 
@@ -59,31 +64,48 @@ def foreach_steps(optimizers: Iterable[Any]) -> None:
                     group["foreach"] = not group.get("fused")
 
 
-def compile_modules(modules: Iterable[nn.Module], where: str) -> None:
+def compile_modules(modules: Iterable[nn.Module], where: str, graphs: bool = False) -> None:
     """Each module's ``forward`` compiled by ``torch.compile`` (in place: parameter names, state
     dicts and functional calls are unchanged). Compiling happens at the first call; where it fails
     (no C++ compiler for inductor, an unsupported op) every module runs eagerly from then on, after
     one log line naming ``where``. Each module gets its own cache of compiled graphs where torch
     can (``isolate_recompiles``): modules of one class share a code object, whose one cache would
     hold every instance's graphs (CollaBA's four part choices, one ``MixedPart.forward``, fill
-    dynamo's 8 entries in the first iteration and the rest then run eagerly, unnoticed)."""
+    dynamo's 8 entries in the first iteration and the rest then run eagerly, unnoticed).
+
+    ``graphs``: compile in ``reduce-overhead`` mode, which captures each compiled forward and
+    backward as a CUDA graph (CUDA only), and clone each call's output tensors (``graph_outputs``)."""
     fallback = {"eager": False}
     isolate = "isolate_recompiles" in inspect.signature(torch.compile).parameters  # not in older torch
-    isolated = {"isolate_recompiles": True} if isolate else {}
+    options: dict[str, Any] = {"isolate_recompiles": True} if isolate else {}
+    if graphs:
+        options["mode"] = "reduce-overhead"
     for m in modules:
         eager = m.forward
-        m.forward = compiled_call(torch.compile(eager, backend=COMPILE_BACKEND, **isolated), eager, where, fallback)
+        m.forward = compiled_call(torch.compile(eager, backend=COMPILE_BACKEND, **options), eager, where, fallback,
+                                  clone=graphs)
+
+
+def graph_outputs(out: Any) -> Any:
+    """``out`` with each tensor cloned. A CUDA graph's replay writes its outputs into memory that the
+    next replay reuses (torch's "cudagraph trees": a new generation starts at every call without
+    grad, and at a forward with no backward pending). The search holds outputs across calls (the
+    scene's ``u`` that the task level's denoiser reads, the upper loss it logs later), so each call
+    hands out its own copies; autograd goes through the clone into the graph's backward."""
+    return tree_map_only(torch.Tensor, torch.clone, out)
 
 
 def compiled_call(fn: Callable[..., Any], eager: Callable[..., Any], where: str,
-                  fallback: dict[str, bool]) -> Callable[..., Any]:
+                  fallback: dict[str, bool], clone: bool = False) -> Callable[..., Any]:
     """``fn`` (compiled), or ``eager`` once any compiled call sharing ``fallback`` has failed to
-    compile (the first failure logs one line)."""
+    compile (the first failure logs one line). ``clone``: the compiled call's outputs are cloned
+    (``graph_outputs``)."""
     def call(*args: Any, **kwargs: Any) -> Any:
         if fallback["eager"]:
             return eager(*args, **kwargs)
         try:
-            return fn(*args, **kwargs)
+            out = fn(*args, **kwargs)
+            return graph_outputs(out) if clone else out
         except Exception as exc:  # noqa: BLE001 - only compiler failures fall back, see below
             if not _is_compile_error(exc):
                 raise

@@ -81,7 +81,7 @@ class Searcher(Job):
             ext.attach(self)
         self._apply_speed()
         self.schedulers = self._attach_optimizers()
-        if self.recipe.speed.compile:
+        if self.recipe.speed.compiles(self.device):
             foreach_steps(o for level in self.levels.values() for o in (level.weight_opt, level.arch_opt))
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
         self.step = self.epoch = self.it = 0
@@ -107,7 +107,7 @@ class Searcher(Job):
         amp = apply_speed(self.net, speed, self.device, "search")
         prefer_channels_last(self.net, speed.uses_channels_last("search"))
         for level in self.levels.values():
-            level.shortcuts, level.amp, level.explicit_grads = speed.shortcuts, amp, speed.compile
+            level.shortcuts, level.amp, level.explicit_grads = speed.shortcuts, amp, speed.compiles(self.device)
 
     def _batch(self, stream: Any) -> dict[str, Any]:
         batch = super()._batch(stream)

@@ -46,13 +46,15 @@ TWENTY_STEPS = ["data.demo_count=4", "data.demo_size=32", "data.crop=16", "data.
 CPU_TOL, CUDA_TOL = 1e-3, 1e-2
 
 
-def search(out: Path, method: str, device: str, compiled: bool, spaces: str) -> tuple[pd.DataFrame, dict[str, str]]:
-    """(the prob/ columns of the trajectory, one row per step; the genotype's choices) of one search."""
+def search(out: Path, method: str, device: str, compiled: bool, spaces: str,
+           more: list[str] = ()) -> tuple[pd.DataFrame, dict[str, str]]:
+    """(the prob/ columns of the trajectory, one row per step; the genotype's choices) of one search
+    (``more``: further overrides)."""
     torch._dynamo.reset()  # compiled afresh (a new module of the same code would reuse an earlier test's code)
     counters.clear()
     run = pipeline.search(RECIPES / "ruas_demo.yaml", [
         *TWENTY_STEPS, spaces, f"device={device}", f"search.hypergrad={{type: {method}}}",
-        f"speed.compile={str(compiled).lower()}"], output=out)
+        f"speed.compile={str(compiled).lower()}", *more], output=out)
     if compiled:  # compiled indeed, not fallen back to eager (speed.compile_modules)
         assert counters["frames"]["ok"] > 0 and "torch.compile failed" not in (run.dir / "log.txt").read_text()
     wide = load_trajectory_wide(run.dir)
