@@ -90,8 +90,8 @@ def graph_outputs(out: Any) -> Any:
     """``out`` with each tensor cloned. A CUDA graph's replay writes its outputs into memory that the
     next replay reuses (torch's "cudagraph trees": a new generation starts at every call without
     grad, and at a forward with no backward pending). The search holds outputs across calls (the
-    scene's ``u`` that the task level's denoiser reads, the upper loss it logs later), so each call
-    hands out its own copies; autograd goes through the clone into the graph's backward."""
+    scene module's ``t`` and ``u``, which its loss reads after the denoiser has run on ``u``), so
+    each call hands out its own copies; autograd goes through the clone into the graph's backward."""
     return tree_map_only(torch.Tensor, torch.clone, out)
 
 
