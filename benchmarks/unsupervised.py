@@ -16,12 +16,17 @@ Protocol (docs/training.md, "Training without ground truth"):
    A run already finished in ``--work`` (its ``model.pt``) by an earlier call is reused, not retrained.
 4. Every run's output on the dark photos is checked for a colour cast (channel means of the
    enhanced images) and brightness.
-5. ``--authors-steps``: the authors' own loop for reference (their scene loss alone, SGD lr 0.015,
+5. ``--variants``: named sets of recipe overrides (``VARIANTS``), trained at each level, length and
+   seed like the recipe, and chosen among on validation with the rest: ``recipe`` (none), ``sci``
+   (SCI's self-calibration, loss ``sci_calibration`` with 3 stages, replacing the recipe's
+   ``ruas_scene`` term, whose stage 0 it contains, and keeping the exposure and colour terms),
+   ``sci_alone`` (SCI's loss alone, 3 stages).
+6. ``--authors-steps``: the authors' own loop for reference (their scene loss alone, SGD lr 0.015,
    momentum 0.9, weight decay 3e-4, batch 1, 256x256 crops, a constant lr), stopped after each
    number of steps and scored on the test pairs: a trajectory, not a selection.
 
     python benchmarks/unsupervised.py --target upe_model.pt [--levels 0.1 0.15 0.2 0.3] [--steps 600 2000] [--seeds 0 1 2] [--jobs 2]
-        [--train-on dark synth:0.02-0.2]
+        [--train-on dark synth:0.02-0.2] [--variants recipe sci sci_alone]
 """
 from __future__ import annotations
 
@@ -83,14 +88,27 @@ def training_data(train_on: str, data: Path, sources: list[str]) -> str:
             f"synth_size: 128, exposure_min: {lo}, exposure_max: {hi}, crop: 128, batch_size: 4, val_ratio: 0.1}}")
 
 
-def one(train_on: str, level: float, steps: int, seed: int, target: Path, data: Path, work: Path, val: Path,
-        sources: list[str]) -> dict[str, object]:
-    out = work / f"{train_on.replace(':', '')}-level{level}-steps{steps}-seed{seed}"
+# --variants: recipe overrides applied before the level's (docs/training.md, "SCI's self-calibration")
+_SCI = "losses.calibrate={type: sci_calibration, stages: 3}"
+VARIANTS: dict[str, list[str]] = {
+    "recipe": [],
+    "sci": [_SCI, "losses.scene={terms: {exposure: {type: exposure, level: 0.1, patch: 4096}, "
+                  "color: {type: color_constancy}}, coefficients: {exposure: 1.0, color: 5.0}}",
+            "train.objective={scene: 1.0, calibrate: 1.0}"],
+    "sci_alone": [_SCI, "train.objective={calibrate: 1.0}"],
+}
+
+
+def one(train_on: str, level: float, steps: int, variant: str, seed: int, target: Path, data: Path, work: Path,
+        val: Path, sources: list[str]) -> dict[str, object]:
+    name = f"{train_on.replace(':', '')}-level{level}-steps{steps}" + ("" if variant == "recipe" else f"-{variant}")
+    out = work / f"{name}-seed{seed}"
     done = sorted(out.glob("*/model.pt"))  # a finished run of an earlier call with this --work
     run = done[-1].parent if done else Path(cli(
-        "train", str(target), "--recipe", str(RECIPE), "--output", str(out), f"losses.scene.terms.exposure.level={level}",
-        f"train.steps={steps}", f"seed={seed}", training_data(train_on, data, sources)))
-    return {"train_on": train_on, "level": level, "steps": steps, "seed": seed, "run": str(run),
+        "train", str(target), "--recipe", str(RECIPE), "--output", str(out), *VARIANTS[variant],
+        f"losses.scene.terms.exposure.level={level}", f"train.steps={steps}", f"seed={seed}",
+        training_data(train_on, data, sources)))
+    return {"train_on": train_on, "level": level, "steps": steps, "variant": variant, "seed": seed, "run": str(run),
             "val": summary(run, val), "dark": cast(run, data)}
 
 
@@ -127,6 +145,8 @@ def main() -> None:
                     help="training images: 'dark' (--data) and/or 'synth:MIN-MAX', lows synthesised at those exposures")
     ap.add_argument("--synth-sources", nargs="+", default=["sklearn", "sporco", "mvtb"],
                     help="photo sets of the synthesised training lows (never the validation's bundled set)")
+    ap.add_argument("--variants", nargs="+", default=["recipe"], choices=sorted(VARIANTS),
+                    help="recipe overrides to compare (VARIANTS): recipe, sci, sci_alone")
     ap.add_argument("--no-test", action="store_true", help="stop after the choice on validation")
     ap.add_argument("--authors-steps", type=int, nargs="*", default=[], help="also run the authors' loop this long")
     ap.add_argument("--work", type=Path, default=None)
@@ -140,21 +160,23 @@ def main() -> None:
                 print(json.dumps(row), flush=True)
     if any(t != "dark" for t in a.train_on):
         check_disjoint(a.synth_sources, VAL_SOURCES)
-    settings = [(t, lv, n) for t in a.train_on for lv in a.levels for n in a.steps]
+    settings = [(t, lv, n, v) for t in a.train_on for lv in a.levels for n in a.steps for v in a.variants]
     jobs = [(*k, s) for k in settings for s in a.seeds]
     with cf.ThreadPoolExecutor(a.jobs) as pool:
         rows = list(pool.map(lambda j: one(*j, a.target.resolve(), a.data.resolve(), work, val, a.synth_sources), jobs))
     for r in rows:
         print(json.dumps(r), flush=True)
-    grid = {k: [r["val"]["psnr"] for r in rows if (r["train_on"], r["level"], r["steps"]) == k] for k in settings}
+    grid = {k: [r["val"]["psnr"] for r in rows if (r["train_on"], r["level"], r["steps"], r["variant"]) == k]
+            for k in settings}
     best = max(grid, key=lambda k: sum(grid[k]) / len(grid[k]))
-    print("validation PSNR by (train on, level, steps): "
+    print("validation PSNR by (train on, level, steps, variant): "
           + ", ".join(f"{k}: {sum(v) / len(v):.2f}" for k, v in grid.items()))
     if a.no_test:
         return
-    print(f"chosen: training on {best[0]}, level {best[1]}, {best[2]} steps; its runs scored once on {a.test}:")
+    print(f"chosen: training on {best[0]}, level {best[1]}, {best[2]} steps, variant {best[3]}; "
+          f"its runs scored once on {a.test}:")
     for r in rows:
-        if (r["train_on"], r["level"], r["steps"]) == best:
+        if (r["train_on"], r["level"], r["steps"], r["variant"]) == best:
             print(json.dumps({"seed": r["seed"], "test": summary(Path(r["run"]), a.test), "dark": r["dark"]}))
 
 

@@ -22,7 +22,9 @@ def _outputs(z: torch.Tensor) -> dict[str, torch.Tensor]:
     """Every output key, all differentiable functions of one leaf z: (2, 3, 16, 16)."""
     t = torch.sigmoid(z).clamp(1e-4, 1)
     u = (torch.rand_like(z) * 0.3 / t).clamp(0, 1)
-    return {"t": t, "u": u, "x": torch.sigmoid(z + 0.5), "illum": torch.sigmoid(z).mean(1, keepdim=True)}
+    return {"t": t, "u": u, "x": torch.sigmoid(z + 0.5), "illum": torch.sigmoid(z).mean(1, keepdim=True),
+            # the illumination network as a function of its input (sci_calibration runs it again)
+            "illuminate": lambda v: (0.5 * torch.sigmoid(z) + 0.5 * v.clamp(0, 1)).clamp(1e-4, 1)}
 
 
 def _batch() -> dict[str, torch.Tensor]:

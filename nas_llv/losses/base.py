@@ -99,5 +99,10 @@ class Loss(nn.Module):
     def unavailable_reason(self) -> str:
         return "no reason given"
 
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """Weights of the loss's own that retraining trains with the network's, by its optimizer
+        (``sci_calibration``'s calibration module); none by default."""
+        return []
+
     def extra_repr(self) -> str:
         return f"needs={self.needs}"

@@ -36,7 +36,7 @@ from nas_llv.export.modelfile import BUILD_KEYS, load_weights, read_model_file, 
 from nas_llv.atomic import atomic_write_bytes
 from nas_llv.job import Job
 from nas_llv.layout import MODEL, MODEL_BEST, MODEL_LAST
-from nas_llv.losses import build_loss, step_discriminators
+from nas_llv.losses import Loss, build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.retrain.plausibility import Implausibility, Implausible, OutputStats, drift_warnings, selection_warnings
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
@@ -154,6 +154,21 @@ class TrainingObjective(nn.Module):
             terms.update({key: value} if key in self.single else {f"{key}.{n}": v for n, v in parts.items()})
         return total, terms, out  # type: ignore[return-value]
 
+    def trained_parameters(self) -> list[nn.Parameter]:
+        """The entries' own weights trained with the network's (``Loss.trained_parameters``:
+        ``sci_calibration``'s calibration module); never part of the network's model file."""
+        return [p for m in self.terms.modules() if isinstance(m, Loss) for p in m.trained_parameters()]
+
+    def trained_state(self) -> dict[str, Any]:
+        """{module path: state_dict} of the entries holding trained weights (checkpointed)."""
+        return {name: m.state_dict() for name, m in self.terms.named_modules()
+                if isinstance(m, Loss) and m.trained_parameters()}
+
+    def load_trained_state(self, state: Mapping[str, Any]) -> None:
+        modules = dict(self.terms.named_modules())
+        for name, sub in state.items():
+            modules[name].load_state_dict(sub)
+
 
 def _check_modules(net: nn.Module, coefficients: Mapping[str, float]) -> None:
     """Entries that train a submodule ``net`` does not have are an error (RUAS_S: no denoiser)."""
@@ -214,7 +229,9 @@ class Trainer(Job):
         self._val_start = self.val_data.state_dict()
         self.objective = TrainingObjective(recipe.losses, self.cfg.objective, self.net).to(self.device)
         self.total_steps = self.cfg.epochs * self.train_data.epoch_length if self.cfg.epochs else self.cfg.steps
-        self.opt = make_optimizer(self.cfg.optim, list(self.net.parameters()))
+        # the network's weights, then those of objective entries that train their own (sci_calibration)
+        self.params = list(self.net.parameters()) + self.objective.trained_parameters()
+        self.opt = make_optimizer(self.cfg.optim, self.params)
         self.sched = make_scheduler(self.cfg.optim, self.opt, self.total_steps)  # stepped per iteration
         self.paired = self._preflight()
         self.step, self.elapsed = 0, 0.0
@@ -287,9 +304,10 @@ class Trainer(Job):
         total.backward()
         # data-parallel: the mean over ranks, as in search (DDP's wrapper would hide partial_forward
         # and entry_outputs, which the objective calls on the bare network)
-        distributed.average_gradients(dict(self.net.named_parameters()))
+        distributed.average_gradients({**dict(self.net.named_parameters()),
+                                       **{f"objective.{i}": p for i, p in enumerate(self.objective.trained_parameters())}})
         if self.cfg.optim.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.optim.grad_clip)
+            nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip)
         self.last_lr = float(self.opt.param_groups[0]["lr"])
         self.opt.step()
         self.sched.step()
@@ -408,7 +426,8 @@ class Trainer(Job):
     def state_dict(self) -> dict[str, Any]:
         return {
             "nas_llv": __version__, "kind": "train", "config": self.recipe.to_dict(), "build": self.build,
-            "init": self.init, "network": self.net.state_dict(), "optimizer": self.opt.state_dict(),
+            "init": self.init, "network": self.net.state_dict(), "objective": self.objective.trained_state(),
+            "optimizer": self.opt.state_dict(),
             "scheduler": self.sched.state_dict(),
             "data": {"train": self.train_data.state_dict(), "val": self.val_data.state_dict()},
             "progress": {"step": self.step, "elapsed": self.elapsed}, "best": dict(self.best),
@@ -418,6 +437,7 @@ class Trainer(Job):
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         self.net.load_state_dict(state["network"])
+        self.objective.load_trained_state(state.get("objective", {}))
         self.opt.load_state_dict(state["optimizer"])
         self.sched.load_state_dict(state["scheduler"])
         self.train_data.load_state_dict(state["data"]["train"])

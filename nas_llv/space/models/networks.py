@@ -48,7 +48,7 @@ class RUAS(nn.Module):
     """
 
     #: objective entry -> the submodule it trains (an attribute; None there: the entry is refused)
-    objective_modules = {"scene": "scene", "task": "denoise", "estimator": "estimator"}
+    objective_modules = {"scene": "scene", "task": "denoise", "estimator": "estimator", "calibrate": "scene"}
     #: what ``forward`` adds to the outputs of ``partial_forward``
     full_output_keys = frozenset({"x", "noise"})
     #: ω_i of strategy hyper's S2: the illumination (scene) module
@@ -86,12 +86,12 @@ class RUAS(nn.Module):
     def own_output_entries(self) -> frozenset[str]:
         """Objective entries that see ``entry_outputs`` instead of the full forward's outputs:
         ``task`` (the denoiser's loss) when there is a denoiser, ``estimator`` (the noise
-        estimator's) when there is one."""
-        own = set() if self.denoise is None else {"task"}
+        estimator's) when there is one, and ``calibrate`` (SCI's self-calibration, always)."""
+        own = {"calibrate"} if self.denoise is None else {"task", "calibrate"}
         return frozenset(own | ({"estimator"} if self.estimator is not None else set()))
 
     def entry_outputs(self, entry: str, out: Mapping[str, Any],
-                      batch: Mapping[str, Any] | None = None) -> dict[str, torch.Tensor]:
+                      batch: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What ``task`` sees: the denoiser applied to the scene output *detached*, as the task level
         of the cooperative search does: it trains the denoiser only (a TV term reaching the scene
         module would darken u). ``out``: the outputs of ``forward`` or ``partial_forward``.
@@ -99,7 +99,15 @@ class RUAS(nn.Module):
         What ``estimator`` sees: ``{'noise_map': Ψ_e(batch['low'])}``, θ: (N, 3, H, W). Ψ_e judges
         u^K, a normal-light image, whose noise is unknown on real data; it is trained on normal-light
         noisy/clean pairs standing for u^K (``noisy_demo``, loss ``noise_level``), the input taken
-        as is, so the entry trains the estimator only."""
+        as is, so the entry trains the estimator only.
+
+        What ``calibrate`` sees: the scene outputs, ``y`` and ``illuminate``, the scene module as a
+        function v -> its illumination t (loss ``sci_calibration``, which runs it on calibrated inputs)."""
+        if entry == "calibrate":
+            low = out.get("y") if batch is None else batch.get("low")
+            if low is None:
+                raise ConfigError("objective entry 'calibrate' needs the batch's low-light images 'low'")
+            return {"t": out["t"], "u": out["u"], "y": low, "illuminate": lambda v: self.scene(v)["t"]}
         if entry == "estimator":
             if batch is None or batch.get("low") is None:
                 raise ConfigError("objective entry 'estimator' needs the batch's noisy images 'low'")
