@@ -95,6 +95,16 @@ def graph_outputs(out: Any) -> Any:
     return tree_map_only(torch.Tensor, torch.clone, out)
 
 
+def new_graph_step(graphs: bool) -> None:
+    """With ``graphs``: tell torch's CUDA graphs that an iteration begins
+    (``torch.compiler.cudagraph_mark_step_begin``), so the memory of the previous iteration's replays
+    is reused. Torch guesses this itself at a call with no backward pending; a search whose steps
+    leave a backward uninvoked (a gradient asked for some inputs only) would defeat that guess. Safe
+    because every graphed call's outputs are clones (``graph_outputs``)."""
+    if graphs:
+        torch.compiler.cudagraph_mark_step_begin()
+
+
 def compiled_call(fn: Callable[..., Any], eager: Callable[..., Any], where: str,
                   fallback: dict[str, bool], clone: bool = False) -> Callable[..., Any]:
     """``fn`` (compiled), or ``eager`` once any compiled call sharing ``fallback`` has failed to

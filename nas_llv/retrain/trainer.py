@@ -40,7 +40,7 @@ from nas_llv.losses import Loss, build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.retrain.plausibility import Implausibility, Implausible, OutputStats, drift_warnings, selection_warnings
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
-from nas_llv.speed import apply_speed, channels_last_batch
+from nas_llv.speed import apply_speed, channels_last_batch, new_graph_step
 
 log = logging.getLogger(__name__)
 
@@ -296,6 +296,7 @@ class Trainer(Job):
         return channels_last_batch(batch) if self.recipe.speed.uses_channels_last("train") else batch
 
     def _iteration(self) -> None:
+        new_graph_step(self.recipe.speed.graphs(self.device))
         batch = self._batch(self.train_data)
         with self.amp():
             total, terms, _ = self.objective(self.net, batch)

@@ -27,7 +27,7 @@ from nas_llv.space.models.base import fit_scale
 from nas_llv.registry import SEARCH_LOOPS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
-from nas_llv.speed import apply_speed, channels_last_batch, foreach_steps
+from nas_llv.speed import apply_speed, channels_last_batch, foreach_steps, new_graph_step
 from nas_llv.space.supernet import prefer_channels_last, probs_of
 from nas_llv.search import extensions
 from nas_llv.search.extensions import Extension
@@ -176,6 +176,7 @@ class Searcher(Job):
         return self.step % self.cfg.checkpoint_every == 0
 
     def _iteration(self, start: float) -> None:
+        new_graph_step(self.recipe.speed.graphs(self.device))
         for ext in self.extensions:
             ext.before_iteration(self.epoch)
         for name in self.schedule(self.epoch):

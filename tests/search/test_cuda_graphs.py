@@ -15,7 +15,8 @@ from torch._dynamo.utils import counters
 
 from conftest import RECIPES
 from nas_llv import pipeline, speed
-from nas_llv.recipe import load_recipe
+from nas_llv.cli import main
+from nas_llv.recipe import SpeedConfig, load_recipe
 from nas_llv.results import load_trajectory
 from test_compile_exact import CUDA_TOL, TWENTY_STEPS, assert_same_search, search
 from test_compile_whole import small_spaces
@@ -87,6 +88,25 @@ def test_on_cpu_the_search_says_so_once_and_runs_eagerly(tmp_path, caplog):
     assert lines == ["search: speed.cuda_graphs needs a CUDA device; on cpu the search runs eagerly"]
     a, b = (load_trajectory(r.dir).drop(columns="seconds") for r in (graphed, plain))
     assert a["prob"].notna().sum() > 50 and a.equals(b)
+
+
+def test_every_search_and_training_iteration_starts_a_new_graph_step(tmp_path, monkeypatch):
+    """With graphs on (forced here, the compile call left out: no CUDA), each iteration of a search and
+    of a training tells torch's CUDA graphs that a new step begins, once; without graphs, never."""
+    marks = []
+    monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
+    args = ["data.demo_count=4", "data.demo_size=32", "data.crop=16", "data.batch_size=1", "search.epochs=2"]
+    pipeline.search(RECIPES / "ruas_demo.yaml", args, output=tmp_path / "plain")
+    assert marks == []
+    monkeypatch.setattr(SpeedConfig, "graphs", lambda self, device: True)
+    monkeypatch.setattr(speed, "compile_modules", lambda modules, where, graphs=False: None)
+    run = pipeline.search(RECIPES / "ruas_demo.yaml", args, output=tmp_path / "graphed")
+    steps = load_trajectory(run.dir)["step"].max()
+    assert len(marks) == steps // 2  # two level steps (scene, task) an iteration
+    marks.clear()
+    assert main(["train", str(run.dir), "--recipe", str(RECIPES / "ruas_demo_train.yaml"), "train.steps=3",
+                 "data.demo_count=4", "data.demo_size=32", "data.crop=16", "--output", str(tmp_path / "train")]) == 0
+    assert len(marks) == 3
 
 
 @pytest.mark.cuda
