@@ -20,7 +20,8 @@ Protocol (docs/training.md, "Training without ground truth"):
    seed like the recipe, and chosen among on validation with the rest: ``recipe`` (none), ``sci``
    (SCI's self-calibration, loss ``sci_calibration`` with 3 stages, replacing the recipe's
    ``ruas_scene`` term, whose stage 0 it contains, and keeping the exposure and colour terms),
-   ``sci_alone`` (SCI's loss alone, 3 stages).
+   ``sci_alone`` (SCI's loss alone, 3 stages), ``sci_light`` (the recipe unchanged plus SCI's loss at
+   weight 0.1).
 6. ``--authors-steps``: the authors' own loop for reference (their scene loss alone, SGD lr 0.015,
    momentum 0.9, weight decay 3e-4, batch 1, 256x256 crops, a constant lr), stopped after each
    number of steps and scored on the test pairs: a trajectory, not a selection.
@@ -96,6 +97,8 @@ VARIANTS: dict[str, list[str]] = {
                   "color: {type: color_constancy}}, coefficients: {exposure: 1.0, color: 5.0}}",
             "train.objective={scene: 1.0, calibrate: 1.0}"],
     "sci_alone": [_SCI, "train.objective={calibrate: 1.0}"],
+    # the recipe as it is, plus SCI's stage sum at a tenth of its weight
+    "sci_light": [_SCI, "train.objective={scene: 1.0, calibrate: 0.1}"],
 }
 
 
@@ -146,7 +149,7 @@ def main() -> None:
     ap.add_argument("--synth-sources", nargs="+", default=["sklearn", "sporco", "mvtb"],
                     help="photo sets of the synthesised training lows (never the validation's bundled set)")
     ap.add_argument("--variants", nargs="+", default=["recipe"], choices=sorted(VARIANTS),
-                    help="recipe overrides to compare (VARIANTS): recipe, sci, sci_alone")
+                    help="recipe overrides to compare (VARIANTS): recipe, sci, sci_alone, sci_light")
     ap.add_argument("--no-test", action="store_true", help="stop after the choice on validation")
     ap.add_argument("--authors-steps", type=int, nargs="*", default=[], help="also run the authors' loop this long")
     ap.add_argument("--work", type=Path, default=None)
