@@ -229,9 +229,11 @@ class Trainer(Job):
         self._val_start = self.val_data.state_dict()
         self.objective = TrainingObjective(recipe.losses, self.cfg.objective, self.net).to(self.device)
         self.total_steps = self.cfg.epochs * self.train_data.epoch_length if self.cfg.epochs else self.cfg.steps
-        # the network's weights, then those of objective entries that train their own (sci_calibration)
-        self.params = list(self.net.parameters()) + self.objective.trained_parameters()
-        self.opt = make_optimizer(self.cfg.optim, self.params)
+        # the network's weights, then those of objective entries that train their own (sci_calibration),
+        # by name: what the optimizer steps, the ranks average and the clipping bounds
+        self.params = {**dict(self.net.named_parameters()),
+                       **{f"objective.{i}": p for i, p in enumerate(self.objective.trained_parameters())}}
+        self.opt = make_optimizer(self.cfg.optim, list(self.params.values()))
         self.sched = make_scheduler(self.cfg.optim, self.opt, self.total_steps)  # stepped per iteration
         self.paired = self._preflight()
         self.step, self.elapsed = 0, 0.0
@@ -305,10 +307,9 @@ class Trainer(Job):
         total.backward()
         # data-parallel: the mean over ranks, as in search (DDP's wrapper would hide partial_forward
         # and entry_outputs, which the objective calls on the bare network)
-        distributed.average_gradients({**dict(self.net.named_parameters()),
-                                       **{f"objective.{i}": p for i, p in enumerate(self.objective.trained_parameters())}})
+        distributed.average_gradients(self.params)
         if self.cfg.optim.grad_clip is not None:
-            nn.utils.clip_grad_norm_(self.params, self.cfg.optim.grad_clip)
+            nn.utils.clip_grad_norm_(self.params.values(), self.cfg.optim.grad_clip)
         self.last_lr = float(self.opt.param_groups[0]["lr"])
         self.opt.step()
         self.sched.step()
