@@ -22,6 +22,10 @@ from test_compile_exact import CUDA_TOL, TWENTY_STEPS, assert_same_search, searc
 from test_compile_whole import small_spaces
 
 
+# a demo search of 8 level steps: 2 training images at batch 1, 2 epochs
+TINY = ["data.demo_count=4", "data.demo_size=32", "data.crop=16", "data.batch_size=1", "search.epochs=2"]
+
+
 def speed_of(*overrides: str):
     return load_recipe(RECIPES / "ruas_demo.yaml", list(overrides)).speed
 
@@ -80,10 +84,9 @@ def test_a_graphed_call_hands_out_clones_that_autograd_goes_through(monkeypatch)
 
 def test_on_cpu_the_search_says_so_once_and_runs_eagerly(tmp_path, caplog):
     """The fallback: one line, then the same search as without the option, bit for bit."""
-    args = ["data.demo_count=4", "data.demo_size=32", "data.crop=16", "data.batch_size=1", "search.epochs=2"]
     with caplog.at_level(logging.WARNING, logger="nas_llv"):
-        graphed = pipeline.search(RECIPES / "ruas_demo.yaml", [*args, "speed.cuda_graphs=true"], output=tmp_path / "g")
-    plain = pipeline.search(RECIPES / "ruas_demo.yaml", args, output=tmp_path / "p")
+        graphed = pipeline.search(RECIPES / "ruas_demo.yaml", [*TINY, "speed.cuda_graphs=true"], output=tmp_path / "g")
+    plain = pipeline.search(RECIPES / "ruas_demo.yaml", TINY, output=tmp_path / "p")
     lines = [r.getMessage() for r in caplog.records if "cuda_graphs" in r.getMessage()]
     assert lines == ["search: speed.cuda_graphs needs a CUDA device; on cpu the search runs eagerly"]
     a, b = (load_trajectory(r.dir).drop(columns="seconds") for r in (graphed, plain))
@@ -95,12 +98,11 @@ def test_every_search_and_training_iteration_starts_a_new_graph_step(tmp_path, m
     of a training tells torch's CUDA graphs that a new step begins, once; without graphs, never."""
     marks = []
     monkeypatch.setattr(torch.compiler, "cudagraph_mark_step_begin", lambda: marks.append(1))
-    args = ["data.demo_count=4", "data.demo_size=32", "data.crop=16", "data.batch_size=1", "search.epochs=2"]
-    pipeline.search(RECIPES / "ruas_demo.yaml", args, output=tmp_path / "plain")
+    pipeline.search(RECIPES / "ruas_demo.yaml", TINY, output=tmp_path / "plain")
     assert marks == []
     monkeypatch.setattr(SpeedConfig, "graphs", lambda self, device: True)
     monkeypatch.setattr(speed, "compile_modules", lambda modules, where, graphs=False: None)
-    run = pipeline.search(RECIPES / "ruas_demo.yaml", args, output=tmp_path / "graphed")
+    run = pipeline.search(RECIPES / "ruas_demo.yaml", TINY, output=tmp_path / "graphed")
     steps = load_trajectory(run.dir)["step"].max()
     assert len(marks) == steps // 2  # two level steps (scene, task) an iteration
     marks.clear()
