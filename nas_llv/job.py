@@ -165,10 +165,14 @@ class Job:
             if name is not None:
                 value = values[name]
                 shown = float(value) if not torch.is_tensor(value) or value.numel() == 1 else "nan or inf"
-                kept = (f"the last checkpoint (step {self.saved_step}) is kept" if self.saved_step is not None
-                        else "no checkpoint was written")
-                raise Diverged(f"{self.kind} diverged at step {step or self.step}, module {module}: {what} {name} "
-                               f"is {shown}; {kept}. Lower the learning rates or clip the gradients")
+                raise self.diverged(step or self.step, module, what, name, shown)
+
+    def diverged(self, step: int, module: str, what: str, name: str, shown: Any) -> Diverged:
+        """The error for entry ``name`` of ``what`` (its value ``shown``) of ``module``, non-finite at ``step``."""
+        kept = (f"the last checkpoint (step {self.saved_step}) is kept" if self.saved_step is not None
+                else "no checkpoint was written")
+        return Diverged(f"{self.kind} diverged at step {step}, module {module}: {what} {name} "
+                        f"is {shown}; {kept}. Lower the learning rates or clip the gradients")
 
     def run(self, stop_after: int | None = None) -> bool:
         """Run to the end (True), or checkpoint and stop (False) at the first unit boundary after

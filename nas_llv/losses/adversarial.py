@@ -93,9 +93,9 @@ class AdversarialLoss(Loss):
         """BCE(D(real), 1) + BCE(D(fake), 0) over both heads (fake detached by the caller)."""
         return _bce(self.discriminator(real), real=True) + _bce(self.discriminator(fake), real=False)
 
-    def discriminator_step(self) -> float | None:
+    def discriminator_step(self) -> torch.Tensor | None:
         """One Adam step of the discriminator on the last (output, ground truth) pair; its loss
-        before the step, or None when the term has not been evaluated yet."""
+        before the step (0-dim, on the device), or None when the term has not been evaluated yet."""
         if self._last is None:
             return None
         if self._optimizer is None:
@@ -108,7 +108,7 @@ class AdversarialLoss(Loss):
             self._optimizer.step()
         self.discriminator.eval()
         self._last = None
-        return float(loss.detach())
+        return loss.detach()
 
     def train(self, mode: bool = True) -> "AdversarialLoss":
         super().train(mode)
@@ -116,7 +116,7 @@ class AdversarialLoss(Loss):
         return self
 
 
-def step_discriminators(module: nn.Module) -> dict[str, float]:
+def step_discriminators(module: nn.Module) -> dict[str, torch.Tensor]:
     """One discriminator step for every adversarial term under ``module``: {term path: its D loss}."""
     out: dict[str, Any] = {}
     for name, m in module.named_modules():

@@ -94,14 +94,21 @@ class LossHypers(nn.Module):
         return self.raw.exp() if self.positivity == "exp" else self.raw
 
     def values(self) -> dict[str, float]:
-        """Name -> hyper-variable (ς, ϱ or λ), for the trajectory's ``hyper/`` columns."""
-        return dict(zip(self.names, self.hypers().detach().cpu().tolist()))
+        """Name -> hyper-variable (ς, ϱ or λ), as numbers (the search's ``hyper`` file)."""
+        return {k: float(v) for k, v in zip(self.names, self.hypers().detach().cpu().tolist())}
 
     def coefficients(self) -> dict[str, float]:
-        """Name -> the coefficient on each loss in the total (1/(2ς), 1/(2ϱ²) or λ): ``coef/`` columns."""
+        """Name -> the coefficient on each loss in the total (1/(2ς), 1/(2ϱ²) or λ), as numbers."""
+        return {k: float(v) for k, v in zip(self.names, self._coefficients().cpu().tolist())}
+
+    def columns(self) -> dict[str, torch.Tensor]:
+        """The trajectory's ``hyper/`` and ``coef/`` columns, 0-dim tensors left on the device."""
+        return {**{f"hyper/{k}": v for k, v in zip(self.names, self.hypers().detach().unbind())},
+                **{f"coef/{k}": v for k, v in zip(self.names, self._coefficients().unbind())}}
+
+    def _coefficients(self) -> torch.Tensor:
         w = self.hypers().detach()
-        factor = {"trico": 1 / (2 * w), "collaba": 1 / (2 * w.square()), "softplus": w}[self.form]
-        return dict(zip(self.names, factor.cpu().tolist()))
+        return {"trico": 1 / (2 * w), "collaba": 1 / (2 * w.square()), "softplus": w}[self.form]
 
     @torch.no_grad()
     def project_(self) -> None:

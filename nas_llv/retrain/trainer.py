@@ -317,7 +317,7 @@ class Trainer(Job):
         self.step += 1
         self.check_finite("all", {"weight": dict(self.net.named_parameters())})
         values = {"train_loss": float(total.detach()), **{f"loss/{k}": float(v.detach()) for k, v in terms.items()},
-                  **{f"discriminator/{k}": v for k, v in disc.items()}}
+                  **{f"discriminator/{k}": float(v) for k, v in disc.items()}}
         for key, value in distributed.mean_floats(values).items():  # the global batch's
             self.acc[key] = self.acc.get(key, 0.0) + value
         self.acc["n"] = self.acc.get("n", 0.0) + 1

@@ -12,7 +12,7 @@ from typing import Any, Callable, Mapping, Protocol
 import torch
 from torch import nn
 
-from nas_llv.distributed import all_reduce_mean, mean_floats
+from nas_llv.distributed import all_reduce_mean
 from nas_llv.search.hypergrad import Bilevel, HypergradMethod, apply_upper_grads
 from nas_llv.search.hypergrad.base import frozen, leaves
 
@@ -21,6 +21,9 @@ Overrides = Mapping[str, torch.Tensor]
 # A level's loss on fixed batches as a function of parameter overrides -> (total, unweighted terms):
 # what ``Level.objective`` returns and a hypergradient method evaluates.
 LossClosure = Callable[[Overrides], tuple[torch.Tensor, dict[str, torch.Tensor]]]
+# a trajectory figure: a number, or a 0-dim tensor left on the device until the loop reads its rows
+# (``speed.sync_every``, ``nas_llv.search.rows``)
+Scalar = float | torch.Tensor
 
 
 class UpperPenalty(Protocol):
@@ -58,7 +61,7 @@ class Level:
     amp: Callable[[], Any] = contextlib.nullcontext
     upper_loss: torch.Tensor | None = None  # of the last arch step, see ``arch_step``
     penalties: tuple[UpperPenalty, ...] = ()  # α-only terms added to the upper loss (set by the loop)
-    penalty_values: dict[str, float] = {}  # each penalty's value at the last arch step's α
+    penalty_values: dict[str, Scalar] = {}  # each penalty's value at the last arch step's α (on the device)
     # the α each weight step's objective takes in place of the stored ones, drawn anew per step
     # (SDARTS-RS: α + noise, set by the perturb extension); none by default
     perturbed_alphas: Callable[[], Overrides] = dict
@@ -116,7 +119,7 @@ class Level:
         each value is kept in ``penalty_values``, for the trajectory."""
         probs = self.relaxed(ov)
         values = {p.name: p(probs) for p in self.penalties}
-        self.penalty_values = {k: float(v.detach()) for k, v in values.items()}
+        self.penalty_values = {k: v.detach() for k, v in values.items()}
         return sum(values.values())  # type: ignore[return-value]
 
     def relaxed(self, ov: Overrides) -> dict[str, torch.Tensor]:
@@ -144,9 +147,10 @@ class Level:
         with self.amp():
             return objective(ov)
 
-    def weight_step(self, batch: Batch, objective: LossClosure | None = None) -> tuple[float, dict[str, float]]:
+    def weight_step(self, batch: Batch, objective: LossClosure | None = None) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """One optimizer step on ω with the training objective (``objective``: already built on
-        ``batch``) at the α of ``perturbed_alphas()``; returns (loss, terms)."""
+        ``batch``) at the α of ``perturbed_alphas()``; returns (loss, terms), 0-dim tensors on the
+        device (nothing is read to the host here)."""
         overrides, params = self.perturbed_alphas(), list(self.lower.values())
         wrt = params
         if self.explicit_grads:
@@ -160,13 +164,14 @@ class Level:
             nn.utils.clip_grad_norm_(params, self.grad_clip)
         self.weight_opt.step()
         self.weight_opt.zero_grad(set_to_none=True)
-        logged = mean_floats({"": float(total.detach()), **{k: float(v.detach()) for k, v in terms.items()}})
+        logged = all_reduce_mean({"": total.detach(), **{k: v.detach() for k, v in terms.items()}})
         return logged.pop(""), logged  # the global batch's (mean over ranks)
 
     def iterate(self, method: HypergradMethod, next_train: Callable[[], Batch], next_val: Callable[[], Batch]
-                ) -> tuple[float, dict[str, float], Batch]:
+                ) -> tuple[Scalar, dict[str, Scalar], Batch]:
         """One upper step, then ``method.lower_steps`` weight steps (the first on the same training
-        batch, as DARTS). Returns the mean training loss, mean terms and the validation batch."""
+        batch, as DARTS). Returns the mean training loss, mean terms (0-dim tensors) and the
+        validation batch."""
         train_b, val_b = next_train(), next_val()
         train_obj = self.objective(train_b, True) if self.shortcuts else None
         if self.arch_held:
@@ -182,9 +187,13 @@ class Level:
         return sum(losses) / k, {n: sum(t[n] for t in terms) / k for n in terms[0]}, val_b
 
     @torch.no_grad()
+    def val_loss_tensor(self, batch: Batch) -> torch.Tensor:
+        """The validation objective on ``batch`` (of the global batch: the mean over ranks), on the device."""
+        return all_reduce_mean({"val": self.objective(batch, False)({})[0].detach()})["val"]
+
     def val_loss(self, batch: Batch) -> float:
-        """The validation objective on ``batch`` (of the global batch: the mean over ranks)."""
-        return mean_floats({"val": float(self.objective(batch, False)({})[0])})["val"]
+        """``val_loss_tensor`` read to the host."""
+        return float(self.val_loss_tensor(batch))
 
 
 def named(module: nn.Module, params: list[nn.Parameter]) -> dict[str, nn.Parameter]:

@@ -28,10 +28,11 @@ from nas_llv.registry import SEARCH_LOOPS, STRATEGIES
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.space.spec import SpaceSpec, load_space
 from nas_llv.speed import apply_speed, channels_last_batch, foreach_steps, new_graph_step
-from nas_llv.space.supernet import prefer_channels_last, probs_of
+from nas_llv.space.supernet import prefer_channels_last, prob_tensors
 from nas_llv.search import extensions
 from nas_llv.search.extensions import Extension
-from nas_llv.search.level import Batch, Level
+from nas_llv.search.level import Batch, Level, Scalar
+from nas_llv.search.rows import PendingRows
 from nas_llv.search.strategy import Losses, Strategy, weight_optimizer
 
 
@@ -87,6 +88,7 @@ class Searcher(Job):
         self.step = self.epoch = self.it = 0
         self.val_loss: float | None = None  # the latest epoch's validation loss
         self.elapsed = 0.0
+        self.rows = PendingRows(self.recipe.speed.sync_every)  # read to the host every sync_every steps
 
     def attach(self, run: Run) -> None:
         """Attach the run folder (new or resumed); each extension may write files of its own now."""
@@ -170,7 +172,18 @@ class Searcher(Job):
         self._iteration(start)
         self.it += 1
         if self.it >= self.steps_per_epoch:
+            self.flush_rows()
             self._end_epoch(start)
+
+    def flush_rows(self) -> None:
+        """Write the trajectory rows kept on the device (``speed.sync_every``), after one host read;
+        ``Diverged`` for the first of their steps with a non-finite loss, α, ς or weight."""
+        self.rows.flush(self.attached_run.trajectory_writer.append, self.diverged)
+
+    def save(self, start: float | None = None) -> None:
+        """A checkpoint comes with every trajectory row up to its step (a resume truncates to it)."""
+        self.flush_rows()
+        super().save(start)
 
     def checkpoint_due(self) -> bool:
         return self.step % self.cfg.checkpoint_every == 0
@@ -183,8 +196,6 @@ class Searcher(Job):
             level = self.levels[name]
             train_loss, terms, val_b = self._update(level)
             self.step += 1
-            self.check_finite(name, {"training loss": {"total": train_loss, **terms},
-                                     "upper variable (α or ς)": level.upper, "weight": level.lower})
             row = {"step": self.step, "epoch": self.epoch + 1, "module": name, "phase": "search",
                    "train_loss": train_loss, "val_loss": self._logged_val_loss(level, val_b), "lr": level.lr,
                    "seconds": round(time.perf_counter() - start, 4)}
@@ -194,26 +205,30 @@ class Searcher(Job):
             for ext in self.extensions:
                 row.update(ext.columns(name, level, val_b))
             row.update(self._prob_columns())
-            self.attached_run.trajectory_writer.append(row)
+            self.rows.add(self.step, name, row, {"training loss": {"total": train_loss, **terms},
+                                                 "upper variable (α or ς)": level.upper, "weight": level.lower})
+            if self.rows.due():
+                self.flush_rows()
 
-    def _update(self, level: Level) -> tuple[float, dict[str, float], Batch]:
+    def _update(self, level: Level) -> tuple[Scalar, dict[str, Scalar], Batch]:
         """One update of ``level`` in an iteration: (training loss, its terms, the validation batch
-        its row's ``val_loss`` is measured on)."""
+        its row's ``val_loss`` is measured on); the numbers may be 0-dim tensors on the device."""
         raise NotImplementedError
 
-    def _upper_columns(self, level: Level) -> dict[str, float]:
+    def _upper_columns(self, level: Level) -> dict[str, Scalar]:
         """Trajectory columns of ``level``'s upper step just taken (none here)."""
         return {}
 
-    def _logged_val_loss(self, level: Level, val_b: Any) -> float:
-        """The trajectory's ``val_loss``: with ``speed.shortcuts`` the upper loss the hypergradient
-        evaluated first on ``val_b`` (``Level.arch_step``), else one more forward after the weight step."""
+    def _logged_val_loss(self, level: Level, val_b: Any) -> torch.Tensor:
+        """The trajectory's ``val_loss`` (on the device): with ``speed.shortcuts`` the upper loss the
+        hypergradient evaluated first on ``val_b`` (``Level.arch_step``), else one more forward after
+        the weight step."""
         if level.shortcuts and level.upper_loss is not None:
-            return distributed.mean_floats({"val": float(level.upper_loss)})["val"]
-        return level.val_loss(val_b)
+            return distributed.all_reduce_mean({"val": level.upper_loss})["val"]
+        return level.val_loss_tensor(val_b)
 
-    def _prob_columns(self) -> dict[str, float]:
-        return {f"prob/{label}/{op}": p for label, ops in probs_of(self.net).items() for op, p in ops.items()}
+    def _prob_columns(self) -> dict[str, torch.Tensor]:
+        return {f"prob/{label}/{op}": p for label, ops in prob_tensors(self.net).items() for op, p in ops.items()}
 
     def _end_epoch(self, start: float) -> None:
         raise NotImplementedError

@@ -38,7 +38,7 @@ from torch import nn
 
 from nas_llv.config import ConfigError
 from nas_llv.optim import make_optimizer, make_scheduler
-from nas_llv.search.level import Batch, Level
+from nas_llv.search.level import Batch, Level, Scalar
 
 
 class Losses:
@@ -113,7 +113,7 @@ class Strategy:
         """Called before the first iteration of ``epoch`` (0-based), also when a run resumes at
         that epoch's start; a run resumed inside an epoch continues it without a call."""
 
-    def extra_columns(self) -> dict[str, float]:
+    def extra_columns(self) -> dict[str, Scalar]:
         """Strategy-specific trajectory columns of each row (e.g. learned loss hyper-variables)."""
         return {}
 

@@ -90,6 +90,11 @@ class ArchParams(nn.Module):
         """label -> {op: op probability} (``prob``) of the α now, or of ``snapshot``."""
         return {lab: dict(zip(self.candidates[lab], self.prob(lab, a).tolist())) for lab, a in self._alphas(snapshot)}
 
+    def prob_tensors(self) -> dict[str, dict[str, torch.Tensor]]:
+        """``probs`` of the α now as 0-dim tensors on α's device, read by nobody yet (for the
+        trajectory rows a search keeps on the device, ``speed.sync_every``)."""
+        return {lab: dict(zip(self.candidates[lab], self.prob(lab, a).unbind())) for lab, a in self._alphas(None)}
+
     def genotype(self, snapshot: Mapping[str, torch.Tensor] | None = None) -> dict[str, str]:
         """label -> argmax op of the α now, or of ``snapshot`` (RUAS derivation: no 'none' op, fixed
         topology). Both relaxations are monotone in α, so this is also the argmax of the op probabilities
@@ -464,6 +469,11 @@ def probs_of(model: nn.Module, snapshot: Mapping[str, torch.Tensor] | None = Non
     for m in arch_modules(model):
         out.update(m.probs(snapshot))
     return out
+
+
+def prob_tensors(model: nn.Module) -> dict[str, dict[str, torch.Tensor]]:
+    """``probs_of`` at the α now, as 0-dim tensors on the device (``ArchParams.prob_tensors``)."""
+    return {lab: ops for m in arch_modules(model) for lab, ops in m.prob_tensors().items()}
 
 
 def derived_state_dict(supernet: nn.Module, genotype: Mapping[str, str]) -> dict[str, torch.Tensor]:

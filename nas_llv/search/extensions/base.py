@@ -17,7 +17,7 @@ from typing import Any, Callable, ClassVar, Mapping, Protocol
 from torch import nn
 
 from nas_llv.registry import EXTENSIONS
-from nas_llv.search.level import Batch, Level
+from nas_llv.search.level import Batch, Level, Scalar
 from nas_llv.space.supernet import Probs
 
 Choices = dict[str, str]                   # label -> op
@@ -88,7 +88,7 @@ class Extension:
 
     def before_iteration(self, epoch: int) -> None: ...
 
-    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, float]:
+    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, Scalar]:
         return {}
 
     def end_epoch(self, epoch: int) -> None: ...

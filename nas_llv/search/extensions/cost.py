@@ -26,7 +26,7 @@ from nas_llv.atomic import write_text
 from nas_llv.config import check_range
 from nas_llv.reference import REFERENCE_SIZE
 from nas_llv.search.extensions.base import Extension, Search, register
-from nas_llv.search.level import Batch, Level, attach_penalty
+from nas_llv.search.level import Batch, Level, Scalar, attach_penalty
 from nas_llv.space.genotype import Genotype
 
 if TYPE_CHECKING:
@@ -86,12 +86,12 @@ def cost_table(cfg: CostConfig, net: nn.Module) -> CostTable:
     return table
 
 
-def expected_cost(table: CostTable, net: nn.Module) -> dict[str, float]:
-    """The trajectory's ``cost/expected`` column at ``net``'s α now."""
+def expected_cost(table: CostTable, net: nn.Module) -> dict[str, torch.Tensor]:
+    """The trajectory's ``cost/expected`` column at ``net``'s α now (0-dim, on the device)."""
     from nas_llv.space.cost import current_probs
 
     with torch.no_grad():
-        return {"cost/expected": float(table.expected(current_probs(net)))}
+        return {"cost/expected": table.expected(current_probs(net)).detach()}
 
 
 def cost_meta(table: CostTable, genotype: Mapping[str, str]) -> dict[str, object]:
@@ -141,7 +141,7 @@ class Cost(Extension):
         if run.writes and not path.exists():
             write_text(path, self.table.to_csv())
 
-    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, float]:
+    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, Scalar]:
         return expected_cost(self.table, self.net)
 
     def describe(self, genotype: Genotype) -> Genotype:

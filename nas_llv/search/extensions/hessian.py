@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from nas_llv.config import check_range
 from nas_llv.search.extensions.base import Extension, Search, register
 from nas_llv.search.hypergrad.base import dot, grads, leaves, vjp
-from nas_llv.search.level import Batch, Level
+from nas_llv.search.level import Batch, Level, Scalar
 from nas_llv.space.genotype import Genotype
 from nas_llv.space.supernet import arch_modules, genotype_of, probs_of
 
@@ -208,7 +208,7 @@ class Hessian(Extension):
         self.net, self.tracker = search.net, HessianTracker(self.options, search.recipe.seed)
         self.refine = search.refine  # the skip cap (and any other derive hook) of the earlier α
 
-    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, float]:
+    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, Scalar]:
         return self.tracker.after_step(name, level, batch)
 
     def end_epoch(self, epoch: int) -> None:

@@ -29,7 +29,7 @@ import torch
 
 from nas_llv.config import ConfigError
 from nas_llv.search.extensions.base import Extension, Search, drawn_not_derived, register
-from nas_llv.search.level import Batch, Level, Overrides
+from nas_llv.search.level import Batch, Level, Overrides, Scalar
 from nas_llv.space.supernet import MixedGate
 
 MAX_GATES = 4  # 2^k upper-loss evaluations per arch step
@@ -85,7 +85,7 @@ class Presence(Extension):
         self.restore = 1.0 if self.options.weights == "present" else None
         for gate in self.gates:
             gate.forced = self.restore
-        self.gains: dict[str, float] = {}
+        self.gains: dict[str, torch.Tensor] = {}  # 0-dim, on the device (read with the trajectory rows)
         self.held: dict[str, list[str]] = {}  # level name -> the presence labels it learns
 
     def attach(self, search: Search) -> None:
@@ -107,11 +107,11 @@ class Presence(Extension):
                  ) -> Callable[[Callable[[Overrides], torch.Tensor], Overrides], torch.Tensor]:
         def mixture(evaluate: Callable[[Overrides], torch.Tensor], ov: Overrides) -> torch.Tensor:
             total, gains = expected_loss(gates, level.relaxed(ov), lambda: evaluate(ov), self.restore)
-            self.gains.update({label: float(v) for label, v in gains.items()})
+            self.gains.update(gains)
             return total
 
         return mixture
 
-    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, float]:
+    def columns(self, name: str, level: Level, batch: Batch) -> dict[str, Scalar]:
         """``presence/<label>/gain``: L(absent) - L(present) at the level's last arch step."""
         return {f"presence/{label}/gain": self.gains[label] for label in self.held.get(name, ()) if label in self.gains}

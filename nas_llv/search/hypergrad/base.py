@@ -139,7 +139,8 @@ class HypergradMethod(metaclass=_CheckedOptions):
     """Maps a ``Bilevel`` to {upper name: dL_up/du} (same shapes, dtypes and devices).
 
     ``lower_steps``: lower-level optimizer steps the strategy should take before each call
-    (the method itself never updates ω). ``info``: diagnostics of the last call (floats).
+    (the method itself never updates ω). ``info``: diagnostics of the last call (numbers or 0-dim
+    tensors).
     """
 
     method_name: typing.ClassVar[str] = ""
@@ -152,12 +153,14 @@ class HypergradMethod(metaclass=_CheckedOptions):
         """Raise ValueError for an option out of range."""
 
     @property
-    def info(self) -> dict[str, float]:
+    def info(self) -> dict[str, float | Tensor]:
         return self.__dict__.setdefault("_info", {})
 
     def _record(self, **values: float | Tensor) -> None:
+        """Keep diagnostics of this call: numbers, or 0-dim tensors left on the device (read with the
+        trajectory rows, ``speed.sync_every``)."""
         # frozen dataclasses forbid attribute assignment; diagnostics live in __dict__ directly
-        self.__dict__["_info"] = {k: float(v) for k, v in values.items()}
+        self.__dict__["_info"] = {k: v.detach() if torch.is_tensor(v) else float(v) for k, v in values.items()}
 
     def _warn_once(self, key: str, msg: str, *args: Any) -> None:
         warned = self.__dict__.setdefault("_warned", set())

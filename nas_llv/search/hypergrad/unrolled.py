@@ -72,16 +72,18 @@ class FiniteDifference(HypergradMethod):
         direct = {k: both[k].detach() for k in u}
         v = {k: both[k].detach() for k in w1}
         norm = dot(v, v).sqrt()
-        if problem.lower_lr == 0 or norm == 0:
+        if problem.lower_lr == 0:
             self._record(eps=0.0, v_norm=norm)
             return direct
-        eps = self.r / norm
+        # ε on the device, never read here: where v = 0 (‖v‖ = 0), ω± = ω, the difference is 0
+        # and its scale ξ‖v‖/(2r) is 0 too, so the result is the direct term, as the formula's limit
+        eps = self.r / norm.clamp_min(torch.finfo(norm.dtype).tiny)
         with torch.no_grad():
             w_plus, w_minus = axpy(eps, v, w), axpy(-eps, v, w)
         with record_function("hypergrad.perturbations"):
             diff = self._perturbed(problem, u, w_plus, w_minus)
         scale = problem.lower_lr / (2 * eps)
-        self._record(eps=eps, v_norm=norm)
+        self._record(eps=torch.where(norm > 0, eps, 0.0), v_norm=norm)
         return {k: (direct[k] - scale * diff[k]).detach() for k in u}
 
     def _perturbed(self, problem: Bilevel, u: Tensors, w_plus: Tensors, w_minus: Tensors) -> Tensors:

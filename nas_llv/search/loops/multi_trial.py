@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 from nas_llv.atomic import write_text
 from nas_llv.registry import SEARCH_LOOPS
-from nas_llv.search.level import Batch, Level
+from nas_llv.search.level import Batch, Level, Scalar
 from nas_llv.search.loop import Searcher
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 class MultiTrial(Searcher):
     """Runs a multi-trial strategy: ``search.epochs`` candidates, each trained and scored alike."""
 
-    def _update(self, level: Level) -> tuple[float, dict[str, float], Batch]:
+    def _update(self, level: Level) -> tuple[Scalar, dict[str, Scalar], Batch]:
         loss, terms = level.weight_step(self._batch(self.train_data))
         return loss, terms, self._batch(self.val_data)
 

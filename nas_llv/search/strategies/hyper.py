@@ -34,7 +34,7 @@ from nas_llv.config import ConfigError, check_range
 from nas_llv.atomic import write_yaml
 from nas_llv.optim import OptimConfig, SchedulerGroup, make_optimizer, make_scheduler
 from nas_llv.registry import STRATEGIES
-from nas_llv.search.level import Batch, Level, LossClosure, arch_parameters, call, named, weight_parameters
+from nas_llv.search.level import Batch, Level, LossClosure, Scalar, arch_parameters, call, named, weight_parameters
 from nas_llv.search.strategy import Losses, Strategy
 from nas_llv.space.models.hooks import IlluminationModules
 
@@ -96,7 +96,7 @@ class SplitLevel(Level):
         return lambda ov: call(self.module, ov, batch, train)
 
     def iterate(self, method: Any, next_train: Callable[[], Batch], next_val: Callable[[], Batch]
-                ) -> tuple[float, dict[str, float], Batch]:
+                ) -> tuple[Scalar, dict[str, Scalar], Batch]:
         """Level.iterate, then one step of every adversarial term's discriminator (losses/adversarial.py)
         on the output of the last lower step; their losses are kept for the trajectory."""
         from nas_llv.losses.adversarial import step_discriminators  # on use: listing strategies stays light
@@ -240,7 +240,7 @@ class HyperSearch(Strategy):
     def schedule(self, epoch: int) -> list[str]:
         return ["hyper"] if epoch < self.s1_epochs else ["illum"]
 
-    def extra_columns(self) -> dict[str, float]:
+    def extra_columns(self) -> dict[str, Scalar]:
         """ς, ϱ or λ as the papers report them (hyper/), the factor on each loss (coef/), and the
         last loss of each adversarial term's discriminator (discriminator/)."""
         learned = self.objective.lower.learned
@@ -248,8 +248,7 @@ class HyperSearch(Strategy):
                 for k, v in getattr(level, "discriminator_losses", {}).items()}
         if learned is None:
             return disc
-        return {**{f"hyper/{k}": v for k, v in learned.values().items()},
-                **{f"coef/{k}": v for k, v in learned.coefficients().items()}, **disc}
+        return {**learned.columns(), **disc}
 
     def val_loss(self, levels: Mapping[str, Level], batch: Batch) -> float:
         """Φ^ul on one D_ul batch (both phases share Φ^ul, so one level's is the objective)."""

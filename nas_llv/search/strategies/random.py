@@ -25,7 +25,7 @@ from torch import nn
 from nas_llv.config import check_range
 from nas_llv.job import on_device
 from nas_llv.registry import STRATEGIES
-from nas_llv.search.level import Batch, Level
+from nas_llv.search.level import Batch, Level, Scalar
 from nas_llv.search.strategy import Losses, Strategy, weight_optimizer
 from nas_llv.space.genotype import random_choices
 
@@ -110,7 +110,7 @@ class RandomSearch(Strategy):
         for level in self.levels.values():
             level.attach(weight_optimizer(self.cfg, level), None, self.cfg.weights.grad_clip)
 
-    def extra_columns(self) -> dict[str, float]:
+    def extra_columns(self) -> dict[str, Scalar]:
         return self.inner.extra_columns()
 
     @torch.no_grad()
