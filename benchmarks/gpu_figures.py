@@ -1,5 +1,5 @@
 """The search figures of ``benchmarks/gpu_check.sh`` (issue 29): per hypergradient method and path (eager,
-``speed.compile``, ``speed.cuda_graphs``: graphed), seconds per RUAS search iteration, kernel launches per
+deferred: ``speed.sync_every``, ``speed.compile``, ``speed.cuda_graphs``: graphed), seconds per RUAS search iteration, kernel launches per
 iteration, the peak memory of an iteration (and on CUDA of the demo recipe's first epoch as it is: what one
 sweep trial of each needs), and the projected wall time of ``nas-llv search recipes/ruas_lol.yaml``.
 
@@ -14,7 +14,7 @@ hypergradient) by the recipe's iterations: epochs x batches per epoch of its tra
 485 training pairs where ``data.root`` is absent), leaving out its per-epoch validation.
 
     python benchmarks/gpu_figures.py [--device cuda] [--size 320] [--iters 3] [--warmup 2] [--profile 1]
-        [--methods first_order,finite_difference] [--paths eager,compiled,graphed] [--rows FILE]
+        [--methods first_order,finite_difference] [--paths eager,deferred,compiled,graphed] [--rows FILE]
 
 Prints one Markdown table; ``--rows FILE`` also writes its rows (``| figure | value | seconds |``), which
 gpu_check.sh appends to its own table.
@@ -47,9 +47,12 @@ from nas_llv.search.loop import Searcher  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 LOL_RECIPE, DEMO_RECIPE = REPO / "recipes" / "ruas_lol.yaml", REPO / "recipes" / "ruas_demo.yaml"
 LOL_TRAIN_PAIRS = 485  # our485 (nas_llv.data.folders.LOL_LAYOUT), where the recipe's data.root is absent
-# graphed: compiled in reduce-overhead mode, each compiled forward and backward a CUDA graph (on CPU: compiled)
-PATHS = {"eager": ["speed.compile=false"], "compiled": ["speed.compile=true"],
-         "graphed": ["speed.compile=true", "speed.cuda_graphs=true"]}
+# deferred: eager, the host reading the rows every 50 steps (speed.sync_every), so it can queue ahead;
+# graphed: compiled in reduce-overhead mode, each compiled forward and backward a CUDA graph (on CPU:
+# compiled), with the rows read every 50 steps too
+PATHS = {"eager": ["speed.compile=false"], "deferred": ["speed.compile=false", "speed.sync_every=50"],
+         "compiled": ["speed.compile=true"],
+         "graphed": ["speed.compile=true", "speed.cuda_graphs=true", "speed.sync_every=50"]}
 # the host-side calls that launch one kernel each: the runtime API, the driver API (Triton), a CUDA graph
 LAUNCH_CALLS = ("cudaLaunchKernel", "cudaLaunchKernelExC", "cuLaunchKernel", "cuLaunchKernelEx",
                 "cudaLaunchCooperativeKernel", "cudaGraphLaunch")
@@ -174,7 +177,7 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--profile", type=int, default=1, help="iterations under the profiler")
     ap.add_argument("--methods", default="first_order,finite_difference")
-    ap.add_argument("--paths", default="eager,compiled,graphed", help=f"of {', '.join(PATHS)}")
+    ap.add_argument("--paths", default="eager,deferred,compiled,graphed", help=f"of {', '.join(PATHS)}")
     ap.add_argument("--rows", type=Path, help="also write the table's rows to this file")
     args = ap.parse_args()
     logging.getLogger("nas_llv").setLevel(logging.WARNING)
