@@ -132,12 +132,14 @@ def test_rank_1_writes_nothing_and_prints_nothing(work: Path, first_order: dict)
 
 
 def test_finite_difference_two_ranks_resumed_match_one_rank(work: Path) -> None:
-    """--nproc 2, stopped after 1 step and resumed at world size 2, equals one uninterrupted rank."""
+    """--nproc 2, stopped after 1 step and resumed at world size 2, equals one uninterrupted rank; the two
+    ranks keep their rows on the device and read them every 3 steps (``speed.sync_every``), the one rank
+    reads each step."""
     recipe = str(REPO / "recipes/ruas_demo.yaml")
     common = [*TINY, "search.hypergrad.type=finite_difference"]
     one = run_of(work, nas_llv("search", recipe, *common, "data.batch_size=2", "--output", "fd1", cwd=work))
-    stopped = nas_llv("search", recipe, *common, "data.batch_size=2", "--output", "fd2", "--nproc", "2",
-                      "--stop-after", "1", cwd=work)
+    stopped = nas_llv("search", recipe, *common, "data.batch_size=2", "speed.sync_every=3", "--output", "fd2",
+                      "--nproc", "2", "--stop-after", "1", cwd=work)
     two = run_of(work, stopped)
     assert f"continue with: nas-llv search --resume {two.relative_to(work)} --nproc 2" in stopped.stderr
     assert len(pd.read_csv(two / "trajectory.csv")) < len(pd.read_csv(one / "trajectory.csv"))
