@@ -95,11 +95,11 @@ class LossHypers(nn.Module):
 
     def values(self) -> dict[str, float]:
         """Name -> hyper-variable (ς, ϱ or λ), as numbers (the search's ``hyper`` file)."""
-        return {k: float(v) for k, v in zip(self.names, self.hypers().detach().cpu().tolist())}
+        return dict(zip(self.names, self.hypers().detach().cpu().tolist()))
 
     def coefficients(self) -> dict[str, float]:
         """Name -> the coefficient on each loss in the total (1/(2ς), 1/(2ϱ²) or λ), as numbers."""
-        return {k: float(v) for k, v in zip(self.names, self._coefficients().cpu().tolist())}
+        return dict(zip(self.names, self._coefficients().cpu().tolist()))
 
     def columns(self) -> dict[str, torch.Tensor]:
         """The trajectory's ``hyper/`` and ``coef/`` columns, 0-dim tensors left on the device."""
