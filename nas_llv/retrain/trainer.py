@@ -15,11 +15,12 @@ the HR ground truth.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Iterator, Mapping
 
 import torch
 from torch import nn
@@ -202,6 +203,20 @@ def _reads(loss: nn.Module, keys: frozenset[str]) -> bool:
     return any(n is None or keys & set(n) for n in needs)
 
 
+@contextlib.contextmanager
+def evaluating(*modules: nn.Module) -> Iterator[None]:
+    """Every module and submodule in eval mode inside; after, each back in the mode it had (a
+    submodule kept in eval mode, as a loss's fixed VGG or discriminator, stays so)."""
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.eval()
+    try:
+        yield
+    finally:
+        for m, mode in modes:
+            m.training = mode
+
+
 class Trainer(Job):
     """Retrains ``genotype`` with ``recipe.train``; build it before the run folder exists (it checks
     the recipe on one batch), then ``attach`` a Run and ``run()``."""
@@ -329,19 +344,18 @@ class Trainer(Job):
         the 8-bit output (as eval computes them; at the ground truth's, i.e. HR, size for a
         super-resolution network), over the same ``val_batches`` validation batches every time."""
         self.val_data.load_state_dict(self._val_start)
-        self.net.eval()
         loss, sums, n, stats = 0.0, {"psnr": 0.0, "ssim": 0.0}, 0, OutputStats()
-        for _ in range(self.cfg.val_batches):
-            batch = self._batch(self.val_data)
-            total, _, out = self.objective(self.net, batch, need_x=True)
-            loss += float(total)
-            x = select_output(out, "x")
-            stats.add(batch["low"], x, batch.get("high"))
-            if "high" in batch:
-                metrics = image_metrics(x, batch["high"])
-                sums = {k: v + float(metrics[k].sum()) for k, v in sums.items()}
-                n += batch["high"].shape[0]
-        self.net.train()
+        with evaluating(self.net, self.objective):  # the objective's own networks too (SCI's K: BatchNorm)
+            for _ in range(self.cfg.val_batches):
+                batch = self._batch(self.val_data)
+                total, _, out = self.objective(self.net, batch, need_x=True)
+                loss += float(total)
+                x = select_output(out, "x")
+                stats.add(batch["low"], x, batch.get("high"))
+                if "high" in batch:
+                    metrics = image_metrics(x, batch["high"])
+                    sums = {k: v + float(metrics[k].sum()) for k, v in sums.items()}
+                    n += batch["high"].shape[0]
         # the global batches': each rank's sums, averaged, over the ranks' image counts, averaged
         sums = distributed.mean_floats({"loss": loss, "n": n, **sums, **stats.flat()})
         self.stats = OutputStats.from_flat({k: sums.pop(k) for k in stats.flat()})

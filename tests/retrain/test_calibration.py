@@ -112,6 +112,21 @@ def test_calibration_module_is_trained_and_left_out_of_the_model_file(tmp_path, 
         assert torch.equal(rebuilt(dark)["x"], trainer.net.eval()(dark)["x"])  # inference: F on y alone
 
 
+def test_validation_leaves_the_calibrators_statistics_and_every_mode_as_it_was(tmp_path):
+    """K's BatchNorm runs on its running statistics during validation and does not update them; each
+    submodule of the network and the objective is back in its own mode after (one is left in eval mode
+    here, as a loss keeps its fixed networks)."""
+    trainer = _trainer(tmp_path, steps=2)
+    k = _calibrator(trainer.objective)
+    k.blocks[0].eval()
+    stats = {n: b.clone() for n, b in k.named_buffers()}
+    modes = [m.training for m in (*trainer.net.modules(), *trainer.objective.modules())]
+    assert True in modes and False in modes
+    trainer.validate()
+    assert all(torch.equal(stats[n], b) for n, b in k.named_buffers())
+    assert [m.training for m in (*trainer.net.modules(), *trainer.objective.modules())] == modes
+
+
 def test_a_calibrated_training_resumes_exactly(tmp_path):
     path = tmp_path / "calibrate.yaml"
     path.write_text(yaml.safe_dump(_recipe_data(steps=4)))
