@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import time
 from typing import Any, Mapping
 
@@ -19,6 +18,7 @@ from tqdm.contrib.logging import logging_redirect_tqdm
 
 from nas_llv import distributed
 from nas_llv.config import ConfigError, first_line
+from nas_llv.rows import PendingRows
 from nas_llv.runs import Run, deferred_interrupt
 
 
@@ -65,18 +65,6 @@ def _duration(seconds: float) -> str:
 
 class Diverged(ConfigError):
     """A loss, an upper variable (α, ς) or a weight became NaN or infinite; the run stops there."""
-
-
-def first_nonfinite(values: Mapping[str, Any]) -> str | None:
-    """The first name in ``values`` (numbers or tensors) whose value is NaN or infinite, else None.
-    The tensors are checked with one device synchronisation."""
-    tensors = {k: v for k, v in values.items() if torch.is_tensor(v) and v.is_floating_point()}
-    for k, v in values.items():
-        if not torch.is_tensor(v) and isinstance(v, float) and not math.isfinite(v):
-            return k
-    if tensors and not bool(torch.stack([torch.isfinite(t).all() for t in tensors.values()]).all()):
-        return next(k for k, t in tensors.items() if not bool(torch.isfinite(t).all()))
-    return None
 
 
 def on_device(batch: Mapping[str, Any], device: torch.device | str) -> dict[str, Any]:
@@ -171,12 +159,9 @@ class Job:
         """Raise ``Diverged`` naming the step, ``module`` and the first non-finite entry of
         ``groups`` (e.g. {"loss term": terms, "weight": params}) at ``step`` (default: the current
         one); the checkpoint on disk is the last finite state."""
-        for what, values in groups.items():
-            name = first_nonfinite(values)
-            if name is not None:
-                value = values[name]
-                shown = float(value) if not torch.is_tensor(value) or value.numel() == 1 else "nan or inf"
-                raise self.diverged(step or self.step, module, what, name, shown)
+        rows = PendingRows()  # the deferred check of a search's steps, read at once here
+        rows.add(step or self.step, module, {}, groups)
+        rows.flush(lambda row: None, self.diverged)
 
     def diverged(self, step: int, module: str, what: str, name: str, shown: Any) -> Diverged:
         """The error for entry ``name`` of ``what`` (its value ``shown``) of ``module``, non-finite at ``step``."""

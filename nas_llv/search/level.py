@@ -22,7 +22,7 @@ Overrides = Mapping[str, torch.Tensor]
 # what ``Level.objective`` returns and a hypergradient method evaluates.
 LossClosure = Callable[[Overrides], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 # a trajectory figure: a number, or a 0-dim tensor left on the device until the loop reads its rows
-# (``speed.sync_every``, ``nas_llv.search.rows``)
+# (``speed.sync_every``, ``nas_llv.rows``)
 Scalar = float | torch.Tensor
 
 

@@ -32,7 +32,7 @@ from nas_llv.space.supernet import prefer_channels_last, prob_tensors
 from nas_llv.search import extensions
 from nas_llv.search.extensions import Extension
 from nas_llv.search.level import Batch, Level, Scalar
-from nas_llv.search.rows import PendingRows
+from nas_llv.rows import PendingRows
 from nas_llv.search.strategy import Losses, Strategy, weight_optimizer
 
 

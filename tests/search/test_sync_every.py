@@ -19,7 +19,7 @@ from nas_llv.recipe import load_recipe, recipe_from_dict
 from nas_llv.results import load_trajectory
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.search.rows import PendingRows
+from nas_llv.rows import PendingRows
 from test_cuda_graphs import TINY
 from test_search import TINY as TINY_SEARCHER
 
@@ -63,7 +63,7 @@ def test_a_search_step_reads_the_host_only_when_its_rows_are_written(tmp_path, m
         seen.append(calls[before:])
     monkeypatch.undo()
     assert [len(c) for c in seen] == reads, seen
-    assert all(name == "tolist" and where == "search/rows.py" for c in seen for name, where, _ in c)
+    assert all(name == "tolist" and where == "rows.py" for c in seen for name, where, _ in c)
     s.flush_rows()
     assert list(rows_of(s.attached_run.dir)["step"]) == list(range(1, 11))
 

@@ -6,7 +6,8 @@ step, so on a GPU the host cannot queue the next step's kernels while the device
 ``PendingRows`` keeps each step's row and its finiteness flags as tensors and reads all of them in
 one transfer every ``every`` steps (``flush``), then writes the rows and raises ``Diverged`` for the
 first step that had a NaN or an infinity. With ``every == 1`` (the default) that is once per step,
-as a run always did, and the rows are the same to the last digit either way.
+as a run always did, and the rows are the same to the last digit either way. ``Job.check_finite``
+is the same check read at once (a training step, an epoch's validation loss).
 """
 from __future__ import annotations
 
