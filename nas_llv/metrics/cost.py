@@ -20,14 +20,18 @@ def count_params(model: nn.Module, trainable_only: bool = False) -> int:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module) -> Iterator[None]:
-    # Measuring must not update BatchNorm statistics, and must leave the caller's mode as it was.
-    was_training = model.training
-    model.eval()
+def eval_mode(*modules: nn.Module) -> Iterator[None]:
+    """Every module and submodule in eval mode inside (measuring or validating must not update
+    BatchNorm statistics); after, each back in the mode it had, so a submodule its owner keeps in
+    eval mode (a loss's fixed VGG or discriminator) stays so."""
+    modes = [(m, m.training) for module in modules for m in module.modules()]
+    for module in modules:
+        module.eval()
     try:
         yield
     finally:
-        model.train(was_training)
+        for m, mode in modes:
+            m.training = mode
 
 
 def count_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
@@ -38,7 +42,7 @@ def count_flops(model: nn.Module, *inputs: torch.Tensor) -> int:
     write "FLOPs" often mean MACs). Runs in eval mode without gradients; the model's mode is restored.
     """
     counter = FlopCounterMode(display=False)
-    with _eval_mode(model), torch.no_grad(), counter:
+    with eval_mode(model), torch.no_grad(), counter:
         model(*inputs)
     return int(counter.get_total_flops())
 
@@ -63,7 +67,7 @@ def run_times(model: nn.Module, inputs: tuple[torch.Tensor, ...], repeats: int, 
     under ``torch.inference_mode``, on the inputs' device (bracketed by a synchronize on CUDA)."""
     dev = inputs[0].device
     times = []
-    with _eval_mode(model), torch.inference_mode():
+    with eval_mode(model), torch.inference_mode():
         for i in range(warmup + repeats):
             _sync(dev)
             start = time.perf_counter()

@@ -15,12 +15,11 @@ the HR ground truth.
 """
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
 import torch
 from torch import nn
@@ -29,6 +28,7 @@ from nas_llv import __version__, distributed
 from nas_llv.config import ConfigError
 from nas_llv.data import build_loaders
 from nas_llv.evaluation.scoring import image_metrics
+from nas_llv.metrics.cost import eval_mode
 from nas_llv.space.genotype import Genotype, find_genotype, genotype_from_dict, genotype_scale, load_genotype, with_variant
 from nas_llv.space.models.hooks import EntryOutputs, ObjectiveModules, PartialForward
 from nas_llv.enhance import select_output
@@ -203,20 +203,6 @@ def _reads(loss: nn.Module, keys: frozenset[str]) -> bool:
     return any(n is None or keys & set(n) for n in needs)
 
 
-@contextlib.contextmanager
-def evaluating(*modules: nn.Module) -> Iterator[None]:
-    """Every module and submodule in eval mode inside; after, each back in the mode it had (a
-    submodule kept in eval mode, as a loss's fixed VGG or discriminator, stays so)."""
-    modes = [(m, m.training) for module in modules for m in module.modules()]
-    for module in modules:
-        module.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
 class Trainer(Job):
     """Retrains ``genotype`` with ``recipe.train``; build it before the run folder exists (it checks
     the recipe on one batch), then ``attach`` a Run and ``run()``."""
@@ -345,7 +331,7 @@ class Trainer(Job):
         super-resolution network), over the same ``val_batches`` validation batches every time."""
         self.val_data.load_state_dict(self._val_start)
         loss, sums, n, stats = 0.0, {"psnr": 0.0, "ssim": 0.0}, 0, OutputStats()
-        with evaluating(self.net, self.objective):  # the objective's own networks too (SCI's K: BatchNorm)
+        with eval_mode(self.net, self.objective):  # the objective's own networks too (SCI's K: BatchNorm)
             for _ in range(self.cfg.val_batches):
                 batch = self._batch(self.val_data)
                 total, _, out = self.objective(self.net, batch, need_x=True)
