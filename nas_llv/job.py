@@ -145,9 +145,16 @@ class Job:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         raise NotImplementedError
 
+    def flush_rows(self) -> None:
+        """Read what the steps kept on the device (``speed.sync_every``, ``nas_llv.rows``) and write or
+        add it up; ``Diverged`` for the first of their steps with a non-finite entry. Nothing by default."""
+
     def save(self, start: float | None = None) -> None:
         """Checkpoint (once per step: an epoch end that is also a checkpoint step writes one);
-        ``start`` (the loop's perf_counter origin) updates the elapsed time."""
+        ``start`` (the loop's perf_counter origin) updates the elapsed time. The rows kept on the
+        device are read first: a checkpoint comes with every row up to its step (a resume truncates
+        to it), and one is never written after a non-finite step."""
+        self.flush_rows()
         if self.saved_step == self.step:
             return
         if start is not None:

@@ -203,9 +203,10 @@ class SpeedConfig:
     ``torch.compile`` of the network's modules (one log line and eager mode where it cannot).
     ``cuda_graphs``: on a CUDA device, the modules are compiled in ``reduce-overhead`` mode, which
     replays each compiled forward and backward as one CUDA graph; elsewhere one log line, and the
-    run goes on as ``compile`` says. ``sync_every`` (search, exact): a search step reads nothing to
-    the host; its trajectory rows and finiteness checks stay on the device and are read in one
-    transfer every ``sync_every`` steps (and at each epoch end and checkpoint), so a GPU is never
+    run goes on as ``compile`` says. ``sync_every`` (search and train, exact): a step reads nothing
+    to the host; its figures (a search's trajectory rows, a training's losses) and finiteness checks
+    stay on the device and are read in one transfer every ``sync_every`` steps (and at each epoch end,
+    validation row and checkpoint), so a GPU is never
     left idle while the host waits for a number; a NaN is reported with the step it happened at,
     up to ``sync_every - 1`` steps later.
     """
@@ -215,7 +216,7 @@ class SpeedConfig:
     channels_last: bool | None = None   # None: on for search, off for train
     compile: bool = False
     cuda_graphs: bool = False
-    sync_every: int = 1   # search: steps between host reads of the trajectory rows and finiteness checks
+    sync_every: int = 1   # search, train: steps between host reads of the step's figures and finiteness checks
 
     def validate(self) -> None:
         check_range("sync_every", self.sync_every, 1)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Callable
 
@@ -136,3 +137,33 @@ def cvpr_ruas() -> torch.nn.Module:
 
     weights = SHARED_DATA / "ruas_cvpr_weights" / "lol.pt"
     return import_ruas(weights)[0] if weights.is_file() else ruas_genotype("cvpr", "ruas").build().eval()
+
+
+HOST_READS = ("item", "tolist", "__float__", "__bool__", "__int__", "__index__")
+
+
+def count_host_reads(monkeypatch) -> list[tuple[str, str, int]]:
+    """Record each host read of a tensor's value made directly by nas_llv's code, outside the data
+    pipeline (whose tensors are the host's own): (method, file, line)."""
+    calls: list[tuple[str, str, int]] = []
+    for name in HOST_READS:
+        def spy(self, *args, _orig=getattr(torch.Tensor, name), _name=name, **kwargs):
+            frame = sys._getframe(1)
+            where = frame.f_code.co_filename.replace("\\", "/")
+            if "/nas_llv/" in where and "/nas_llv/data/" not in where:
+                calls.append((_name, where.rsplit("/nas_llv/", 1)[1], frame.f_lineno))
+            return _orig(self, *args, **kwargs)
+        monkeypatch.setattr(torch.Tensor, name, spy)
+    return calls
+
+
+def host_reads_per_call(monkeypatch, call: Callable[[], object], times: int) -> list[list[tuple[str, str, int]]]:
+    """``call()`` ``times`` times: the host reads (``count_host_reads``) each call made."""
+    calls = count_host_reads(monkeypatch)
+    seen = []
+    for _ in range(times):
+        before = len(calls)
+        call()
+        seen.append(calls[before:])
+    monkeypatch.undo()
+    return seen

@@ -40,6 +40,7 @@ from nas_llv.layout import MODEL, MODEL_BEST, MODEL_LAST
 from nas_llv.losses import Loss, build_loss, step_discriminators
 from nas_llv.optim import make_optimizer, make_scheduler
 from nas_llv.retrain.plausibility import Implausibility, Implausible, OutputStats, drift_warnings, selection_warnings
+from nas_llv.rows import PendingRows
 from nas_llv.runs import Run, rng_state, seed_everything, set_rng_state
 from nas_llv.speed import apply_speed, channels_last_batch, new_graph_step
 
@@ -241,7 +242,8 @@ class Trainer(Job):
         self.last_lr: float | None = None  # lr of the latest step
         self.best: dict[str, Any] = {"step": None, "psnr": -math.inf, "val_loss": math.inf}
         self.stats = OutputStats()  # the latest validation's inputs and outputs (plausibility)
-        self.acc: dict[str, float] = {}
+        self.acc: dict[str, float] = {}  # sums of the steps' figures since the latest row, and their count "n"
+        self.rows = PendingRows(recipe.speed.sync_every)  # the steps' figures, read every sync_every steps
         self.last: dict[str, float] = {}
         self.attached_run: Run | None = None
 
@@ -303,7 +305,6 @@ class Trainer(Job):
         batch = self._batch(self.train_data)
         with self.amp():
             total, terms, _ = self.objective(self.net, batch)
-        self.check_finite("all", {"training loss": {"total": total.detach(), **terms}}, self.step + 1)
         self.opt.zero_grad(set_to_none=True)
         total.backward()
         # data-parallel: the mean over ranks, as in search (DDP's wrapper would hide partial_forward
@@ -316,10 +317,21 @@ class Trainer(Job):
         self.sched.step()
         disc = step_discriminators(self.objective)  # adversarial terms: their own optimizer step
         self.step += 1
-        self.check_finite("all", {"weight": dict(self.net.named_parameters())})
-        values = {"train_loss": float(total.detach()), **{f"loss/{k}": float(v.detach()) for k, v in terms.items()},
-                  **{f"discriminator/{k}": float(v) for k, v in disc.items()}}
-        for key, value in distributed.mean_floats(values).items():  # the global batch's
+        # the step's figures stay 0-dim tensors on the device (the global batch's: a mean over ranks), and
+        # its checks are flags computed now; both are read to the host every sync_every steps
+        values = distributed.all_reduce_mean({"train_loss": total.detach(), **{f"loss/{k}": v.detach() for k, v in terms.items()},
+                                              **{f"discriminator/{k}": v.detach() for k, v in disc.items()}})
+        self.rows.add(self.step, "all", values, {"training loss": {"total": total.detach(), **terms},
+                                                  "weight": dict(self.net.named_parameters())})
+        if self.rows.due():
+            self.flush_rows()
+
+    def flush_rows(self) -> None:
+        """Add the figures of the steps kept on the device to the running sums of the next row."""
+        self.rows.flush(self._accumulate, self.diverged)
+
+    def _accumulate(self, values: Mapping[str, float]) -> None:
+        for key, value in values.items():
             self.acc[key] = self.acc.get(key, 0.0) + value
         self.acc["n"] = self.acc.get("n", 0.0) + 1
 
@@ -352,6 +364,7 @@ class Trainer(Job):
         return result
 
     def _log_row(self, start: float) -> None:
+        self.flush_rows()
         val = self.validate()
         n = self.acc.pop("n", 0.0)
         epoch = math.ceil(self.train_data.position / len(self.train_data))

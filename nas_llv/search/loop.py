@@ -180,11 +180,6 @@ class Searcher(Job):
         ``Diverged`` for the first of their steps with a non-finite loss, α, ς or weight."""
         self.rows.flush(self.attached_run.trajectory_writer.append, self.diverged)
 
-    def save(self, start: float | None = None) -> None:
-        """A checkpoint comes with every trajectory row up to its step (a resume truncates to it)."""
-        self.flush_rows()
-        super().save(start)
-
     def checkpoint_due(self) -> bool:
         return self.step % self.cfg.checkpoint_every == 0
 

@@ -5,14 +5,12 @@ by step, and check that rows, divergence reports and resumes are the same as whe
 """
 from __future__ import annotations
 
-import sys
-
 import pandas as pd
 import pytest
 import torch
 import yaml
 
-from conftest import RECIPES, stopped_and_resumed, tiny_searcher
+from conftest import RECIPES, count_host_reads, host_reads_per_call, stopped_and_resumed, tiny_searcher
 from nas_llv import pipeline
 from nas_llv.job import Diverged
 from nas_llv.recipe import load_recipe, recipe_from_dict
@@ -22,8 +20,6 @@ from nas_llv.search.loop import Searcher
 from nas_llv.rows import PendingRows
 from test_cuda_graphs import TINY
 from test_search import TINY as TINY_SEARCHER
-
-HOST_READS = ("item", "tolist", "__float__", "__bool__", "__int__", "__index__")
 
 
 def rows_of(run_dir) -> pd.DataFrame:
@@ -35,33 +31,12 @@ def base(sync_every: int) -> dict:
     return {**TINY_SEARCHER, "speed": {"sync_every": sync_every}}
 
 
-def count_host_reads(monkeypatch) -> list[tuple[str, str, int]]:
-    """Record each host read of a tensor's value made directly by nas_llv's code, outside the data
-    pipeline (whose tensors are the host's own): (method, file, line)."""
-    calls: list[tuple[str, str, int]] = []
-    for name in HOST_READS:
-        def spy(self, *args, _orig=getattr(torch.Tensor, name), _name=name, **kwargs):
-            frame = sys._getframe(1)
-            where = frame.f_code.co_filename.replace("\\", "/")
-            if "/nas_llv/" in where and "/nas_llv/data/" not in where:
-                calls.append((_name, where.rsplit("/nas_llv/", 1)[1], frame.f_lineno))
-            return _orig(self, *args, **kwargs)
-        monkeypatch.setattr(torch.Tensor, name, spy)
-    return calls
-
-
 @pytest.mark.parametrize("sync_every, reads", [(4, [0, 1, 0, 1, 0]), (1, [2, 2, 2, 2, 2])])
 def test_a_search_step_reads_the_host_only_when_its_rows_are_written(tmp_path, monkeypatch, sync_every, reads):
     """Finite differences, two levels an iteration: with ``sync_every: 4`` the iterations between
     writes read nothing, and a write is one ``tolist``; read every step, each level's row is one."""
     s = tiny_searcher(base(sync_every), tmp_path, steps_per_epoch=6, checkpoint_every=100)
-    calls = count_host_reads(monkeypatch)
-    seen = []
-    for _ in range(5):
-        before = len(calls)
-        s.advance(0.0)
-        seen.append(calls[before:])
-    monkeypatch.undo()
+    seen = host_reads_per_call(monkeypatch, lambda: s.advance(0.0), 5)
     assert [len(c) for c in seen] == reads, seen
     assert all(name == "tolist" and where == "rows.py" for c in seen for name, where, _ in c)
     s.flush_rows()
