@@ -166,7 +166,7 @@ class Job:
         """Raise ``Diverged`` naming the step, ``module`` and the first non-finite entry of
         ``groups`` (e.g. {"loss term": terms, "weight": params}) at ``step`` (default: the current
         one); the checkpoint on disk is the last finite state."""
-        rows = PendingRows()  # the deferred check of a search's steps, read at once here
+        rows = PendingRows()  # the check the steps defer (nas_llv.rows), read at once here
         rows.add(step or self.step, module, {}, groups)
         rows.flush(lambda row: None, self.diverged)
 
