@@ -7,7 +7,7 @@
 #    are not installed and the folder is there (a machine without network access);
 # 2. runs the tests marked cuda (pytest -m cuda: the commands on the device, resume on CUDA,
 #    data-parallel NCCL runs on one GPU and on two where present);
-# 3. runs benchmarks/gpu_figures.py (the search iteration eager, deferred, compiled and graphed, first order and finite
+# 3. runs benchmarks/gpu_figures.py (a training step read every step and deferred; the search iteration eager, deferred, compiled and graphed, first order and finite
 #    differences: seconds, kernel launches and peak memory per iteration, the projected
 #    recipes/ruas_lol.yaml search time) and benchmarks/inference.py with --device cuda, few repeats,
 #    and the README's session on the device: demo search (its wall time), latency cost table, train,

@@ -11,10 +11,12 @@ the CUDA runtime and driver (``cudaLaunchKernel``, ``cuLaunchKernel`` for Triton
 kernels the GPU ran; on CPU it counts the ``aten::`` operators called (the same counting, so it is
 tested on CPU). The projection multiplies the finite-difference seconds per iteration (the recipe's
 hypergradient) by the recipe's iterations: epochs x batches per epoch of its training split (LOL's
-485 training pairs where ``data.root`` is absent), leaving out its per-epoch validation.
+485 training pairs where ``data.root`` is absent), leaving out its per-epoch validation. Unless ``--no-train``,
+it also times a step of ``nas-llv train`` (``recipes/ruas_demo_train.yaml``) with its figures read every step
+against every 50 (``speed.sync_every``).
 
     python benchmarks/gpu_figures.py [--device cuda] [--size 320] [--iters 3] [--warmup 2] [--profile 1]
-        [--methods first_order,finite_difference] [--paths eager,deferred,compiled,graphed] [--rows FILE]
+        [--methods first_order,finite_difference] [--paths eager,deferred,compiled,graphed] [--rows FILE] [--no-train]
 
 Prints one Markdown table; ``--rows FILE`` also writes its rows (``| figure | value | seconds |``), which
 gpu_check.sh appends to its own table.
@@ -37,15 +39,18 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_step import iteration, make_searcher  # noqa: E402
+from search_step import iteration, make_searcher, sync  # noqa: E402
 
 from nas_llv.data.loaders import split_indices  # noqa: E402
+from nas_llv.export.ruas_import import ruas_genotype  # noqa: E402
 from nas_llv.recipe import load_recipe  # noqa: E402
+from nas_llv.retrain.trainer import Trainer  # noqa: E402
 from nas_llv.runs import Run  # noqa: E402
 from nas_llv.search.loop import Searcher  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 LOL_RECIPE, DEMO_RECIPE = REPO / "recipes" / "ruas_lol.yaml", REPO / "recipes" / "ruas_demo.yaml"
+TRAIN_RECIPE = REPO / "recipes" / "ruas_demo_train.yaml"
 LOL_TRAIN_PAIRS = 485  # our485 (nas_llv.data.folders.LOL_LAYOUT), where the recipe's data.root is absent
 # deferred: eager, the host reading the rows every 50 steps (speed.sync_every), so it can queue ahead;
 # graphed: compiled in reduce-overhead mode, each compiled forward and backward a CUDA graph (on CPU:
@@ -120,6 +125,33 @@ def measure(size: int, method: str, device: str, path: list[str], iters: int, wa
             torch.cuda.empty_cache()
 
 
+def train_steps(device: str, steps: int, warmup: int, root: str, overrides: Iterable[str] = ()) -> dict[str, float]:
+    """Median seconds per step of ``nas-llv train`` (``recipes/ruas_demo_train.yaml``: the published
+    CVPR RUAS architecture, batch 4 of 64x64 crops) with the step's figures read every step (``eager``)
+    and every 50 (``deferred``, ``speed.sync_every``), timed alternately, no validation among them."""
+    trainers = {}
+    for name, extra in (("eager", []), ("deferred", ["speed.sync_every=50"])):
+        recipe = load_recipe(TRAIN_RECIPE, [f"device={device}", f"train.steps={10 * (steps + warmup) + 1}",
+                                            "train.val_every=100000", "train.checkpoint_every=100000", *extra, *overrides])
+        t = Trainer(recipe, ruas_genotype("cvpr", "ruas"))
+        t.attach(Run.create(recipe.to_dict(), f"bench-{name}", root))
+        trainers[name] = t
+    times: dict[str, list[float]] = {name: [] for name in trainers}
+    for i in range(warmup + steps):
+        for name, t in trainers.items():
+            sync(t.device)
+            t0 = time.perf_counter()
+            for _ in range(10):  # ten steps a sample: a deferred read falls in every sample alike
+                t.advance(t0)
+            t.flush_rows()
+            sync(t.device)
+            if i >= warmup:
+                times[name].append((time.perf_counter() - t0) / 10)
+    for t in trainers.values():
+        t.close()
+    return {name: statistics.median(v) for name, v in times.items()}
+
+
 def first_epoch(recipe_path: Path, overrides: list[str], root: str) -> Searcher:
     """A search of the recipe run through its first epoch (its iterations and validation), closed."""
     recipe = load_recipe(recipe_path, overrides)
@@ -149,11 +181,15 @@ def memory_text(r: dict[str, float]) -> str:
 
 
 def rows(size: int, results: dict[tuple[str, str], dict[str, Any]], lol: tuple[int, str],
-         demo: dict[str, float] | None = None) -> list[str]:
-    """The Markdown rows: figure, value, seconds the measurement took (``demo``: ``demo_memory``'s)."""
+         demo: dict[str, float] | None = None, train: dict[str, float] | None = None) -> list[str]:
+    """The Markdown rows: figure, value, seconds the measurement took (``demo``: ``demo_memory``'s;
+    ``train``: ``train_steps``')."""
     out = []
     if demo:
         out.append(f"| peak memory, ruas_demo.yaml as it is (48² crops, batch 2), eager | {memory_text(demo)} | - |")
+    if train:
+        out.append(f"| s/step, train ruas_demo_train.yaml (64² batch 4), eager / deferred (sync_every 50) | "
+                   f"{train['eager']:.4f} / {train['deferred']:.4f} | - |")
     for (method, path), r in results.items():
         what = f"{method}, {path}, {size}² batch 1"
         out.append(f"| s/iteration, {what} | {r['s']:.3f} (warm-up {r['warmup_s']:.1f} s) | {r['took_s']:.1f} |")
@@ -179,22 +215,25 @@ def main() -> None:
     ap.add_argument("--methods", default="first_order,finite_difference")
     ap.add_argument("--paths", default="eager,deferred,compiled,graphed", help=f"of {', '.join(PATHS)}")
     ap.add_argument("--rows", type=Path, help="also write the table's rows to this file")
+    ap.add_argument("--no-train", dest="train", action="store_false",
+                    help="leave out the training step's seconds, eager against deferred")
     args = ap.parse_args()
     logging.getLogger("nas_llv").setLevel(logging.WARNING)
     results: dict[tuple[str, str], dict[str, Any]] = {}
     lol = lol_iterations()
     with tempfile.TemporaryDirectory() as root:
         demo = demo_memory(args.device, root) if torch.device(args.device).type == "cuda" else None
+        train = train_steps(args.device, args.iters, args.warmup, root) if args.train else None
         for path in args.paths.split(","):  # every eager figure first: a stopped run keeps them
             for method in args.methods.split(","):
                 results[method, path] = measure(args.size, method, args.device, PATHS[path], args.iters,
                                                 args.warmup, args.profile, root)
                 if args.rows:  # rewritten after each measurement, for the same reason
-                    args.rows.write_text("\n".join(rows(args.size, results, lol, demo)) + "\n")
+                    args.rows.write_text("\n".join(rows(args.size, results, lol, demo, train)) + "\n")
     name = torch.cuda.get_device_name() if args.device.startswith("cuda") else "CPU"
     print(f"torch {torch.__version__}, {name}, median of {args.iters} after {args.warmup} warm-up, "
           f"{args.profile} profiled\n\n| figure | value | seconds |\n| --- | --- | --- |")
-    print("\n".join(rows(args.size, results, lol, demo)))
+    print("\n".join(rows(args.size, results, lol, demo, train)))
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import torch
 
@@ -108,6 +109,18 @@ def test_a_cpu_measurement_has_every_figure_but_memory(figures, tmp_path):
         "| peak memory, ruas_demo.yaml as it is (48² crops, batch 2), eager | 1 MiB allocated, 2 MiB reserved | - |"]
     assert rows[-1].startswith("| projected ruas_lol.yaml search, eager | ")
     assert f"{4860 * r['s'] / 60:.1f} min" in rows[-1]
+
+
+def test_the_training_step_is_timed_read_every_step_and_deferred(figures, tmp_path):
+    """What train_steps measures on CUDA, run on CPU at 16x16 crops: both trainers time their steps,
+    none validates among them, and the row shows both."""
+    r = figures.train_steps("cpu", steps=1, warmup=0, root=str(tmp_path), overrides=["data.crop=16", "data.demo_size=32"])
+    assert set(r) == {"eager", "deferred"} and all(v > 0 for v in r.values())
+    rows = figures.rows(16, {}, (4860, "x"), train=r)
+    assert rows == [f"| s/step, train ruas_demo_train.yaml (64² batch 4), eager / deferred (sync_every 50) | "
+                    f"{r['eager']:.4f} / {r['deferred']:.4f} | - |"]
+    for run in tmp_path.iterdir():  # the step-0 row alone: no validation among the timed steps
+        assert list(pd.read_csv(run / "trajectory.csv")["step"]) == [0]
 
 
 def test_the_demo_memory_runs_the_recipes_first_epoch(figures, tmp_path):
