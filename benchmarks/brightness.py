@@ -25,7 +25,7 @@ from pathlib import Path
 
 import torch
 
-from nas_llv.data.io import list_images, read_image
+from nas_llv.data.folders import PairedFolder
 from nas_llv.export.modelfile import load_model
 from nas_llv.metrics.image import psnr, quantize
 
@@ -33,10 +33,8 @@ FACTORS = [round(0.5 + 0.05 * i, 2) for i in range(31)]
 
 
 def pairs(root: Path) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    lows, highs = list_images(root / "low"), list_images(root / "high")
-    if [f.name for f in lows] != [f.name for f in highs]:
-        raise SystemExit(f"{root}: low/ and high/ must hold the same file names")
-    return [(read_image(a)[None].double(), read_image(b)[None].double()) for a, b in zip(lows, highs)]
+    """(low, high) of each pair, matched by ``PairedFolder`` as ``eval`` matches them, in float64."""
+    return [(item["low"][None].double(), item["high"][None].double()) for item in PairedFolder(root)]
 
 
 def mean_psnr(outs: list[torch.Tensor], data: list[tuple[torch.Tensor, torch.Tensor]], factor: float = 1.0) -> float:
