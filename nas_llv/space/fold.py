@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nas_llv.space.models.ruas import SceneModule
+from nas_llv.space.models.ruas import SceneModule, shifted_max
 from nas_llv.space.ops import ConvOp, Skip, identity_kernel, place_kernel
 from nas_llv.space.supernet import Cell, project_parts
 
@@ -167,20 +167,6 @@ class FoldedCell(nn.Module):
 def foldable(cell: Cell) -> bool:
     """A derived cell: every edge a fixed linear op (a supernet's mixed edges are not)."""
     return all(isinstance(m, (ConvOp, Skip)) for m in cell.edges.values())
-
-
-def shifted_max(x: torch.Tensor, window: int = 2) -> torch.Tensor:
-    """``ruas.local_max`` as the maximum of window² shifted views of the padded image (the same values).
-
-    The views end at negative offsets rather than at sizes read from ``x``, so a traced export stays
-    right at every input size."""
-    p = F.pad(x, (0, window - 1, 0, window - 1))
-    out = None
-    for i in range(window):
-        for j in range(window):
-            view = p[..., i:(i - window + 1) or None, j:(j - window + 1) or None]
-            out = view if out is None else torch.maximum(out, view)
-    return out
 
 
 @torch.no_grad()
