@@ -11,7 +11,7 @@ default recipe. Both searchers are built first, then timed alternately A B A B.
         [--methods first_order,finite_difference] [--set KEY=VALUE ...] [--variant "KEY=VALUE;KEY=VALUE"]
 
 A variant may also name a lever of the default path to switch off (``LEVERS_OFF``):
-``separate_edges``, ``concat_fuse``, ``dense_kernels``; e.g. ``--variant separate_edges``.
+``separate_edges``, ``concat_fuse``, ``dense_kernels``, ``max_pool``, ``band_grads``; e.g. ``--variant separate_edges``.
 """
 from __future__ import annotations
 
@@ -23,10 +23,13 @@ import time
 from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
 from nas_llv.recipe import load_recipe
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
+from nas_llv.space import bandconv
+from nas_llv.space.models.ruas import SceneModule
 from nas_llv.space.supernet import Cell, kernels_by_dilation, set_all
 
 RECIPE = Path(__file__).resolve().parents[1] / "recipes" / "ruas_demo.yaml"
@@ -36,7 +39,15 @@ LEVERS_OFF = {
     "dense_kernels": lambda net: kernels_by_dilation(net, False),  # one dense kernel even in channels-last
     "separate_edges": lambda net: set_all(net, Cell, join=False),  # each mixed edge its own convolutions
     "concat_fuse": lambda net: set_all(net, Cell, split_concat=False),  # concatenation + one 1x1 convolution
+    "max_pool": lambda net: set_all(net, SceneModule, pool=max_pool),  # torch's max-pool kernel for the local max
 }
+# levers that are module switches, set for each path around each of its timed iterations
+SWITCHES = {"band_grads": (bandconv, "ENABLED")}  # torch's own one-thread weight gradients at batch 1
+
+
+def max_pool(x: torch.Tensor, window: int = 2) -> torch.Tensor:
+    """RUAS's local max by torch's max-pool kernel (what ``ruas.local_max`` computed before)."""
+    return F.max_pool2d(F.pad(x, (0, window - 1, 0, window - 1)), window, stride=1)
 YARDSTICK = ["network.merge_edges=false", "speed.shortcuts=false", "speed.amp=null",
              "speed.channels_last=false", "speed.compile=false"]
 
@@ -47,7 +58,7 @@ def make_searcher(size: int, method: str, device: str, overrides: list[str], roo
     recipe = load_recipe(RECIPE, [
         f"device={device}", f"data.demo_size={size + 32}", f"data.crop={size}", "data.batch_size=1",
         "data.demo_count=4", f"search.hypergrad={{type: {method}}}", "search.steps_per_epoch=1000",
-        "search.checkpoint_every=100000", *(o for o in overrides if o not in LEVERS_OFF)])
+        "search.checkpoint_every=100000", *(o for o in overrides if o not in LEVERS_OFF and o not in SWITCHES)])
     s = Searcher(recipe)
     for lever in set(overrides) & set(LEVERS_OFF):
         LEVERS_OFF[lever](s.net)
@@ -79,12 +90,16 @@ def compare(size: int, method: str, device: str, paths: list[list[str]], iters: 
     try:
         for i in range(warmup + iters):
             for k, s in enumerate(searchers):
+                for name, (module, attr) in SWITCHES.items():
+                    setattr(module, attr, name not in paths[k])
                 t = iteration(s, start)
                 if i >= warmup:
                     times[k].append(t)
     finally:
         for s in searchers:
             s.close()
+        for module, attr in SWITCHES.values():
+            setattr(module, attr, True)
     return [statistics.median(t) for t in times]
 
 

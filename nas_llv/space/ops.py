@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from nas_llv.config import ConfigError
+from nas_llv.space import bandconv
 
 
 class ConvOp(nn.Module):
@@ -222,7 +223,7 @@ def mixed_convs(x: torch.Tensor, edges: list[list[Kernel]]) -> list[torch.Tensor
         else:
             weight = torch.cat([place_kernel(k.weight, 1, size) for _, k in members])
             bias = torch.cat([k.bias for _, k in members])
-        y = F.conv2d(x, weight, bias, padding=step * (size // 2), dilation=step)
+        y = bandconv.conv2d(x, weight, bias, padding=step * (size // 2), dilation=step)
         # split, not slices: its backward is one concatenation, not a zero-filled map per slice
         parts = y.split([k.weight.shape[0] for _, k in members], dim=1) if len(members) > 1 else (y,)
         for (i, _), part in zip(members, parts):
