@@ -11,7 +11,7 @@ default recipe. Both searchers are built first, then timed alternately A B A B.
         [--methods first_order,finite_difference] [--set KEY=VALUE ...] [--variant "KEY=VALUE;KEY=VALUE"]
 
 A variant may also name a lever of the default path to switch off (``LEVERS_OFF``):
-``separate_edges``, ``concat_fuse``, ``dense_kernels``, ``max_pool``, ``band_grads``; e.g. ``--variant separate_edges``.
+``separate_edges``, ``concat_fuse``, ``dense_kernels``, ``max_pool``, ``band_grads``, ``edge_kernels``; e.g. ``--variant separate_edges``.
 """
 from __future__ import annotations
 
@@ -40,6 +40,7 @@ LEVERS_OFF = {
     "separate_edges": lambda net: set_all(net, Cell, join=False),  # each mixed edge its own convolutions
     "concat_fuse": lambda net: set_all(net, Cell, split_concat=False),  # concatenation + one 1x1 convolution
     "max_pool": lambda net: set_all(net, SceneModule, pool=max_pool),  # torch's max-pool kernel for the local max
+    "edge_kernels": lambda net: set_all(net, Cell, stack=False),  # each mixed edge builds its own kernels
 }
 # levers that are module switches, set for each path around each of its timed iterations
 SWITCHES = {"band_grads": (bandconv, "ENABLED")}  # torch's own one-thread weight gradients at batch 1

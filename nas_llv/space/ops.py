@@ -80,8 +80,8 @@ def place_kernel(w: torch.Tensor, dilation: int, size: int, step: int = 1) -> to
     off = (size - span) // 2
     if stride == 1:
         return F.pad(w, (off, off, off, off)) if off else w
-    out = w.new_zeros(*w.shape[:2], size, size)
-    out[:, :, off:off + span:stride, off:off + span:stride] = w
+    out = w.new_zeros(*w.shape[:-2], size, size)  # (leading dims: one kernel or a stack of them)
+    out[..., off:off + span:stride, off:off + span:stride] = w
     return out
 
 
@@ -200,6 +200,45 @@ def mixed_kernels(ops: list[nn.Module], weights: torch.Tensor, identity: float |
             kernel = kernel + ident * identity_kernel(kernel, size)
         out.append(Kernel(step, size, kernel, sum(w * op.op.bias for w, op in members)))
     return out
+
+
+def structure(ops: list[nn.Module]) -> tuple | None:
+    """What ``stacked_kernels`` needs equal between edges built together: each candidate's kind,
+    extent and residual flag and its weight's shape (None where a candidate is not linear)."""
+    if not all(isinstance(op, (ConvOp, Skip)) for op in ops):
+        return None
+    return tuple((type(op).__name__, op.extent, getattr(op, "dilation", 1), getattr(op, "residual", False),
+                  tuple(op.op.weight.shape) if isinstance(op, ConvOp) else None) for op in ops)
+
+
+def stacked_kernels(ops: list[list[nn.Module]], weights: torch.Tensor, identity: torch.Tensor,
+                    by_dilation: bool = False) -> list[list[Kernel]]:
+    """``mixed_kernels`` of E edges of one ``structure`` at once: ``ops[e]`` edge e's candidates,
+    ``weights`` (E, n) their op weights, ``identity`` (E,) each edge's extra identity term. Each
+    sum over candidates is one ``einsum`` over the stacked weights instead of a product and an add
+    per candidate and edge: the same kernels up to float rounding, built with about a tenth of the
+    small operators (their dispatch and autograd bookkeeping, not their arithmetic, is what costs)."""
+    first, n_edges = ops[0], len(ops)
+    ident_at = [i for i, op in enumerate(first) if isinstance(op, Skip) or op.residual]
+    ident = identity + weights[:, ident_at].sum(1) if ident_at else identity
+    groups: dict[int, list[tuple[int, ConvOp]]] = {}
+    for i, op in enumerate(first):
+        if isinstance(op, ConvOp):
+            groups.setdefault(op.dilation if by_dilation else 1, []).append((i, op))
+    if not groups:
+        return [[Kernel(1, 1, t, None)] for t in ident.unbind(0)]
+    built = []
+    for g, (step, members) in enumerate(sorted(groups.items())):
+        size = (max(op.extent for _, op in members) - 1) // step + 1
+        kernels = torch.stack([place_kernel(torch.stack([edge[i].op.weight for edge in ops]), op.dilation, size, step)
+                               for i, op in members], 1)  # (E, m, C_out, C_in, size, size)
+        biases = torch.stack([torch.stack([edge[i].op.bias for edge in ops]) for i, _ in members], 1)  # (E, m, C_out)
+        w = weights[:, [i for i, _ in members]]
+        kernel = torch.einsum("em,emoikl->eoikl", w, kernels)
+        if g == 0:  # the identity goes to the centre of one kernel
+            kernel = kernel + ident.view(-1, 1, 1, 1, 1) * identity_kernel(kernel[0], size)
+        built.append((step, size, kernel.unbind(0), torch.einsum("em,emo->eo", w, biases).unbind(0)))
+    return [[Kernel(step, size, k[e], b[e]) for step, size, k, b in built] for e in range(n_edges)]
 
 
 def mixed_convs(x: torch.Tensor, edges: list[list[Kernel]]) -> list[torch.Tensor]:

@@ -18,7 +18,8 @@ from torch import nn
 
 from nas_llv.space import nni_bridge
 from nas_llv.config import ConfigError
-from nas_llv.space.ops import ConvOp, Skip, build_activation, build_op, canonical_op, mixed_convs, mixed_kernels
+from nas_llv.space.ops import (ConvOp, Kernel, Skip, build_activation, build_op, canonical_op, mixed_convs, mixed_kernels,
+                               stacked_kernels, structure)
 from nas_llv.space.spec import CellSpec, EdgeSpec, edge_label, graph_of
 
 # Above this receptive field a merged kernel costs more than the separate convolutions.
@@ -27,7 +28,7 @@ MERGE_MAX_EXTENT = 7
 # How α becomes op probabilities: DARTS' softmax over a label's candidates (they compete, summing
 # to 1), or FairDARTS' sigmoid of each α_i on its own (Chu et al., ECCV 2020; docs/remedies.md).
 RELAXATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
-    "softmax": lambda a: F.softmax(a, dim=0),
+    "softmax": lambda a: F.softmax(a, dim=-1),  # over the candidates: α's last dimension
     "sigmoid": torch.sigmoid,
 }
 
@@ -81,6 +82,11 @@ class ArchParams(nn.Module):
         place the relaxation is applied."""
         return RELAXATIONS[self.relaxation](self[label] if alpha is None else alpha)
 
+    def prob_rows(self, labels: list[str]) -> torch.Tensor:
+        """(len(labels), n): ``prob`` of each label, one row each, in one operation (labels with n
+        candidates each)."""
+        return RELAXATIONS[self.relaxation](torch.stack([self[label] for label in labels]))
+
     def _alphas(self, snapshot: Mapping[str, torch.Tensor] | None) -> Iterator[tuple[str, torch.Tensor]]:
         """(label, α detached) now, or of ``snapshot`` (label -> α, e.g. a past epoch's)."""
         for lab, a in self.items():
@@ -118,6 +124,7 @@ class MixedEdge(nn.Module):
         ops = [m for _, m in nni_bridge.candidates(self.choice)]
         self.merge = merge and all(isinstance(m, (ConvOp, Skip)) for m in ops) and max(m.extent for m in ops) <= MERGE_MAX_EXTENT
         self.by_dilation = False  # merged: one kernel per dilation, not one dense kernel (``kernels_by_dilation``)
+        self.structure = structure(ops)  # edges of one structure build their kernels together (``Cell.stack``)
         # DARTS-' auxiliary skip β·x (search/extensions/aux_skip.py): every op maps ``channels`` to ``channels``,
         # so every mixed edge takes it; a search-time term only, never in a derived network. 0.0 (off) or a 0-d
         # tensor, which a compiled forward takes as an input: a new β recompiles nothing (docs/speed.md)
@@ -145,8 +152,12 @@ class MixedEdge(nn.Module):
         """The merged kernels of this (joinable) edge at the current α (``ops.mixed_kernels``), with
         ``identity`` + ``aux_skip`` folded in."""
         w = self._arch.prob(self.label)
-        ops = [m for _, m in nni_bridge.candidates(self.choice)]
-        return mixed_kernels(ops, w, identity + self.aux_skip, by_dilation=self.by_dilation)
+        return mixed_kernels(self.ops, w, identity + self.aux_skip, by_dilation=self.by_dilation)
+
+    @property
+    def ops(self) -> list[nn.Module]:
+        """The candidate ops, in the order of the label's α."""
+        return [m for _, m in nni_bridge.candidates(self.choice)]
 
 
 def run_together(x: torch.Tensor, edges: list[tuple[MixedEdge, float]]) -> list[torch.Tensor]:
@@ -324,6 +335,9 @@ class Cell(nn.Module):
                 by_src.setdefault(e.src, []).append((e.key, 1.0 if e.dst in residual else 0.0))
         self.joint = {src: group for src, group in by_src.items() if len(group) > 1}
         self.join = True  # off: each edge alone (the lever's baseline in benchmarks/search_step.py)
+        # merged mixed edges of one structure build their kernels together (``_kernels``); off: each its own
+        self.stack = True
+        self.identity = {e.key: 1.0 if e.dst in residual else 0.0 for e in spec.edges if e.key in self.edges}
         self.split_concat = False  # a concat_fuse node as Σ of per-part 1x1 convolutions (``prefer_channels_last``)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
@@ -332,42 +346,68 @@ class Cell(nn.Module):
             state_dict[_current_key(key, [prefix])] = state_dict.pop(key)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
-    def _edge(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _kernels(self) -> dict[str, list[Kernel]]:
+        """Edge key -> merged kernels of this cell's joinable mixed edges at the current α, built in
+        one ``ops.stacked_kernels`` call where they share a structure, an arch module, a kernel layout
+        and an auxiliary skip (a RUAS cell's seven edges do); {} where not (each edge then builds its own)."""
+        edges = [(k, m) for k, m in self.edges.items() if isinstance(m, MixedEdge) and m.joinable] if self.stack else []
+        if len(edges) < 2:
+            return {}
+        first = edges[0][1]
+        if any(m._arch is not first._arch or m.structure != first.structure or m.structure is None
+               or m.by_dilation != first.by_dilation or not _same(m.aux_skip, first.aux_skip) for _, m in edges):
+            return {}
+        w = first._arch.prob_rows([m.label for _, m in edges])
+        aux = first.aux_skip
+        ident = w.new_tensor([self.identity[k] for k, _ in edges]) + (aux.to(w.dtype) if torch.is_tensor(aux) else aux)
+        return dict(zip((k for k, _ in edges), stacked_kernels([m.ops for _, m in edges], w, ident, first.by_dilation)))
+
+    def _edge(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor],
+              kernels: dict[str, list[Kernel]]) -> torch.Tensor:
         if e.key in done:
             return done.pop(e.key)
+        if e.key in kernels:
+            return mixed_convs(x, [kernels[e.key]])[0]
         return self.edges[e.key](x) if e.key in self.edges else x
 
-    def _residual(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _residual(self, e: EdgeSpec, x: torch.Tensor, done: dict[str, torch.Tensor],
+                  kernels: dict[str, list[Kernel]]) -> torch.Tensor:
         """edge(x) + x; a merged mixed edge adds x inside its merged kernel (exact, one add fewer)."""
         if e.key in done:  # computed with its source's other edges, x folded in
             return done.pop(e.key)
+        if e.key in kernels:  # built with x folded in (``identity``)
+            return mixed_convs(x, [kernels[e.key]])[0]
         edge = self.edges[e.key] if e.key in self.edges else None
         if isinstance(edge, MixedEdge) and edge.merge:
             return edge(x, identity=1.0)
-        return self._edge(e, x, done) + x
+        return self._edge(e, x, done, kernels) + x
 
-    def _run_joint(self, src: str, x: torch.Tensor, done: dict[str, torch.Tensor]) -> None:
+    def _run_joint(self, src: str, x: torch.Tensor, done: dict[str, torch.Tensor],
+                   kernels: dict[str, list[Kernel]]) -> None:
         """The merged mixed edges leaving ``src`` on ``x``, together, into ``done`` (edge key -> output)."""
         group = self.joint.get(src) if self.join else None
-        if group and all(self.edges[k].joinable for k, _ in group):
+        if group and all(k in kernels for k, _ in group):
+            done.update(zip((k for k, _ in group), mixed_convs(x, [kernels[k] for k, _ in group])))
+        elif group and all(self.edges[k].joinable for k, _ in group):
             done.update(zip((k for k, _ in group), run_together(x, [(self.edges[k], i) for k, i in group])))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         values: dict[str, torch.Tensor] = {self.spec.input.name: x}
         done: dict[str, torch.Tensor] = {}
-        self._run_joint(self.spec.input.name, x, done)
+        kernels = self._kernels()
+        self._run_joint(self.spec.input.name, x, done, kernels)
         for node in self.order:
             ins = [e for e in self.spec.edges if e.dst == node.name]
             if node.combine == "concat_fuse":
-                parts = [self._edge(e, values[e.src], done) for e in ins]
+                parts = [self._edge(e, values[e.src], done, kernels) for e in ins]
                 proj = self.concat_proj[node.name]
                 v = project_parts(proj, parts) if self.split_concat else proj(torch.cat(parts, dim=1))
             elif node.combine == "residual":
-                v = _total(self._residual(e, values[e.src], done) for e in ins)
+                v = _total(self._residual(e, values[e.src], done, kernels) for e in ins)
             else:
-                v = _total(self._edge(e, values[e.src], done) for e in ins)
+                v = _total(self._edge(e, values[e.src], done, kernels) for e in ins)
             values[node.name] = self.act(v) if node.activated else v
-            self._run_joint(node.name, values[node.name], done)
+            self._run_joint(node.name, values[node.name], done, kernels)
         return values[self.spec.output.name]
 
 
@@ -400,6 +440,11 @@ def project_parts(conv: nn.Conv2d, parts: list[torch.Tensor]) -> torch.Tensor:
     copy (forward and backward) that cost more than the convolutions (benchmarks/README.md)."""
     weights = conv.weight.split([p.shape[1] for p in parts], dim=1)
     return _total(F.conv2d(p, w, conv.bias if i == 0 else None) for i, (p, w) in enumerate(zip(parts, weights)))
+
+
+def _same(a: float | torch.Tensor, b: float | torch.Tensor) -> bool:
+    """The same auxiliary-skip term: one tensor, or equal numbers."""
+    return a is b or (not torch.is_tensor(a) and not torch.is_tensor(b) and a == b)
 
 
 def _total(terms: Iterator[torch.Tensor]) -> torch.Tensor:
