@@ -17,7 +17,7 @@ from nas_llv.recipe import load_recipe, recipe_from_dict
 from nas_llv.results import load_trajectory
 from nas_llv.runs import Run
 from nas_llv.search.loop import Searcher
-from nas_llv.rows import PendingRows
+from nas_llv.rows import PendingRows, finite_flags
 from test_cuda_graphs import TINY
 from test_search import TINY as TINY_SEARCHER
 
@@ -166,3 +166,14 @@ def test_on_cuda_the_steps_between_writes_synchronise_less(tmp_path):
                 torch.cuda.set_sync_debug_mode("default")
         counts.append(sum("synchronizing" in str(w.message) for w in seen))
     assert counts[1] <= counts[0] - 6, counts
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")])
+def test_finite_flags_mark_each_tensor_with_a_non_finite_entry(bad):
+    tensors = [torch.randn(3, 4), torch.randn(5), torch.randn(2, 2, 3), torch.randn(6)]
+    tensors[1][2] = bad
+    tensors[3][0] = bad
+    assert finite_flags(tensors).tolist() == [True, False, True, False]
+    # mixed dtypes: one check per tensor, the same answers
+    mixed = [tensors[0].double(), *tensors[1:]]
+    assert finite_flags(mixed).tolist() == [True, False, True, False]
