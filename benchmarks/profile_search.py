@@ -5,7 +5,8 @@ runs warm-up iterations, then profiles ``--iters`` iterations with labelled rang
 draws, each level's arch step (split into the hypergradient's phases: the unrolled step, the upper
 loss at ω', the finite-difference ± perturbations), its weight step and optimizer, the logging
 forward, and the forward of each module. Each range's time is split into forward and backward
-(autograd) operator time; what no operator accounts for is Python and dispatch overhead.
+(autograd) operator time; what no operator accounts for is Python and dispatch overhead. It also
+counts the computing operators of an iteration (``compute_ops``), about the kernel launches a GPU runs.
 
     python benchmarks/profile_search.py [--method finite_difference] [--yardstick] [--set KEY=VALUE ...]
 """
@@ -86,6 +87,22 @@ def is_label(name: str) -> bool:
     return not name.startswith(("aten::", "autograd::", "torch::", "profiler::", "detach")) and "Backward" not in name
 
 
+# operators that compute nothing (views, metadata, allocation): not counted by ``compute_ops``
+NO_COMPUTE = {"aten::" + n for n in (
+    "as_strided", "view", "select", "slice", "unsqueeze", "expand", "permute", "transpose", "reshape", "alias",
+    "detach", "detach_", "empty", "empty_strided", "empty_like", "t", "unbind", "split", "split_with_sizes", "narrow",
+    "squeeze", "resize_", "lift_fresh", "_reshape_alias", "_unsafe_view", "set_", "result_type", "is_nonzero", "item",
+    "_local_scalar_dense", "contiguous", "to", "view_as", "expand_as", "flatten")}
+
+
+def compute_ops(events: Any) -> int:
+    """Operators that compute (not views or allocations) and call no other such operator: on a GPU
+    each is about one kernel launch, so this CPU count is a proxy for the launches of an iteration."""
+    def computes(ev: Any) -> bool:
+        return ev.name.startswith("aten::") and ev.name not in NO_COMPUTE
+    return sum(1 for ev in events if computes(ev) and not any(computes(c) for c in ev.cpu_children))
+
+
 def breakdown(events: Any) -> tuple[dict[str, dict[str, float]], float]:
     """"phase | module" -> {forward, backward, overhead} ms: each operator counted under the
     innermost phase label and the module whose forward ran it (backward operators, run by autograd
@@ -146,7 +163,8 @@ def main() -> None:
     n = args.iters
     print(f"{args.method}, {'yardstick (unmerged, options off)' if args.yardstick else 'default'} "
           f"{overrides or ''}, {args.size}x{args.size}, threads {torch.get_num_threads()}: "
-          f"{wall:.0f} ms per iteration (wall, under the profiler), operators {ops / n:.0f} ms")
+          f"{wall:.0f} ms per iteration (wall, under the profiler), operators {ops / n:.0f} ms, "
+          f"{compute_ops(prof.events()) / n:.0f} computing operators (about the GPU launches)")
     print(f"{'phase | module':44s} {'forward ms':>11s} {'backward ms':>12s} {'python ms':>10s} {'share':>6s}")
     for label, row in sorted(table.items(), key=lambda kv: -sum(kv[1].values())):
         tot = sum(row.values()) / n
