@@ -11,7 +11,7 @@ default recipe. Both searchers are built first, then timed alternately A B A B.
         [--methods first_order,finite_difference] [--set KEY=VALUE ...] [--variant "KEY=VALUE;KEY=VALUE"]
 
 A variant may also name a lever of the default path to switch off (``LEVERS_OFF``):
-``separate_edges``, ``concat_fuse``, ``dense_kernels``, ``max_pool``, ``band_grads``, ``edge_kernels``; e.g. ``--variant separate_edges``.
+``separate_edges``, ``concat_fuse``, ``dense_kernels``, ``max_pool``, ``band_grads``, ``edge_kernels``, ``loop_steps``; e.g. ``--variant separate_edges``.
 """
 from __future__ import annotations
 
@@ -42,6 +42,11 @@ LEVERS_OFF = {
     "max_pool": lambda net: set_all(net, SceneModule, pool=max_pool),  # torch's max-pool kernel for the local max
     "edge_kernels": lambda net: set_all(net, Cell, stack=False),  # each mixed edge builds its own kernels
 }
+# levers of the searcher itself
+SEARCHER_LEVERS_OFF = {"loop_steps": lambda s: [g.update(foreach=False) for lv in s.levels.values()
+                                                for o in (lv.weight_opt, lv.arch_opt) if o is not None
+                                                for part in (o.parts.values() if hasattr(o, "parts") else [o])
+                                                for g in part.param_groups]}  # torch's CPU default: a loop over the weights
 # levers that are module switches, set for each path around each of its timed iterations
 SWITCHES = {"band_grads": (bandconv, "ENABLED")}  # torch's own one-thread weight gradients at batch 1
 
@@ -59,10 +64,12 @@ def make_searcher(size: int, method: str, device: str, overrides: list[str], roo
     recipe = load_recipe(RECIPE, [
         f"device={device}", f"data.demo_size={size + 32}", f"data.crop={size}", "data.batch_size=1",
         "data.demo_count=4", f"search.hypergrad={{type: {method}}}", "search.steps_per_epoch=1000",
-        "search.checkpoint_every=100000", *(o for o in overrides if o not in LEVERS_OFF and o not in SWITCHES)])
+        "search.checkpoint_every=100000", *(o for o in overrides if o not in LEVERS_OFF and o not in SWITCHES and o not in SEARCHER_LEVERS_OFF)])
     s = Searcher(recipe)
     for lever in set(overrides) & set(LEVERS_OFF):
         LEVERS_OFF[lever](s.net)
+    for lever in set(overrides) & set(SEARCHER_LEVERS_OFF):
+        SEARCHER_LEVERS_OFF[lever](s)
     s.attach(Run.create(recipe.to_dict(), "bench", root))
     return s
 

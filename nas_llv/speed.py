@@ -55,8 +55,10 @@ def apply_speed(net: nn.Module, speed: Any, device: torch.device, where: str
 def foreach_steps(optimizers: Iterable[Any]) -> None:
     """Each torch optimizer among ``optimizers`` (or among a composite one's ``parts``; None skipped)
     steps all its tensors with one foreach kernel per operation instead of a loop over them (in
-    place, before its first step: torch's default on CPU is the loop). ``speed.compile`` turns it on;
-    the eager default path keeps the loop, whose arithmetic it is measured against bit for bit."""
+    place, before its first step: torch's default on CPU is the loop, on CUDA already foreach). A
+    search turns it on for every path: on CPU Adam's and SGD's foreach steps are the loop's bit for
+    bit (tests/search/test_foreach_steps.py) with a handful of operators per step instead of about
+    eight per weight, which on a GPU would each be a launch (benchmarks/README.md)."""
     for opt in optimizers:
         for o in opt.parts.values() if hasattr(opt, "parts") else [opt]:
             if isinstance(o, torch.optim.Optimizer) and "foreach" in o.defaults:

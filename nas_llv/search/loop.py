@@ -82,8 +82,7 @@ class Searcher(Job):
             ext.attach(self)
         self._apply_speed()
         self.schedulers = self._attach_optimizers()
-        if self.recipe.speed.compiles(self.device):
-            foreach_steps(o for level in self.levels.values() for o in (level.weight_opt, level.arch_opt))
+        foreach_steps(o for level in self.levels.values() for o in (level.weight_opt, level.arch_opt))
         self.steps_per_epoch = self.cfg.steps_per_epoch or self.train_data.epoch_length
         self.step = self.epoch = self.it = 0
         self.val_loss: float | None = None  # the latest epoch's validation loss
