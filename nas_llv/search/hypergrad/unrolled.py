@@ -22,8 +22,8 @@ from dataclasses import dataclass
 import torch
 from torch.profiler import record_function
 
-from nas_llv.search.hypergrad.base import (Bilevel, HypergradMethod, Tensors, axpy, dot, evaluate, frozen, grads, leaves,
-                                          register)
+from nas_llv.search.hypergrad.base import (Bilevel, HypergradMethod, Tensors, axpy, evaluate, frozen, grads, l2_norm,
+                                          leaves, register)
 
 
 @register("first_order")
@@ -71,7 +71,7 @@ class FiniteDifference(HypergradMethod):
             both = grads(evaluate(problem.upper_loss, u, w1), {**u, **w1})
         direct = {k: both[k].detach() for k in u}
         v = {k: both[k].detach() for k in w1}
-        norm = dot(v, v).sqrt()
+        norm = l2_norm(v)
         if problem.lower_lr == 0:
             self._record(eps=0.0, v_norm=norm)
             return direct
