@@ -97,10 +97,21 @@ NO_COMPUTE = {"aten::" + n for n in (
 
 def compute_ops(events: Any) -> int:
     """Operators that compute (not views or allocations) and call no other such operator: on a GPU
-    each is about one kernel launch, so this CPU count is a proxy for the launches of an iteration."""
+    each is about one kernel launch, so this CPU count is a proxy for the launches of an iteration.
+    A foreach operator counts once: on CPU it loops over its tensors, on CUDA it is one launch per
+    few dozen of them."""
     def computes(ev: Any) -> bool:
         return ev.name.startswith("aten::") and ev.name not in NO_COMPUTE
-    return sum(1 for ev in events if computes(ev) and not any(computes(c) for c in ev.cpu_children))
+
+    def in_foreach(ev: Any) -> bool:
+        ev = ev.cpu_parent
+        while ev is not None:
+            if ev.name.startswith("aten::_foreach"):
+                return True
+            ev = ev.cpu_parent
+        return False
+    return sum(1 for ev in events if computes(ev) and not in_foreach(ev)
+               and (ev.name.startswith("aten::_foreach") or not any(computes(c) for c in ev.cpu_children)))
 
 
 def breakdown(events: Any) -> tuple[dict[str, dict[str, float]], float]:
