@@ -10,7 +10,7 @@ rows its kernel reaches across the cut) as a batch of two: 1.1 ms on 2 threads
 the weight and bias gradients are the same sums in another order (float rounding).
 
 It applies on CPU, batch 1, two or more threads, outside ``torch.compile`` (which traces
-``F.conv2d``), and for a first-order backward: a backward that builds a graph (second-order
+``F.conv2d``) and ``torch.func`` transforms, and for a first-order backward: a backward that builds a graph (second-order
 methods) runs torch's own, which is differentiable twice.
 """
 from __future__ import annotations
@@ -26,13 +26,21 @@ MIN_BAND_ROWS = 16
 ENABLED = True
 
 
+def eager_cpu(x: torch.Tensor) -> bool:
+    """Whether a hand-written autograd function may run on ``x``: a CPU tensor, in eager mode (not
+    traced by ``torch.compile``, which compiles torch's own ops) and under no ``torch.func``
+    transform (the batched finite-difference hypergradient's ``vmap``, which needs torch's ops)."""
+    return (not torch.compiler.is_compiling() and x.device.type == "cpu"
+            and torch._C._functorch.peek_interpreter_stack() is None)
+
+
 def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, padding: int,
            dilation: int) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, padding=padding, dilation=dilation)`` with stride 1 and 'same'
     padding (``padding == dilation * (k // 2)``, k odd), its weight gradient by row bands where
     that is faster (module docstring)."""
-    if (torch.compiler.is_compiling() or not ENABLED or x.device.type != "cpu" or x.shape[0] != 1  # compiling: first,
-            or torch.get_num_threads() < 2 or x.shape[-2] < 2 * MIN_BAND_ROWS or padding >= MIN_BAND_ROWS  # no break
+    if (not eager_cpu(x) or not ENABLED or x.shape[0] != 1 or torch.get_num_threads() < 2  # compiling: first, no break
+            or x.shape[-2] < 2 * MIN_BAND_ROWS or padding >= MIN_BAND_ROWS
             or not (torch.is_grad_enabled() and weight.requires_grad)):
         return F.conv2d(x, weight, bias, padding=padding, dilation=dilation)
     return _BandConv.apply(x, weight, bias, padding, dilation)

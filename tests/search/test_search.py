@@ -81,6 +81,20 @@ def test_finite_difference_matches_unrolled_exact_on_the_supernet(double_searche
     assert _rel(first, exact) > 1e-3
 
 
+def test_batched_finite_difference_matches_the_plain_one(double_searcher):
+    """``batched: true`` runs the ± passes under ``torch.func.vmap``, through the scene's local max too."""
+    s = double_searcher
+    state = s.train_data.state_dict(), s.val_data.state_dict()
+
+    def grads(cfg):
+        s.train_data.load_state_dict(state[0])
+        s.val_data.load_state_dict(state[1])
+        return _scene_grads(s, cfg)
+
+    plain = grads({"type": "finite_difference"})
+    assert _rel(grads({"type": "finite_difference", "batched": True}), plain) < 1e-8
+
+
 def test_cooperative_coupling_beta(double_searcher):
     s = double_searcher
     state = s.train_data.state_dict(), s.val_data.state_dict()

@@ -102,3 +102,12 @@ def test_steps_aside_where_it_does_not_apply(case, monkeypatch):
     weight.requires_grad_(case != "no weight gradient")
     y = bandconv.conv2d(x, weight, bias, 1, 1)
     assert type(y.grad_fn).__name__ == "ConvolutionBackward0"
+
+
+def test_under_vmap_it_is_torchs_own():
+    """The batched finite-difference hypergradient runs the network under ``torch.func.vmap``."""
+    x, weight, bias = pair(3, 6, 3, 40, 36)
+    pair_of_weights = torch.stack([weight, 2 * weight]).requires_grad_()
+    ys = torch.func.vmap(lambda w: bandconv.conv2d(x, w, bias, 1, 1))(pair_of_weights)
+    torch.testing.assert_close(ys[1], F.conv2d(x, 2 * weight, bias, padding=1), rtol=1e-12, atol=1e-12)
+    assert torch.isfinite(torch.autograd.grad(ys.sum(), pair_of_weights)[0]).all()

@@ -53,3 +53,11 @@ def test_a_constant_image_routes_each_window_to_its_first_position():
     local_max(x).sum().backward()
     # the zero padding never wins against ones; every window's first position takes its gradient
     assert torch.equal(x.grad, torch.ones(1, 1, 3, 3))
+
+
+def test_under_vmap_it_is_the_max_pool():
+    """The batched finite-difference hypergradient runs the scene module under ``torch.func.vmap``."""
+    x = tied(2, 1, 3, 11, 9).requires_grad_()
+    y = torch.func.vmap(local_max)(x)
+    assert torch.equal(y, torch.stack([max_pool(x[0], 2), max_pool(x[1], 2)]))
+    assert torch.isfinite(torch.autograd.grad(y.sum(), x)[0]).all()

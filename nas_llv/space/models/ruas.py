@@ -20,6 +20,7 @@ from torch import nn
 from nas_llv.config import ConfigError
 from nas_llv.registry import MODELS
 from nas_llv.space.spec import SpaceSpec
+from nas_llv.space.bandconv import eager_cpu
 from nas_llv.space.supernet import ABSENT, EdgeFactory, MixedGate
 from nas_llv.space.models.base import make_cells, part_names
 
@@ -31,9 +32,9 @@ def local_max(x: torch.Tensor, window: int = 2) -> torch.Tensor:
     """Max over a ``window`` x ``window`` neighbour (zero-padded bottom/right), same size:
     ``max_pool2d(pad(x), window, stride=1)``, whose values and gradient it gives bit for bit.
 
-    On CPU (not under ``torch.compile``) it runs as ``_LocalMax``: torch's CPU max-pool kernel takes
+    On CPU in eager mode (``bandconv.eager_cpu``) it runs as ``_LocalMax``: torch's CPU max-pool kernel takes
     3.4 ms for one 3x320x320 map at stride 1, the shifted views 0.1-0.2 ms (benchmarks/README.md)."""
-    if x.device.type == "cpu" and not torch.compiler.is_compiling():
+    if eager_cpu(x):
         return _LocalMax.apply(x, window)
     return F.max_pool2d(F.pad(x, (0, window - 1, 0, window - 1)), window, stride=1)
 
