@@ -10,8 +10,8 @@ rows its kernel reaches across the cut) as a batch of two: 1.1 ms on 2 threads
 the weight and bias gradients are the same sums in another order (float rounding).
 
 It applies on CPU, batch 1, two or more threads, outside ``torch.compile`` (which traces
-``F.conv2d``) and ``torch.func`` transforms, and for a first-order backward: a backward that builds a graph (second-order
-methods) runs torch's own, which is differentiable twice.
+``F.conv2d``) and ``torch.func`` transforms, and for a first-order backward: a backward that
+builds a graph (second-order methods) runs torch's own, which is differentiable twice.
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def conv2d(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, pad
     """``F.conv2d(x, weight, bias, padding=padding, dilation=dilation)`` with stride 1 and 'same'
     padding (``padding == dilation * (k // 2)``, k odd), its weight gradient by row bands where
     that is faster (module docstring)."""
-    if (not eager_cpu(x) or not ENABLED or x.shape[0] != 1 or torch.get_num_threads() < 2  # compiling: first, no break
+    if (not eager_cpu(x) or not ENABLED or x.shape[0] != 1 or torch.get_num_threads() < 2  # compile: no graph break
             or x.shape[-2] < 2 * MIN_BAND_ROWS or padding >= MIN_BAND_ROWS
             or not (torch.is_grad_enabled() and weight.requires_grad)):
         return F.conv2d(x, weight, bias, padding=padding, dilation=dilation)

@@ -18,8 +18,8 @@ from torch import nn
 
 from nas_llv.space import nni_bridge
 from nas_llv.config import ConfigError
-from nas_llv.space.ops import (ConvOp, Kernel, Skip, build_activation, build_op, canonical_op, mixed_convs, mixed_kernels,
-                               stacked_kernels, structure)
+from nas_llv.space.ops import (ConvOp, Kernel, Skip, build_activation, build_op, canonical_op, mixed_convs,
+                               mixed_kernels, stacked_kernels, structure)
 from nas_llv.space.spec import CellSpec, EdgeSpec, edge_label, graph_of
 
 # Above this receptive field a merged kernel costs more than the separate convolutions.
