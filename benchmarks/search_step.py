@@ -10,8 +10,9 @@ default recipe. Both searchers are built first, then timed alternately A B A B.
     python benchmarks/search_step.py [--size 320] [--iters 8] [--warmup 2] [--device cpu]
         [--methods first_order,finite_difference] [--set KEY=VALUE ...] [--variant "KEY=VALUE;KEY=VALUE"]
 
-A variant may also name a lever of the default path to switch off (``LEVERS_OFF``):
-``separate_edges``, ``concat_fuse``, ``dense_kernels``, ``max_pool``, ``band_grads``, ``edge_kernels``, ``loop_steps``; e.g. ``--variant separate_edges``.
+A variant may also name a lever of the default path to switch off (``LEVERS_OFF``, ``SEARCHER_LEVERS_OFF``,
+``SWITCHES``): ``separate_edges``, ``concat_fuse``, ``dense_kernels``, ``max_pool``, ``edge_kernels``,
+``loop_steps``, ``band_grads``; e.g. ``--variant separate_edges``.
 """
 from __future__ import annotations
 
@@ -43,10 +44,18 @@ LEVERS_OFF = {
     "edge_kernels": lambda net: set_all(net, Cell, stack=False),  # each mixed edge builds its own kernels
 }
 # levers of the searcher itself
-SEARCHER_LEVERS_OFF = {"loop_steps": lambda s: [g.update(foreach=False) for lv in s.levels.values()
-                                                for o in (lv.weight_opt, lv.arch_opt) if o is not None
-                                                for part in (o.parts.values() if hasattr(o, "parts") else [o])
-                                                for g in part.param_groups]}  # torch's CPU default: a loop over the weights
+SEARCHER_LEVERS_OFF = {"loop_steps": lambda s: foreach_off(s)}  # torch's CPU default: a loop over the weights
+
+
+def foreach_off(s: Searcher) -> None:
+    """Every optimizer of ``s`` steps its weights one by one again (``speed.foreach_steps`` undone)."""
+    for level in s.levels.values():
+        for opt in (o for o in (level.weight_opt, level.arch_opt) if o is not None):
+            for part in opt.parts.values() if hasattr(opt, "parts") else [opt]:
+                for group in part.param_groups:
+                    group["foreach"] = False
+
+
 # levers that are module switches, set for each path around each of its timed iterations
 SWITCHES = {"band_grads": (bandconv, "ENABLED")}  # torch's own one-thread weight gradients at batch 1
 
@@ -54,6 +63,8 @@ SWITCHES = {"band_grads": (bandconv, "ENABLED")}  # torch's own one-thread weigh
 def max_pool(x: torch.Tensor, window: int = 2) -> torch.Tensor:
     """RUAS's local max by torch's max-pool kernel (what ``ruas.local_max`` computed before)."""
     return F.max_pool2d(F.pad(x, (0, window - 1, 0, window - 1)), window, stride=1)
+
+
 YARDSTICK = ["network.merge_edges=false", "speed.shortcuts=false", "speed.amp=null",
              "speed.channels_last=false", "speed.compile=false"]
 
@@ -64,7 +75,8 @@ def make_searcher(size: int, method: str, device: str, overrides: list[str], roo
     recipe = load_recipe(RECIPE, [
         f"device={device}", f"data.demo_size={size + 32}", f"data.crop={size}", "data.batch_size=1",
         "data.demo_count=4", f"search.hypergrad={{type: {method}}}", "search.steps_per_epoch=1000",
-        "search.checkpoint_every=100000", *(o for o in overrides if o not in LEVERS_OFF and o not in SWITCHES and o not in SEARCHER_LEVERS_OFF)])
+        "search.checkpoint_every=100000",
+        *(o for o in overrides if o not in {*LEVERS_OFF, *SEARCHER_LEVERS_OFF, *SWITCHES})])
     s = Searcher(recipe)
     for lever in set(overrides) & set(LEVERS_OFF):
         LEVERS_OFF[lever](s.net)
