@@ -326,18 +326,19 @@ class Cell(nn.Module):
             for n in spec.nodes if n.combine == "concat_fuse"
         })
         self.order = _topological(spec)
-        # merged mixed edges leaving one node run as one convolution per dilation (``run_together``):
-        # source -> [(edge key, identity folded in: 1 into a residual node)]
+        # each edge's identity folded into its merged kernel: 1 into a residual node
         residual = {n.name for n in spec.nodes if n.combine == "residual"}
+        self.identity = {e.key: 1.0 if e.dst in residual else 0.0 for e in spec.edges if e.key in self.edges}
+        # merged mixed edges leaving one node run as one convolution per dilation (``run_together``):
+        # source -> [(edge key, its identity)]
         by_src: dict[str, list[tuple[str, float]]] = {}
         for e in spec.edges:
             if e.key in self.edges and isinstance(self.edges[e.key], MixedEdge):
-                by_src.setdefault(e.src, []).append((e.key, 1.0 if e.dst in residual else 0.0))
+                by_src.setdefault(e.src, []).append((e.key, self.identity[e.key]))
         self.joint = {src: group for src, group in by_src.items() if len(group) > 1}
         self.join = True  # off: each edge alone (the lever's baseline in benchmarks/search_step.py)
         # merged mixed edges of one structure build their kernels together (``_kernels``); off: each its own
         self.stack = True
-        self.identity = {e.key: 1.0 if e.dst in residual else 0.0 for e in spec.edges if e.key in self.edges}
         self.split_concat = False  # a concat_fuse node as Σ of per-part 1x1 convolutions (``prefer_channels_last``)
 
     def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
