@@ -181,25 +181,11 @@ class Kernel(NamedTuple):
 
 def mixed_kernels(ops: list[nn.Module], weights: torch.Tensor, identity: float | torch.Tensor = 0.0,
                   by_dilation: bool = False) -> list[Kernel]:
-    """The combined kernels of Σ_i w_i op_i (+ ``identity``) that ``mixed_conv`` convolves x with."""
-    ident = sum((w for w, op in zip(weights, ops) if isinstance(op, Skip) or op.residual), weights.new_zeros(()))
-    # a 0-d tensor ``identity`` (float64: the auxiliary skip's β) is cast first, as a Python float is: the same sum
-    ident = ident + (identity.to(ident.dtype) if torch.is_tensor(identity) else identity)
-    convs = [(w, op) for w, op in zip(weights, ops) if isinstance(op, ConvOp)]
-    if not convs:
-        return [Kernel(1, 1, ident, None)]
-    groups: dict[int, list] = {}
-    for w, op in convs:
-        groups.setdefault(op.dilation if by_dilation else 1, []).append((w, op))
-    out = []
-    for i, (step, members) in enumerate(sorted(groups.items())):
-        size = max(op.extent for _, op in members)
-        size = (size - 1) // step + 1  # taps per side in the grid of this dilation
-        kernel = sum(w * place_kernel(op.op.weight, op.dilation, size, step) for w, op in members)
-        if i == 0:  # the identity goes to the centre of one kernel
-            kernel = kernel + ident * identity_kernel(kernel, size)
-        out.append(Kernel(step, size, kernel, sum(w * op.op.bias for w, op in members)))
-    return out
+    """The combined kernels of Σ_i w_i op_i (+ ``identity``) that ``mixed_conv`` convolves x with:
+    ``stacked_kernels`` of this one edge. A 0-d tensor ``identity`` (float64: the auxiliary skip's β)
+    is cast to the weights' dtype first, as a Python float is."""
+    ident = torch.as_tensor(identity).to(weights).reshape(1)
+    return stacked_kernels([ops], weights.unsqueeze(0), ident, by_dilation)[0]
 
 
 def structure(ops: list[nn.Module]) -> tuple | None:

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from nas_llv.space.models import build_supernet
-from nas_llv.space.ops import OPS, mixed_kernels, stacked_kernels
+from nas_llv.space.ops import OPS, mixed_convs, mixed_kernels, stacked_kernels
 from nas_llv.space.spec import load_space, shipped_spaces
 from nas_llv.space.supernet import Cell, MixedEdge, arch_parameters, set_all
 
@@ -18,19 +18,21 @@ RUAS_OPS = ["conv_1x1", "conv_3x3", "resconv_1x1", "resconv_3x3", "dilconv_3x3_d
 
 
 @pytest.mark.parametrize("by_dilation", [False, True])
-def test_stacked_kernels_are_each_edges_mixed_kernels(by_dilation):
+def test_stacked_kernels_convolve_to_each_edges_weighted_sum(by_dilation):
+    """Against the definition, Σ_i w_i op_i(x) + identity · x, for each of four edges built together."""
     torch.manual_seed(0)
     edges = [[OPS[n](3).double() for n in RUAS_OPS] for _ in range(4)]
     weights = torch.softmax(torch.randn(4, len(RUAS_OPS), dtype=torch.float64), -1)
     identity = torch.tensor([0.0, 1.0, 0.25, 1.0], dtype=torch.float64)
+    x = torch.randn(2, 3, 15, 17, dtype=torch.float64)
     stacked = stacked_kernels(edges, weights, identity, by_dilation)
     for e, ops in enumerate(edges):
-        alone = mixed_kernels(ops, weights[e], identity[e], by_dilation)
-        assert len(stacked[e]) == len(alone) == (2 if by_dilation else 1)
+        assert len(stacked[e]) == (2 if by_dilation else 1)
+        want = sum(w * op(x) for w, op in zip(weights[e], ops)) + identity[e] * x
+        torch.testing.assert_close(mixed_convs(x, [stacked[e]])[0], want, rtol=1e-12, atol=1e-12)
+        alone = mixed_kernels(ops, weights[e], identity[e], by_dilation)  # one edge: the same kernels
         for a, b in zip(stacked[e], alone):
-            assert (a.step, a.size) == (b.step, b.size)
             torch.testing.assert_close(a.weight, b.weight, rtol=1e-12, atol=1e-12)
-            torch.testing.assert_close(a.bias, b.bias, rtol=1e-12, atol=1e-12)
 
 
 def _both_ways(net, x):
