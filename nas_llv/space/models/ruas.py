@@ -32,10 +32,11 @@ def local_max(x: torch.Tensor, window: int = 2) -> torch.Tensor:
     """Max over a ``window`` x ``window`` neighbour (zero-padded bottom/right), same size:
     ``max_pool2d(pad(x), window, stride=1)``, whose values and gradient it gives bit for bit.
 
-    On CPU in eager mode (``bandconv.eager_cpu``) it runs as ``_LocalMax``: torch's CPU max-pool kernel takes
-    3.4 ms for one 3x320x320 map at stride 1, the shifted views 0.1-0.2 ms (benchmarks/README.md)."""
+    On CPU in eager mode (``bandconv.eager_cpu``) it is the shifted views' maximum (``shifted_max``),
+    and ``_LocalMax`` where a gradient is wanted: torch's CPU max-pool kernel takes 3.4 ms for one
+    3x320x320 map at stride 1, the shifted views 0.1-0.2 ms (benchmarks/README.md)."""
     if eager_cpu(x):
-        return _LocalMax.apply(x, window)
+        return _LocalMax.apply(x, window) if torch.is_grad_enabled() and x.requires_grad else shifted_max(x, window)
     return F.max_pool2d(F.pad(x, (0, window - 1, 0, window - 1)), window, stride=1)
 
 
@@ -52,9 +53,13 @@ def _shifted(p: torch.Tensor, window: int) -> torch.Tensor:
     out = None
     for i in range(window):
         for j in range(window):
-            view = p[..., i:(i - window + 1) or None, j:(j - window + 1) or None]
-            out = view if out is None else torch.maximum(out, view)
+            out = _view(p, window, i, j) if out is None else torch.maximum(out, _view(p, window, i, j))
     return out
+
+
+def _view(p: torch.Tensor, window: int, i: int, j: int) -> torch.Tensor:
+    """The padded map ``p`` seen from window offset (i, j): each window's (i, j) element."""
+    return p[..., i:(i - window + 1) or None, j:(j - window + 1) or None]
 
 
 def _first_max(p: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -65,10 +70,10 @@ def _first_max(p: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor
     width = p.shape[-1]
     best = at = None
     for i in range(window):
-        row = p[..., i:(i - window + 1) or None, 0:(1 - window) or None]
+        row = _view(p, window, i, 0)
         col = None
         for j in range(1, window):
-            view = p[..., i:(i - window + 1) or None, j:(j - window + 1) or None]
+            view = _view(p, window, i, j)
             later = torch.gt(view, row).to(torch.float32)  # strictly: on a tie the earlier one stays
             row = torch.maximum(row, view)
             col = later * j if col is None else col + later * (j - col)
@@ -85,7 +90,7 @@ def _first_max(p: torch.Tensor, window: int) -> tuple[torch.Tensor, torch.Tensor
 
 
 class _LocalMax(torch.autograd.Function):
-    """``local_max`` with the shifted views' forward and the max-pool's own backward
+    """``local_max`` where a gradient is wanted: the shifted views' forward and the max-pool's own backward
     (``max_pool2d_with_indices_backward``) on the indices the max-pool would have chosen: in each
     window the first maximum in scan order (row by row). A window holding a NaN gives NaN, as the
     max-pool does, but may route its gradient elsewhere than the max-pool's NaN position; a search
@@ -99,8 +104,6 @@ class _LocalMax(torch.autograd.Function):
         fmt = torch.channels_last if x.dim() == 4 and not x.is_contiguous() and x.is_contiguous(
             memory_format=torch.channels_last) else torch.contiguous_format
         p = F.pad(x.contiguous(), (0, window - 1, 0, window - 1))
-        if not ctx.needs_input_grad[0]:
-            return _shifted(p, window).contiguous(memory_format=fmt)
         y, indices = _first_max(p, window)
         ctx.save_for_backward(p, indices)
         ctx.window, ctx.fmt = window, fmt
