@@ -61,19 +61,22 @@ class _BandConv(torch.autograd.Function):
         need = [_needed(ctx, i) for i in range(3)]
         need[2] = need[2] and ctx.has_bias
         if torch.is_grad_enabled():  # a backward that is itself differentiated: torch's own
-            gx, gw, gb = torch.ops.aten.convolution_backward(
-                grad, x, weight, [weight.shape[0]] if ctx.has_bias else None, [1, 1], [p, p], [d, d], False, [0, 0], 1,
-                need)
-            return gx, gw, gb, None, None
+            return (*_torch_backward(grad, x, weight, p, d, need, ctx.has_bias), None, None)
         gx = gw = gb = None
         if need[0]:
-            gx = torch.ops.aten.convolution_backward(grad, x, weight, None, [1, 1], [p, p], [d, d], False, [0, 0], 1,
-                                                     [True, False, False])[0]
+            gx = _torch_backward(grad, x, weight, p, d, [True, False, False])[0]
         if need[1]:
             gw = band_weight_grad(grad, x, weight, p, d)
         if need[2]:
             gb = grad.sum((0, 2, 3))
         return gx, gw, gb, None, None
+
+
+def _torch_backward(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, padding: int, dilation: int,
+                    mask: list[bool], bias: bool = False) -> tuple[torch.Tensor | None, ...]:
+    """torch's own gradients of a stride-1 convolution (input, weight, bias: those ``mask`` asks for)."""
+    return torch.ops.aten.convolution_backward(grad, x, weight, [weight.shape[0]] if bias else None, [1, 1],
+                                               [padding, padding], [dilation, dilation], False, [0, 0], 1, mask)
 
 
 def _needed(ctx: Any, i: int) -> bool:
@@ -112,6 +115,5 @@ def band_weight_grad(grad: torch.Tensor, x: torch.Tensor, weight: torch.Tensor, 
         gbands.view(2 * top, w, -1)[:h] = gh
     else:
         gbands = gh.reshape(2, top, w, grad.shape[1])
-    return torch.ops.aten.convolution_backward(
-        gbands.permute(0, 3, 1, 2), bands.permute(0, 3, 1, 2), weight, None, [1, 1], [0, 0], [dilation, dilation],
-        False, [0, 0], 1, [False, True, False])[1]
+    return _torch_backward(gbands.permute(0, 3, 1, 2), bands.permute(0, 3, 1, 2), weight, 0, dilation,
+                           [False, True, False])[1]
