@@ -64,16 +64,20 @@ def _rel(a, b):
     return float((a - b).norm() / b.norm())
 
 
-def test_finite_difference_matches_unrolled_exact_on_the_supernet(double_searcher):
-    torch.manual_seed(1)
-    s = double_searcher
+def _on_one_batch(s):
+    """``_scene_grads(s, cfg, beta)`` as a function of (cfg, beta), each call on the same batches."""
     state = s.train_data.state_dict(), s.val_data.state_dict()
 
-    def grads(cfg):
+    def grads(cfg, beta=None):
         s.train_data.load_state_dict(state[0])
         s.val_data.load_state_dict(state[1])
-        return _scene_grads(s, cfg)
+        return _scene_grads(s, cfg, beta)
+    return grads
 
+
+def test_finite_difference_matches_unrolled_exact_on_the_supernet(double_searcher):
+    torch.manual_seed(1)
+    grads = _on_one_batch(double_searcher)
     exact = grads({"type": "unrolled_exact"})
     fd = grads({"type": "finite_difference", "r": 1e-5})
     first = grads({"type": "first_order"})
@@ -83,28 +87,19 @@ def test_finite_difference_matches_unrolled_exact_on_the_supernet(double_searche
 
 def test_batched_finite_difference_matches_the_plain_one(double_searcher):
     """``batched: true`` runs the ± passes under ``torch.func.vmap``, through the scene's local max too."""
-    s = double_searcher
-    state = s.train_data.state_dict(), s.val_data.state_dict()
-
-    def grads(cfg):
-        s.train_data.load_state_dict(state[0])
-        s.val_data.load_state_dict(state[1])
-        return _scene_grads(s, cfg)
-
+    grads = _on_one_batch(double_searcher)
     plain = grads({"type": "finite_difference"})
     assert _rel(grads({"type": "finite_difference", "batched": True}), plain) < 1e-8
 
 
 def test_cooperative_coupling_beta(double_searcher):
     s = double_searcher
-    state = s.train_data.state_dict(), s.val_data.state_dict()
+    on_one_batch = _on_one_batch(s)
 
     def grads(beta, scale_task):
-        s.train_data.load_state_dict(state[0])
-        s.val_data.load_state_dict(state[1])
         with torch.no_grad():
             s.net.denoise.head.weight.mul_(scale_task)
-        g = _scene_grads(s, {"type": "first_order"}, beta)
+        g = on_one_batch({"type": "first_order"}, beta)
         with torch.no_grad():
             s.net.denoise.head.weight.div_(scale_task)
         return g
