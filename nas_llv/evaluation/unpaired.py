@@ -1,8 +1,8 @@
 """Evaluate a fixed network on images without ground truth: no-reference scores per image.
 
 NIQE and BRISQUE (lower is better; ``nas_llv.metrics.noref``) of each output, saved as 8 bits by
-``--quantize``, and of its input; and the mean BT.601 brightness of both, which needs no extra
-package. Without the ``noref`` extra, one warning names the package to install and the NIQE and
+``--quantize``, and of its input; and the mean BT.601 brightness and the noise level (Tai & Yang
+2008) of both, which need no extra package. Without the ``noref`` extra, one warning names the package to install and the NIQE and
 BRISQUE cells stay empty. Cost is measured as for pairs (docs/evaluation.md, "No-reference scores").
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from nas_llv.enhance import enhance_tensor
 from nas_llv.evaluation.options import EvalOptions
 from nas_llv.evaluation.scoring import (build_summary, evaluate_model, evaluation_source, image_size, model_cost,
                                         write_results)
-from nas_llv.metrics.noref import NIQE_MIN_SIZE, NOREF, NoReference, brightness, scorer
+from nas_llv.metrics.noref import NIQE_MIN_SIZE, NOREF, NoReference, brightness, noise_sigma, scorer
 from nas_llv.tiles import Tiler
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SCORES = (*NOREF, "brightness")
+SCORES = (*NOREF, "brightness", "noise")
 COLUMNS = (*SCORES, *(f"input_{k}" for k in SCORES))  # metrics.csv after "name": output's, then input's
 
 
@@ -61,9 +61,9 @@ def check_noref_sizes(folder: UnpairedFolder) -> None:
 
 
 def score_levels(levels: torch.Tensor, name: str, noref: NoReference | None) -> dict[str, float | None]:
-    """levels: (3, H, W) uint8 -> NIQE, BRISQUE (None without the extra) and brightness."""
+    """levels: (3, H, W) uint8 -> NIQE, BRISQUE (None without the extra), brightness and noise."""
     scores: dict[str, float | None] = dict.fromkeys(NOREF) if noref is None else noref(levels, name)
-    return {**scores, "brightness": brightness(levels)}
+    return {**scores, "brightness": brightness(levels), "noise": noise_sigma(levels)}
 
 
 def score_unpaired(net: torch.nn.Module, folder: UnpairedFolder, device: torch.device, noref: NoReference | None,

@@ -11,7 +11,8 @@ model parameters inside its package, so nothing is downloaded (docs/evaluation.m
 - BRISQUE (Mittal, Moorthy & Bovik 2012): the ``brisque`` package's features and its LIVE SVR
   model and feature ranges (``brisque/models``).
 
-``brightness`` (mean BT.601 luma in [0, 1]) needs nothing and is always reported.
+``brightness`` (mean BT.601 luma in [0, 1]) and ``noise`` (the standard deviation of the noise
+in 8-bit levels, ``noise_sigma``) need nothing and are always reported.
 """
 from __future__ import annotations
 
@@ -45,8 +46,34 @@ def missing() -> str | None:
 
 def brightness(levels: torch.Tensor) -> float:
     """levels: (3, H, W) uint8 -> mean BT.601 luma in [0, 1]."""
-    weights = torch.tensor(_BT601, dtype=torch.float64).view(3, 1, 1)
-    return float((levels.double() * weights).sum(0).mean() / 255)
+    return float(_luma(levels).mean() / 255)
+
+
+def _luma(levels: torch.Tensor) -> torch.Tensor:
+    """levels: (3, H, W) uint8 -> (H, W) float64 BT.601 luma in 8-bit levels."""
+    return (levels.double() * torch.tensor(_BT601, dtype=torch.float64).view(3, 1, 1)).sum(0)
+
+
+# Immerkær's mask: the difference of two Laplacians, which cancels a locally linear image; its
+# response to white noise of standard deviation s has standard deviation 6s (the mask's L2 norm)
+_IMMERKAER = torch.tensor([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=torch.float64)
+_SOBEL = torch.tensor([[-1, 0, 1], [-2, 0, 2], [-1, 0, 1]], dtype=torch.float64)
+EDGE_FRACTION = 0.1  # Tai & Yang's p: the share of pixels, strongest gradient first, left out as edges
+
+
+def noise_sigma(levels: torch.Tensor) -> float:
+    """levels: (3, H, W) uint8 -> the noise's standard deviation in 8-bit levels of BT.601 luma.
+
+    Tai & Yang, "A fast method for image noise estimation using Laplacian operator and adaptive
+    edge detection" (2008): Immerkær's estimator (1996), sqrt(pi/2) / 6 * mean |N * Y| over the
+    valid pixels, on the pixels that Sobel's |Gx| + |Gy| does not rank among the strongest
+    ``EDGE_FRACTION``. For white Gaussian noise on a locally linear image it is unbiased; texture
+    that survives the edge mask reads as noise, so compare it between outputs of the same images."""
+    y = _luma(levels)[None, None]
+    conv = lambda k: torch.nn.functional.conv2d(y, k.view(1, 1, 3, 3))[0, 0]  # noqa: E731 (valid pixels)
+    grad = conv(_SOBEL).abs() + conv(_SOBEL.T.contiguous()).abs()
+    keep = grad <= torch.quantile(grad.flatten().float(), 1 - EDGE_FRACTION).double()
+    return float(conv(_IMMERKAER).abs()[keep].mean() * math.sqrt(math.pi / 2) / 6)
 
 
 class NoReference:
@@ -119,5 +146,5 @@ def scorer() -> tuple[NoReference | None, dict[str, Any]]:
             return NoReference(), NoReference.versions()
         except ImportError as exc:  # installed, but does not import beside this torch/torchvision/numpy
             reason = f"NIQE and BRISQUE: the 'noref' extra's libraries fail to import ({type(exc).__name__}: {exc})"
-    log.warning("%s; reporting brightness only", reason)
+    log.warning("%s; reporting brightness and noise only", reason)
     return None, {}

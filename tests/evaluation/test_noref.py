@@ -65,6 +65,33 @@ def test_brightness_is_the_mean_bt601_luma():
     assert noref.brightness(levels) == pytest.approx(0.299 + 0.114 * 0.2)
 
 
+def _ramp(sigma, generator, size=256):
+    """(3, size, size) uint8: a linear ramp plus the same white Gaussian noise in each channel."""
+    yy, xx = torch.meshgrid(torch.arange(size), torch.arange(size), indexing="ij")
+    noisy = 60 + 0.3 * xx + 0.2 * yy + sigma * torch.randn(size, size, generator=generator, dtype=torch.float64)
+    return noisy.round().clamp(0, 255).to(torch.uint8).expand(3, size, size)
+
+
+@pytest.mark.parametrize("sigma", [2.0, 5.0, 10.0])
+def test_noise_sigma_recovers_white_noise_on_a_ramp(sigma):
+    assert noref.noise_sigma(_ramp(sigma, torch.Generator().manual_seed(0))) == pytest.approx(sigma, rel=0.04)
+
+
+def test_noise_sigma_of_a_clean_ramp_is_the_8_bit_rounding():
+    # rounding to the 8-bit grid is uniform noise of standard deviation 1/sqrt(12) = 0.289 levels
+    assert noref.noise_sigma(_ramp(0.0, torch.Generator())) == pytest.approx(12 ** -0.5, rel=0.05)
+
+
+def test_noise_sigma_on_a_photograph_sees_the_added_noise_through_its_texture():
+    photo = torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1).double()
+    g = torch.Generator().manual_seed(1)
+    est = [noref.noise_sigma((photo + s * torch.randn(photo.shape[1:], generator=g, dtype=torch.float64))
+                             .round().clamp(0, 255).to(torch.uint8)) for s in (0.0, 5.0, 10.0)]
+    assert est[0] < est[1] < est[2]
+    assert est[1] == pytest.approx(5.0, rel=0.1) and est[2] == pytest.approx(10.0, rel=0.1)
+    assert est[0] < 2.5  # the photograph's own texture left by the edge mask reads as under 2.5 levels
+
+
 def _dark_folder(folder, names=("a", "b")):
     photo = skimage.data.astronaut()
     folder.mkdir(parents=True)
@@ -93,6 +120,8 @@ def test_eval_of_unpaired_images_writes_no_reference_scores(tiny_model, tmp_path
     assert list(rows[0]) == ["name", *COLUMNS] and [r["name"] for r in rows] == ["a", "b"]
     assert all(math.isfinite(float(r[c])) for r in rows for c in COLUMNS)
     assert float(rows[0]["input_brightness"]) < 0.1  # the darkened photo
+    assert float(rows[0]["input_noise"]) == pytest.approx(noref.noise_sigma(
+        torch.from_numpy(np.array(Image.open(tmp_path / "night" / "a.png"))).permute(2, 0, 1)))
     summary = json.loads((out / "summary.json").read_text())
     assert summary["niqe"] == pytest.approx(np.mean([float(r["niqe"]) for r in rows]))
     assert summary["ground_truth"] is False and "psnr" not in summary
