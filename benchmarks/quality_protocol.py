@@ -100,6 +100,24 @@ def report(rows: list[dict], seeds: list[int]) -> tuple[list[str], str]:
     return lines, best
 
 
+def keep(row: dict, results: Path, rows: list[dict]) -> dict:
+    """Appends ``row`` to ``results`` (JSON lines) as it comes, so a stopped run keeps its rows."""
+    with LOCK, open(results, "a") as f:
+        f.write(json.dumps(row) + "\n")
+    rows.append(row)
+    return row
+
+
+def score_chosen(rows: list[dict], best: str, test: Path, work: Path) -> None:
+    """The chosen configuration's models scored on ``test``, once each, and printed; no other is."""
+    print(f"\nchosen on validation: {best}. Its models on {test.name}, scored once:")
+    tests = [score(r["model"], test, work / "eval-test" / f"{best}-{r['seed']}") | {"seed": r["seed"]}
+             for r in rows if r["config"] == best]
+    for t in sorted(tests, key=lambda t: t["seed"]):
+        print(f"  seed {t['seed']}: {t['psnr']:.2f} dB / {t['ssim']:.3f}")
+    print(f"  mean: {mean(tests, 'psnr'):.2f} dB / {mean(tests, 'ssim'):.3f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1])
@@ -123,19 +141,11 @@ def main() -> None:
     print(f"runs under {work}", file=sys.stderr)
     with cf.ThreadPoolExecutor(args.jobs) as pool:
         for fut in cf.as_completed([pool.submit(run_config, c, s, val, work) for c, s in jobs]):
-            row = fut.result()
-            with LOCK, open(results, "a") as f:  # kept as it goes: a stopped run keeps its rows
-                f.write(json.dumps(row) + "\n")
-            rows.append(row)
+            row = keep(fut.result(), results, rows)
             print(f"{row['config']} {row['seed']}: validation {row['psnr']:.2f} dB / {row['ssim']:.3f}", file=sys.stderr)
     lines, best = report(rows, sorted(args.seeds))
     print("\n".join(lines))
-    print(f"\nchosen on validation: {best}. Its models on {args.test.name}, scored once:")
-    tests = [score(r["model"], args.test, work / "eval-test" / f"{best}-{r['seed']}") | {"seed": r["seed"]}
-             for r in rows if r["config"] == best]
-    for t in sorted(tests, key=lambda t: t["seed"]):
-        print(f"  seed {t['seed']}: {t['psnr']:.2f} dB / {t['ssim']:.3f}")
-    print(f"  mean: {mean(tests, 'psnr'):.2f} dB / {mean(tests, 'ssim'):.3f}")
+    score_chosen(rows, best, args.test, work)
 
 
 if __name__ == "__main__":
