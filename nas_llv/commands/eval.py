@@ -24,7 +24,8 @@ def table(rows: list[dict[str, Any]], mean: dict[str, Any], columns: Sequence[st
 
 
 NOREF_NOTE = ("no ground truth: NIQE and BRISQUE are no-reference, lower is better; BRIGHTNESS is the mean "
-              "luma in [0, 1]; INPUT_*: the same of the unenhanced input")
+              "luma in [0, 1]; NOISE is the noise level in 8-bit levels of luma, lower is quieter; INPUT_*: the "
+              "same of the unenhanced input")
 
 
 def cost_lines(s: dict[str, Any]) -> list[str]:

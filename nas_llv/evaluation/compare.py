@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 
 SUMMARY = "summary.json"
 # fields the table does arithmetic on: each must be a number (or absent / null)
-NUMBERS = ("psnr", "ssim", "lpips", "rmse", "niqe", "brisque", "params", "flops", "latency_s")
-NOREF_COLUMNS = {"NIQE": "niqe", "BRISQUE": "brisque"}  # no-reference (lower is better): shown when present
+NUMBERS = ("psnr", "ssim", "lpips", "rmse", "niqe", "brisque", "noise", "params", "flops", "latency_s")
+# no-reference (lower is better): shown when present
+NOREF_COLUMNS = {"NIQE": "niqe", "BRISQUE": "brisque", "noise (levels)": "noise"}
 # Rules that make two evaluations comparable; a difference is worth a warning.
 RULES = ("data", "quantize", "gt_mean", "data_range", "output")
 
@@ -37,6 +38,7 @@ COLUMNS: dict[str, Callable[[dict[str, Any]], str]] = {
     "RMSE": lambda s: _fmt(4)(s.get("rmse")),
     "NIQE": lambda s: _fmt(3)(s.get("niqe")),
     "BRISQUE": lambda s: _fmt(3)(s.get("brisque")),
+    "noise (levels)": lambda s: _fmt(3)(s.get("noise")),
     "params": lambda s: "" if s.get("params") is None else f"{s['params']:,}",
     "GFLOPs": lambda s: "" if s.get("flops") is None else f"{s['flops'] / 1e9:.3f} @ {s.get('resolution', '?')}",
     "latency (ms)": lambda s: "" if s.get("latency_s") is None else f"{1e3 * s['latency_s']:.1f}",

@@ -130,7 +130,8 @@ def test_eval_of_unpaired_images_writes_no_reference_scores(tiny_model, tmp_path
     printed = capsys.readouterr().out
     assert "NIQE" in printed and "lower is better" in printed and "params:" in printed
     table = markdown_table(load_summaries([tmp_path / "run"]))
-    assert "| NIQE | BRISQUE |" in table and f"{summary['niqe']:.3f}" in table
+    assert "| NIQE | BRISQUE | noise (levels) |" in table and f"{summary['niqe']:.3f}" in table
+    assert f"{summary['noise']:.3f}" in table
 
 
 def test_low_folder_without_high_is_unpaired(tiny_model, tmp_path, scorer):
