@@ -72,7 +72,9 @@ def noise_sigma(levels: torch.Tensor) -> float:
     y = _luma(levels)[None, None]
     conv = lambda k: torch.nn.functional.conv2d(y, k.view(1, 1, 3, 3))[0, 0]  # noqa: E731 (valid pixels)
     grad = conv(_SOBEL).abs() + conv(_SOBEL.T.contiguous()).abs()
-    keep = grad <= torch.quantile(grad.flatten().float(), 1 - EDGE_FRACTION).double()
+    # the threshold by kthvalue: torch.quantile refuses tensors over 2**24 elements (a 24-megapixel photo)
+    flat = grad.flatten()
+    keep = grad <= flat.kthvalue(max(1, math.ceil((1 - EDGE_FRACTION) * flat.numel()))).values
     return float(conv(_IMMERKAER).abs()[keep].mean() * math.sqrt(math.pi / 2) / 6)
 
 
