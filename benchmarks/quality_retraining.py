@@ -52,7 +52,8 @@ CONFIGS = {
     "long_deep_wide": BEFORE + LONG + DEEP + WIDE,
     # a second round on the first's choice (docs/quality.md): twice the steps, still inside the 15
     # minutes; and crops at a scale nearer full-size photographs, for the same time
-    "longer_deep_wide": BEFORE + LONG + DEEP + WIDE + ["train.steps=6000", "train.val_every=1000", "train.checkpoint_every=1000"],
+    "longer_deep_wide": BEFORE + LONG + DEEP + WIDE + ["train.steps=6000", "train.val_every=1000",
+                                                       "train.checkpoint_every=1000"],
     "big_deep_wide": BEFORE + LONG + DEEP + WIDE + ["train.steps=2000", "data.synth_size=256", "data.crop=96"],
 }
 
@@ -95,8 +96,8 @@ def main() -> None:
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="quality-retraining-"))
     common = {"sources": ("sklearn", "sporco"), "exposure_min": 0.05, "exposure_max": 0.2, "tone_curve": False}
-    vals = {data: write_pairs(work / f"val-{data}", 32, 256, **common, **(NOISE["clean"] if data == "calibrated" else {}))
-            for data in ("noisy", "calibrated")}
+    vals = {data: write_pairs(work / f"val-{data}", 32, 256, **common,
+                              **(NOISE["clean"] if data == "calibrated" else {})) for data in ("noisy", "calibrated")}
     results = work / "results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
     done = {(r["config"], r["seed"]) for r in rows}
@@ -113,6 +114,7 @@ def main() -> None:
     lines, best = report(rows, sorted(args.seeds))
     print("\n".join(lines))
     score_chosen(rows, best, args.test, work)
+
 
 if __name__ == "__main__":
     main()

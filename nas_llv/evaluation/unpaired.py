@@ -2,12 +2,14 @@
 
 NIQE and BRISQUE (lower is better; ``nas_llv.metrics.noref``) of each output, saved as 8 bits by
 ``--quantize``, and of its input; and the mean BT.601 brightness and the noise level (Tai & Yang
-2008) of both, which need no extra package. Without the ``noref`` extra, one warning names the package to install and the NIQE and
-BRISQUE cells stay empty. Cost is measured as for pairs (docs/evaluation.md, "No-reference scores").
+2008) of both, which need no extra package. Without the ``noref`` extra, one warning names the
+package to install and the NIQE and BRISQUE cells stay empty. Cost is measured as for pairs
+(docs/evaluation.md, "No-reference scores").
 """
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -63,7 +65,8 @@ def check_noref_sizes(folder: UnpairedFolder) -> None:
 def score_levels(levels: torch.Tensor, name: str, noref: NoReference | None) -> dict[str, float | None]:
     """levels: (3, H, W) uint8 -> NIQE, BRISQUE (None without the extra), brightness and noise."""
     scores: dict[str, float | None] = dict.fromkeys(NOREF) if noref is None else noref(levels, name)
-    return {**scores, "brightness": brightness(levels), "noise": noise_sigma(levels)}
+    noise = noise_sigma(levels)
+    return {**scores, "brightness": brightness(levels), "noise": noise if math.isfinite(noise) else None}
 
 
 def score_unpaired(net: torch.nn.Module, folder: UnpairedFolder, device: torch.device, noref: NoReference | None,

@@ -68,7 +68,10 @@ def noise_sigma(levels: torch.Tensor) -> float:
     edge detection" (2008): Immerkær's estimator (1996), sqrt(pi/2) / 6 * mean |N * Y| over the
     valid pixels, on the pixels that Sobel's |Gx| + |Gy| does not rank among the strongest
     ``EDGE_FRACTION``. For white Gaussian noise on a locally linear image it is unbiased; texture
-    that survives the edge mask reads as noise, so compare it between outputs of the same images."""
+    that survives the edge mask reads as noise, so compare it between outputs of the same images.
+    NaN for an image under 3 pixels a side, which has no valid pixel."""
+    if min(levels.shape[-2:]) < 3:
+        return math.nan
     y = _luma(levels)[None, None]
     conv = lambda k: torch.nn.functional.conv2d(y, k.view(1, 1, 3, 3))[0, 0]  # noqa: E731 (valid pixels)
     grad = conv(_SOBEL).abs() + conv(_SOBEL.T.contiguous()).abs()

@@ -82,6 +82,11 @@ def test_noise_sigma_of_a_clean_ramp_is_the_8_bit_rounding():
     assert noref.noise_sigma(_ramp(0.0, torch.Generator())) == pytest.approx(12 ** -0.5, rel=0.05)
 
 
+def test_noise_sigma_of_an_image_too_small_for_the_mask_is_nan():
+    assert math.isnan(noref.noise_sigma(torch.zeros(3, 2, 40, dtype=torch.uint8)))
+    assert noref.noise_sigma(torch.zeros(3, 3, 40, dtype=torch.uint8)) == 0.0
+
+
 def test_noise_sigma_on_a_photograph_sees_the_added_noise_through_its_texture():
     photo = torch.from_numpy(skimage.data.astronaut()).permute(2, 0, 1).double()
     g = torch.Generator().manual_seed(1)
