@@ -29,7 +29,7 @@ import threading
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from quality_protocol import mean, score, write_pairs  # noqa: E402 (the same eval, validation sets and mean)
+from quality_protocol import RETRAINING_EXPOSURES, mean, score, write_pairs  # noqa: E402 (the same eval, validation sets and mean)
 from strategies import nas_llv, paired_tests  # noqa: E402 (the same fresh-process runner)
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -133,7 +133,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     # the retraining's exposures, each data's noise, from photographs the recipe never trains on
     vals = {d: write_pairs(work / f"val-{d}", args.val_count, args.val_size, sources=tuple(args.val_sources),
-                           exposure_min=0.05, exposure_max=0.2, tone_curve=False, **NOISE[d]) for d in NOISE}
+                           **RETRAINING_EXPOSURES, **NOISE[d]) for d in NOISE}
     results = work / "results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
     done = {(r["searched_on"], r["trained_on"], r["seed"]) for r in rows}

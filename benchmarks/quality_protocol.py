@@ -43,6 +43,8 @@ CONFIGS = {
     "paper_task_no_hinge": [UNSUPERVISED_TASK, "data.paired=false", "search.cost=null"],
 }
 LOCK = threading.Lock()
+# the retraining's exposures (1/20-1/5) and curve (gamma only): the validation pairs' synthesis
+RETRAINING_EXPOSURES = {"exposure_min": 0.05, "exposure_max": 0.2, "tone_curve": False}
 
 
 def write_pairs(folder: Path, count: int, size: int, **synth: object) -> Path:
@@ -86,15 +88,26 @@ def mean(rows: list[dict], key: str) -> float:
     return statistics.fmean(r[key] for r in rows) if rows else float("nan")
 
 
-def report(rows: list[dict], seeds: list[int]) -> tuple[list[str], str]:
-    """The validation table, and the chosen configuration (best mean validation PSNR)."""
-    by = {c: sorted((r for r in rows if r["config"] == c), key=lambda r: r["seed"]) for c in CONFIGS}
+def choose(rows: list[dict], configs: list[str], seeds: list[int]) -> tuple[dict[str, list[dict]], str, dict[str, str]]:
+    """The rows at ``seeds`` of each configuration run at every one of them (by seed), the one with
+    the best mean ``psnr`` (the criterion), and each one's paired t-test p against it ("-" for the
+    choice). Rows at other seeds (a later run's, in the same results file) are left out."""
+    by = {c: sorted((r for r in rows if r["config"] == c and r["seed"] in seeds), key=lambda r: r["seed"])
+          for c in configs}
     full = {c: rs for c, rs in by.items() if [r["seed"] for r in rs] == seeds}
     best = max(full, key=lambda c: mean(full[c], "psnr"))
+    tests = {c: "-" if c == best else f"{paired_tests([r['psnr'] for r in full[best]], [r['psnr'] for r in rs])[1]:.3f}"
+             for c, rs in full.items()}
+    return full, best, tests
+
+
+def report(rows: list[dict], seeds: list[int]) -> tuple[list[str], str]:
+    """The validation table, and the chosen configuration (best mean validation PSNR)."""
+    full, best, tests = choose(rows, list(CONFIGS), seeds)
     lines = ["| configuration | validation PSNR per seed (dB) | mean PSNR | mean SSIM | GFLOPs per validation image | vs the choice: paired t p |",
              "| --- | --- | --- | --- | --- | --- |"]
     for c, rs in full.items():
-        test = "-" if c == best else f"{paired_tests([r['psnr'] for r in full[best]], [r['psnr'] for r in rs])[1]:.3f}"
+        test = tests[c]
         lines.append(f"| {'**' + c + '**' if c == best else c} | {per_seed(rs)} | "
                      f"{mean(rs, 'psnr'):.2f} | {mean(rs, 'ssim'):.3f} | {mean(rs, 'gflops'):.3f} | {test} |")
     return lines, best
@@ -108,11 +121,12 @@ def keep(row: dict, results: Path, rows: list[dict]) -> dict:
     return row
 
 
-def score_chosen(rows: list[dict], best: str, test: Path, work: Path) -> None:
-    """The chosen configuration's models scored on ``test``, once each, and printed; no other is."""
+def score_chosen(rows: list[dict], best: str, seeds: list[int], test: Path, work: Path) -> None:
+    """The chosen configuration's models at ``seeds`` scored on ``test``, once each, and printed; no
+    other is."""
     print(f"\nchosen on validation: {best}. Its models on {test.name}, scored once:")
     tests = [score(r["model"], test, work / "eval-test" / f"{best}-{r['seed']}") | {"seed": r["seed"]}
-             for r in rows if r["config"] == best]
+             for r in rows if r["config"] == best and r["seed"] in seeds]
     for t in sorted(tests, key=lambda t: t["seed"]):
         print(f"  seed {t['seed']}: {t['psnr']:.2f} dB / {t['ssim']:.3f}")
     print(f"  mean: {mean(tests, 'psnr'):.2f} dB / {mean(tests, 'ssim'):.3f}")
@@ -133,7 +147,7 @@ def main() -> None:
     work = args.work or Path(tempfile.mkdtemp(prefix="quality-protocol-"))
     # the retraining's exposures and noise, from photographs the recipes never train on
     val = write_pairs(work / "val", args.val_count, args.val_size, sources=tuple(args.val_sources),
-                      exposure_min=0.05, exposure_max=0.2, tone_curve=False)
+                      **RETRAINING_EXPOSURES)
     results = work / "results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
     done = {(r["config"], r["seed"]) for r in rows}
@@ -145,7 +159,7 @@ def main() -> None:
             print(f"{row['config']} {row['seed']}: validation {row['psnr']:.2f} dB / {row['ssim']:.3f}", file=sys.stderr)
     lines, best = report(rows, sorted(args.seeds))
     print("\n".join(lines))
-    score_chosen(rows, best, args.test, work)
+    score_chosen(rows, best, args.seeds, args.test, work)
 
 
 if __name__ == "__main__":

@@ -25,8 +25,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from capacity import NOISE  # noqa: E402 (the calibrated and the default noise keys)
-from quality_protocol import SEARCH, TRAIN, keep, mean, score, score_chosen, write_pairs  # noqa: E402
-from strategies import nas_llv, paired_tests  # noqa: E402 (the same fresh-process runner)
+from quality_protocol import (RETRAINING_EXPOSURES, SEARCH, TRAIN, choose, keep, mean, score,  # noqa: E402
+                              score_chosen, write_pairs)
+from strategies import nas_llv  # noqa: E402 (the same fresh-process runner)
 
 ROOT = Path(__file__).resolve().parents[1]
 # recipes/ruas_quality_train.yaml before this protocol (issue 19's retraining): every configuration
@@ -71,18 +72,15 @@ def retrain(name: str, seed: int, run: str, vals: dict[str, Path], work: Path) -
 
 def report(rows: list[dict], seeds: list[int]) -> tuple[list[str], str]:
     """The validation table, and the chosen configuration (best mean of the two sets' PSNR)."""
-    by = {c: sorted((r for r in rows if r["config"] == c), key=lambda r: r["seed"]) for c in CONFIGS}
-    full = {c: rs for c, rs in by.items() if [r["seed"] for r in rs] == seeds}
-    best = max(full, key=lambda c: mean(full[c], "psnr"))
+    full, best, tests = choose(rows, list(CONFIGS), seeds)
     lines = ["| retraining | noisy: PSNR per seed | noisy: mean PSNR / SSIM | calibrated: PSNR per seed | "
              "calibrated: mean PSNR / SSIM | criterion (dB) | vs the choice: paired t p |",
              "| --- | --- | --- | --- | --- | --- | --- |"]
     for c, rs in full.items():
-        test = "-" if c == best else f"{paired_tests([r['psnr'] for r in full[best]], [r['psnr'] for r in rs])[1]:.3f}"
         cells = [" / ".join(f"{r[f'{d}_psnr']:.2f}" for r in rs) + f" | {mean(rs, f'{d}_psnr'):.2f} / "
                  f"{mean(rs, f'{d}_ssim'):.3f}" for d in ("noisy", "calibrated")]
         lines.append(f"| {'**' + c + '**' if c == best else c} | {cells[0]} | {cells[1]} | "
-                     f"{mean(rs, 'psnr'):.2f} | {test} |")
+                     f"{mean(rs, 'psnr'):.2f} | {tests[c]} |")
     return lines, best
 
 
@@ -95,9 +93,9 @@ def main() -> None:
     p.add_argument("--work", type=Path)
     args = p.parse_args()
     work = args.work or Path(tempfile.mkdtemp(prefix="quality-retraining-"))
-    common = {"sources": ("sklearn", "sporco"), "exposure_min": 0.05, "exposure_max": 0.2, "tone_curve": False}
-    vals = {data: write_pairs(work / f"val-{data}", 32, 256, **common,
-                              **(NOISE["clean"] if data == "calibrated" else {})) for data in ("noisy", "calibrated")}
+    # validation set -> capacity.py's noise keys: the same pairs as its two validation sets
+    vals = {data: write_pairs(work / f"val-{data}", 32, 256, sources=("sklearn", "sporco"), **RETRAINING_EXPOSURES,
+                              **NOISE[noise]) for data, noise in (("noisy", "noisy"), ("calibrated", "clean"))}
     results = work / "results.jsonl"
     rows = [json.loads(line) for line in results.read_text().splitlines()] if results.is_file() else []
     done = {(r["config"], r["seed"]) for r in rows}
@@ -113,7 +111,7 @@ def main() -> None:
                   f"calibrated {row['calibrated_psnr']:.2f} dB / {row['calibrated_ssim']:.3f}", file=sys.stderr)
     lines, best = report(rows, sorted(args.seeds))
     print("\n".join(lines))
-    score_chosen(rows, best, args.test, work)
+    score_chosen(rows, best, args.seeds, args.test, work)
 
 
 if __name__ == "__main__":
