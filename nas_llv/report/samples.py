@@ -18,8 +18,8 @@ from nas_llv.report.charts import image_tag
 log = logging.getLogger(__name__)
 
 SUMMARY_KEYS = ("data", "images", "psnr", "ssim", "lpips", "rmse", "niqe", "brisque", "brightness", "noise",
-                "input_niqe", "input_brisque", "input_brightness", "input_noise", "params", "flops", "resolution", "latency_s",
-                "device_name", "engine", "output", "quantize", "gt_mean")
+                "input_niqe", "input_brisque", "input_brightness", "input_noise", "params", "flops", "resolution",
+                "latency_s", "device_name", "engine", "output", "quantize", "gt_mean")
 SAMPLE_PIXELS = 4_000_000  # a larger image is left out of the samples (eval runs it in tiles; a preview need not)
 THUMB_WIDTH = 600  # pixels of a sample as embedded (shown at half that)
 

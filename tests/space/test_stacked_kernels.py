@@ -32,7 +32,9 @@ def test_stacked_kernels_convolve_to_each_edges_weighted_sum(by_dilation):
         torch.testing.assert_close(mixed_convs(x, [stacked[e]])[0], want, rtol=1e-12, atol=1e-12)
         alone = mixed_kernels(ops, weights[e], identity[e], by_dilation)  # one edge: the same kernels
         for a, b in zip(stacked[e], alone):
+            assert (a.step, a.size) == (b.step, b.size)
             torch.testing.assert_close(a.weight, b.weight, rtol=1e-12, atol=1e-12)
+            torch.testing.assert_close(a.bias, b.bias, rtol=1e-12, atol=1e-12)
 
 
 def _both_ways(net, x):
